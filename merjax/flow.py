@@ -1,0 +1,332 @@
+"""Horn-Schunck optical flow as a jitted, batched JAX stencil, and flow representations.
+
+Two variants (DESIGN.md section 2):
+
+* ``"matlab"`` -- MATLAB's ``opticalFlowHS`` (the paper's tool): Sobel/8 derivatives of the
+  second frame, ``It = second - first``, 4-neighbour mean, ``smoothness`` not squared,
+  replicate borders. Optional ``velocity_difference`` stopping rule.
+* ``"classic"`` -- Horn & Schunck (1981) exactly as ``pyoptflow.HornSchunck`` 1.5 computes it:
+  2x2x2-cube derivatives of both frames, the 1/12-1/6 averaging kernel, ``alpha**2`` in the
+  denominator (``smoothness`` plays ``alpha``), zero padding at the borders.
+
+Every stencil is written as padding plus shifted slices plus elementwise arithmetic, which XLA
+fuses into one loop nest per Jacobi sweep; this beats ``lax.conv`` by about 10x on CPU and needs
+no special casing for batching: all leading axes of ``[..., H, W]`` ride along.
+
+Conventions: the output is ``[..., H, W, 2]`` float32 holding ``(vx, vy)`` in pixels per frame
+pair; ``vx > 0`` is motion to the right, ``vy > 0`` motion down.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Variant = Literal["matlab", "classic"]
+VARIANTS: tuple[str, ...] = ("matlab", "classic")
+REPRESENTATIONS: dict[str, int] = {
+    "vx": 1,
+    "vy": 1,
+    "mag": 1,
+    "vxvy": 2,
+    "vxvym": 3,
+    "strain": 1,
+    "vxvystrain": 3,
+}
+"""Flow representations and their channel counts."""
+
+
+# --------------------------------------------------------------------------- stencils
+
+
+def _pad_hw(x: jax.Array, widths: tuple[tuple[int, int], tuple[int, int]], mode: str) -> jax.Array:
+    """Pads the last two axes of ``x``."""
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + list(widths), mode=mode)
+
+
+def _neighbours(p: jax.Array) -> dict[tuple[int, int], jax.Array]:
+    """The 3x3 neighbourhood of every pixel of a 1-padded ``[..., H+2, W+2]`` array."""
+    h, w = p.shape[-2] - 2, p.shape[-1] - 2
+    return {
+        (dy, dx): p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    }
+
+
+def _sobel_over_8(img: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """MATLAB's Sobel/8 gradients with replicate borders (correlation, not convolution)."""
+    n = _neighbours(_pad_hw(img, ((1, 1), (1, 1)), "edge"))
+    ix = ((n[-1, 1] - n[-1, -1]) + 2.0 * (n[0, 1] - n[0, -1]) + (n[1, 1] - n[1, -1])) / 8.0
+    iy = ((n[1, -1] - n[-1, -1]) + 2.0 * (n[1, 0] - n[-1, 0]) + (n[1, 1] - n[-1, 1])) / 8.0
+    return ix, iy
+
+
+def _mean4_edge(x: jax.Array) -> jax.Array:
+    """4-neighbour mean, kernel [[0,1,0],[1,0,1],[0,1,0]]/4, replicate borders.
+
+    Written as the zero-padded neighbour sum plus ``x`` times the number of neighbours that
+    fall outside (1 on an edge, 2 in a corner): a replicated neighbour is the pixel itself.
+    Zero padding fuses into the sweep; ``jnp.pad(mode="edge")`` did not (2x slower on CPU).
+    """
+    n = _neighbours(_pad_hw(x, ((1, 1), (1, 1)), "constant"))
+    h, w = x.shape[-2:]
+    outside = np.zeros((h, w), np.float32)
+    outside[0, :] += 1
+    outside[-1, :] += 1
+    outside[:, 0] += 1
+    outside[:, -1] += 1
+    return 0.25 * ((n[-1, 0] + n[1, 0] + n[0, -1] + n[0, 1]) + outside * x)
+
+
+def _mean8_zero(x: jax.Array) -> jax.Array:
+    """Horn-Schunck's averaging kernel [[1,2,1],[2,0,2],[1,2,1]]/12 with zero borders."""
+    n = _neighbours(_pad_hw(x, ((1, 1), (1, 1)), "constant"))
+    edges = n[-1, 0] + n[1, 0] + n[0, -1] + n[0, 1]
+    corners = n[-1, -1] + n[-1, 1] + n[1, -1] + n[1, 1]
+    return edges / 6.0 + corners / 12.0
+
+
+def _cube_derivatives(f0: jax.Array, f1: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Horn-Schunck's 2x2x2-cube derivatives as ``scipy.signal.convolve2d(..., 'same')`` gives them.
+
+    ``convolve2d`` with a 2x2 kernel in 'same' mode reads pixel (i, j) and its up/left
+    neighbours with zeros outside, so every estimate sits at (i - 1/2, j - 1/2). pyoptflow's own
+    kernels, flipped by the convolution, yield the negatives of these three; Horn-Schunck's update
+    is invariant to negating all three, so the flow is the same number for number.
+    """
+    def up_left(x):  # returns x[i, j], x[i, j-1], x[i-1, j], x[i-1, j-1]
+        p = _pad_hw(x, ((1, 0), (1, 0)), "constant")
+        h, w = x.shape[-2:]
+        return p[..., 1:, 1:], p[..., 1:, :w], p[..., :h, 1:], p[..., :h, :w]
+
+    a, a_l, a_u, a_ul = up_left(f0 + f1)
+    ix = 0.25 * ((a + a_u) - (a_l + a_ul))
+    iy = 0.25 * ((a + a_l) - (a_u + a_ul))
+    d, d_l, d_u, d_ul = up_left(f1 - f0)
+    it = 0.25 * (d + d_l + d_u + d_ul)
+    return ix, iy, it
+
+
+# --------------------------------------------------------------------------- Horn-Schunck
+
+
+# Jacobi sweeps per loop trip, per variant. Unrolling lets XLA:CPU fuse across sweeps and skip
+# loop bookkeeping; measured on a 2-core CPU at 64-256 px, 100 sweeps: classic 1.3-1.7x faster
+# with 10 than with 1, matlab best at 2 (more made it slower). Results do not depend on it.
+UNROLL = {"classic": 10, "matlab": 2}
+
+
+@functools.partial(jax.jit, static_argnames=("num_iter", "variant", "stop_rule", "unroll"))
+def _horn_schunck(
+    f0: jax.Array,
+    f1: jax.Array,
+    smoothness: jax.Array,
+    velocity_difference: jax.Array,
+    *,
+    num_iter: int,
+    variant: str,
+    stop_rule: bool,
+    unroll: int | None = None,
+) -> jax.Array:
+    """Jitted core on float32 ``[..., H, W]`` frames; see :func:`horn_schunck`."""
+    if variant == "matlab":
+        ix, iy = _sobel_over_8(f1)
+        it = f1 - f0
+        denom = smoothness + ix * ix + iy * iy
+        mean = _mean4_edge
+    else:
+        ix, iy, it = _cube_derivatives(f0, f1)
+        denom = smoothness * smoothness + ix * ix + iy * iy
+        mean = _mean8_zero
+
+    def sweep(u: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
+        u_bar, v_bar = mean(u), mean(v)
+        d = (ix * u_bar + iy * v_bar + it) / denom
+        return u_bar - ix * d, v_bar - iy * d
+
+    zeros = jnp.zeros_like(f0)
+    if not stop_rule:
+        u, v = lax.fori_loop(0, num_iter, lambda _, uv: sweep(*uv), (zeros, zeros), unroll=unroll or UNROLL[variant])
+        return jnp.stack([u, v], axis=-1)
+
+    # MATLAB's VelocityDifference: a pair stops once the largest change of either velocity
+    # component between two sweeps is below the threshold. Each pair of a batch stops on its
+    # own (frozen once converged), so a batched call equals per-pair calls.
+    batch_shape = f0.shape[:-2]
+
+    def cond(state):
+        i, _, _, active = state
+        return (i < num_iter) & jnp.any(active)
+
+    def body(state):
+        i, u, v, active = state
+        u_new, v_new = sweep(u, v)
+        change = jnp.maximum(jnp.abs(u_new - u), jnp.abs(v_new - v)).max(axis=(-2, -1))
+        keep = active[..., None, None]
+        u, v = jnp.where(keep, u_new, u), jnp.where(keep, v_new, v)
+        return i + 1, u, v, active & (change >= velocity_difference)
+
+    active0 = jnp.ones(batch_shape, dtype=bool)
+    _, u, v, _ = lax.while_loop(cond, body, (jnp.int32(0), zeros, zeros, active0))
+    return jnp.stack([u, v], axis=-1)
+
+
+def to_intensity(frame: jax.Array | np.ndarray) -> jax.Array:
+    """Frames as float32 intensities: uint8 is divided by 255, floats are kept as they are."""
+    dtype = frame.dtype
+    if dtype == np.uint8:
+        return jnp.asarray(frame, jnp.float32) / 255.0
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"frames must be uint8, integer or floating point, got dtype {dtype}")
+    return jnp.asarray(frame, jnp.float32)
+
+
+def _check_smoothness(smoothness) -> None:
+    """Rejects a non-positive smoothness when its value is known (not under a trace)."""
+    try:
+        s = np.asarray(smoothness, dtype=np.float64)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    except (TypeError, ValueError):
+        raise ValueError(f"smoothness must be a positive finite scalar, got {smoothness!r}") from None
+    if s.ndim != 0 or not np.isfinite(s) or s <= 0:
+        raise ValueError(f"smoothness must be a positive finite scalar, got {smoothness!r}")
+
+
+def horn_schunck(
+    frame0: jax.Array | np.ndarray,
+    frame1: jax.Array | np.ndarray,
+    *,
+    smoothness: float | jax.Array = 1.0,
+    num_iter: int = 10,
+    variant: Variant = "matlab",
+    velocity_difference: float | None = None,
+) -> jax.Array:
+    """Horn-Schunck optical flow from ``frame0`` to ``frame1``.
+
+    Args:
+      frame0, frame1: grey frames ``[..., H, W]`` of equal shape; any leading axes are a batch
+        (a batch of clips is one call). uint8 is scaled to [0, 1]; floats are used as given.
+      smoothness: MATLAB's ``Smoothness`` (``"matlab"``, not squared) or Horn-Schunck's
+        ``alpha`` (``"classic"``, squared). Traced, so changing it does not recompile.
+      num_iter: Jacobi sweeps (MATLAB's ``MaxIteration``); static.
+      variant: ``"matlab"`` (default) or ``"classic"``; see the module docstring.
+      velocity_difference: ``"matlab"`` only. ``None`` or 0 runs exactly ``num_iter`` sweeps in a
+        ``lax.fori_loop`` (MATLAB's default, and reverse-differentiable); a positive value stops a
+        pair when the largest absolute velocity change of a sweep falls below it
+        (``lax.while_loop``; forward-mode differentiable only).
+
+    Returns:
+      ``[..., H, W, 2]`` float32 flow ``(vx, vy)``; ``vx > 0`` right, ``vy > 0`` down.
+
+    Jitted once per (shape, dtype, num_iter, variant); works unchanged on CPU and GPU and is
+    differentiable with respect to the frames and ``smoothness``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    shape0, shape1 = np.shape(frame0), np.shape(frame1)
+    if len(shape0) < 2:
+        raise ValueError(f"frames must be at least 2-D [..., H, W]; frame0 has shape {shape0}")
+    if shape0 != shape1:
+        raise ValueError(f"frame0 and frame1 must have the same shape, got {shape0} and {shape1}")
+    if shape0[-1] < 2 or shape0[-2] < 2:
+        raise ValueError(f"frames must be at least 2x2 pixels, got H, W = {shape0[-2:]}")
+    if not isinstance(num_iter, (int, np.integer)) or num_iter < 0:
+        raise ValueError(f"num_iter must be a non-negative int, got {num_iter!r}")
+    _check_smoothness(smoothness)
+    stop_rule = bool(velocity_difference)
+    if stop_rule:
+        if variant != "matlab":
+            raise ValueError("velocity_difference is MATLAB's stopping rule; use it with variant='matlab'")
+        if velocity_difference < 0:
+            raise ValueError(f"velocity_difference must be >= 0, got {velocity_difference!r}")
+    return _horn_schunck(
+        to_intensity(frame0),
+        to_intensity(frame1),
+        jnp.asarray(smoothness, jnp.float32),
+        jnp.asarray(velocity_difference or 0.0, jnp.float32),
+        num_iter=int(num_iter),
+        variant=variant,
+        stop_rule=stop_rule,
+    )
+
+
+# --------------------------------------------------------------------------- representations
+
+
+def _safe_norm(a: jax.Array, b: jax.Array) -> jax.Array:
+    """sqrt(a^2 + b^2) with a finite (zero) gradient at the origin."""
+    sq = a * a + b * b
+    nonzero = sq > 0
+    return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+
+
+def _grad_hw(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Central differences along W (x) and H (y), one-sided at the borders (``np.gradient``)."""
+    def along(x, axis):
+        n = x.shape[axis]
+        first = lax.slice_in_dim(x, 1, 2, axis=axis) - lax.slice_in_dim(x, 0, 1, axis=axis)
+        mid = 0.5 * (lax.slice_in_dim(x, 2, n, axis=axis) - lax.slice_in_dim(x, 0, n - 2, axis=axis))
+        last = lax.slice_in_dim(x, n - 1, n, axis=axis) - lax.slice_in_dim(x, n - 2, n - 1, axis=axis)
+        return jnp.concatenate([first, mid, last], axis=axis)
+
+    return along(x, x.ndim - 1), along(x, x.ndim - 2)
+
+
+def optical_strain(flow: jax.Array) -> jax.Array:
+    """Optical strain magnitude ``[..., H, W]`` of a flow ``[..., H, W, 2]``.
+
+    As in STSTNet (Liong et al., 2019): with ``e_xx = du/dx``, ``e_yy = dv/dy`` and
+    ``e_xy = e_yx = (du/dy + dv/dx) / 2``, ``|e| = sqrt(e_xx^2 + e_yy^2 + e_xy^2 + e_yx^2)``.
+    """
+    u, v = flow[..., 0], flow[..., 1]
+    du_dx, du_dy = _grad_hw(u)
+    dv_dx, dv_dy = _grad_hw(v)
+    e_xy = 0.5 * (du_dy + dv_dx)
+    return _safe_norm(_safe_norm(du_dx, dv_dy), jnp.sqrt(2.0) * e_xy)
+
+
+def representation(flow: jax.Array, kind: str) -> jax.Array:
+    """Network input ``[..., H, W, C]`` from a flow ``[..., H, W, 2]``.
+
+    ``kind``: ``vx``, ``vy``, ``mag`` (magnitude M), ``vxvy`` (the paper's Vx-Vy pair), ``vxvym``
+    (Vx, Vy, M: the 3-channel ResNet input), ``strain`` (optical strain magnitude) or
+    ``vxvystrain`` (Vx, Vy, strain: STSTNet-style). Channel counts are in ``REPRESENTATIONS``.
+    """
+    if kind not in REPRESENTATIONS:
+        raise ValueError(f"unknown flow representation {kind!r}; expected one of {sorted(REPRESENTATIONS)}")
+    if flow.ndim < 3 or flow.shape[-1] != 2:
+        raise ValueError(f"flow must have shape [..., H, W, 2], got {flow.shape}")
+    vx, vy = flow[..., 0], flow[..., 1]
+    channels = {
+        "vx": lambda: [vx],
+        "vy": lambda: [vy],
+        "mag": lambda: [_safe_norm(vx, vy)],
+        "vxvy": lambda: [vx, vy],
+        "vxvym": lambda: [vx, vy, _safe_norm(vx, vy)],
+        "strain": lambda: [optical_strain(flow)],
+        "vxvystrain": lambda: [vx, vy, optical_strain(flow)],
+    }[kind]()
+    return jnp.stack(channels, axis=-1)
+
+
+def resize_flow(flow: jax.Array, size: tuple[int, int], method: str = "linear") -> jax.Array:
+    """Resizes a flow ``[..., H, W, 2]`` to ``size = (h, w)``, scaling the vectors with the image.
+
+    A displacement of ``vx`` pixels at width ``W`` is ``vx * w / W`` pixels at width ``w``
+    (likewise ``vy`` with the heights). Downsampling is antialiased.
+    """
+    if flow.ndim < 3 or flow.shape[-1] != 2:
+        raise ValueError(f"flow must have shape [..., H, W, 2], got {flow.shape}")
+    h, w = (int(s) for s in size)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size must be two positive ints (h, w), got {size!r}")
+    in_h, in_w = flow.shape[-3], flow.shape[-2]
+    out = jax.image.resize(flow, flow.shape[:-3] + (h, w, 2), method=method, antialias=True)
+    return out * jnp.asarray([w / in_w, h / in_h], out.dtype)

@@ -1,0 +1,133 @@
+"""The paper's networks as Flax modules, and their parameter counts.
+
+Why linen (not nnx): the LOSO trainer vmaps one network over a stack of per-fold variables and
+shards and checkpoints that stack. Linen's ``model.apply(variables, x)`` is already a pure
+function of a plain pytree of arrays, so ``jax.vmap(model.apply)`` over a leading fold axis, a
+``NamedSharding`` on that axis and an orbax checkpoint all see the same dict structure, with no
+split/merge of module state. (nnx would need ``nnx.split``/``nnx.vmap`` at every boundary.)
+
+Contract::
+
+    model = build("shallow", num_layers=3, in_channels=1)       # Vy-3CL
+    model = build("resnet", num_layers=7, in_channels=3)        # ResNet8
+    count_params(model, (64, 64, 1))                            # 331,301
+    variables = init(model, key, (64, 64, 1))
+    logits = model.apply(variables, x_NxHxWxC)                  # eval: running BN statistics
+    (logits, feats), updates = model.apply(variables, x, train=True, return_features=True,
+                                           mutable=["batch_stats"])
+
+Networks also build by name (``by_name("vy-3cl")``, ``by_name("resnet8")``), which returns the
+module and the flow representation it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from merjax.flow import REPRESENTATIONS
+from merjax.models import resnet, shallow
+from merjax.models.resnet import ResNetDepth
+from merjax.models.shallow import ShallowCNN
+
+ARCHS = ("resnet", "shallow", "tiny")
+
+
+class TinyCNN(nn.Module):
+    """One 3x3 conv (4 filters) + BN + ReLU, global average pool, Dense. For testing only."""
+
+    in_channels: int
+    num_classes: int = 5
+
+    @nn.compact
+    def __call__(
+        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
+        from merjax.models.layers import ConvBN, check_input
+
+        check_input(x, self.in_channels, "TinyCNN")
+        x = ConvBN(4, 3, name="conv1")(x, train=train, mask=mask)
+        features = x.mean(axis=(1, 2))
+        logits = nn.Dense(self.num_classes, name="fc")(features)
+        return (logits, features) if return_features else logits
+
+
+def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5) -> nn.Module:
+    """A network of the paper.
+
+    Args:
+      arch: ``"resnet"`` (ResNet18 depth variants, ``num_layers`` in 1, 3, ..., 17), ``"shallow"``
+        (the 1-4 CL CNNs) or ``"tiny"`` (for testing only; ``num_layers`` must be 1).
+      num_layers: conv layers, as the paper counts them.
+      in_channels: channels of the flow representation fed to it (1, 2 or 3).
+      num_classes: 5 for the MEGC 2018 objective classes.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool):
+        raise ValueError(f"num_layers must be an int, got {num_layers!r}")
+    if not isinstance(in_channels, (int, np.integer)) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    if arch == "resnet":
+        if num_layers not in resnet.DEPTHS:
+            raise ValueError(
+                f"a ResNet depth variant has an odd number of conv layers in 1..17 (stem + 2 per block), "
+                f"got num_layers={num_layers}"
+            )
+        return ResNetDepth(int(num_layers), int(in_channels), int(num_classes))
+    if arch == "shallow":
+        if not 1 <= num_layers <= shallow.MAX_LAYERS:
+            raise ValueError(f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got num_layers={num_layers}")
+        return ShallowCNN(int(num_layers), int(in_channels), int(num_classes))
+    if num_layers != 1:
+        raise ValueError(f"the tiny test network has 1 conv layer, got num_layers={num_layers}")
+    return TinyCNN(int(in_channels), int(num_classes))
+
+
+def by_name(name: str, num_classes: int = 5) -> tuple[nn.Module, str]:
+    """``(module, representation)`` from a paper name.
+
+    ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL), or
+    ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``).
+    """
+    key = name.lower().strip()
+    if key.startswith("resnet") and key[6:].isdigit():
+        return build("resnet", int(key[6:]) - 1, 3, num_classes), "vxvym"
+    rep, _, depth = key.rpartition("-")
+    if rep in REPRESENTATIONS and depth.endswith("cl") and depth[:-2].isdigit():
+        return build("shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes), rep
+    raise ValueError(
+        f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or 'vy-3cl' "
+        f"(representation in {sorted(REPRESENTATIONS)}, 1-4 cl)"
+    )
+
+
+def init(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
+    """Variables (``params`` and ``batch_stats``) for inputs of shape ``input_shape = (H, W, C)``."""
+    return model.init(key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+
+
+def count_params(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Learnable parameters (the ``params`` collection) for inputs ``(H, W, C)``; no compute."""
+    shapes = jax.eval_shape(lambda k: init(model, k, input_shape), jax.random.key(0))
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(shapes["params"])))
+
+
+__all__ = [
+    "ARCHS",
+    "ResNetDepth",
+    "ShallowCNN",
+    "TinyCNN",
+    "build",
+    "by_name",
+    "count_params",
+    "init",
+    "resnet",
+    "shallow",
+]
