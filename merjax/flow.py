@@ -184,6 +184,8 @@ def _horn_schunck(
 
 def to_intensity(frame: jax.Array | np.ndarray) -> jax.Array:
     """Frames as float32 intensities: uint8 is divided by 255, floats are kept as they are."""
+    if not hasattr(frame, "dtype"):
+        frame = np.asarray(frame)
     dtype = frame.dtype
     if dtype == np.uint8:
         return jnp.asarray(frame, jnp.float32) / 255.0

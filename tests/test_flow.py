@@ -241,6 +241,7 @@ def test_bad_inputs_raise_clear_errors():
         horn_schunck(a, a, num_iter=-1)
     with pytest.raises(ValueError, match="velocity_difference"):
         horn_schunck(a, a, variant="classic", velocity_difference=0.1)
+    np.testing.assert_array_equal(horn_schunck([[0.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]), 0.0)
     with pytest.raises(TypeError, match="dtype"):
         horn_schunck(a.astype(bool), a.astype(bool))
 
