@@ -69,7 +69,7 @@ def _sobel_over_8(img: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _zero_pad1(x: jax.Array) -> jax.Array:
     """One ring of zeros around the last two axes."""
-    return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * (x.ndim - 2) + [(1, 1, 0), (1, 1, 0)])
+    return _pad_hw(x, ((1, 1), (1, 1)), "constant")
 
 
 def _mean4_edge(p: jax.Array) -> jax.Array:

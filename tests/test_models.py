@@ -143,19 +143,23 @@ def test_by_name():
             models.by_name(bad)
 
 
-def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match="odd number of conv layers"):
-        models.build("resnet", 8, 3)
-    with pytest.raises(ValueError, match="odd number of conv layers"):
-        models.build("resnet", 19, 3)
-    with pytest.raises(ValueError, match="1 to 4 conv layers"):
-        models.build("shallow", 0, 1)
-    with pytest.raises(ValueError, match="1 to 4 conv layers"):
-        models.build("shallow", 5, 1)
-    with pytest.raises(ValueError, match="arch"):
-        models.build("vgg", 3, 1)
-    with pytest.raises(ValueError, match="in_channels"):
-        models.build("shallow", 3, 0)
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("resnet", 8, 3), "odd number of conv layers"),
+        (("resnet", 19, 3), "odd number of conv layers"),
+        (("shallow", 0, 1), "1 to 4 conv layers"),
+        (("shallow", 5, 1), "1 to 4 conv layers"),
+        (("vgg", 3, 1), "arch"),
+        (("shallow", 3, 0), "in_channels"),
+    ],
+)
+def test_bad_build_arguments_raise_clear_errors(args, message):
+    with pytest.raises(ValueError, match=message):
+        models.build(*args)
+
+
+def test_wrong_input_raises_clear_errors():
     model = models.build("shallow", 1, 1)
     variables = models.init(model, jax.random.key(0), (16, 16, 1))
     with pytest.raises(ValueError, match="built for 1 input channel"):

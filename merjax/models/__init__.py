@@ -31,6 +31,7 @@ import numpy as np
 
 from merjax.flow import REPRESENTATIONS
 from merjax.models import resnet, shallow
+from merjax.models.layers import ConvBN, check_input
 from merjax.models.resnet import ResNetDepth
 from merjax.models.shallow import ShallowCNN
 
@@ -47,8 +48,6 @@ class TinyCNN(nn.Module):
     def __call__(
         self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
-        from merjax.models.layers import ConvBN, check_input
-
         check_input(x, self.in_channels, "TinyCNN")
         x = ConvBN(4, 3, name="conv1")(x, train=train, mask=mask)
         features = x.mean(axis=(1, 2))
