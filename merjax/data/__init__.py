@@ -1,0 +1,29 @@
+"""Micro-expression databases: loaders, the MEGC composites, synthetic data and a flow cache.
+
+Every loader returns a :class:`~merjax.data.sample.SampleList` of
+:class:`~merjax.data.sample.Sample` (dataset, subject, clip, onset, apex, offset, label, frame
+paths); samples skipped with ``on_error="skip"`` are in its ``.skipped``.
+
+    from merjax.data import composite
+    samples = composite.megc2018("/data/CASME2", "/data/SAMM")
+    print(samples.summary())
+"""
+
+from merjax.data import casme2, composite, samm, smic
+from merjax.data.cache import FlowSet, FlowSettings, load_or_compute
+from merjax.data.sample import Problem, Sample, SampleList
+from merjax.data.spreadsheets import DataError
+
+__all__ = [
+    "DataError",
+    "FlowSet",
+    "FlowSettings",
+    "Problem",
+    "Sample",
+    "SampleList",
+    "casme2",
+    "composite",
+    "load_or_compute",
+    "samm",
+    "smic",
+]

@@ -1,0 +1,95 @@
+"""SAMM (Davison et al. 2018) as distributed: one spreadsheet and folders of grey frames.
+
+Expected under ``root``: ``SAMM_Micro_FACS_Codes_v2.xlsx`` (13 note rows, then the header
+Subject, Filename, Inducement Code, Onset Frame, Apex Frame, Offset Frame, Duration (formulas),
+Micro, Action Units, Estimated Emotion, Objective Classes, Notes) and frames
+``SUBJ/CLIP/SUBJ_F.jpg`` either directly under ``root`` or under ``root/SAMM/``. The zero padding
+of F varies between clips, so frame numbers are parsed from the names. Frames are whole
+(~960x650) images: faces are found with :mod:`merjax.data.faces` unless ``cropped=True`` says the
+user's copy is already cropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from merjax.data import frames as frames_lib
+from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
+from merjax.data.spreadsheets import DataError, as_int, as_str, find_file, read_table
+
+CODES = "SAMM_Micro_FACS_Codes_v2.xlsx"
+HEADER = (
+    "Subject",
+    "Filename",
+    "Onset Frame",
+    "Apex Frame",
+    "Offset Frame",
+    "Estimated Emotion",
+    "Objective Classes",
+)
+
+log = logging.getLogger(__name__)
+
+
+def _subject(value) -> str:
+    s = as_str(value)
+    return s.zfill(3) if s.isdigit() else s
+
+
+def find_frames_root(root: Path, subjects: list[str]) -> Path:
+    """``root`` or ``root/SAMM`` (or one folder deeper): whichever holds the subject folders."""
+    candidates = [root, root / "SAMM", *sorted(root.glob("*/SAMM")), *sorted(root.glob("*/"))]
+    for c in candidates:
+        if c.is_dir() and any((c / s).is_dir() for s in subjects):
+            return c
+    raise DataError(
+        f"SAMM: no subject folders (e.g. {subjects[0]!r}) in {str(root)!r} or {str(root / 'SAMM')!r}"
+    )
+
+
+def load(
+    root: str | Path, *, cropped: bool = False, on_error: str = "raise", check: bool = True
+) -> SampleList:
+    """Every SAMM clip of the spreadsheet with its objective class (label = class - 1, 0..6)."""
+    root = Path(root)
+    codes = find_file(root, CODES, what="SAMM")
+    rows = list(read_table(codes, HEADER))
+    if not rows:
+        raise DataError(f"{str(codes)!r} has a header but no rows")
+    frames_root = find_frames_root(root, [_subject(r["Subject"]) for _, r in rows])
+    items = (
+        (f"{codes.name} row {row}", as_str(r["Filename"]),
+         functools.partial(_sample, r, f"{codes.name} row {row}", frames_root, cropped))
+        for row, r in rows
+    )
+    return frames_lib.gather(items, on_error=on_error, decode=check)
+
+
+def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:
+    clip = as_str(r["Filename"])
+    subject = _subject(r["Subject"])
+    onset = as_int(r["Onset Frame"], where=where, column="Onset Frame")
+    apex = as_int(r["Apex Frame"], where=where, column="Apex Frame")
+    offset = as_int(r["Offset Frame"], where=where, column="Offset Frame")
+    objective = r["Objective Classes"]
+    if not isinstance(objective, (int, float)) or int(objective) not in range(1, 8):
+        raise DataError(f"{where}: objective class {objective!r} is not 1-7")
+    folder = frames_root / subject / clip
+    if not folder.is_dir():
+        raise DataError(f"{where}: clip folder {str(folder)!r} does not exist")
+    return Sample(
+        dataset="samm",
+        subject=f"samm/{subject}",
+        clip=clip,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        label=int(objective) - 1,
+        class_name=OBJECTIVE_CLASSES[int(objective) - 1],
+        emotion=as_str(r["Estimated Emotion"]).lower(),
+        frames=frames_lib.index_frames(folder),
+        cropped=cropped,
+        source=where,
+    )

@@ -1,0 +1,120 @@
+"""The sample record every loader returns, and the report of samples a loader skipped."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+OBJECTIVE_CLASSES: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI", "VII")
+"""Objective classes of Davison et al. (2018); the MEGC 2018 composite keeps I-V."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One micro-expression clip with its annotation and where its frames are.
+
+    ``subject`` is prefixed by the database (``"casme2/sub01"``, ``"samm/006"``) so it is unique
+    across databases. ``frames`` maps every frame number found in the clip folder to its path
+    (frame numbers are parsed from the file names, never formatted). ``cropped`` says whether the
+    frames are already face crops; raw frames get a face box from :mod:`merjax.data.faces`.
+    ``source`` names the spreadsheet and row the sample came from; ``note`` records any policy
+    applied to the row (e.g. how a missing apex was filled in).
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    onset: int
+    apex: int
+    offset: int
+    label: int
+    class_name: str
+    emotion: str
+    frames: tuple[tuple[int, str], ...]
+    cropped: bool
+    source: str
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        """A stable identity: dataset, subject, clip and the three annotated frames."""
+        return f"{self.subject}/{self.clip}@{self.onset}-{self.apex}-{self.offset}"
+
+    def frame_path(self, frame: int) -> Path:
+        """The path of frame number ``frame``; a KeyError names the clip when it is missing."""
+        for number, path in self.frames:
+            if number == frame:
+                return Path(path)
+        raise KeyError(f"{self.source}: clip {self.clip} has no frame {frame}")
+
+    @property
+    def onset_path(self) -> Path:
+        return self.frame_path(self.onset)
+
+    @property
+    def apex_path(self) -> Path:
+        return self.frame_path(self.apex)
+
+    @property
+    def augment_frame(self) -> int:
+        """The second training frame: apex+1 (the paper's onset->apex+1 augmentation), or
+        apex-1 when the clip ends at its apex (four CASME II rows have apex == offset and no
+        later frame; :func:`merjax.data.frames.check` notes it)."""
+        numbers = {n for n, _ in self.frames}
+        return self.apex + 1 if self.apex + 1 in numbers else self.apex - 1
+
+    @property
+    def augment_path(self) -> Path:
+        return self.frame_path(self.augment_frame)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A sample that could not be used: where it came from and why."""
+
+    source: str
+    clip: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.clip}): {self.reason}"
+
+
+class SampleList(list):
+    """A list of :class:`Sample` that also carries the samples that were skipped.
+
+    Loaders return this so that ``on_error="skip"`` never drops anything silently: every skip
+    is in ``.skipped`` (and was logged as a warning when it happened).
+    """
+
+    def __init__(self, samples=(), skipped=()):
+        super().__init__(samples)
+        self.skipped: list[Problem] = list(skipped)
+
+    def __add__(self, other):
+        out = SampleList(list(self) + list(other), self.skipped + getattr(other, "skipped", []))
+        return out
+
+    def filter(self, keep) -> "SampleList":
+        return SampleList([s for s in self if keep(s)], self.skipped)
+
+    def summary(self) -> str:
+        """Counts per dataset and class, and the skips: what a run prints before it trains."""
+        lines = []
+        for ds in sorted({s.dataset for s in self}):
+            these = [s for s in self if s.dataset == ds]
+            by_class: dict[str, int] = {}
+            for s in sorted(these, key=lambda s: s.label):
+                by_class[s.class_name] = by_class.get(s.class_name, 0) + 1
+            counts = ", ".join(f"{k}: {v}" for k, v in by_class.items())
+            lines.append(
+                f"{ds}: {len(these)} samples, {len({s.subject for s in these})} subjects ({counts})"
+            )
+        lines.append(f"total: {len(self)} samples, {len({s.subject for s in self})} subjects")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} sample(s):")
+            lines += [f"  {p}" for p in self.skipped]
+        notes = [s for s in self if s.note]
+        for s in notes:
+            lines.append(f"note: {s.source} ({s.clip}): {s.note}")
+        return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""Reading the databases' official annotation spreadsheets (openpyxl, no pandas)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import openpyxl
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file, row or argument."""
+
+
+def find_file(root: Path, name: str, *, what: str, max_depth: int = 2) -> Path:
+    """Finds ``name`` in ``root`` or up to ``max_depth`` folders below it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{what} root {str(root)!r} is not a folder")
+    pattern = name
+    for depth in range(max_depth + 1):
+        hits = sorted(root.glob(pattern))
+        if hits:
+            return hits[0]
+        pattern = "*/" + pattern
+    raise DataError(
+        f"{what}: no {name!r} in {str(root)!r} or up to {max_depth} folders below it "
+        f"(this is the official file name the database ships with)"
+    )
+
+
+def _norm(value: Any) -> str:
+    return " ".join(str(value).split()).lower() if value is not None else ""
+
+
+def read_table(
+    path: Path, header: tuple[str, ...], *, sheet: str | int = 0, max_scan: int = 40
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yields ``(row_number, {column: value})`` for the rows below ``header``.
+
+    The header row is found by looking for all names of ``header`` (case and spacing ignored)
+    within the first ``max_scan`` rows, so note rows above it (SAMM has 13) are skipped. Row
+    numbers are the spreadsheet's own (1-based), for error messages. Entirely empty rows are
+    skipped. Formulas come back as their text (only unused columns hold them).
+    """
+    try:
+        book = openpyxl.load_workbook(path, read_only=True)
+    except Exception as e:  # openpyxl raises several unrelated types
+        raise DataError(f"cannot read spreadsheet {str(path)!r}: {e}") from e
+    try:
+        ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
+    except (IndexError, KeyError) as e:
+        raise DataError(f"{str(path)!r} has no sheet {sheet!r}") from e
+    wanted = [_norm(h) for h in header]
+    columns: dict[str, int] | None = None
+    for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        if columns is None:
+            cells = [_norm(c) for c in row]
+            if all(w in cells for w in wanted):
+                columns = {h: cells.index(w) for h, w in zip(header, wanted)}
+            elif number >= max_scan:
+                break
+            continue
+        if all(c is None or str(c).strip() == "" for c in row):
+            continue
+        yield number, {h: (row[i] if i < len(row) else None) for h, i in columns.items()}
+    book.close()
+    if columns is None:
+        raise DataError(
+            f"{str(path)!r}: no header row with columns {list(header)} in its first "
+            f"{max_scan} rows"
+        )
+
+
+def as_int(value: Any, *, where: str, column: str) -> int:
+    """An integer cell, or a DataError naming the row and column."""
+    if isinstance(value, bool):
+        raise DataError(f"{where}: {column} is {value!r}, not a frame number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise DataError(f"{where}: {column} is {value!r}, not a frame number")
+
+
+def as_str(value: Any) -> str:
+    """A text cell; integer-valued numbers lose their '.0'."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return "" if value is None else str(value).strip()

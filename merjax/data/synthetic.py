@@ -1,0 +1,425 @@
+"""A synthetic micro-expression database in the CASME II and SAMM layouts.
+
+The embedded default of ``merjax.main`` and the tests' data. It is written to disk with the
+official spreadsheet formats and folder layouts (including their quirks: CASME II's blank
+columns and '/' apex, a clip that ends at its apex, SAMM's 13 note rows, Duration formulas and
+inconsistent zero padding), so the real loaders read it.
+
+What is in a clip (DESIGN.md section 4): a face that differs per subject (geometry, skin tone,
+texture); a motion localised where the class's action units act -- I: lip corners up (AU6/12),
+II: brows up (AU1/2/5), III: brows down and together (AU4/7), IV: nose wrinkle and upper lip up
+(AU9/10), V: lip corners down (AU15/17), VI: one lip corner (AU14), VII: one random region --
+peaking at 0.4-1.5 px at the apex with per-sample amplitude, asymmetry and position jitter;
+onset -> apex -> offset timing at 200 fps (30-80 ms each way); small global head drift; an
+unrelated nuisance motion in some clips; sensor noise and JPEG compression.
+
+CASME II-style clips are face crops (``Cropped/subNN/CLIP/reg_imgF.jpg``); SAMM-style clips are
+whole grey frames with the face inside (``SAMM/SUBJ/CLIP/SUBJ_F.jpg``), so the face detector runs.
+
+    python -m merjax.data.synthetic --out /tmp/synth            # composite-like, ~10 s
+    python -m merjax.data.synthetic --out /tmp/synth --size=tiny --baseline
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openpyxl
+
+from merjax.data import casme2 as casme2_lib
+from merjax.data import samm as samm_lib
+
+log = logging.getLogger(__name__)
+
+_VERSION = 1  # bump when the generator's output changes
+
+CASME2_EMOTIONS = ("happiness", "surprise", "disgust", "disgust", "repression", "fear", "others")
+SAMM_EMOTIONS = ("Happiness", "Surprise", "Anger", "Disgust", "Sadness", "Contempt", "Other")
+ACTION_UNITS = ("6+12", "1+2+5", "4+7", "9+10", "15+17", "R14", "24")
+
+# Action-unit motions in face coordinates: (x, y) of the blob centre as fractions of the face
+# box, (vx, vy) its direction; "m" mirrors the blob to the other side with vx negated.
+_AU_BLOBS: dict[int, list[tuple[float, float, float, float, bool]]] = {
+    0: [(0.38, 0.70, -0.4, -0.9, True), (0.30, 0.55, 0.0, -0.5, True)],
+    1: [(0.33, 0.31, 0.0, -1.0, True), (0.42, 0.31, 0.0, -0.8, True), (0.33, 0.38, 0.0, -0.4, True)],
+    2: [(0.35, 0.31, 0.6, 0.8, True), (0.33, 0.41, 0.0, -0.3, True)],
+    3: [(0.44, 0.52, 0.0, -0.8, True), (0.50, 0.63, 0.0, -1.0, False)],
+    4: [(0.38, 0.70, 0.0, 1.0, True), (0.50, 0.82, 0.0, -0.6, False)],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Sizes of a synthetic database. Class counts are for objective classes I..VII."""
+
+    casme2_subjects: int
+    samm_subjects: int
+    casme2_counts: tuple[int, ...]
+    samm_counts: tuple[int, ...]
+    casme2_face: tuple[int, int]  # range of face-crop sides (CASME II crops vary in size)
+    samm_frame: tuple[int, int]  # (H, W) of SAMM-style whole frames
+    samm_face: tuple[int, int]  # range of face sides inside them
+    rise: tuple[int, int] = (6, 16)  # frames onset -> apex (30-80 ms at 200 fps)
+    fall: tuple[int, int] = (6, 16)  # frames apex -> offset
+    amplitude: tuple[float, float] = (0.3, 1.5)  # peak displacement in pixels of the face box
+    noise: float = 3.0  # sensor noise, grey levels
+    nuisance: float = 0.6  # probability of an unrelated motion in a clip
+
+
+SPECS: dict[str, Spec] = {
+    # Class and subject counts of the MEGC 2018 composite (DESIGN.md section 4), plus VI/VII
+    # rows that the composite must drop.
+    "full": Spec(
+        casme2_subjects=26,
+        samm_subjects=21,
+        casme2_counts=(25, 15, 99, 26, 20, 4, 12),
+        samm_counts=(24, 13, 20, 8, 3, 3, 8),
+        casme2_face=(100, 140),
+        samm_frame=(240, 320),
+        samm_face=(130, 160),
+    ),
+    # For tests: a few subjects, small frames, short clips.
+    "tiny": Spec(
+        casme2_subjects=3,
+        samm_subjects=3,
+        casme2_counts=(2, 2, 3, 2, 2, 0, 1),
+        samm_counts=(2, 1, 2, 1, 1, 0, 1),
+        casme2_face=(44, 52),
+        samm_frame=(96, 128),
+        samm_face=(64, 72),
+        rise=(2, 4),
+        fall=(2, 3),
+    ),
+}
+
+
+# --------------------------------------------------------------------------- faces and motion
+
+
+def _draw_face(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A neutral face, ``[side, side]`` float32 grey, on a dark background.
+
+    Proportions were chosen so that OpenCV's frontal-face Haar cascade finds it.
+    """
+    s = side
+    img = np.full((s, s), 40.0, np.float32)
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    cx, cy = 0.5 + rng.uniform(-0.02, 0.02), 0.52
+    skin = rng.uniform(150, 200)
+    ell = ((xx - cx) / rng.uniform(0.33, 0.4)) ** 2 + ((yy - cy) / rng.uniform(0.43, 0.48)) ** 2
+    img = np.where(ell < 1, skin - 25 * (xx - cx) - 30 * np.clip(ell, 0, 1), img).astype(np.float32)
+
+    def ellipse(x, y, ax, ay, value, angle=0.0):
+        cv2.ellipse(img, (int(x * s * 16), int(y * s * 16)), (int(ax * s * 16), int(ay * s * 16)),
+                    angle, 0, 360, float(value), -1, cv2.LINE_AA, 4)
+
+    ey, ex = rng.uniform(0.38, 0.43), rng.uniform(0.15, 0.19)
+    for sign in (-1, 1):
+        ellipse(cx + sign * ex, ey, 0.08, 0.035, skin * 0.65)  # eye socket
+        ellipse(cx + sign * ex, ey, 0.025, 0.022, 30)  # iris
+        ellipse(cx + sign * ex, ey - rng.uniform(0.07, 0.09), 0.08, 0.02, skin * 0.3,
+                sign * rng.uniform(0, 12))  # brow
+    ellipse(cx, 0.57, 0.05, 0.025, skin * 0.55)  # nose base
+    ellipse(cx, 0.50, 0.025, 0.08, min(255.0, skin * 1.15))  # nose bridge
+    ellipse(cx, rng.uniform(0.68, 0.72), rng.uniform(0.10, 0.14), 0.025, skin * 0.4)  # mouth
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (s, s)).astype(np.float32), (0, 0), s / 40)
+    img += 8 * texture / texture.std() * (ell < 1)
+    return cv2.GaussianBlur(img, (0, 0), s * 0.015)
+
+
+def _blobs(rng: np.random.Generator, cls: int) -> list[tuple[float, float, float, float]]:
+    """The (x, y, vx, vy) motion blobs of one sample of class ``cls`` (0-based), jittered."""
+    if cls < 5:
+        out = []
+        for x, y, vx, vy, mirror in _AU_BLOBS[cls]:
+            sides = ((x, vx), (1 - x, -vx)) if mirror else ((x, vx),)
+            for bx, bvx in sides:
+                gain = rng.uniform(0.4, 1.0)  # asymmetry
+                out.append((bx + rng.normal(0, 0.025), y + rng.normal(0, 0.025), bvx * gain, vy * gain))
+        return out
+    if cls == 5:  # one lip corner, pulled sideways (AU14, contempt)
+        side = rng.choice([-1, 1])
+        return [(0.5 + side * 0.12, 0.70, side * 1.0, -0.2)]
+    angle = rng.uniform(0, 2 * np.pi)  # VII: anything, anywhere
+    return [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.8), np.cos(angle), np.sin(angle))]
+
+
+def _field(blobs, box, shape, width: float) -> np.ndarray:
+    """Displacement ``[H, W, 2]`` of unit peak from blobs in face coordinates of ``box``."""
+    x0, y0, side = box
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    d = np.zeros((*shape, 2), np.float32)
+    for bx, by, vx, vy in blobs:
+        g = np.exp(-((xx - x0 - bx * side) ** 2 + (yy - y0 - by * side) ** 2) / (2 * (width * side) ** 2))
+        d[..., 0] += vx * g
+        d[..., 1] += vy * g
+    peak = np.abs(d).max()
+    return d / peak if peak > 0 else d
+
+
+def _profile(num: int, apex: int, fall_to: float) -> np.ndarray:
+    """Expression intensity per frame index 0..num-1: 0 at onset, 1 at ``apex``, ``fall_to`` at
+    the last frame (smooth sin^2 ramps)."""
+    t = np.arange(num, dtype=np.float32)
+    rise = np.sin(0.5 * np.pi * np.clip(t / max(apex, 1), 0, 1)) ** 2
+    down = 1 - (1 - fall_to) * np.sin(0.5 * np.pi * np.clip((t - apex) / max(num - 1 - apex, 1), 0, 1)) ** 2
+    return np.where(t <= apex, rise, down)
+
+
+def _render_clip(rng, spec: Spec, canvas, box, cls, rise, fall, extra_after: int) -> list[np.ndarray]:
+    """Frames onset..offset(+extra_after) of one clip as uint8 images."""
+    h, w = canvas.shape
+    side = box[2]
+    amp = rng.uniform(*spec.amplitude)
+    width = rng.uniform(0.06, 0.09)
+    motion = amp * _field(_blobs(rng, cls), box, (h, w), width)
+    if rng.random() < spec.nuisance:  # an unrelated twitch somewhere on the face
+        angle = rng.uniform(0, 2 * np.pi)
+        nb = [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.85), np.cos(angle), np.sin(angle))]
+        motion += rng.uniform(0.3, 1.0) * _field(nb, box, (h, w), 0.07)
+    num = rise + fall + 1 + extra_after
+    intensity = _profile(rise + fall + 1, rise, rng.uniform(0.0, 0.3))
+    intensity = np.concatenate([intensity, np.full(extra_after, intensity[-1])])
+    head = np.cumsum(rng.normal(0, 0.02 * side / 100, (num, 2)), axis=0).astype(np.float32)
+    head -= head[0]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for i in range(num):
+        d = intensity[i] * motion + head[i]
+        img = cv2.remap(canvas, xx - d[..., 0], yy - d[..., 1], cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REFLECT)
+        img = img + rng.normal(0, spec.noise, img.shape).astype(np.float32)
+        out.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+    return out
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+def _assign(rng, counts: tuple[int, ...], num_subjects: int) -> list[tuple[int, int]]:
+    """(subject index, class) pairs; every subject gets at least one class I-V sample."""
+    labels = [c for c, n in enumerate(counts) for _ in range(n)]
+    rng.shuffle(labels)
+    main = [i for i, c in enumerate(labels) if c < 5]
+    if len(main) < num_subjects:
+        raise ValueError(f"{len(main)} class I-V samples cannot cover {num_subjects} subjects")
+    subject = np.empty(len(labels), int)
+    weights = rng.gamma(1.5, 1.0, num_subjects)
+    first = set(main[:num_subjects])
+    for k, i in enumerate(main[:num_subjects]):
+        subject[i] = k
+    for i in range(len(labels)):
+        if i not in first:
+            subject[i] = rng.choice(num_subjects, p=weights / weights.sum())
+    return sorted(zip(subject.tolist(), labels))
+
+
+def _write_jpeg(path: Path, img: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 92]):
+        raise OSError(f"cannot write {path}")
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
+    faces = [_draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
+             for _ in range(spec.casme2_subjects)]
+    pairs = _assign(rng, spec.casme2_counts, spec.casme2_subjects)
+    main_rows = [i for i, (_, c) in enumerate(pairs) if c < 5]
+    slash_row, ends_row = main_rows[len(main_rows) // 3], main_rows[2 * len(main_rows) // 3]
+    coding, objective = [], []
+    clip_numbers: dict[int, int] = {}
+    for i, (subj, cls) in enumerate(pairs):
+        k = clip_numbers[subj] = clip_numbers.get(subj, 0) + 1
+        name = f"EP{int(rng.integers(1, 20)):02d}_{k:02d}" + ("f" if rng.random() < 0.5 else "")
+        sub = f"{subj + 1:02d}"
+        rise, fall = (int(rng.integers(*r, endpoint=True)) for r in (spec.rise, spec.fall))
+        onset = int(rng.integers(10, 300))
+        apex, offset = onset + rise, onset + rise + fall
+        extra = 0 if i == ends_row else 2
+        if i == ends_row:  # a clip that ends at its apex, like four official rows
+            fall, offset = 0, apex
+        face = faces[subj]
+        frames = _render_clip(rng, spec, face, (0, 0, face.shape[0]), cls, rise, fall, extra)
+        folder = root / "Cropped" / f"sub{sub}" / name
+        folder.mkdir(parents=True)
+        for j, img in enumerate(frames):
+            _write_jpeg(folder / f"reg_img{onset + j}.jpg", img)
+        apex_cell = "/" if i == slash_row else apex
+        coding.append((sub, name, None, onset, apex_cell, offset, None, ACTION_UNITS[cls],
+                       CASME2_EMOTIONS[cls]))
+        objective.append((sub, name, cls + 1))
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Sheet1"
+    ws.append(("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
+               "Action Units", "Estimated Emotion"))
+    for r in coding:
+        ws.append(r)
+    book.create_sheet("Sheet2")
+    book.save(root / casme2_lib.CODING)
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.append(("Subject", "Filename", "Objective Class"))
+    for r in objective:
+        ws.append(r)
+    book.save(root / casme2_lib.OBJECTIVE)
+
+
+_SAMM_NOTES = (
+    ("SAMM Dataset - Master FACS Codes (synthetic stand-in written by merjax)",),
+    (),
+    ("New updates with Emotional and Objective Classes.",),
+    (None, None, None, None, "(Note to the users: synthetic data, not SAMM.)"),
+    (),
+    ("Symbol Key:",),
+    ('"/" = or',),
+    ('"?" = some AU\'s continue for a while and have unclear offset',),
+    (),
+    ("AU Help:",),
+    ('"L2 or R2" = Unilateral AU 2 on left side of face / right side of face',),
+    ('"A2" = Asymmetric AU 2. Occurs on both sides of face but stronger on one side',),
+    (),
+)
+
+
+def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
+    ids = sorted(rng.choice(np.arange(6, 38), spec.samm_subjects, replace=False).tolist())
+    h, w = spec.samm_frame
+    canvases = []
+    for _ in ids:
+        side = int(rng.integers(*spec.samm_face, endpoint=True))
+        canvas = np.full((h, w), 40.0, np.float32)
+        x0 = int(rng.integers(0, w - side + 1))
+        y0 = int(rng.integers(0, h - side + 1))
+        canvas[y0 : y0 + side, x0 : x0 + side] = _draw_face(rng, side)
+        canvases.append((canvas, (x0, y0, side)))
+    rows = []
+    clip_numbers: dict[int, int] = {}
+    for subj, cls in _assign(rng, spec.samm_counts, spec.samm_subjects):
+        sid = f"{ids[subj]:03d}"
+        k = clip_numbers[subj] = clip_numbers.get(subj, 0) + 1
+        name = f"{sid}_{int(rng.integers(1, 8))}_{k}"
+        rise, fall = (int(rng.integers(*r, endpoint=True)) for r in (spec.rise, spec.fall))
+        onset = int(rng.integers(1000, 9000))
+        apex, offset = onset + rise, onset + rise + fall
+        canvas, box = canvases[subj]
+        frames = _render_clip(rng, spec, canvas, box, cls, rise, fall, 2)
+        pad = int(rng.choice([4, 5]))  # SAMM's zero padding varies between clips
+        folder = root / "SAMM" / sid / name
+        folder.mkdir(parents=True)
+        for j, img in enumerate(frames):
+            _write_jpeg(folder / f"{sid}_{onset + j:0{pad}d}.jpg", img)
+        rows.append((sid, name, int(rng.integers(1, 8)), onset, apex, offset, None,
+                     "Micro - 1/2", ACTION_UNITS[cls], SAMM_EMOTIONS[cls], cls + 1, None))
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "MICRO_ONLY"
+    for r in _SAMM_NOTES:
+        ws.append(r)
+    ws.append(("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
+               "Offset Frame", "Duration", "Micro", "Action Units", "Estimated Emotion",
+               "Objective Classes", "Notes"))
+    for r in rows:
+        n = ws.max_row + 1
+        ws.append(r[:6] + (f"=SUM(F{n}-D{n})+1",) + r[7:])
+    book.save(root / samm_lib.CODES)
+
+
+def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
+    """Writes the database under ``out``; returns ``{"casme2": root, "samm": root}``.
+
+    Deterministic: the same ``size`` and ``seed`` give the same files. ``out`` must not exist
+    or be empty.
+    """
+    if size not in SPECS:
+        raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{str(out)!r} exists and is not an empty folder")
+    spec = SPECS[size]
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    roots = {"casme2": tmp / "CASME2", "samm": tmp / "SAMM"}
+    for name, writer in (("casme2", _write_casme2), ("samm", _write_samm)):
+        roots[name].mkdir(parents=True)
+        writer(roots[name], spec, np.random.default_rng([seed, len(name)]))
+        log.info("wrote synthetic %s to %s", name, roots[name])
+    (tmp / "synthetic.json").write_text(json.dumps(_stamp(size, seed), indent=1))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)  # all or nothing: a killed run leaves only the .partial folder
+    return {name: out / root.name for name, root in roots.items()}
+
+
+def _stamp(size: str, seed: int) -> dict:
+    spec = dataclasses.asdict(SPECS[size])
+    digest = hashlib.sha256(json.dumps([spec, seed, _VERSION], sort_keys=True).encode()).hexdigest()
+    return {"size": size, "seed": seed, "version": _VERSION, "spec": spec, "digest": digest[:16]}
+
+
+
+def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
+    """The database for ``(size, seed)`` under ``cache_dir``, written on first use."""
+    out = Path(cache_dir) / f"synthetic-{size}-seed{seed}-v{_VERSION}"
+    stamp = out / "synthetic.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(_stamp(size, seed)))):
+        if out.exists():
+            shutil.rmtree(out)
+        log.info("writing the synthetic database (%s, seed %d) to %s", size, seed, out)
+        write(out, size=size, seed=seed)
+    return {"casme2": out / "CASME2", "samm": out / "SAMM"}
+
+
+def baseline(roots: dict[str, Path], cache_dir: Path, *, kind: str = "vxvy") -> dict[str, float]:
+    """Learnability check: LOSO nearest-class-mean on the onset->apex flow against the
+    majority class, on the MEGC 2018-style composite of a synthetic database."""
+    from merjax import baselines, flow
+    from merjax.data import cache, composite
+
+    samples = composite.megc2018(roots["casme2"], roots["samm"])
+    flows, _ = cache.load_or_compute(samples, cache.FlowSettings(), cache_dir, "synthetic")
+    x = np.asarray(flow.representation(flows.apex, kind))
+    y = np.array([s.label for s in samples])
+    subjects = np.array([s.subject for s in samples])
+    pred = baselines.nearest_class_mean_loso(x, y, subjects, 5)
+    return {
+        "samples": len(samples),
+        "subjects": len(set(subjects.tolist())),
+        "nearest_class_mean": float((pred == y).mean()),
+        "majority": float((y == np.bincount(y).argmax()).mean()),
+    }
+
+
+def _main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
+    parser.add_argument("--size", default="full", choices=sorted(SPECS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", action="store_true",
+                        help="then report LOSO nearest-class-mean accuracy against the majority")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        roots = write(args.out, size=args.size, seed=args.seed)
+    except (FileExistsError, ValueError) as e:
+        parser.exit(2, f"error: {e}\n")
+    for name, root in roots.items():
+        print(f"{name}: {root}")
+    if args.baseline:
+        result = baseline(roots, Path(args.out) / "cache")
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    _main()
