@@ -1,0 +1,105 @@
+"""Metrics of pooled LOSO predictions (MEGC conventions) and feature similarity.
+
+UF1 and UAR follow MEGC 2018/2019: predictions of all folds are pooled first, then per-class F1
+(or recall) is computed from the pooled counts and averaged over the classes present in the
+ground truth.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[K, K]`` counts; rows are true classes, columns predicted ones."""
+    labels, preds = np.asarray(labels, int), np.asarray(preds, int)
+    if labels.shape != preds.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {preds.shape} differ in shape")
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (labels, preds), 1)
+    return cm
+
+
+def accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    return float((labels == preds).mean()) if len(labels) else float("nan")
+
+
+def uf1(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> float:
+    """Unweighted (macro) F1 over the classes present in ``labels``, from pooled counts."""
+    cm = confusion_matrix(labels, preds, num_classes)
+    tp = np.diag(cm).astype(float)
+    fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
+    present = cm.sum(1) > 0
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f1[present].mean())
+
+
+def uar(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> float:
+    """Unweighted average recall over the classes present in ``labels``."""
+    cm = confusion_matrix(labels, preds, num_classes)
+    present = cm.sum(1) > 0
+    return float((np.diag(cm)[present] / cm.sum(1)[present]).mean())
+
+
+def majority_baseline(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent class (47.0% on MEGC 2018)."""
+    labels = np.asarray(labels, int)
+    return float(np.bincount(labels).max() / len(labels))
+
+
+def summarize(labels, preds, num_classes: int) -> dict:
+    """accuracy, uf1, uar, n, majority baseline and the confusion matrix (as lists)."""
+    return {
+        "accuracy": accuracy(labels, preds),
+        "uf1": uf1(labels, preds, num_classes),
+        "uar": uar(labels, preds, num_classes),
+        "n": int(len(labels)),
+        "majority": majority_baseline(labels),
+        "confusion": confusion_matrix(labels, preds, num_classes).tolist(),
+    }
+
+
+def by_group(labels, preds, groups: Sequence[str], num_classes: int) -> dict[str, dict]:
+    """:func:`summarize` for each group (e.g. dataset) and for everything (``"all"``)."""
+    labels, preds, groups = np.asarray(labels), np.asarray(preds), np.asarray(groups)
+    out = {"all": summarize(labels, preds, num_classes)}
+    for g in sorted(set(groups.tolist())):
+        keep = groups == g
+        out[g] = summarize(labels[keep], preds[keep], num_classes)
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) over seeds."""
+    v = np.asarray(values, float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Pairwise cosine similarity of rows: ``[N, D] x [M, D] -> [N, M]``."""
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = a if b is None else np.asarray(b, np.float64).reshape(len(b), -1)
+    na = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    nb = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return na @ nb.T
+
+
+def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[K, K]`` mean cosine similarity between samples of class i and class j (the paper's
+    Tables 5-7); the diagonal leaves out each sample's similarity with itself."""
+    labels = np.asarray(labels, int)
+    sim = cosine_similarity(features)
+    out = np.full((num_classes, num_classes), np.nan)
+    for i in range(num_classes):
+        for j in range(num_classes):
+            block = sim[np.ix_(labels == i, labels == j)]
+            if i == j:
+                n = block.shape[0]
+                out[i, j] = (block.sum() - np.trace(block)) / (n * (n - 1)) if n > 1 else np.nan
+            elif block.size:
+                out[i, j] = block.mean()
+    return out

@@ -1,0 +1,220 @@
+"""The vmapped LOSO trainer and the metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from merjax import metrics, models, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toy_data(n_subjects=4, per_subject=6, size=8, seed=0):
+    """Learnable toy inputs: the class sets the sign pattern of a blob, plus noise."""
+    rng = np.random.default_rng(seed)
+    n = n_subjects * per_subject
+    labels = rng.integers(0, 3, n).astype(np.int32)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    protos = np.stack([np.sin(2 * np.pi * (k + 1) * xx) * np.cos(np.pi * yy) for k in range(3)])
+    x = protos[labels][..., None] + rng.normal(0, 0.5, (n, size, size, 1))
+    xa = x + rng.normal(0, 0.1, x.shape)
+    subjects = [f"s{i // per_subject}" for i in range(n)]
+    return x.astype(np.float32), xa.astype(np.float32), labels, subjects
+
+
+MODEL = models.build("tiny", 1, 1, num_classes=3)
+FAST = dict(epochs=4, batch_size=8, epochs_per_call=2)
+
+
+def test_strategies_agree_and_match_separate_runs():
+    """vmap over runs == each run trained alone (the loop), for every strategy and seed."""
+    x, xa, y, subj = toy_data()
+    out = {}
+    for strategy in ("vmap", "loop", "map", "chunked"):
+        cfg = train.TrainConfig(strategy=strategy, seeds=(0, 1), chunk_size=3, **FAST)
+        out[strategy] = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
+    for strategy, r in out.items():
+        np.testing.assert_allclose(r.logits, out["loop"].logits, atol=1e-4, err_msg=strategy)
+        np.testing.assert_allclose(r.losses, out["loop"].losses, atol=1e-4, err_msg=strategy)
+    r = out["vmap"]
+    assert r.logits.shape == (2, len(y), 3) and r.preds.shape == (2, len(y))
+    assert not np.allclose(r.logits[0], r.logits[1]), "seeds must differ"
+    assert r.losses.shape == (2 * 4, 4) and np.isfinite(r.losses).all()
+
+
+def test_a_run_equals_training_that_fold_alone():
+    """The vmapped stack gives fold k the same result as a program that only knows fold k."""
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(strategy="vmap", **FAST)
+    full = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
+    alone = train.train_loso(MODEL, x, xa, y, subj, cfg, groups=[["s2"]], progress=None)
+    held = np.array(subj) == "s2"
+    np.testing.assert_allclose(alone.logits[0][held], full.logits[0][held], atol=1e-5)
+    assert np.isnan(alone.logits[0][~held]).all() and (alone.preds[0][~held] == -1).all()
+
+
+def test_plan_keeps_test_subjects_out():
+    subjects = ["a", "a", "b", "c", "c", "c"]
+    groups = train.subject_groups(subjects)
+    plan = train.fold_plan(subjects, groups, seeds=(0, 1), augment=True, train_final=True)
+    assert len(plan.seeds) == 2 * 4 and plan.train_mask.shape == (8, 12)
+    for r, held in enumerate(plan.held_out):
+        test = np.isin(subjects, held)
+        assert not plan.train_mask[r][np.concatenate([test, test])].any()
+        assert plan.train_mask[r][np.concatenate([~test, ~test])].all()
+        got = set(plan.test_idx[r][plan.test_valid[r]].tolist())
+        assert got == set(np.flatnonzero(test).tolist())
+    assert plan.held_out[3] == ("*",) and plan.train_mask[3].all()
+
+
+def test_held_out_items_never_reach_training():
+    """Poison the held-out subject's augmented items (used only for training): if any batch,
+    BatchNorm statistic or normalisation touched them, the loss would be NaN."""
+    x, xa, y, subj = toy_data()
+    xa = xa.copy()
+    xa[np.array(subj) == "s1"] = np.nan
+    cfg = train.TrainConfig(strategy="loop", **FAST)
+    r = train.train_loso(MODEL, x, xa, y, subj, cfg, groups=[["s1"]], progress=None)
+    assert np.isfinite(r.losses).all()
+    # ...and the same poison in a training subject is caught, naming run, epoch and step.
+    with pytest.raises(train.NonFiniteLoss, match=r"run 0 .*held out s1\) at epoch 1, step 1"):
+        xb = xa.copy()
+        xb[np.array(subj) == "s2"] = np.nan
+        train.train_loso(MODEL, x, xb, y, subj, cfg, groups=[["s1"]], progress=None)
+
+
+def test_kill_and_resume_gives_the_same_predictions(tmp_path):
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(strategy="vmap", checkpoint_every=2, **FAST)
+    whole = train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "a", progress=None)
+    seen = []
+    train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "b", progress=seen.append,
+                     stop_after_epoch=2)  # as if killed after the epoch-2 checkpoint
+    assert (tmp_path / "b" / "checkpoints" / "2").is_dir()
+    resumed = train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "b",
+                               progress=seen.append)
+    assert any("resumed from the checkpoint of epoch 2" in m for m in seen)
+    np.testing.assert_array_equal(resumed.preds, whole.preds)
+    np.testing.assert_allclose(resumed.logits, whole.logits, atol=1e-6)
+    np.testing.assert_allclose(resumed.losses, whole.losses, atol=1e-6)
+    # Another configuration must not resume from these checkpoints.
+    other = train.TrainConfig(strategy="vmap", checkpoint_every=2, learning_rate=5e-4, **FAST)
+    seen.clear()
+    train.train_loso(MODEL, x, xa, y, subj, other, workdir=tmp_path / "b", progress=seen.append)
+    assert any("another configuration" in m for m in seen)
+
+
+def test_final_model_and_features():
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(strategy="vmap", train_final=True, **FAST)
+    r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None, keep_states=True,
+                         features=True)
+    assert r.plan.held_out[-1] == ("*",)
+    assert jax.tree.leaves(r.states.params)[0].shape[0] == 5
+    assert r.features.shape[:2] == (1, len(y)) and np.abs(r.features).sum() > 0
+
+
+def test_k_fold_groups_balance_samples():
+    subjects = [f"s{i}" for i in range(10) for _ in range(i + 1)]
+    groups = train.subject_groups(subjects, num_folds=3)
+    assert sorted(sum(groups, [])) == sorted(set(subjects))
+    sizes = [sum(subjects.count(s) for s in g) for g in groups]
+    assert max(sizes) - min(sizes) <= 10
+    assert train.subject_groups(subjects) == [[s] for s in sorted(set(subjects))]
+
+
+def test_bad_arguments():
+    x, xa, y, subj = toy_data()
+    with pytest.raises(ValueError, match="strategy"):
+        train.TrainConfig(strategy="pmap")
+    with pytest.raises(ValueError, match="epochs"):
+        train.TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="inputs"):
+        train.train_loso(MODEL, x[0], xa, y, subj, progress=None)
+    with pytest.raises(ValueError, match="augmented"):
+        train.train_loso(MODEL, x, xa[:3], y, subj, progress=None)
+
+
+def test_learns_the_toy_task():
+    x, xa, y, subj = toy_data(per_subject=10)
+    cfg = train.TrainConfig(strategy="vmap", epochs=30, batch_size=16, epochs_per_call=10,
+                            learning_rate=3e-3)
+    model = models.build("shallow", 1, 1, num_classes=3)  # tiny's global pooling cannot see where
+    r = train.train_loso(model, x, xa, y, subj, cfg, progress=None)
+    assert metrics.accuracy(y, r.preds[0]) > 0.7
+    assert r.losses[:, -1].mean() < r.losses[:, 0].mean()
+
+
+_MULTI = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    import jax
+    from test_train import MODEL, FAST, toy_data
+    from merjax import train
+    x, xa, y, subj = toy_data(n_subjects=3)
+    cfg = train.TrainConfig(strategy="vmap", **FAST)
+    r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
+    print(json.dumps({{"devices": jax.device_count(), "logits": r.logits.tolist()}}))
+    """
+)
+
+
+def test_multi_device_matches_single_device():
+    """The run axis sharded over 4 CPU devices (3 runs, padded to 4) gives the same numbers."""
+    outs = {}
+    for count in (1, 4):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+                   JAX_PLATFORMS="cpu")
+        proc = subprocess.run(
+            [sys.executable, "-c", _MULTI.format(tests=str(ROOT / "tests"))],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[count] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outs[4]["devices"] == 4 and outs[1]["devices"] == 1
+    np.testing.assert_allclose(outs[4]["logits"], outs[1]["logits"], atol=1e-5)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_by_hand():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    p = np.array([0, 0, 1, 1, 2, 2])
+    cm = metrics.confusion_matrix(y, p, 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert metrics.accuracy(y, p) == pytest.approx(4 / 6)
+    # F1: class 0: 2*2/(2*2+0+1) = 0.8; class 1: 2/(2+1+1) = 0.5; class 2: 2/(2+1+0) = 2/3.
+    assert metrics.uf1(y, p, 3) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert metrics.uar(y, p, 3) == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert metrics.majority_baseline(y) == pytest.approx(0.5)
+    # A class absent from the ground truth does not count (MEGC convention).
+    assert metrics.uar(np.array([0, 1]), np.array([2, 1]), 3) == pytest.approx(0.5)
+    s = metrics.by_group(y, p, ["a", "a", "b", "b", "b", "b"], 3)
+    assert s["a"]["accuracy"] == 1.0 and s["b"]["accuracy"] == 0.5 and s["all"]["n"] == 6
+    assert metrics.mean_std([0.5, 0.7]) == pytest.approx((0.6, 0.1414213), abs=1e-6)
+    assert metrics.mean_std([0.5]) == (0.5, 0.0)
+
+
+def test_megc2018_majority_is_47_percent():
+    labels = np.repeat(np.arange(5), [49, 28, 119, 34, 23])
+    assert metrics.majority_baseline(labels) == pytest.approx(0.470, abs=5e-4)
+
+
+def test_cosine_similarity():
+    f = np.array([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]])
+    np.testing.assert_allclose(metrics.cosine_similarity(f), [[1, 1, 0, 0], [1, 1, 0, 0],
+                                                              [0, 0, 1, 1], [0, 0, 1, 1]])
+    sim = metrics.class_similarity(f, np.array([0, 0, 1, 1]), 2)
+    np.testing.assert_allclose(sim, [[1, 0], [0, 1]])
