@@ -16,6 +16,9 @@ Strategies over the run axis (``TrainConfig.strategy``), all giving the same num
 ``vmap`` (one program, the design's default), ``map`` (``lax.map`` in one program), ``chunked``
 (vmapped chunks of ``chunk_size`` runs, one after another) and ``loop`` (one jitted run at a
 time). ``auto`` picks the fastest measured per backend (benchmarks/RESULTS.md).
+
+Epochs and steps are ``lax.scan``s inside the program, except on CPU (``host_loop``), where
+Python drives one jitted step: XLA:CPU runs convolutions with loop-carried weights ~10x slower.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ class TrainConfig:
     checkpoint_every: int = 0  # epochs between checkpoints; 0: none
     train_final: bool = False  # also train, per seed, a model on every subject
     augment: bool = True  # onset->apex+1 flows as extra training items (the paper's)
+    # Steps driven from Python, one jitted step per call, instead of lax.scan inside the program.
+    # None: on CPU only, where XLA:CPU runs a convolution whose weights are loop-carried about
+    # 10x slower than the same convolution outside a loop (jax-ml/jax#12868; measured in
+    # benchmarks/RESULTS.md). Same numbers either way, up to float rounding.
+    host_loop: bool | None = None
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -178,46 +186,61 @@ def _normalise(state: RunState, x: jax.Array) -> jax.Array:
     return (x - state.mean) / state.scale
 
 
+def epoch_batches(
+    train_mask: jax.Array, seed: jax.Array, epoch: jax.Array, *, steps: int, batch_size: int
+) -> tuple[jax.Array, jax.Array]:
+    """One epoch's mini-batches of a run: item indices and validity, both ``[steps, batch_size]``.
+
+    A fresh permutation of the run's own training items per epoch (from its seed); the ragged
+    end is padded with invalid entries."""
+    m = train_mask.shape[0]
+    r = jax.random.uniform(jax.random.fold_in(_run_key(seed), epoch + 1), (m,))
+    order = jnp.argsort(jnp.where(train_mask, r, 2.0))  # this run's items first, shuffled
+    total = steps * batch_size
+    order = jnp.resize(order, (total,)) if total > m else order[:total]
+    valid = jnp.arange(total) < train_mask.sum()
+    return order.reshape(steps, batch_size), valid.reshape(steps, batch_size)
+
+
+def train_step(
+    state: RunState, items: jax.Array, labels: jax.Array, idx_B: jax.Array, valid_B: jax.Array, *,
+    model: nn.Module, tx,
+) -> tuple[RunState, tuple[jax.Array, jax.Array]]:
+    """One RMSprop step on the valid items of a mini-batch; returns ``(state, (loss, had_items))``
+    (a batch without valid items changes nothing and reports loss 0)."""
+
+    def loss_fn(params, batch_stats, x, y):
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats}, x, train=True, mask=valid_B,
+            mutable=["batch_stats"],
+        )
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        loss = jnp.sum(ce * valid_B) / jnp.maximum(valid_B.sum(), 1)
+        return loss, updates.get("batch_stats", batch_stats)
+
+    x = jnp.where(valid_B[:, None, None, None], _normalise(state, items[idx_B]), 0.0)
+    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats, x, labels[idx_B]
+    )
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new = state._replace(
+        params=optax.apply_updates(state.params, updates), batch_stats=stats, opt_state=opt_state
+    )
+    any_valid = valid_B.any()
+    new = jax.tree.map(lambda a, b: jnp.where(any_valid, a, b), new, state)
+    return new, (jnp.where(any_valid, loss, 0.0), any_valid)
+
+
 def train_epochs(
     state: RunState, items: jax.Array, labels: jax.Array, train_mask: jax.Array, seed: jax.Array,
     first_epoch: jax.Array, *, model: nn.Module, tx, num_epochs: int, steps: int, batch_size: int,
 ) -> tuple[RunState, jax.Array]:
-    """``num_epochs`` epochs of one run; returns the state and ``(losses, had_items)``, both
-    ``[num_epochs, steps]`` (a step without valid items changes nothing and reports loss 0)."""
-    m = items.shape[0]
-    key = _run_key(seed)
-
-    def loss_fn(params, batch_stats, x, y, valid):
-        (logits), updates = model.apply(
-            {"params": params, "batch_stats": batch_stats}, x, train=True, mask=valid,
-            mutable=["batch_stats"],
-        )
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-        loss = jnp.sum(ce * valid) / jnp.maximum(valid.sum(), 1)
-        return loss, updates.get("batch_stats", batch_stats)
-
-    def step(state: RunState, batch):
-        idx, valid = batch
-        x = jnp.where(valid[:, None, None, None], _normalise(state, items[idx]), 0.0)
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, x, labels[idx], valid
-        )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new = state._replace(
-            params=optax.apply_updates(state.params, updates), batch_stats=stats, opt_state=opt_state
-        )
-        any_valid = valid.any()
-        new = jax.tree.map(lambda a, b: jnp.where(any_valid, a, b), new, state)
-        return new, (jnp.where(any_valid, loss, 0.0), any_valid)
+    """``num_epochs`` epochs of one run in one program (``lax.scan`` over epochs and steps);
+    returns the state and ``(losses, had_items)``, both ``[num_epochs, steps]``."""
 
     def epoch(state, e):
-        r = jax.random.uniform(jax.random.fold_in(key, e + 1), (m,))
-        order = jnp.argsort(jnp.where(train_mask, r, 2.0))  # this run's items first, shuffled
-        total = steps * batch_size
-        order = jnp.resize(order, (total,)) if total > m else order[:total]
-        valid = jnp.arange(total) < train_mask.sum()
-        batches = (order.reshape(steps, batch_size), valid.reshape(steps, batch_size))
-        return lax.scan(step, state, batches)
+        batches = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size)
+        return lax.scan(lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx), state, batches)
 
     return lax.scan(epoch, state, first_epoch + jnp.arange(num_epochs))
 
@@ -236,7 +259,9 @@ def predict_run(
 
 
 def default_strategy(backend: str | None = None) -> str:
-    """The fastest strategy measured on each backend (benchmarks/RESULTS.md)."""
+    """The fastest strategy measured on each backend (benchmarks/RESULTS.md): ``loop`` on CPU
+    (vmap 3.7x and lax.map 11x slower there); ``vmap``, the design's choice, elsewhere (not yet
+    measured on a GPU)."""
     backend = backend or jax.default_backend()
     return "loop" if backend == "cpu" else "vmap"
 
@@ -261,9 +286,16 @@ class _Programs:
         self.init_one = jax.jit(init)
         self.init_many = jax.jit(jax.vmap(init, in_axes=(None, 0, 0)))
         self._train = {}
+        host = config.host_loop if config.host_loop is not None else jax.default_backend() == "cpu"
+        self.host_loop = host
+        self.steps = steps
+        self.order = functools.partial(epoch_batches, steps=steps, batch_size=config.batch_size)
+        self.step = functools.partial(train_step, model=model, tx=self.tx)
 
     def train(self, strategy: str, num_epochs: int):
         key = (strategy, num_epochs)
+        if key not in self._train and self.host_loop:
+            self._train[key] = self._host_program(strategy, num_epochs)
         if key not in self._train:
             fn = functools.partial(self.single, num_epochs=num_epochs)
             if strategy == "loop":
@@ -278,6 +310,33 @@ class _Programs:
                 prog = jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))
             self._train[key] = prog
         return self._train[key]
+
+    def _host_program(self, strategy: str, num_epochs: int):
+        """Same signature and numbers as the scanned programs; epochs and steps looped in Python
+        around one jitted step (per run, vmapped over runs, or ``lax.map`` over runs)."""
+        if strategy == "loop":
+            order, step = jax.jit(self.order), jax.jit(self.step)
+        else:
+            order = jax.jit(jax.vmap(self.order, in_axes=(0, 0, None)))
+            if strategy == "map":
+                step_one = self.step
+                step = jax.jit(lambda states, items, labels, idx, valid: lax.map(
+                    lambda a: step_one(a[0], items, labels, a[1], a[2]), (states, idx, valid)))
+            else:
+                step = jax.jit(jax.vmap(self.step, in_axes=(0, None, None, 0, 0)))
+
+        def prog(states, items, labels, masks, seeds, first):
+            losses, had = [], []
+            for e in range(num_epochs):
+                idx, valid = order(masks, seeds, first + e)  # [(R,) steps, B]
+                for s in range(self.steps):
+                    states, (loss, h) = step(states, items, labels, idx[..., s, :], valid[..., s, :])
+                    losses.append(loss)
+                    had.append(h)
+            shape = losses[0].shape + (num_epochs, self.steps)  # [(R,) epochs, steps]
+            return states, (jnp.stack(losses, -1).reshape(shape), jnp.stack(had, -1).reshape(shape))
+
+        return prog
 
 
 @dataclasses.dataclass
@@ -298,7 +357,7 @@ class LosoResult:
 def fingerprint(config: TrainConfig, model: nn.Module, items_shape, plan: Plan) -> str:
     """What a checkpoint must match to be resumed."""
     blob = json.dumps(
-        [dataclasses.asdict(config) | {"strategy": None, "chunk_size": None,
+        [dataclasses.asdict(config) | {"strategy": None, "chunk_size": None, "host_loop": None,
                                        "epochs_per_call": None, "checkpoint_every": None},
          repr(model), list(items_shape), hashlib.sha256(plan.train_mask.tobytes()).hexdigest(), plan.seeds.tolist()],
         sort_keys=True, default=str,

@@ -40,12 +40,15 @@ def test_strategies_agree_and_match_separate_runs():
     x, xa, y, subj = toy_data()
     out = {}
     for strategy in ("vmap", "loop", "map", "chunked"):
-        cfg = train.TrainConfig(strategy=strategy, seeds=(0, 1), chunk_size=3, **FAST)
-        out[strategy] = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
+        for host_loop in (False, True):  # steps scanned in the program, or driven from Python
+            cfg = train.TrainConfig(strategy=strategy, seeds=(0, 1), chunk_size=3, host_loop=host_loop, **FAST)
+            out[strategy, host_loop] = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
+    out = {f"{k[0]}, host_loop={k[1]}": v for k, v in out.items()}
+    out["loop"] = out["loop, host_loop=False"]
     for strategy, r in out.items():
         np.testing.assert_allclose(r.logits, out["loop"].logits, atol=1e-4, err_msg=strategy)
         np.testing.assert_allclose(r.losses, out["loop"].losses, atol=1e-4, err_msg=strategy)
-    r = out["vmap"]
+    r = out["vmap, host_loop=False"]
     assert r.logits.shape == (2, len(y), 3) and r.preds.shape == (2, len(y))
     assert not np.allclose(r.logits[0], r.logits[1]), "seeds must differ"
     assert r.losses.shape == (2 * 4, 4) and np.isfinite(r.losses).all()
