@@ -74,7 +74,9 @@ class ResNetDepth(nn.Module):
         for i in range(num_blocks):
             stride = 2 if i in (2, 4, 6) else 1
             x = BasicBlock(BLOCK_FILTERS[i], stride, name=f"block{i + 1}")(x, train=train, mask=mask)
-        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+        # SAME: identical to VALID on 64x64 inputs (every map before this pool has an even side),
+        # and it lets inputs below 48x48 (the quick profile) reach the Dense layer with a 1x1 map.
+        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
         features = x.reshape(x.shape[0], -1)
         logits = nn.Dense(self.num_classes, name="fc")(features)
         return (logits, features) if return_features else logits

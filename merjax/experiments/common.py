@@ -1,0 +1,266 @@
+"""What every experiment shares: the data, the network inputs, and one network's LOSO evaluation.
+
+    ctx = Context(cfg, workdir="runs/x", casme2_root=None, samm_root=None, cache_dir="~/.cache/merjax")
+    data = ctx.data()                         # samples + flows (synthetic database by default)
+    result = ctx.evaluate("vy-3cl")           # trains every fold, pools, scores; reused when asked again
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from merjax import flow, metrics, models, train
+from merjax.data import cache, composite, synthetic
+from merjax.data.sample import SampleList
+from merjax.experiments.config import Config
+
+log = logging.getLogger(__name__)
+
+CLASS_NAMES = ("happiness", "surprise", "anger", "disgust", "sadness")
+"""The paper's names for objective classes I-V (its Tables 5-7 and Figures 6-7)."""
+
+
+def class_labels() -> list[str]:
+    return [f"{c} ({n})" for c, n in zip(composite.MEGC2018_CLASSES, CLASS_NAMES)]
+
+
+@dataclasses.dataclass
+class Data:
+    """The composite's samples and their flows, aligned."""
+
+    samples: SampleList
+    flows: cache.FlowSet
+    source: str  # where the frames came from, for reports
+    labels: np.ndarray  # [N] int
+    subjects: list[str]
+    datasets: list[str]
+
+    @property
+    def notes(self) -> list[str]:
+        """Everything a loader or the flow step did to a sample (skips, fills, face fallbacks)."""
+        skipped = [f"skipped {p}" for p in self.samples.skipped]
+        fixed = [f"{s.source}: {s.note}" for s in self.samples if s.note]
+        return skipped + fixed + list(self.flows.notes)
+
+
+@dataclasses.dataclass
+class NetResult:
+    """One network's pooled held-out results over every seed."""
+
+    net: str
+    representation: str
+    params: int
+    per_seed: list[dict]  # metrics.by_group per seed ("all", "casme2", "samm")
+    loso: train.LosoResult
+
+    def mean_std(self, key: str, group: str = "all") -> tuple[float, float]:
+        return metrics.mean_std([s[group][key] for s in self.per_seed])
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """Held-out confusion counts summed over seeds."""
+        return np.sum([np.asarray(s["all"]["confusion"]) for s in self.per_seed], axis=0)
+
+    def row(self) -> dict:
+        """The numbers a table or summary.json shows for this network."""
+        out: dict = {"net": self.net, "representation": self.representation, "params": self.params}
+        for key in ("accuracy", "uf1", "uar"):
+            out[key], out[f"{key}_std"] = self.mean_std(key)
+        out["majority"] = self.per_seed[0]["all"]["majority"]
+        out["n"] = self.per_seed[0]["all"]["n"]
+        out["per_dataset"] = {
+            g: {k: self.mean_std(k, g)[0] for k in ("accuracy", "uf1", "uar")} | {"n": v["n"]}
+            for g, v in self.per_seed[0].items() if g != "all"
+        }
+        out["seeds"] = list(self.loso.seeds)
+        out["final_train_loss"] = float(np.nanmean(self.loso.losses[:, -1]))
+        out["seconds"] = round(self.loso.seconds, 1)
+        return out
+
+
+class Context:
+    """One experiment run: its config, workdir, data (loaded once) and trained networks."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        workdir: str | Path,
+        *,
+        casme2_root: str | Path | None = None,
+        samm_root: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        progress: Callable[[str], None] | None = log.info,
+        parent: Context | None = None,
+    ):
+        if (casme2_root is None) != (samm_root is None):
+            raise ValueError(
+                "give both --casme2_root and --samm_root (the MEGC 2018 composite) or neither "
+                "(the synthetic database)"
+            )
+        self.cfg, self.workdir = cfg, Path(workdir)
+        self.roots = (casme2_root, samm_root)
+        self.cache_dir = Path(cache_dir) if cache_dir else self.workdir / "cache"
+        self.progress = progress
+        # A parent (the `paper` experiment) shares its data and trained networks.
+        self._data = parent._data if parent else None
+        self._results: dict[tuple, NetResult] = parent._results if parent else {}
+        self.keep_features: set[str] = parent.keep_features if parent else set()
+
+    def say(self, message: str) -> None:
+        if self.progress:
+            self.progress(message)
+
+    # ------------------------------------------------------------------ data
+
+    def data(self) -> Data:
+        if self._data is None or self._data[0] != self._data_key():
+            self._data = (self._data_key(), self._load())
+        return self._data[1]
+
+    def _data_key(self) -> tuple:
+        c = self.cfg
+        return (self.roots, c.synthetic, c.synthetic_seed, c.apex_policy, c.on_error, c.flow)
+
+    def _load(self) -> Data:
+        c = self.cfg
+        casme2_root, samm_root = self.roots
+        if casme2_root is None:
+            roots = synthetic.ensure(self.cache_dir, size=c.synthetic, seed=c.synthetic_seed)
+            casme2_root, samm_root = roots["casme2"], roots["samm"]
+            name = f"synthetic-{c.synthetic}-seed{c.synthetic_seed}"
+            source = f"the synthetic database ({c.synthetic}, seed {c.synthetic_seed}) in {roots['casme2'].parent}"
+        else:
+            name = "megc2018"
+            source = f"CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2018 composite)"
+        self.say(f"reading {source}")
+        samples = composite.megc2018(casme2_root, samm_root, apex_policy=c.apex_policy, on_error=c.on_error)
+        if not samples:
+            raise ValueError(f"no usable samples in {source}")
+        self.say(samples.summary())
+        flows, _ = cache.load_or_compute(samples, c.flow, self.cache_dir, name, progress=self.progress)
+        return Data(
+            samples, flows, source,
+            labels=np.array([s.label for s in samples], np.int32),
+            subjects=[s.subject for s in samples],
+            datasets=[s.dataset for s in samples],
+        )
+
+    def inputs(self, representation: str) -> tuple[np.ndarray, np.ndarray]:
+        """Network inputs ``[N, size, size, C]`` of the onset->apex and onset->apex+1 flows."""
+        data, size = self.data(), self.cfg.size
+
+        @jax.jit
+        def prepare(uv_NxHxWx2):
+            if uv_NxHxWx2.shape[1:3] != (size, size):
+                uv_NxHxWx2 = flow.resize_flow(uv_NxHxWx2, (size, size))
+            return flow.representation(uv_NxHxWx2, representation)
+
+        return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augment))
+
+    # ------------------------------------------------------------------ training
+
+    def groups(self) -> list[list[str]]:
+        return train.subject_groups(self.data().subjects, self.cfg.num_folds)
+
+    def evaluate(self, net: str, *, features: bool = False, final: bool = False) -> NetResult:
+        """Trains ``net`` on every fold (and seed), pools the held-out predictions and scores them.
+
+        Writes ``runs/<net>/metrics.jsonl``: one line per fold and seed (its held-out subjects and
+        accuracy), then one pooled line per seed. A second call with the same config returns the
+        same result without training again.
+        """
+        c = self.cfg
+        features = features or net in self.keep_features
+        key = (net, c.size, c.num_folds, c.train, self._data_key())
+        cached = self._results.get(key)
+        if cached and (cached.loso.features is not None or not features) and (
+            cached.loso.states is not None or not final
+        ):
+            return cached
+        model, rep = models.by_name(net)
+        data = self.data()
+        x, xa = self.inputs(rep)
+        run_dir = self.workdir / "runs" / net
+        run_dir.mkdir(parents=True, exist_ok=True)
+        groups = self.groups()
+        self.say(f"{net}: {len(groups)} folds x {len(c.train.seeds)} seeds, {c.train.epochs} epochs, {x.shape[1]}x{x.shape[2]}x{x.shape[3]} inputs")
+        tc = dataclasses.replace(c.train, train_final=final)
+        loso = train.train_loso(
+            model, x, xa, data.labels, data.subjects, tc, groups=groups, workdir=run_dir,
+            progress=self.progress, keep_states=final, features=features,
+        )
+        per_seed = []
+        for s in range(len(loso.seeds)):
+            held = loso.preds[s] >= 0
+            per_seed.append(metrics.by_group(
+                data.labels[held], loso.preds[s][held], np.asarray(data.datasets)[held], 5
+            ))
+        result = NetResult(net, rep, models.count_params(model, x.shape[1:]), per_seed, loso)
+        _write_jsonl(run_dir / "metrics.jsonl", result, data)
+        row = result.row()
+        self.say(f"{net}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
+                 f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s")
+        self._results[key] = result
+        return result
+
+
+def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
+    loso = result.loso
+    lines = []
+    for r, held in enumerate(loso.plan.held_out[: len(loso.losses)]):
+        if held == ("*",):
+            continue
+        seed = int(loso.plan.seeds[r])
+        s = loso.seeds.index(seed)
+        idx = loso.plan.test_idx[r][loso.plan.test_valid[r]]
+        correct = loso.preds[s][idx] == data.labels[idx]
+        lines.append({
+            "kind": "fold", "net": result.net, "seed": seed, "held_out": list(held), "n": int(len(idx)),
+            "accuracy": float(correct.mean()) if len(idx) else None,
+            "final_train_loss": float(loso.losses[r, -1]),
+        })
+    for seed, per in zip(loso.seeds, result.per_seed):
+        lines.append({"kind": "pooled", "net": result.net, "seed": seed} | per)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def timed(fn: Callable, *args, repeats: int) -> np.ndarray:
+    """Seconds per call of a jitted ``fn`` (after one warm-up call), ``repeats`` times."""
+    jax.block_until_ready(fn(*args))
+    out = np.empty(repeats)
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        out[i] = time.perf_counter() - t0
+    return out
+
+
+def summary(experiment: str, cfg: Config, data: Data, head: str, results: dict[str, dict], **extra) -> dict:
+    """summary.json: the headline configuration's accuracy, UF1 and UAR first, then the rest."""
+    h = results[head]
+    return {
+        "experiment": experiment,
+        "headline": head,
+        "accuracy": h["accuracy"], "accuracy_std": h["accuracy_std"],
+        "uf1": h["uf1"], "uf1_std": h["uf1_std"],
+        "uar": h["uar"], "uar_std": h["uar_std"],
+        "majority": h["majority"],
+        "profile": cfg.profile,
+        "protocol": cfg.protocol,
+        "data": data.source,
+        "samples": len(data.samples),
+        "subjects": len(set(data.subjects)),
+        "skipped": [str(p) for p in data.samples.skipped],
+        "notes": data.notes,
+        "configs": results,
+        "config": dataclasses.asdict(cfg),
+        "device": f"{jax.devices()[0].device_kind} ({jax.default_backend()})",
+    } | extra

@@ -1,0 +1,138 @@
+"""Experiment configuration as Python: one frozen dataclass, profiles, and command-line overrides.
+
+Every experiment module builds its ``Config`` with :func:`base` and small ``replace`` diffs::
+
+    cfg = base("quick").replace(nets=("vy-3cl",))
+    cfg = override(cfg, ["train.epochs=20", "size=32"])     # what ``--set`` does in main
+
+Profiles:
+
+- ``paper``: the paper's protocol -- 64x64 flows, leave-one-subject-out (47 folds on the MEGC
+  2018 composite), RMSprop, batch 64, 150 epochs. GPU work.
+- ``quick``: minutes on a 2-core CPU. It cuts what costs (DESIGN.md section 7) and says so in
+  every report: 16x16 network inputs (the 64x64 flows, area-averaged), 4 subject-grouped folds
+  instead of 47 LOSO folds, and 6 epochs.
+- ``tiny``: the tests' profile: the tiny synthetic database, 2 folds, 2 epochs, 8x8 inputs.
+  It checks the plumbing, not the science.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import typing
+from collections.abc import Sequence
+
+from merjax.data.cache import FlowSettings
+from merjax.train import TrainConfig
+
+PROFILES = ("quick", "paper", "tiny")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What one experiment trains, on what, and how."""
+
+    profile: str = "paper"
+    nets: tuple[str, ...] = ("vy-3cl",)  # merjax.models.by_name names, one table cell each
+    headline: str = "vy-3cl"  # the configuration whose results head summary.json
+    size: int = 64  # network input side; the flows (flow.size) are resized to it
+    num_folds: int | None = None  # None: leave-one-subject-out; k: k subject-grouped folds
+    flow: FlowSettings = FlowSettings()
+    train: TrainConfig = TrainConfig()
+    synthetic: str = "full"  # synthetic database size when no real roots are given
+    synthetic_seed: int = 0
+    apex_policy: str = "midpoint"  # CASME II rows whose apex is '/' (merjax.data.casme2)
+    on_error: str = "raise"  # or "skip": bad samples are listed in the report, never dropped silently
+    similarity_per_class: int = 2  # the paper's "2 samples x 5 classes" (0: every held-out sample)
+    timing_repeats: int = 200  # clips timed one at a time (performance)
+    timing_batch: int = 256  # clips per call for throughput (performance)
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def protocol(self) -> str:
+        """One line a report prints so that nobody mistakes a quick run for the paper's."""
+        folds = "leave-one-subject-out" if self.num_folds is None else f"{self.num_folds} subject-grouped folds"
+        return (
+            f"{self.profile} profile: {self.size}x{self.size} inputs (flows at "
+            f"{self.flow.size[0]}x{self.flow.size[1]}, Horn-Schunck {self.flow.variant}, "
+            f"{self.flow.num_iter} iterations, smoothness {self.flow.smoothness}), {folds}, "
+            f"{self.train.epochs} epochs, batch {self.train.batch_size}, RMSprop lr "
+            f"{self.train.learning_rate}, seeds {list(self.train.seeds)}"
+        )
+
+
+def base(profile: str) -> Config:
+    """The base configuration of a profile; experiments diff from it."""
+    if profile == "paper":
+        return Config(profile="paper")
+    if profile == "quick":
+        return Config(profile="quick", size=16, num_folds=4, train=TrainConfig(epochs=6, epochs_per_call=1))
+    if profile == "tiny":
+        return Config(
+            profile="tiny", size=8, num_folds=2, synthetic="tiny", flow=FlowSettings(size=(16, 16)),
+            train=TrainConfig(epochs=2, batch_size=16, epochs_per_call=1),
+            timing_repeats=3, timing_batch=4,
+        )
+    raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+
+
+def _parse(text: str, kind) -> object:
+    """A value of type ``kind`` from its command-line text."""
+    origin = typing.get_origin(kind)
+    if kind is str:
+        return text
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    if kind in (int, float):
+        return kind(text)
+    if origin is tuple:
+        items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
+        inner = typing.get_args(kind)[0]
+        return tuple(_parse(t.strip(), inner) for t in items)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if text.lower() == "none" and len(args) < len(typing.get_args(kind)):
+            return None
+        return _parse(text, args[0])
+    return ast.literal_eval(text)
+
+
+def override(cfg: Config, assignments: Sequence[str]) -> Config:
+    """``cfg`` with ``name=value`` assignments applied; nested fields as ``train.epochs=20``.
+
+    Unknown names and unparsable values raise a ValueError that names the assignment.
+    """
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set {assignment!r}: expected name=value (e.g. train.epochs=20)")
+        path = name.strip().split(".")
+        cfg = _assign(cfg, path, text.strip(), assignment)
+    return cfg
+
+
+def _assign(obj, path: list[str], text: str, assignment: str):
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    head = path[0]
+    if head not in fields:
+        raise ValueError(
+            f"--set {assignment!r}: {type(obj).__name__} has no field {head!r}; fields: {', '.join(sorted(fields))}"
+        )
+    if len(path) > 1:
+        inner = getattr(obj, head)
+        if not dataclasses.is_dataclass(inner):
+            raise ValueError(f"--set {assignment!r}: {head!r} has no sub-fields")
+        return dataclasses.replace(obj, **{head: _assign(inner, path[1:], text, assignment)})
+    kind = typing.get_type_hints(type(obj))[head]
+    try:
+        value = _parse(text, kind)
+    except (ValueError, SyntaxError) as e:
+        raise ValueError(f"--set {assignment!r}: cannot read {text!r} as {kind}: {e}") from None
+    return dataclasses.replace(obj, **{head: value})

@@ -1,0 +1,81 @@
+"""Table 4: accuracy of the shallow CNNs (1-4 conv layers) on Vx, Vy, Vx-Vy and M inputs.
+
+    python -m merjax.main --experiment=input_study                   # quick: ~6 min, 2-core CPU
+    python -m merjax.main --experiment=input_study --profile=paper   # the paper's protocol (GPU)
+
+Writes ``table4.{csv,md}`` (accuracy ± std over seeds, the paper's number beside it, UF1, UAR,
+parameters, the majority-class baseline), ``accuracy_vs_params.png``, ``confusion_vy-3cl.png``,
+``runs/<net>/metrics.jsonl``, ``report.md`` and ``summary.json`` (headline: Vy-3CL, the paper's
+choice).
+"""
+
+from __future__ import annotations
+
+from merjax.experiments import common, paper_numbers as paper
+from merjax.experiments.config import Config, base
+from merjax.experiments.report import Report, accuracy_figure, confusion_figure, num, pct
+
+REPRESENTATIONS = ("vx", "vy", "vxvy", "mag")
+DEPTHS = (1, 2, 3, 4)
+
+
+def config(profile: str) -> Config:
+    nets = tuple(f"{r}-{d}cl" for r in REPRESENTATIONS for d in DEPTHS)
+    if profile == "tiny":  # plumbing only: two cells of the table
+        nets = ("vy-1cl", "vy-3cl")
+    return base(profile).replace(nets=nets, headline="vy-3cl")
+
+
+def run(ctx: common.Context) -> dict:
+    cfg, data = ctx.cfg, ctx.data()
+    rows, csv_rows, results = [], [], {}
+    for net in cfg.nets:
+        res = ctx.evaluate(net)
+        r = res.row()
+        results[net] = r
+        rep, depth = net.rsplit("-", 1)
+        d = int(depth[:-2])
+        ref = paper.TABLE4.get(rep, (None,) * 4)[d - 1] if 1 <= d <= 4 else None
+        name = paper.REPRESENTATION_NAMES.get(rep, rep)
+        rows.append([name, f"{d} CL", pct(r["accuracy"], r["accuracy_std"]), pct(ref), num(r["uf1"], 3),
+                     num(r["uar"], 3), f"{r['params']:,}", pct(r["majority"])])
+        csv_rows.append([name, d, r["accuracy"], r["accuracy_std"], ref, r["uf1"], r["uar"], r["params"], r["majority"]])
+    rep = Report(ctx.workdir, "Input study (paper Table 4)", cfg.protocol, data.source)
+    rep.table(
+        "table4",
+        ["input", "CL", "accuracy", "paper", "UF1", "UAR", f"params ({cfg.size}x{cfg.size})", "majority class"],
+        rows, title="Table 4: accuracy by input representation and conv layers", csv_rows=csv_rows,
+        csv_header=["input", "CL", "accuracy", "accuracy_std", "paper", "uf1", "uar", "params", "majority"],
+    )
+    rep.text(_grid(results))
+    first = next(iter(results.values()))
+    rep.figure(
+        "accuracy_vs_params",
+        accuracy_figure([results[n]["params"] for n in results], [results[n]["accuracy"] for n in results],
+                        [None] * len(results), list(results), first["majority"], xlabel="learnable parameters",
+                        title="Shallow CNNs: held-out accuracy against parameters", logx=True),
+        "Held-out accuracy against parameter count (dotted: majority class).",
+    )
+    head = cfg.headline if cfg.headline in results else cfg.nets[0]
+    headline = ctx.evaluate(head)
+    rep.figure(
+        f"confusion_{head}",
+        confusion_figure(headline.confusion, common.class_labels(), f"{head}, pooled held-out, all seeds"),
+        f"Confusion matrix of {head} (rows: true class).",
+    )
+    if data.notes:
+        rep.text("Notes on the data:\n\n" + "\n".join(f"- {n}" for n in data.notes))
+    return rep.write(common.summary("input_study", cfg, data, head, results))
+
+
+def _grid(results: dict) -> str:
+    """The paper's layout: representations in rows, 1-4 CL in columns, ours (paper)."""
+    lines = ["Layout of the paper's Table 4 — ours (paper):", "",
+             "| | " + " | ".join(f"{d} CL" for d in DEPTHS) + " |", "|---|" + "---|" * len(DEPTHS)]
+    for r in REPRESENTATIONS:
+        cells = []
+        for d in DEPTHS:
+            res = results.get(f"{r}-{d}cl")
+            cells.append(f"{pct(res['accuracy']) if res else '-'} ({pct(paper.TABLE4[r][d - 1])})")
+        lines.append(f"| {paper.REPRESENTATION_NAMES[r]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

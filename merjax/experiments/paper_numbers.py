@@ -1,0 +1,74 @@
+"""The paper's published numbers (Belaiche et al., 2020), for the column next to ours.
+
+Accuracies are fractions of the paper's 241 pooled LOSO test samples (60.17% = 145/241).
+"""
+
+from __future__ import annotations
+
+# Table 3: ResNet depth study, keyed by conv layers -> (parameters, accuracy).
+TABLE3: dict[int, tuple[int, float]] = {
+    17: (10_670_932, 0.5726), 15: (5_400_725, 0.5726), 13: (2_790_149, 0.6058),
+    11: (1_608_965, 0.5934), 9: (694_277, 0.6017), 7: (398_597, 0.6100),
+    5: (178_309, 0.5851), 3: (104_197, 0.6017), 1: (91_525, 0.5892),
+}
+
+# Table 4: input study, keyed by representation -> accuracy for 1..4 CL.
+TABLE4: dict[str, tuple[float, float, float, float]] = {
+    "vx": (0.5224, 0.5434, 0.5392, 0.5350),
+    "vy": (0.5809, 0.5934, 0.6017, 0.6017),
+    "vxvy": (0.5851, 0.5975, 0.6017, 0.5809),
+    "mag": (0.5809, 0.5892, 0.5934, 0.5934),
+}
+REPRESENTATION_NAMES = {"vx": "Vx", "vy": "Vy", "vxvy": "Vx-Vy", "mag": "M", "vxvym": "Vx-Vy-M"}
+
+# Tables 5-7: cosine similarity of penultimate features (2 samples x 5 classes), rows/cols
+# happiness, surprise, anger, disgust, sadness.
+SIMILARITY: dict[str, tuple[tuple[float, ...], ...]] = {
+    "vy-3cl": (  # Table 5
+        (0.6007, 0.1320, 0.0574, 0.0146, 0.1154),
+        (0.1320, 0.5572, 0.0485, 0.0667, 0.1415),
+        (0.0574, 0.0485, 0.5260, 0.0318, 0.0698),
+        (0.0146, 0.0667, 0.0318, 0.5663, 0.0159),
+        (0.1154, 0.1415, 0.0698, 0.0159, 0.5099),
+    ),
+    "vxvy-3cl": (  # Table 6
+        (0.5615, 0.1700, 0.1171, 0.1155, 0.1195),
+        (0.1700, 0.5831, 0.1432, 0.1502, 0.1618),
+        (0.1171, 0.1432, 0.5672, 0.1176, 0.1503),
+        (0.1155, 0.1502, 0.1176, 0.5447, 0.1225),
+        (0.1195, 0.1618, 0.1503, 0.1225, 0.5443),
+    ),
+    "resnet8": (  # Table 7
+        (0.8464, 0.3966, 0.3860, 0.3126, 0.2960),
+        (0.3966, 0.8159, 0.4040, 0.3362, 0.3324),
+        (0.3860, 0.4040, 0.8344, 0.3654, 0.3307),
+        (0.3126, 0.3362, 0.3654, 0.8598, 0.2363),
+        (0.2960, 0.3324, 0.3307, 0.2363, 0.9343),
+    ),
+}
+SIMILARITY_TABLES = {"vy-3cl": 5, "vxvy-3cl": 6, "resnet8": 7}
+
+# Figure 7: confusion matrix of Vy-3CL, row-normalised (rows true, columns predicted).
+FIGURE7: tuple[tuple[float, ...], ...] = (
+    (0.438, 0.104, 0.208, 0.083, 0.167),
+    (0.107, 0.321, 0.357, 0.071, 0.143),
+    (0.026, 0.044, 0.833, 0.070, 0.026),
+    (0.074, 0.077, 0.407, 0.407, 0.037),
+    (0.208, 0.125, 0.292, 0.000, 0.375),
+)
+
+# Table 8: accuracy of the paper's method against the literature (5 objective classes, LOSO).
+TABLE8: tuple[tuple[str, float], ...] = (
+    ("LBP-TOP [27]", 0.4229), ("Khor et al. [27]", 0.5700), ("Peng et al. [39]", 0.7470),
+    ("Belaiche et al. 2020 (Vy-3CL)", 0.6017),
+)
+
+# Table 9: parameters (filters) of the shallow CNNs; 333,121 for 1-channel 3 CL is a slip
+# in the paper (the architecture of the other seven cells gives 331,301; DESIGN.md section 3).
+TABLE9: dict[int, tuple[tuple[int, int], ...]] = {
+    1: ((82_373, 16), (168_997, 48), (333_121, 112), (712_933, 240)),
+    2: ((165_541, 32), (348_005, 96), (709_477, 224), (1_620_197, 480)),
+}
+
+# Section 4.5: time to classify one clip on a GTX 1060 with MATLAB 2018a, milliseconds.
+TIMING_MS = {"flow": 11.8, "network": 12.8, "total": 24.6}

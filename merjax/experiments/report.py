@@ -1,0 +1,175 @@
+"""Writing what an experiment found: CSV + Markdown tables, PNG figures, report.md, summary.json.
+
+Tables are laid out like the paper's, with the paper's number in the column next to ours. Every
+report states its protocol (so a quick run is never mistaken for the paper's) and the
+majority-class baseline next to every accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def pct(x: float | None, std: float | None = None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.2f}%" + (f" ± {100 * std:.2f}" if std else "")
+
+
+def num(x: float | int | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,}" if isinstance(x, (int, np.integer)) else f"{x:.{digits}f}"
+
+
+class Report:
+    """Collects the sections of one experiment's report.md and writes its files."""
+
+    def __init__(self, workdir: Path, title: str, protocol: str, source: str):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.lines = [f"# {title}", "", f"Data: {source}.", "", f"Protocol: {protocol}.", ""]
+        self.files: list[str] = []
+
+    def text(self, *paragraphs: str) -> None:
+        for p in paragraphs:
+            self.lines += [p, ""]
+
+    def table(self, name: str, header: Sequence[str], rows: Sequence[Sequence], *, title: str,
+              csv_header: Sequence[str] | None = None, csv_rows: Sequence[Sequence] | None = None) -> None:
+        """``name.csv`` (raw values: ``csv_header``/``csv_rows``, else the shown ones) and a Markdown
+        table in report.md (also written alone to ``name.md``)."""
+        if (csv_rows is None) != (csv_header is None):
+            raise ValueError("give csv_header and csv_rows together")
+        with open(self.workdir / f"{name}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(csv_header if csv_header is not None else header)
+            w.writerows(csv_rows if csv_rows is not None else rows)
+        md = [f"| {' | '.join(map(str, header))} |", "|" + "---|" * len(header)]
+        md += [f"| {' | '.join(map(str, r))} |" for r in rows]
+        (self.workdir / f"{name}.md").write_text(f"## {title}\n\n" + "\n".join(md) + "\n")
+        self.lines += [f"## {title}", "", *md, "", f"Files: [{name}.csv]({name}.csv), [{name}.md]({name}.md)", ""]
+        self.files += [f"{name}.csv", f"{name}.md"]
+
+    def figure(self, name: str, fig, caption: str) -> None:
+        import matplotlib.pyplot as plt
+
+        fig.savefig(self.workdir / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        self.lines += [f"![{caption}]({name}.png)", "", f"*{caption}*", ""]
+        self.files.append(f"{name}.png")
+
+    def write(self, summary: dict) -> dict:
+        """Writes report.md and summary.json (``summary`` plus the list of files)."""
+        (self.workdir / "report.md").write_text("\n".join(self.lines))
+        summary = summary | {"files": sorted(set(self.files + ["report.md", "summary.json"]))}
+        (self.workdir / "summary.json").write_text(json.dumps(_plain(summary), indent=1) + "\n")
+        return summary
+
+
+def _plain(x):
+    """JSON-safe: numpy scalars and arrays to Python, NaN to None."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_figure(cm: np.ndarray, labels: Sequence[str], title: str):
+    """Row-normalised confusion matrix (as the paper's Figure 7), counts in brackets."""
+    plt = _plt()
+    cm = np.asarray(cm, float)
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{100 * rates[i, j]:.1f}%\n({int(cm[i, j])})", ha="center", va="center",
+                    fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def accuracy_figure(xs: Sequence[float], ours: Sequence[float], paper: Sequence[float | None],
+                    labels: Sequence[str], majority: float, *, xlabel: str, title: str, logx: bool = False):
+    """Accuracy against depth or parameters: ours (with the majority baseline) and the paper's."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(xs, 100 * np.asarray(ours), "o-", label="merjax")
+    pts = [(x, p) for x, p in zip(xs, paper) if p is not None]
+    if pts:
+        ax.plot(*zip(*[(x, 100 * p) for x, p in pts]), "s--", label="paper")
+    ax.axhline(100 * majority, color="grey", lw=1, ls=":", label="majority class")
+    for x, y, t in zip(xs, ours, labels):
+        ax.annotate(t, (x, 100 * y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def flow_grid_figure(maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str):
+    """A grid of maps (rows: Vx, Vy, M; columns: classes), one colour scale per row."""
+    plt = _plt()
+    r, k = maps_RxKxHxW.shape[:2]
+    fig, axes = plt.subplots(r, k, figsize=(1.9 * k, 1.9 * r + 0.4), squeeze=False)
+    for i in range(r):
+        lim = float(np.nanmax(np.abs(maps_RxKxHxW[i]))) or 1.0
+        signed = float(np.nanmin(maps_RxKxHxW[i])) < 0
+        for j in range(k):
+            ax = axes[i, j]
+            ax.imshow(maps_RxKxHxW[i, j], cmap="RdBu_r" if signed else "magma",
+                      vmin=-lim if signed else 0, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(cols[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(rows[i], fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(sim, cmap="viridis", vmin=min(0.0, float(np.nanmin(sim))), vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, num(float(sim[i, j]), 3), ha="center", va="center", fontsize=7, color="white")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig

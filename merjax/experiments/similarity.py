@@ -1,0 +1,91 @@
+"""Tables 5-7: cosine similarity of the penultimate features, within and between classes.
+
+    python -m merjax.main --experiment=similarity                   # quick: ~2 min, 2-core CPU
+    python -m merjax.main --experiment=similarity --profile=paper   # the paper's protocol (GPU)
+
+For Vy-3CL, Vx-Vy-3CL and ResNet8, the features a fold's network computes for its held-out
+samples (so no network sees the samples it describes) are compared with the cosine. Two tables
+per network: the paper's "2 samples x 5 classes" (``similarity_per_class`` samples drawn per
+class from the seed) and every held-out sample. Diagonal: mean similarity of distinct samples of
+a class; off-diagonal: mean between classes. Writes ``table5/6/7.{csv,md}``,
+``similarity_<net>.png``, ``report.md`` and ``summary.json`` (headline: Vy-3CL's accuracy, plus
+each network's mean intra- and inter-class similarity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from merjax import metrics
+from merjax.experiments import common, paper_numbers as paper
+from merjax.experiments.config import Config, base
+from merjax.experiments.report import Report, num, pct, similarity_figure
+
+NETS = ("vy-3cl", "vxvy-3cl", "resnet8")
+
+
+def config(profile: str) -> Config:
+    nets = ("vy-3cl", "resnet2") if profile == "tiny" else NETS  # tiny: plumbing only
+    return base(profile).replace(nets=nets, headline="vy-3cl")
+
+
+def paper_style_subset(labels: np.ndarray, valid: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``per_class`` held-out samples of each class, drawn reproducibly from ``seed``."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for k in range(5):
+        pool = np.flatnonzero((labels == k) & valid)
+        picks.append(rng.choice(pool, size=min(per_class, len(pool)), replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def run(ctx: common.Context) -> dict:
+    cfg, data = ctx.cfg, ctx.data()
+    rep = Report(ctx.workdir, "Feature similarity (paper Tables 5-7)", cfg.protocol, data.source)
+    labels = common.class_labels()
+    results, similarity = {}, {}
+    for net in cfg.nets:
+        res = ctx.evaluate(net, features=True)
+        results[net] = res.row()
+        feats = res.loso.features  # [S, N, D]
+        sims_all, sims_pair = [], []
+        for s, seed in enumerate(res.loso.seeds):
+            valid = res.loso.preds[s] >= 0
+            sims_all.append(metrics.class_similarity(feats[s][valid], data.labels[valid], 5))
+            if cfg.similarity_per_class:
+                idx = paper_style_subset(data.labels, valid, cfg.similarity_per_class, seed)
+                sims_pair.append(metrics.class_similarity(feats[s][idx], data.labels[idx], 5))
+        sim_all = np.nanmean(sims_all, axis=0)
+        ref = paper.SIMILARITY.get(net)
+        number = paper.SIMILARITY_TABLES.get(net)
+        name = f"table{number}" if number else f"similarity_{net}"
+        tables = [("every held-out sample", sim_all, "")]
+        if sims_pair:
+            tables.insert(0, (f"{cfg.similarity_per_class} held-out samples per class, as the paper",
+                              np.nanmean(sims_pair, axis=0), "_paper_style"))
+        for what, sim, suffix in tables:
+            rows = [[labels[i]] + [f"{num(float(sim[i, j]), 4)} ({ref[i][j]:.4f})" if ref else num(float(sim[i, j]), 4)
+                                   for j in range(5)] for i in range(5)]
+            csv_rows = [[labels[i]] + [v for j in range(5) for v in (float(sim[i, j]), ref[i][j] if ref else None)]
+                        for i in range(5)]
+            title = (f"Table {number}: " if number else "") + f"cosine similarity, {net}, {what}" + (
+                " — ours (paper)" if ref else "")
+            rep.table(name + suffix, ["class"] + labels, rows, title=title, csv_rows=csv_rows,
+                      csv_header=["class"] + [h for c in labels for h in (c, f"{c} paper")])
+        rep.figure(f"similarity_{net}", similarity_figure(sim_all, labels, f"{net}: cosine similarity, held-out features"),
+                   f"Cosine similarity of {net}'s penultimate features (every held-out sample).")
+        off = ~np.eye(5, dtype=bool)
+        similarity[net] = {
+            "intra": float(np.nanmean(np.diag(sim_all))), "inter": float(np.nanmean(sim_all[off])),
+            "matrix": sim_all.tolist(),
+            "paper_intra": float(np.mean(np.diag(ref))) if ref else None,
+            "paper_inter": float(np.mean(np.asarray(ref)[off])) if ref else None,
+        }
+    rep.text("Mean intra- and inter-class similarity (every held-out sample), ours (paper):", "\n".join(
+        [f"| net | intra | inter | accuracy | majority class |", "|---|---|---|---|---|"] + [
+            f"| {n} | {num(v['intra'], 3)} ({num(v['paper_intra'], 3)}) | {num(v['inter'], 3)} "
+            f"({num(v['paper_inter'], 3)}) | {pct(results[n]['accuracy'])} | {pct(results[n]['majority'])} |"
+            for n, v in similarity.items()]))
+    head = cfg.headline if cfg.headline in results else cfg.nets[0]
+    return rep.write(common.summary("similarity", cfg, data, head, results, similarity=similarity))
+

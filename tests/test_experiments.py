@@ -1,0 +1,164 @@
+"""The experiments and the absl entry point, end to end on the tiny synthetic database."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from merjax import experiments
+from merjax.experiments import config as config_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADLINE_KEYS = ("accuracy", "uf1", "uar", "majority", "headline", "configs")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory, cache_dir) -> tuple[Path, dict]:
+    """Every experiment once, through `paper` (which shares the data and trained networks)."""
+    workdir = tmp_path_factory.mktemp("paper")
+    summary = experiments.run("paper", workdir, profile="tiny", cache_dir=cache_dir, progress=None)
+    return workdir, summary
+
+
+def _csv(path: Path) -> list[list[str]]:
+    with open(path) as f:
+        return list(csv.reader(f))
+
+
+def test_profiles_say_what_they_are():
+    paper = config_lib.base("paper")
+    assert (paper.size, paper.num_folds, paper.train.epochs, paper.train.batch_size) == (64, None, 150, 64)
+    assert paper.flow.size == (64, 64) and "leave-one-subject-out" in paper.protocol
+    quick = experiments.make_config("input_study", "quick")
+    assert len(quick.nets) == 16 and "4 subject-grouped folds" in quick.protocol
+    assert experiments.make_config("depth_study", "paper").nets[0] == "resnet18"
+
+
+def test_overrides_and_their_errors():
+    cfg = experiments.make_config(
+        "input_study", "quick", ["train.epochs=3", "size=32", "num_folds=None", "nets=vy-1cl,vx-2cl",
+                                 "flow.size=(32,32)", "train.seeds=1,2"], seeds=None)
+    assert (cfg.train.epochs, cfg.size, cfg.num_folds, cfg.nets) == (3, 32, None, ("vy-1cl", "vx-2cl"))
+    assert cfg.flow.size == (32, 32) and cfg.train.seeds == (1, 2)
+    assert experiments.make_config("input_study", "quick", seeds=[3, 4]).train.seeds == (3, 4)
+    for bad, words in (("epochs=3", "no field 'epochs'"), ("train.epochs=many", "cannot read"),
+                       ("size", "expected name=value"), ("size.x=1", "no sub-fields")):
+        with pytest.raises(ValueError, match=words):
+            experiments.make_config("input_study", "quick", [bad])
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.make_config("table10")
+
+
+def test_every_experiment_writes_its_files(paper_run):
+    workdir, summary = paper_run
+    expected = {
+        "class_average_flow": ["figure6.png", "class_average_flow.npz", "table_flow.csv", "table_nearest_mean.md"],
+        "depth_study": ["table3.csv", "table3.md", "accuracy_vs_depth.png", "runs/resnet4/metrics.jsonl"],
+        "input_study": ["table4.csv", "table4.md", "accuracy_vs_params.png", "confusion_vy-3cl.png"],
+        "similarity": ["table5.csv", "table5_paper_style.md", "similarity_vy-3cl.png", "similarity_resnet2.csv"],
+        "performance": ["table8.md", "figure7.csv", "figure7.png", "table9.csv", "timing.csv"],
+    }
+    for part, files in expected.items():
+        part_summary = json.loads((workdir / part / "summary.json").read_text())
+        for key in HEADLINE_KEYS:
+            assert key in part_summary, (part, key)
+        assert 0 <= part_summary["accuracy"] <= 1 and 0 < part_summary["majority"] < 1
+        for f in files + ["report.md", "summary.json"]:
+            assert (workdir / part / f).is_file(), f"{part}/{f}"
+        for f in part_summary["files"]:
+            assert (workdir / part / f).is_file(), f"{part}/{f} listed but missing"
+            if f.endswith((".png", ".csv", ".npz")):
+                assert f"({f})" in (workdir / part / "report.md").read_text(), f"{part}: {f} not linked"
+    assert summary["experiment"] == "paper" and summary["headline"] == "vy-3cl"
+    assert set(summary["parts"]) == set(expected)
+    report = (workdir / "report.md").read_text()
+    for part in expected:
+        assert f"{part}/report.md" in report
+
+
+def test_networks_trained_once_and_shared(paper_run):
+    """`performance` reuses input_study's Vy-3CL: same numbers, and the run's metrics lines."""
+    workdir, _ = paper_run
+    a = json.loads((workdir / "input_study" / "summary.json").read_text())["configs"]["vy-3cl"]
+    b = json.loads((workdir / "performance" / "summary.json").read_text())["configs"]["vy-3cl"]
+    assert a["accuracy"] == b["accuracy"] and a["seconds"] == b["seconds"]
+    lines = [json.loads(line) for line in (workdir / "input_study" / "runs" / "vy-3cl" / "metrics.jsonl").open()]
+    folds = [line for line in lines if line["kind"] == "fold"]
+    assert len(folds) == 2 and sum(f["n"] for f in folds) == a["n"]
+    held = [s for f in folds for s in f["held_out"]]
+    assert len(held) == len(set(held)), "a subject held out twice"
+    assert [line["kind"] for line in lines].count("pooled") == 1
+
+
+def test_tables_have_the_papers_layout(paper_run):
+    workdir, _ = paper_run
+    t4 = _csv(workdir / "input_study" / "table4.csv")
+    assert t4[0] == ["input", "CL", "accuracy", "accuracy_std", "paper", "uf1", "uar", "params", "majority"]
+    assert {row[0] for row in t4[1:]} == {"Vy"} and [row[4] for row in t4[1:]] == ["0.5809", "0.6017"]
+    report4 = (workdir / "input_study" / "report.md").read_text()
+    assert "| | 1 CL | 2 CL | 3 CL | 4 CL |" in report4 and "| Vx-Vy |" in report4 and "(60.17%)" in report4
+    t3 = _csv(workdir / "depth_study" / "table3.csv")
+    assert t3[0][:3] == ["CL", "params", "paper_params"]
+    assert [r[0] for r in t3[1:]] == ["3", "1"] and [r[2] for r in t3[1:]] == ["104197", "91525"]
+    t5 = _csv(workdir / "similarity" / "table5.csv")
+    assert len(t5) == 6 and len(t5[0]) == 11 and t5[1][2] == "0.6007"  # ours, paper per class
+    t9 = _csv(workdir / "performance" / "table9.csv")
+    assert [r[2] for r in t9[1:]] == ["82373", "168997", "331301", "712933", "165541", "348005", "709477", "1620197"]
+    f7 = _csv(workdir / "performance" / "figure7.csv")
+    assert len(f7) == 6 and float(f7[3][6]) == pytest.approx(0.833)
+    timing = _csv(workdir / "performance" / "timing.csv")
+    assert [r[0] for r in timing[1:]] == ["flow", "network", "total"]
+    assert all(float(r[1]) > 0 and float(r[4]) > 0 for r in timing[1:])
+    table8 = (workdir / "performance" / "table8.md").read_text()
+    assert "majority class" in table8 and "60.17%" in table8
+
+
+def test_class_average_flow_is_an_honest_classifier(paper_run):
+    workdir, _ = paper_run
+    s = json.loads((workdir / "class_average_flow" / "summary.json").read_text())
+    assert s["headline"] == "nearest-class-mean-vy"
+    assert set(s["configs"]) == {f"nearest-class-mean-{k}" for k in ("vx", "vy", "vxvy", "mag")}
+
+
+def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("MERJAX_TRACEBACK", None)
+    return subprocess.run([sys.executable, "-m", "merjax.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_main_runs_an_experiment(tmp_path, cache_dir):
+    out = _main("--experiment=class_average_flow", "--profile=tiny", f"--workdir={tmp_path / 'w'}",
+                f"--cache_dir={cache_dir}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "class_average_flow (nearest-class-mean-vy): accuracy" in out.stdout
+    assert (tmp_path / "w" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--experiment=table10"], "table10"),
+    (["--workdir=FILE"], "is a file"),
+    (["--casme2_root=/nowhere"], "give both --casme2_root and --samm_root"),
+    (["--casme2_root=/nowhere/casme", "--samm_root=/nowhere/samm"], "/nowhere/casme"),
+    (["--set=train.epochs=lots"], "cannot read 'lots'"),
+    (["--seeds=a,b"], "--seeds must be integers"),
+])
+def test_main_rejects_bad_input_clearly(tmp_path, args, message):
+    (tmp_path / "FILE").write_text("not a folder")
+    args = [a.replace("FILE", str(tmp_path / "FILE")) for a in args]
+    out = _main("--profile=tiny", f"--cache_dir={tmp_path / 'cache'}", f"--workdir={tmp_path / 'w'}", *args,
+                cwd=tmp_path)  # a later --workdir wins
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
