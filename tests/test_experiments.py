@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from merjax import experiments
@@ -64,8 +65,10 @@ def test_every_experiment_writes_its_files(paper_run):
     workdir, summary = paper_run
     expected = {
         "class_average_flow": ["figure6.png", "class_average_flow.npz", "table_flow.csv", "table_nearest_mean.md"],
-        "depth_study": ["table3.csv", "table3.md", "accuracy_vs_depth.png", "runs/resnet4/metrics.jsonl"],
-        "input_study": ["table4.csv", "table4.md", "accuracy_vs_params.png", "confusion_vy-3cl.png"],
+        "depth_study": ["table3.csv", "table3.md", "accuracy_vs_depth.png", "runs/resnet4/metrics.jsonl",
+                        "models/resnet4/model.json"],
+        "input_study": ["table4.csv", "table4.md", "accuracy_vs_params.png", "confusion_vy-3cl.png",
+                        "models/vy-3cl/model.json"],
         "similarity": ["table5.csv", "table5_paper_style.md", "similarity_vy-3cl.png", "similarity_resnet2.csv"],
         "performance": ["table8.md", "figure7.csv", "figure7.png", "table9.csv", "timing.csv"],
     }
@@ -162,3 +165,17 @@ def test_main_rejects_bad_input_clearly(tmp_path, args, message):
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_final_model_is_saved_and_loads(paper_run):
+    """The headline network, trained on every subject, is a model folder that predict reads."""
+    from merjax import inference
+
+    workdir, _ = paper_run
+    s = json.loads((workdir / "input_study" / "summary.json").read_text())
+    model = inference.load(s["model"], expect_net="vy-3cl")
+    assert model.spec.trained_on["subjects"] == 6 and model.spec.input_size == 8
+    assert "models/vy-3cl" in (workdir / "input_study" / "report.md").read_text()
+    frames = np.random.default_rng(0).integers(0, 255, (2, *model.spec.frame_size), np.uint8)
+    probs = model.classify(frames[:1], frames[1:])
+    assert probs.shape == (1, 5) and probs.sum() == pytest.approx(1, abs=1e-5)

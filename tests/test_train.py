@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -124,6 +125,9 @@ def test_final_model_and_features():
     assert r.plan.held_out[-1] == ("*",)
     assert jax.tree.leaves(r.states.params)[0].shape[0] == 5
     assert r.features.shape[:2] == (1, len(y)) and np.abs(r.features).sum() > 0
+    # The extra run is never scored and changes no held-out prediction.
+    plain = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, train_final=False), progress=None)
+    np.testing.assert_allclose(r.logits, plain.logits, atol=1e-5)
 
 
 def test_k_fold_groups_balance_samples():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from merjax import flow, metrics, models, train
+from merjax import flow, inference, metrics, models, train
 from merjax.data import cache, composite, synthetic
 from merjax.data.sample import SampleList
 from merjax.experiments.config import Config
@@ -60,6 +61,7 @@ class NetResult:
     params: int
     per_seed: list[dict]  # metrics.by_group per seed ("all", "casme2", "samm")
     loso: train.LosoResult
+    model_dir: Path | None = None  # the saved final model (trained on every subject), if any
 
     def mean_std(self, key: str, group: str = "all") -> tuple[float, float]:
         return metrics.mean_std([s[group][key] for s in self.per_seed])
@@ -179,6 +181,7 @@ class Context:
         """
         c = self.cfg
         features = features or net in self.keep_features
+        final = final or (c.save_model and net == c.headline)
         key = (net, c.size, c.num_folds, c.train, self._data_key())
         cached = self._results.get(key)
         if cached and (cached.loso.features is not None or not features) and (
@@ -205,11 +208,45 @@ class Context:
             ))
         result = NetResult(net, rep, models.count_params(model, x.shape[1:]), per_seed, loso)
         _write_jsonl(run_dir / "metrics.jsonl", result, data)
+        if final:
+            result.model_dir = self._save_model(net, rep, loso)
         row = result.row()
         self.say(f"{net}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
                  f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s")
         self._results[key] = result
         return result
+
+
+    def _save_model(self, net: str, rep: str, loso: train.LosoResult) -> Path:
+        """Saves the first seed's final run (trained on every subject) as a model folder."""
+        c, data = self.cfg, self.data()
+        r = next(i for i, h in enumerate(loso.plan.held_out) if h == ("*",))
+        state = jax.tree.map(lambda a: np.asarray(a[r]), loso.states)
+        spec = inference.ModelSpec(
+            net=net, representation=rep, input_size=c.size, flow=c.flow,
+            class_names=tuple(class_labels()),
+            trained_on={"data": data.source, "samples": len(data.samples),
+                        "subjects": len(set(data.subjects)), "seed": int(loso.plan.seeds[r]),
+                        "protocol": c.protocol},
+        )
+        variables = {"params": state.params, "batch_stats": state.batch_stats, "mean": state.mean,
+                     "scale": state.scale}
+        path = inference.save(self.workdir / "models" / net, spec, variables)
+        self.say(f"{net}: final model (every subject, seed {spec.trained_on['seed']}) saved to {path}")
+        return path
+
+    def model_dir(self, net: str) -> Path | None:
+        """Where the final model of ``net`` was saved in this run (None if it was not)."""
+        return next((r.model_dir for k, r in self._results.items() if k[0] == net and r.model_dir), None)
+
+    def model_text(self, net: str) -> str:
+        """A report paragraph on the saved final model of ``net`` ('' if none)."""
+        path = self.model_dir(net)
+        if path is None:
+            return ""
+        return (f"Final model: `{os.path.relpath(path, self.workdir)}` — {net} trained on every subject "
+                f"(not scored: it has no held-out data). On new clips: `python -m merjax.predict "
+                f"--model={path} --onset=ONSET.jpg --apex=APEX.jpg`.")
 
 
 def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:

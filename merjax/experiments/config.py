@@ -47,6 +47,9 @@ class Config:
     similarity_per_class: int = 2  # the paper's "2 samples x 5 classes" (0: every held-out sample)
     timing_repeats: int = 200  # clips timed one at a time (performance)
     timing_batch: int = 256  # clips per call for throughput (performance)
+    # Also train the headline network on every subject (one more run per seed) and save it to
+    # ``models/<net>/`` for ``python -m merjax.predict``. Never used to score anything.
+    save_model: bool = True
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

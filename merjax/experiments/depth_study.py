@@ -58,4 +58,7 @@ def run(ctx: common.Context) -> dict:
         "Held-out accuracy by depth (labels: parameters; dotted: majority class).",
     )
     head = cfg.headline if cfg.headline in results else nets[0]
-    return rep.write(common.summary("depth_study", cfg, data, head, results))
+    if ctx.model_text(head):
+        rep.text(ctx.model_text(head))
+    return rep.write(common.summary("depth_study", cfg, data, head, results,
+                                     model=str(ctx.model_dir(head) or "")))

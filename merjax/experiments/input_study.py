@@ -63,9 +63,12 @@ def run(ctx: common.Context) -> dict:
         confusion_figure(headline.confusion, common.class_labels(), f"{head}, pooled held-out, all seeds"),
         f"Confusion matrix of {head} (rows: true class).",
     )
+    if ctx.model_text(head):
+        rep.text(ctx.model_text(head))
     if data.notes:
         rep.text("Notes on the data:\n\n" + "\n".join(f"- {n}" for n in data.notes))
-    return rep.write(common.summary("input_study", cfg, data, head, results))
+    return rep.write(common.summary("input_study", cfg, data, head, results,
+                                     model=str(ctx.model_dir(head) or "")))
 
 
 def _grid(results: dict) -> str:

@@ -1,0 +1,289 @@
+"""Real-time inference: two frames in, class probabilities out, in one jitted function.
+
+A *model* is a folder that training writes (``Context.evaluate(..., final=True)``, the final
+model trained on every subject of an experiment)::
+
+    model.json     what it is: network, flow settings, input size, classes, what it was trained on
+    variables/     orbax checkpoint of {params, batch_stats, mean, scale}
+
+Use::
+
+    model = inference.load("runs/input_study-quick/models/vy-3cl")
+    probs_BxK = model.classify(onset_BxHxW, apex_BxHxW)     # frames at model.frame_size, uint8
+    inference.export(model, "vy-3cl.jaxexport")              # serialized StableHLO, weights inside
+    classify = inference.load_exported("vy-3cl.jaxexport")   # needs jax only, not merjax's models
+    probs_BxK = classify(onset_BxHxW, apex_BxHxW)
+
+:func:`probabilities` is the whole pipeline as a pure function of ``(variables, onset, apex)``:
+Horn-Schunck flow at the training flow size, resize to the network's input, the flow
+representation, the training-set normalisation, the network in eval mode, softmax. Frames
+must already be face-cropped and resized to ``frame_size`` (:func:`prepare_frames` does it as the
+datasets do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from merjax import flow, models
+from merjax.data import faces
+from merjax.data.cache import FlowSettings
+from merjax.data.spreadsheets import DataError
+
+FORMAT = 1  # bump when the model folder's layout changes
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything besides the weights that turns two frames into a prediction."""
+
+    net: str  # merjax.models.by_name name, e.g. "vy-3cl", "resnet8"
+    representation: str  # flow representation the network reads
+    input_size: int  # network input side (the flow is resized to it)
+    flow: FlowSettings  # Horn-Schunck settings and the frame size the flow is computed at
+    class_names: tuple[str, ...]
+    trained_on: dict = dataclasses.field(default_factory=dict)  # data, samples, subjects, seed, ...
+    param_shapes: dict = dataclasses.field(default_factory=dict)  # "params/conv1/kernel" -> shape
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.flow.size
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["flow"] = self.flow.to_json()
+        out["class_names"] = list(self.class_names)
+        out["format"] = FORMAT
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict, where: str) -> ModelSpec:
+        if d.get("format") != FORMAT:
+            raise DataError(f"{where}: model format {d.get('format')!r}, this merjax reads {FORMAT}")
+        try:
+            fl = {k: v for k, v in d["flow"].items() if k != "format"}
+            return cls(
+                net=d["net"], representation=d["representation"], input_size=int(d["input_size"]),
+                flow=FlowSettings(**fl), class_names=tuple(d["class_names"]),
+                trained_on=d.get("trained_on", {}), param_shapes=d.get("param_shapes", {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{where}: not a merjax model description ({e})") from None
+
+
+def _shapes(tree: Any) -> dict[str, list[int]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(getattr(k, "key", k)) for k in path): list(np.shape(v)) for path, v in flat}
+
+
+def probabilities(
+    variables: dict, onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, *, module: nn.Module, spec: ModelSpec
+) -> jax.Array:
+    """Class probabilities ``[B, K]`` for pairs of frames ``[B, H, W]`` (uint8 or float in [0, 1])
+    at ``spec.frame_size``. Pure: jit it, vmap it, export it."""
+    uv = flow.horn_schunck(
+        onset_BxHxW, apex_BxHxW, smoothness=spec.flow.smoothness, num_iter=spec.flow.num_iter,
+        variant=spec.flow.variant,
+    )
+    s = spec.input_size
+    if uv.shape[-3:-1] != (s, s):
+        uv = flow.resize_flow(uv, (s, s))
+    x = (flow.representation(uv, spec.representation) - variables["mean"]) / variables["scale"]
+    logits = module.apply({"params": variables["params"], "batch_stats": variables["batch_stats"]}, x)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+@dataclasses.dataclass
+class Model:
+    """A loaded model: its spec, its Flax module and its variables (a plain pytree)."""
+
+    spec: ModelSpec
+    module: nn.Module
+    variables: dict
+    path: Path | None = None
+
+    def __post_init__(self):
+        fn = functools.partial(probabilities, module=self.module, spec=self.spec)
+        self._jitted = jax.jit(fn)
+
+    def classify(self, onset_BxHxW, apex_BxHxW) -> np.ndarray:
+        """Probabilities ``[B, K]``; one compilation per batch size."""
+        onset, apex = check_pairs(onset_BxHxW, apex_BxHxW, self.spec.frame_size)
+        return np.asarray(self._jitted(self.variables, onset, apex))
+
+    def jitted(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
+        """``(onset, apex) -> probabilities`` with the weights bound: what :func:`export` saves."""
+        return jax.jit(lambda a, b: self._jitted(self.variables, a, b))
+
+
+def check_pairs(onset, apex, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frames as ``[B, H, W]`` arrays of the model's frame size; a DataError says what is wrong."""
+    onset, apex = np.asarray(onset), np.asarray(apex)
+    if onset.ndim == 2:
+        onset, apex = onset[None], apex[None]
+    if onset.shape != apex.shape:
+        raise DataError(f"onset and apex frames differ in shape: {onset.shape} vs {apex.shape}")
+    if onset.ndim != 3 or tuple(onset.shape[1:]) != tuple(frame_size):
+        raise DataError(
+            f"frames must be [B, {frame_size[0]}, {frame_size[1]}] grey (the model's frame size), got "
+            f"{onset.shape}; prepare_frames crops and resizes raw frames"
+        )
+    return onset, apex
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def to_gray(image: np.ndarray, where: str = "frame") -> np.ndarray:
+    """``[H, W]`` uint8 grey from a grey, BGR or BGRA image (OpenCV's channel order)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        import cv2
+
+        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        image = cv2.cvtColor(image, code)
+    if image.ndim != 2:
+        raise DataError(f"{where}: expected a grey or colour image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise DataError(f"{where}: expected 8-bit pixels, got {image.dtype}")
+    return image
+
+
+def face_box_of(gray: np.ndarray, crop: str, where: str) -> faces.Box | None:
+    """The face box for ``crop="face"`` (a DataError when there is none), None for ``"none"``."""
+    if crop == "none":
+        return None
+    if crop != "face":
+        raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    box = faces.detect_face(gray)
+    if box is None:
+        raise DataError(
+            f"no face found in {where}; give frames that show a frontal face, or --crop=none if "
+            "they are already face crops"
+        )
+    return box
+
+
+def prepare_frames(
+    images: Sequence[np.ndarray], size: tuple[int, int], *, crop: str = "face",
+    names: Sequence[str] | None = None, box: faces.Box | None = None,
+) -> tuple[np.ndarray, faces.Box | None]:
+    """Grey frames ``[N, H, W]`` uint8 at ``size``, cropped as the datasets are: one face box,
+    detected on the first frame (or ``box`` when given), crops every frame, so the crop adds no
+    motion. Returns the frames and the box. Frames of different sizes are an error."""
+    names = list(names) if names is not None else [f"frame {i}" for i in range(len(images))]
+    grays = [to_gray(im, n) for im, n in zip(images, names)]
+    sizes = {g.shape for g in grays}
+    if len(sizes) > 1:
+        detail = ", ".join(f"{n}: {g.shape[1]}x{g.shape[0]}" for n, g in zip(names, grays))
+        raise DataError(f"frames differ in size ({detail}); flow needs frames of one size")
+    if box is None and crop == "face":
+        box = face_box_of(grays[0], crop, names[0])
+    elif crop not in ("face", "none"):
+        raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    return np.stack([faces.crop_resize(g, box, size) for g in grays]), box
+
+
+# --------------------------------------------------------------------------- saving and loading
+
+
+def save(path: str | Path, spec: ModelSpec, variables: dict) -> Path:
+    """Writes a model folder (replacing one that is there)."""
+    from merjax.train import _ocp  # orbax imports slowly; only when saving
+
+    path = Path(path).absolute()
+    variables = {k: variables[k] for k in ("params", "batch_stats", "mean", "scale")}
+    spec = dataclasses.replace(spec, param_shapes=_shapes(variables))
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    ckpt = _ocp().StandardCheckpointer()
+    ckpt.save(path / "variables", jax.tree.map(jnp.asarray, variables))
+    ckpt.wait_until_finished()
+    (path / "model.json").write_text(json.dumps(spec.to_json(), indent=1) + "\n")
+    return path
+
+
+def load(path: str | Path, *, expect_net: str | None = None) -> Model:
+    """Loads a model folder. ``expect_net`` checks the architecture: a model trained as another
+    network is an error, as is a checkpoint whose weights do not fit its declared network."""
+    from merjax.train import _ocp
+
+    path = Path(path).expanduser().absolute()
+    meta = path / "model.json"
+    if not meta.is_file():
+        raise DataError(f"{str(path)!r} is not a merjax model folder (no model.json in it)")
+    try:
+        spec = ModelSpec.from_json(json.loads(meta.read_text()), str(meta))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{str(meta)!r} is not valid JSON: {e}") from None
+    if expect_net is not None and expect_net.lower() != spec.net.lower():
+        raise DataError(f"{str(path)!r} holds a {spec.net} model, not {expect_net}")
+    module, rep = models.by_name(spec.net, num_classes=len(spec.class_names))
+    if rep != spec.representation:
+        raise DataError(f"{str(meta)!r}: {spec.net} reads {rep}, the file says {spec.representation}")
+    s = spec.input_size
+    channels = flow.REPRESENTATIONS[rep]
+    abstract = jax.eval_shape(lambda k: models.init(module, k, (s, s, channels)), jax.random.key(0))
+    abstract = {
+        "params": abstract["params"], "batch_stats": abstract.get("batch_stats", {}),
+        "mean": jax.ShapeDtypeStruct((s, s, channels), jnp.float32),
+        "scale": jax.ShapeDtypeStruct((), jnp.float32),
+    }
+    want = _shapes(abstract)
+    if not spec.param_shapes:  # checked here: a failed orbax restore is slow and noisy
+        raise DataError(f"{str(meta)!r} lists no param_shapes; it was not written by merjax.inference.save")
+    if spec.param_shapes != want:
+        keys = sorted(set(want) | set(spec.param_shapes))
+        diff = [k for k in keys if want.get(k) != spec.param_shapes.get(k)][:3]
+        raise DataError(
+            f"{str(path)!r}: its weights do not fit a {spec.net} at {s}x{s}x{channels} (first "
+            f"differences: {', '.join(f'{k} {spec.param_shapes.get(k)} vs {want.get(k)}' for k in diff)}); "
+            "the checkpoint is from another architecture"
+        )
+    ocp = _ocp()
+    try:
+        variables = ocp.StandardCheckpointer().restore(path / "variables", abstract)
+    except Exception as e:  # orbax raises many kinds; the message is what matters
+        raise DataError(f"cannot restore the weights in {str(path / 'variables')!r}: {e}") from None
+    return Model(spec, module, dict(variables), path)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export(model: Model, path: str | Path, *, platforms: Sequence[str] = ("cpu", "cuda")) -> Path:
+    """Serializes ``(onset [B, H, W] uint8, apex [B, H, W] uint8) -> probabilities [B, K]`` with
+    ``jax.export``: StableHLO with the weights inside and a symbolic batch size, runnable on every
+    platform in ``platforms`` by any jax that reads it (no merjax needed). The model's spec goes
+    to ``<path>.json`` beside it."""
+    from jax import export as jax_export
+
+    path = Path(path)
+    h, w = model.spec.frame_size
+    (b,) = jax_export.symbolic_shape("b")
+    arg = jax.ShapeDtypeStruct((b, h, w), jnp.uint8)
+    exported = jax_export.export(model.jitted(), platforms=tuple(platforms))(arg, arg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(exported.serialize())
+    Path(f"{path}.json").write_text(json.dumps(model.spec.to_json(), indent=1) + "\n")
+    return path
+
+
+def load_exported(path: str | Path) -> Callable[[np.ndarray, np.ndarray], jax.Array]:
+    """The exported function of :func:`export`; it uses nothing of merjax but this loader."""
+    from jax import export as jax_export
+
+    data = Path(path).read_bytes()
+    return jax_export.deserialize(bytearray(data)).call

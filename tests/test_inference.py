@@ -1,0 +1,225 @@
+"""Inference on new clips: the model folder, the jitted pipeline, jax.export, predict's command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import jax
+import numpy as np
+import pytest
+
+from merjax import flow, inference, models
+from merjax.data.cache import FlowSettings
+from merjax.data.spreadsheets import DataError
+from merjax.predict import predict_pair, predict_video, read_clip
+
+FRAME = (16, 16)
+CLASSES = tuple(f"class {i}" for i in range(5))
+
+
+def _face_frames(rng: np.random.Generator, shift: float = 0.0, side: int = 96) -> np.ndarray:
+    """A textured square (never a detectable face) moved right by ``shift`` pixels."""
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    img = 128 + 60 * np.sin((xx - shift) / 5.0) * np.cos(yy / 7.0)
+    return np.clip(img + rng.normal(0, 1, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    module, rep = models.by_name("vy-1cl")
+    variables = models.init(module, jax.random.key(3), (8, 8, 1))
+    rng = np.random.default_rng(0)
+    spec = inference.ModelSpec(net="vy-1cl", representation=rep, input_size=8, flow=FlowSettings(size=FRAME),
+                               class_names=CLASSES, trained_on={"data": "test"})
+    mean = rng.normal(0, 0.1, (8, 8, 1)).astype(np.float32)
+    return inference.save(tmp_path_factory.mktemp("m") / "vy-1cl", spec,
+                          dict(variables, mean=mean, scale=np.float32(0.5)))
+
+
+@pytest.fixture(scope="module")
+def model(model_dir) -> inference.Model:
+    return inference.load(model_dir)
+
+
+def _pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = [cv2.resize(_face_frames(rng), FRAME[::-1], interpolation=cv2.INTER_AREA) for _ in range(n)]
+    b = [cv2.resize(_face_frames(rng, 1.0 + i), FRAME[::-1], interpolation=cv2.INTER_AREA) for i in range(n)]
+    return np.stack(a), np.stack(b)
+
+
+def test_pipeline_is_flow_then_network(model):
+    onset, apex = _pairs(3)
+    probs = model.classify(onset, apex)
+    uv = flow.resize_flow(flow.horn_schunck(onset, apex, num_iter=10), (8, 8))
+    x = (flow.representation(uv, "vy") - model.variables["mean"]) / model.variables["scale"]
+    logits = model.module.apply({"params": model.variables["params"],
+                                 "batch_stats": model.variables["batch_stats"]}, x)
+    np.testing.assert_allclose(probs, jax.nn.softmax(logits), atol=1e-6)
+    assert probs.shape == (3, 5) and np.allclose(probs.sum(1), 1)
+    np.testing.assert_allclose(model.classify(onset[1], apex[1])[0], probs[1], atol=1e-6)  # one pair
+
+
+def test_save_load_round_trip(model_dir, model):
+    spec = json.loads((model_dir / "model.json").read_text())
+    assert spec["net"] == "vy-1cl" and spec["flow"]["size"] == [16, 16]
+    assert spec["param_shapes"]["mean"] == [8, 8, 1]
+    again = inference.load(model_dir, expect_net="VY-1CL")
+    for a, b in zip(jax.tree.leaves(model.variables), jax.tree.leaves(again.variables)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_from_another_architecture_is_refused(model_dir, tmp_path):
+    with pytest.raises(DataError, match="holds a vy-1cl model, not resnet8"):
+        inference.load(model_dir, expect_net="resnet8")
+    other = tmp_path / "m"
+    other.mkdir()
+    os.symlink(model_dir / "variables", other / "variables")
+    spec = json.loads((model_dir / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps(spec | {"net": "vy-2cl"}))
+    with pytest.raises(DataError, match="do not fit a vy-2cl.*another architecture"):
+        inference.load(other)
+    (other / "model.json").write_text(json.dumps(spec | {"param_shapes": {}}))
+    with pytest.raises(DataError, match="lists no param_shapes"):
+        inference.load(other)
+    with pytest.raises(DataError, match="no model.json"):
+        inference.load(tmp_path)
+
+
+def test_exported_function_runs_without_merjax(model, tmp_path):
+    path = inference.export(model, tmp_path / "m.jaxexport", platforms=("cpu",))
+    onset, apex = _pairs(4, seed=1)
+    np.save(tmp_path / "onset.npy", onset)
+    np.save(tmp_path / "apex.npy", apex)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["merjax"] = None  # importing merjax now fails
+        import numpy as np
+        from jax import export
+        fn = export.deserialize(bytearray(open({str(path)!r}, "rb").read())).call
+        out = fn(np.load({str(tmp_path / 'onset.npy')!r}), np.load({str(tmp_path / 'apex.npy')!r}))
+        np.save({str(tmp_path / 'out.npy')!r}, np.asarray(out))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.classify(onset, apex), atol=1e-5)
+    np.testing.assert_allclose(inference.load_exported(path)(onset[:1], apex[:1]),
+                               model.classify(onset[:1], apex[:1]), atol=1e-5)  # any batch size
+    assert json.loads(Path(f"{path}.json").read_text())["net"] == "vy-1cl"
+
+
+def test_frames_are_prepared_as_the_datasets_are(model):
+    rng = np.random.default_rng(0)
+    a, b = _face_frames(rng), _face_frames(rng, 2.0)
+    frames, box = inference.prepare_frames([a, cv2.cvtColor(b, cv2.COLOR_GRAY2BGR)], FRAME, crop="none")
+    assert frames.shape == (2, *FRAME) and frames.dtype == np.uint8 and box is None
+    with pytest.raises(DataError, match="no face found in onset"):
+        inference.prepare_frames([a, b], FRAME, crop="face", names=["onset", "apex"])
+    with pytest.raises(DataError, match="differ in size.*apex: 80x96"):
+        inference.prepare_frames([a, b[:, :80]], FRAME, crop="none", names=["onset", "apex"])
+    with pytest.raises(DataError, match="8-bit"):
+        inference.prepare_frames([a.astype(np.float32), b], FRAME, crop="none")
+    with pytest.raises(DataError, match=r"frames must be \[B, 16, 16\]"):
+        model.classify(a, b)
+    res = predict_pair(model, a, b, crop="none")
+    assert res["class"] in CLASSES and res["classify_ms"] > 0
+
+
+def _write_clip(folder: Path, n: int = 6) -> list[np.ndarray]:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    imgs = [_face_frames(rng, 0.5 * i) for i in range(n)]
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(folder / f"reg_img{40 + i}.png"), img)
+    return imgs
+
+
+def test_clip_folder(tmp_path, model):
+    imgs = _write_clip(tmp_path / "clip")
+    onset, apex, names = read_clip(tmp_path / "clip", 40, 43)
+    np.testing.assert_array_equal(apex, imgs[3])
+    with pytest.raises(DataError, match="no frame numbered 99.*40..45"):
+        read_clip(tmp_path / "clip", 40, 99)
+    with pytest.raises(DataError, match="must come after"):
+        read_clip(tmp_path / "clip", 43, 40)
+
+
+def _write_video(path: Path, n: int = 12) -> bool:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (96, 96), isColor=False)
+    if not writer.isOpened():
+        return False
+    rng = np.random.default_rng(4)
+    for i in range(n):
+        writer.write(_face_frames(rng, 0.4 * i))
+    writer.release()
+    return True
+
+
+def test_video_sliding_window(tmp_path, model):
+    video = tmp_path / "v.avi"
+    if not _write_video(video):
+        pytest.skip("this OpenCV build cannot write MJPG video")
+    res = predict_video(model, video, window=3, crop="none", batch=4)
+    assert res["num_frames"] == 12 and list(res["frames"]) == list(range(3, 12))
+    assert res["probabilities"].shape == (9, 5) and np.allclose(res["probabilities"].sum(1), 1, atol=1e-5)
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(cv2.resize(cv2.cvtColor(got[1], cv2.COLOR_BGR2GRAY), FRAME[::-1], interpolation=cv2.INTER_AREA))
+    frames = np.stack(frames)
+    np.testing.assert_allclose(res["probabilities"][4], model.classify(frames[4], frames[7])[0], atol=1e-5)
+    assert predict_video(model, video, crop="none")["window"] == 3  # 0.15 s at 20 fps
+    (tmp_path / "bad.avi").write_text("not a video")
+    with pytest.raises(DataError, match="bad.avi"):
+        predict_video(model, tmp_path / "bad.avi", crop="none")
+
+
+def _predict(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("MERJAX_TRACEBACK", None)
+    return subprocess.run([sys.executable, "-m", "merjax.predict", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_command_line(tmp_path, model_dir):
+    _write_clip(tmp_path / "clip")
+    out = _predict(f"--model={model_dir}", f"--clip={tmp_path / 'clip'}", "--onset_frame=40", "--apex_frame=44",
+                   "--crop=none")
+    assert out.returncode == 0, out.stderr
+    assert "class: class " in out.stdout and "ms flow + network" in out.stdout
+    assert "Restoring checkpoint" not in out.stdout + out.stderr  # orbax's INFO lines are off
+    if _write_video(tmp_path / "v.avi"):
+        out = _predict(f"--model={model_dir}", f"--video={tmp_path / 'v.avi'}", "--window=2", "--crop=none",
+                       f"--out={tmp_path / 'p.csv'}")
+        assert out.returncode == 0, out.stderr
+        lines = (tmp_path / "p.csv").read_text().splitlines()
+        assert lines[0].startswith("frame,seconds,class,class 0") and len(lines) == 11
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--video=BAD"], "cannot open video"),
+    (["--onset=CLIP/reg_img40.png", "--apex=SMALL"], "differ in size"),
+    (["--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "no face found"),
+    (["--net=resnet8", "--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "not resnet8"),
+    (["--onset=CLIP/nothing.png", "--apex=CLIP/reg_img41.png"], "cannot decode image"),
+    (["--clip=CLIP", "--onset_frame=40"], "needs --onset_frame and --apex_frame"),
+    ([], "give exactly one of"),
+])
+def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, message):
+    _write_clip(tmp_path / "clip")
+    (tmp_path / "bad.mp4").write_text("not a video")
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((40, 50), np.uint8))
+    subs = {"CLIP": str(tmp_path / "clip"), "BAD": str(tmp_path / "bad.mp4"), "SMALL": str(tmp_path / "small.png")}
+    for k, v in subs.items():
+        args = [a.replace(k, v) for a in args]
+    out = _predict(f"--model={model_dir}", *args)
+    assert out.returncode == 1
+    assert message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
