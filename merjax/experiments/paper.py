@@ -1,6 +1,6 @@
 """Every experiment of the paper, one after another, sharing the data and the trained networks.
 
-    python -m merjax.main --experiment=paper                    # quick: ~10 min, 2-core CPU
+    python -m merjax.main --experiment=paper                    # quick: ~11 min, 2-core CPU
     python -m merjax.main --experiment=paper --profile=paper    # the paper's protocol (GPU)
 
 Each experiment writes into ``<workdir>/<experiment>/``; networks that several experiments use
