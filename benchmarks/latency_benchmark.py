@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from merjax import flow, inference, models
+from merjax import inference
 from merjax.data.cache import FlowSettings
 
 FLAGS = flags.FLAGS
@@ -72,16 +72,14 @@ def frames(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
 def load_models() -> list[inference.Model]:
     if FLAGS.model:
         return [inference.load(FLAGS.model)]
-    out = []
-    for name in FLAGS.nets:
-        module, rep = models.by_name(name)
-        c = flow.REPRESENTATIONS[rep]
-        variables = models.init(module, jax.random.key(0), (FLAGS.size, FLAGS.size, c))
-        spec = inference.ModelSpec(name, rep, FLAGS.size, FlowSettings(size=(FLAGS.size, FLAGS.size)),
-                                   tuple(f"class {i}" for i in range(5)))
-        out.append(inference.Model(spec, module, dict(variables, mean=np.zeros((FLAGS.size, FLAGS.size, c),
-                                                                               np.float32), scale=np.float32(1))))
-    return out
+    frames_at = FlowSettings(size=(FLAGS.size, FLAGS.size))
+    return [inference.untrained(name, FLAGS.size, frames_at) for name in FLAGS.nets]
+
+
+def _network(model: inference.Model):
+    """The model's network part alone (flow in, probabilities out), jitted."""
+    return jax.jit(functools.partial(inference.network_probabilities, model.variables, module=model.module,
+                                     spec=model.spec))
 
 
 def sequential_pipeline(model: inference.Model):
@@ -89,7 +87,7 @@ def sequential_pipeline(model: inference.Model):
     from pyoptflow import HornSchunck
 
     spec = model.spec
-    net = jax.jit(lambda uv: _network(model, uv))
+    net = _network(model)
 
     def run(onset, apex):
         u, v = HornSchunck(onset[0].astype(np.float32), apex[0].astype(np.float32),
@@ -99,19 +97,9 @@ def sequential_pipeline(model: inference.Model):
     return run
 
 
-def _network(model: inference.Model, uv):
-    s = model.spec.input_size
-    if uv.shape[-3:-1] != (s, s):
-        uv = flow.resize_flow(uv, (s, s))
-    x = (flow.representation(uv, model.spec.representation) - model.variables["mean"]) / model.variables["scale"]
-    v = model.variables
-    return jax.nn.softmax(model.module.apply({"params": v["params"], "batch_stats": v["batch_stats"]}, x))
-
-
 def unfused_pipeline(model: inference.Model):
-    f = model.spec.flow
-    hs = jax.jit(functools.partial(flow.horn_schunck, smoothness=f.smoothness, num_iter=f.num_iter, variant=f.variant))
-    net = jax.jit(lambda uv: _network(model, uv))
+    hs = jax.jit(functools.partial(inference.flow_of, spec=model.spec))
+    net = _network(model)
     return lambda onset, apex: net(np.asarray(hs(onset, apex)))
 
 

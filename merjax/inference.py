@@ -87,21 +87,39 @@ def _shapes(tree: Any) -> dict[str, list[int]]:
     return {"/".join(str(getattr(k, "key", k)) for k in path): list(np.shape(v)) for path, v in flat}
 
 
+def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> jax.Array:
+    """Horn-Schunck flow ``[B, H, W, 2]`` with the settings the model was trained on."""
+    f = spec.flow
+    return flow.horn_schunck(onset_BxHxW, apex_BxHxW, smoothness=f.smoothness, num_iter=f.num_iter,
+                             variant=f.variant)
+
+
+def network_probabilities(variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec) -> jax.Array:
+    """Class probabilities ``[B, K]`` from flows: resize to the network's input, representation,
+    the training normalisation, the network in eval mode, softmax."""
+    s = spec.input_size
+    if uv_BxHxWx2.shape[-3:-1] != (s, s):
+        uv_BxHxWx2 = flow.resize_flow(uv_BxHxWx2, (s, s))
+    x = (flow.representation(uv_BxHxWx2, spec.representation) - variables["mean"]) / variables["scale"]
+    logits = module.apply({"params": variables["params"], "batch_stats": variables["batch_stats"]}, x)
+    return jax.nn.softmax(logits, axis=-1)
+
+
 def probabilities(
     variables: dict, onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, *, module: nn.Module, spec: ModelSpec
 ) -> jax.Array:
     """Class probabilities ``[B, K]`` for pairs of frames ``[B, H, W]`` (uint8 or float in [0, 1])
     at ``spec.frame_size``. Pure: jit it, vmap it, export it."""
-    uv = flow.horn_schunck(
-        onset_BxHxW, apex_BxHxW, smoothness=spec.flow.smoothness, num_iter=spec.flow.num_iter,
-        variant=spec.flow.variant,
-    )
-    s = spec.input_size
-    if uv.shape[-3:-1] != (s, s):
-        uv = flow.resize_flow(uv, (s, s))
-    x = (flow.representation(uv, spec.representation) - variables["mean"]) / variables["scale"]
-    logits = module.apply({"params": variables["params"], "batch_stats": variables["batch_stats"]}, x)
-    return jax.nn.softmax(logits, axis=-1)
+    uv = flow_of(onset_BxHxW, apex_BxHxW, spec)
+    return network_probabilities(variables, uv, module=module, spec=spec)
+
+
+def _fresh_variables(module: nn.Module, spec: ModelSpec, key: jax.Array) -> dict:
+    """Initialised weights and an identity normalisation: the structure every model folder holds."""
+    s, c = spec.input_size, flow.REPRESENTATIONS[spec.representation]
+    v = models.init(module, key, (s, s, c))
+    return {"params": v["params"], "batch_stats": v.get("batch_stats", {}),
+            "mean": jnp.zeros((s, s, c), jnp.float32), "scale": jnp.float32(1.0)}
 
 
 @dataclasses.dataclass
@@ -125,6 +143,14 @@ class Model:
     def jitted(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
         """``(onset, apex) -> probabilities`` with the weights bound: what :func:`export` saves."""
         return jax.jit(lambda a, b: self._jitted(self.variables, a, b))
+
+
+def untrained(net: str, input_size: int, flow_settings: FlowSettings = FlowSettings(), *, seed: int = 0,
+              class_names: Sequence[str] = tuple(f"class {i}" for i in range(5))) -> Model:
+    """A model with initialised weights: for timing (weights do not change the time) and tests."""
+    module, rep = models.by_name(net, num_classes=len(class_names))
+    spec = ModelSpec(net, rep, input_size, flow_settings, tuple(class_names))
+    return Model(spec, module, _fresh_variables(module, spec, jax.random.key(seed)))
 
 
 def check_pairs(onset, apex, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -188,10 +214,10 @@ def prepare_frames(
     if len(sizes) > 1:
         detail = ", ".join(f"{n}: {g.shape[1]}x{g.shape[0]}" for n, g in zip(names, grays))
         raise DataError(f"frames differ in size ({detail}); flow needs frames of one size")
-    if box is None and crop == "face":
-        box = face_box_of(grays[0], crop, names[0])
-    elif crop not in ("face", "none"):
+    if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    if box is None:
+        box = face_box_of(grays[0], crop, names[0])
     return np.stack([faces.crop_resize(g, box, size) for g in grays]), box
 
 
@@ -233,14 +259,7 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
     module, rep = models.by_name(spec.net, num_classes=len(spec.class_names))
     if rep != spec.representation:
         raise DataError(f"{str(meta)!r}: {spec.net} reads {rep}, the file says {spec.representation}")
-    s = spec.input_size
-    channels = flow.REPRESENTATIONS[rep]
-    abstract = jax.eval_shape(lambda k: models.init(module, k, (s, s, channels)), jax.random.key(0))
-    abstract = {
-        "params": abstract["params"], "batch_stats": abstract.get("batch_stats", {}),
-        "mean": jax.ShapeDtypeStruct((s, s, channels), jnp.float32),
-        "scale": jax.ShapeDtypeStruct((), jnp.float32),
-    }
+    abstract = jax.eval_shape(lambda k: _fresh_variables(module, spec, k), jax.random.key(0))
     want = _shapes(abstract)
     if not spec.param_shapes:  # checked here: a failed orbax restore is slow and noisy
         raise DataError(f"{str(meta)!r} lists no param_shapes; it was not written by merjax.inference.save")
@@ -248,7 +267,8 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
         keys = sorted(set(want) | set(spec.param_shapes))
         diff = [k for k in keys if want.get(k) != spec.param_shapes.get(k)][:3]
         raise DataError(
-            f"{str(path)!r}: its weights do not fit a {spec.net} at {s}x{s}x{channels} (first "
+            f"{str(path)!r}: its weights do not fit a {spec.net} on {spec.input_size}x{spec.input_size} "
+            f"{spec.representation} (first "
             f"differences: {', '.join(f'{k} {spec.param_shapes.get(k)} vs {want.get(k)}' for k in diff)}); "
             "the checkpoint is from another architecture"
         )

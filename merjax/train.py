@@ -286,30 +286,29 @@ class _Programs:
         self.init_one = jax.jit(init)
         self.init_many = jax.jit(jax.vmap(init, in_axes=(None, 0, 0)))
         self._train = {}
-        host = config.host_loop if config.host_loop is not None else jax.default_backend() == "cpu"
-        self.host_loop = host
+        self.host_loop = config.host_loop if config.host_loop is not None else jax.default_backend() == "cpu"
         self.steps = steps
         self.order = functools.partial(epoch_batches, steps=steps, batch_size=config.batch_size)
         self.step = functools.partial(train_step, model=model, tx=self.tx)
 
     def train(self, strategy: str, num_epochs: int):
         key = (strategy, num_epochs)
-        if key not in self._train and self.host_loop:
-            self._train[key] = self._host_program(strategy, num_epochs)
         if key not in self._train:
-            fn = functools.partial(self.single, num_epochs=num_epochs)
-            if strategy == "loop":
-                prog = jax.jit(fn)
-            elif strategy == "map":
-                def prog_map(states, items, labels, masks, seeds, first):
-                    return lax.map(
-                        lambda a: fn(a[0], items, labels, a[1], a[2], first), (states, masks, seeds)
-                    )
-                prog = jax.jit(prog_map)
-            else:  # vmap and chunked
-                prog = jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))
-            self._train[key] = prog
+            build = self._host_program if self.host_loop else self._scanned_program
+            self._train[key] = build(strategy, num_epochs)
         return self._train[key]
+
+    def _scanned_program(self, strategy: str, num_epochs: int):
+        """One jitted program: epochs and steps are ``lax.scan``s (per run, vmapped, or
+        ``lax.map`` over runs)."""
+        fn = functools.partial(self.single, num_epochs=num_epochs)
+        if strategy == "loop":
+            return jax.jit(fn)
+        if strategy == "map":
+            def prog_map(states, items, labels, masks, seeds, first):
+                return lax.map(lambda a: fn(a[0], items, labels, a[1], a[2], first), (states, masks, seeds))
+            return jax.jit(prog_map)
+        return jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))  # vmap and chunked
 
     def _host_program(self, strategy: str, num_epochs: int):
         """Same signature and numbers as the scanned programs; epochs and steps looped in Python

@@ -23,7 +23,7 @@ FRAME = (16, 16)
 CLASSES = tuple(f"class {i}" for i in range(5))
 
 
-def _face_frames(rng: np.random.Generator, shift: float = 0.0, side: int = 96) -> np.ndarray:
+def _texture(rng: np.random.Generator, shift: float = 0.0, side: int = 96) -> np.ndarray:
     """A textured square (never a detectable face) moved right by ``shift`` pixels."""
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
     img = 128 + 60 * np.sin((xx - shift) / 5.0) * np.cos(yy / 7.0)
@@ -49,8 +49,8 @@ def model(model_dir) -> inference.Model:
 
 def _pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    a = [cv2.resize(_face_frames(rng), FRAME[::-1], interpolation=cv2.INTER_AREA) for _ in range(n)]
-    b = [cv2.resize(_face_frames(rng, 1.0 + i), FRAME[::-1], interpolation=cv2.INTER_AREA) for i in range(n)]
+    a = [cv2.resize(_texture(rng), FRAME[::-1], interpolation=cv2.INTER_AREA) for _ in range(n)]
+    b = [cv2.resize(_texture(rng, 1.0 + i), FRAME[::-1], interpolation=cv2.INTER_AREA) for i in range(n)]
     return np.stack(a), np.stack(b)
 
 
@@ -117,7 +117,7 @@ def test_exported_function_runs_without_merjax(model, tmp_path):
 
 def test_frames_are_prepared_as_the_datasets_are(model):
     rng = np.random.default_rng(0)
-    a, b = _face_frames(rng), _face_frames(rng, 2.0)
+    a, b = _texture(rng), _texture(rng, 2.0)
     frames, box = inference.prepare_frames([a, cv2.cvtColor(b, cv2.COLOR_GRAY2BGR)], FRAME, crop="none")
     assert frames.shape == (2, *FRAME) and frames.dtype == np.uint8 and box is None
     with pytest.raises(DataError, match="no face found in onset"):
@@ -135,7 +135,7 @@ def test_frames_are_prepared_as_the_datasets_are(model):
 def _write_clip(folder: Path, n: int = 6) -> list[np.ndarray]:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(2)
-    imgs = [_face_frames(rng, 0.5 * i) for i in range(n)]
+    imgs = [_texture(rng, 0.5 * i) for i in range(n)]
     for i, img in enumerate(imgs):
         cv2.imwrite(str(folder / f"reg_img{40 + i}.png"), img)
     return imgs
@@ -157,7 +157,7 @@ def _write_video(path: Path, n: int = 12) -> bool:
         return False
     rng = np.random.default_rng(4)
     for i in range(n):
-        writer.write(_face_frames(rng, 0.4 * i))
+        writer.write(_texture(rng, 0.4 * i))
     writer.release()
     return True
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import flow, models
+from merjax import inference, models
 from merjax.data import cache
 from merjax.experiments import common, paper_numbers as paper
 from merjax.experiments.config import Config, base
@@ -94,28 +94,22 @@ def clip_timing(ctx: common.Context, net: str) -> dict[str, dict]:
     """Median and p99 latency of flow, network and both for one clip, and batched throughput."""
     cfg, data = ctx.cfg, ctx.data()
     frames, _ = cache._sample_frames(data.samples[0], cfg.flow)  # [3, H, W] uint8: onset, apex, apex+1
-    onset, apex = jnp.asarray(frames[0]), jnp.asarray(frames[1])
-    model, rep_kind = models.by_name(net)
-    variables = models.init(model, jax.random.key(0), (cfg.size, cfg.size, flow.REPRESENTATIONS[rep_kind]))
+    onset, apex = jnp.asarray(frames[:1]), jnp.asarray(frames[1:2])
+    model = inference.untrained(net, cfg.size, cfg.flow)
 
     def flow_fn(f0, f1):
-        return flow.horn_schunck(f0, f1, smoothness=cfg.flow.smoothness, num_iter=cfg.flow.num_iter,
-                                 variant=cfg.flow.variant)
+        return inference.flow_of(f0, f1, model.spec)
 
     def net_fn(uv):
-        if uv.shape[-3:-1] != (cfg.size, cfg.size):
-            uv = flow.resize_flow(uv, (cfg.size, cfg.size))
-        x = flow.representation(uv, rep_kind)
-        x = x[None] if x.ndim == 3 else x
-        return jax.nn.softmax(model.apply(variables, x, train=False))
+        return inference.network_probabilities(model.variables, uv, module=model.module, spec=model.spec)
 
-    fns = {"flow": jax.jit(flow_fn), "network": jax.jit(net_fn), "total": jax.jit(lambda a, b: net_fn(flow_fn(a, b)))}
+    fns = {"flow": jax.jit(flow_fn), "network": jax.jit(net_fn), "total": model.jitted()}
     uv = fns["flow"](onset, apex)
     args = {"flow": (onset, apex), "network": (uv,), "total": (onset, apex)}
     b = cfg.timing_batch
-    batch_args = {"flow": (jnp.repeat(onset[None], b, 0), jnp.repeat(apex[None], b, 0)),
-                  "network": (jnp.repeat(uv[None], b, 0),),
-                  "total": (jnp.repeat(onset[None], b, 0), jnp.repeat(apex[None], b, 0))}
+    batch_args = {"flow": (jnp.repeat(onset, b, 0), jnp.repeat(apex, b, 0)),
+                  "network": (jnp.repeat(uv, b, 0),),
+                  "total": (jnp.repeat(onset, b, 0), jnp.repeat(apex, b, 0))}
     device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
     out = {}
     for name, fn in fns.items():
