@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import flow, models
+from merjax import checkpoint, flow, models
 from merjax.data import faces
 from merjax.data.cache import FlowSettings
 from merjax.data.spreadsheets import DataError
@@ -226,17 +226,13 @@ def prepare_frames(
 
 def save(path: str | Path, spec: ModelSpec, variables: dict) -> Path:
     """Writes a model folder (replacing one that is there)."""
-    from merjax.train import _ocp  # orbax imports slowly; only when saving
-
     path = Path(path).absolute()
     variables = {k: variables[k] for k in ("params", "batch_stats", "mean", "scale")}
     spec = dataclasses.replace(spec, param_shapes=_shapes(variables))
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    ckpt = _ocp().StandardCheckpointer()
-    ckpt.save(path / "variables", jax.tree.map(jnp.asarray, variables))
-    ckpt.wait_until_finished()
+    checkpoint.save_tree(path / "variables", variables)
     (path / "model.json").write_text(json.dumps(spec.to_json(), indent=1) + "\n")
     return path
 
@@ -244,8 +240,6 @@ def save(path: str | Path, spec: ModelSpec, variables: dict) -> Path:
 def load(path: str | Path, *, expect_net: str | None = None) -> Model:
     """Loads a model folder. ``expect_net`` checks the architecture: a model trained as another
     network is an error, as is a checkpoint whose weights do not fit its declared network."""
-    from merjax.train import _ocp
-
     path = Path(path).expanduser().absolute()
     meta = path / "model.json"
     if not meta.is_file():
@@ -272,9 +266,8 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
             f"differences: {', '.join(f'{k} {spec.param_shapes.get(k)} vs {want.get(k)}' for k in diff)}); "
             "the checkpoint is from another architecture"
         )
-    ocp = _ocp()
     try:
-        variables = ocp.StandardCheckpointer().restore(path / "variables", abstract)
+        variables = checkpoint.restore_tree(path / "variables", abstract)
     except Exception as e:  # orbax raises many kinds; the message is what matters
         raise DataError(f"cannot restore the weights in {str(path / 'variables')!r}: {e}") from None
     return Model(spec, module, dict(variables), path)

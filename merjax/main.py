@@ -1,29 +1,31 @@
-"""Runs one of the paper's experiments end to end: data, flows, LOSO training, report.
+"""Runs one experiment end to end: data, flows, LOSO training, report.
 
     python -m merjax.main --experiment=input_study                     # synthetic data, quick
     python -m merjax.main --experiment=input_study --profile=paper \\
         --casme2_root=/data/CASME2 --samm_root=/data/SAMM --workdir=runs/table4
     python -m merjax.main --experiment=depth_study --set=train.epochs=20 --seeds=0,1,2
+    python -m merjax.main --experiment=path/to/my_study.py             # any experiment file
 
-Experiments and their configs live in ``merjax/experiments/``; ``--set`` changes any config
-field (``size=32``, ``num_folds=None``, ``train.learning_rate=5e-4``, ``flow.num_iter=100``). Errors a user can make end with one line;
+Experiments are the files in the repository's ``experiments/`` folder (see merjax.runner);
+``--set`` changes any config field (``size=32``, ``num_folds=None``,
+``train.learning_rate=5e-4``, ``flow.num_iter=100``). Errors a user can make end with one line;
 ``MERJAX_TRACEBACK=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
 
 from absl import app, flags
 
-from merjax import experiments
-from merjax.experiments.config import PROFILES
+from merjax import console, runner
+from merjax.config import PROFILES
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("experiment", "input_study", experiments.EXPERIMENTS, "Which experiment to run.")
+flags.DEFINE_string("experiment", "input_study",
+                    f"Experiment name ({', '.join(runner.available()) or 'none found'}) or a .py file.")
 flags.DEFINE_enum("profile", "quick", PROFILES, "quick: minutes on a CPU; paper: the paper's protocol.")
 flags.DEFINE_string("workdir", None, "Output folder (default: runs/<experiment>-<profile>).")
 flags.DEFINE_string("casme2_root", None, "CASME II folder (with --samm_root: the MEGC 2018 composite).")
@@ -32,26 +34,29 @@ flags.DEFINE_string("cache_dir", None, "Synthetic database and flow cache (defau
 flags.DEFINE_list("seeds", None, "Training seeds, e.g. 0,1,2 (mean ± std over them).")
 flags.DEFINE_multi_string("set", [], "Config override name=value, e.g. train.epochs=20 (repeatable).")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
+flags.DEFINE_enum("log_level", None, console.LEVELS,
+                  "Library logging (orbax, jax, absl); default: warnings only.")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.getLogger("merjax").setLevel(logging.INFO)
+    console.setup(FLAGS.log_level, absl_verbosity_given=FLAGS["verbosity"].present)
     if FLAGS.distributed:
         import jax
 
         jax.distributed.initialize()
-    workdir = FLAGS.workdir or f"runs/{FLAGS.experiment}-{FLAGS.profile}"
-    cache_dir = FLAGS.cache_dir or Path.home() / ".cache" / "merjax"
+    name = Path(FLAGS.experiment).stem
+    workdir = FLAGS.workdir or f"runs/{name}-{FLAGS.profile}"
     try:
         seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
     except ValueError:
         raise app.UsageError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}") from None
     try:
-        summary = experiments.run(
+        summary = runner.run(
             FLAGS.experiment, workdir, profile=FLAGS.profile, overrides=FLAGS.set, seeds=seeds,
-            casme2_root=FLAGS.casme2_root, samm_root=FLAGS.samm_root, cache_dir=cache_dir, progress=print,
+            casme2_root=FLAGS.casme2_root, samm_root=FLAGS.samm_root,
+            cache_dir=FLAGS.cache_dir or Path.home() / ".cache" / "merjax", progress=print,
         )
     except (ValueError, OSError, KeyError, FloatingPointError) as e:  # DataError is a ValueError
         if os.environ.get("MERJAX_TRACEBACK"):

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags, logging as absl_logging
+from absl import app, flags
 
-from merjax import inference
+from merjax import console, inference
 from merjax.data import faces
 from merjax.data.frames import index_frames, read_gray
 from merjax.data.spreadsheets import DataError
@@ -202,7 +202,7 @@ def _run() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every restore at INFO
+    console.setup(absl_verbosity_given=FLAGS["verbosity"].present)  # orbax logs every restore at INFO
     try:
         _run()
     except (ValueError, OSError) as e:  # DataError is a ValueError

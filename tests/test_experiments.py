@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merjax import experiments
-from merjax.experiments import config as config_lib
+from merjax import runner
+from merjax import config as config_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE_KEYS = ("accuracy", "uf1", "uar", "majority", "headline", "configs")
@@ -28,7 +29,7 @@ def cache_dir(tmp_path_factory) -> Path:
 def paper_run(tmp_path_factory, cache_dir) -> tuple[Path, dict]:
     """Every experiment once, through `paper` (which shares the data and trained networks)."""
     workdir = tmp_path_factory.mktemp("paper")
-    summary = experiments.run("paper", workdir, profile="tiny", cache_dir=cache_dir, progress=None)
+    summary = runner.run("paper", workdir, profile="tiny", cache_dir=cache_dir, progress=None)
     return workdir, summary
 
 
@@ -41,26 +42,86 @@ def test_profiles_say_what_they_are():
     paper = config_lib.base("paper")
     assert (paper.size, paper.num_folds, paper.train.epochs, paper.train.batch_size) == (64, None, 150, 64)
     assert paper.flow.size == (64, 64) and "leave-one-subject-out" in paper.protocol
-    quick = experiments.make_config("input_study", "quick")
+    quick = runner.make_config("input_study", "quick")
     assert len(quick.nets) == 16 and "4 subject-grouped folds" in quick.protocol
-    assert experiments.make_config("depth_study", "paper").nets[0] == "resnet18"
+    assert runner.make_config("depth_study", "paper").nets[0] == "resnet18"
+
+
+def test_experiments_are_files_at_the_top_level():
+    assert runner.experiments_dir() == ROOT / "experiments"
+    assert set(runner.available()) >= {"input_study", "depth_study", "similarity", "performance",
+                                        "class_average_flow", "paper"}
+    with pytest.raises(ValueError, match="unknown experiment 'table10'; available: class_average_flow, "):
+        runner.find("table10")
+    with pytest.raises(ValueError, match="no such file"):
+        runner.find("nowhere/table10.py")
+    # A path works as a name does (flax-style config files), from any folder.
+    by_path = runner.make_config(str(ROOT / "experiments" / "input_study.py"), "quick")
+    assert by_path == runner.make_config("input_study", "quick")
+
+
+def test_experiments_folder_from_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text(
+        "from merjax.config import base\n"
+        "def config(profile):\n    return base(profile).replace(nets=('vy-1cl',), headline='vy-1cl')\n"
+        "def run(ctx):\n    return {}\n")
+    (tmp_path / "broken.py").write_text("def config(profile):\n    pass\n")
+    monkeypatch.setenv("MERJAX_EXPERIMENTS", str(tmp_path))
+    assert runner.available() == ["broken", "mine"]
+    assert runner.make_config("mine", "tiny").nets == ("vy-1cl",)
+    with pytest.raises(ValueError, match="defines no run"):
+        runner.load("broken")
+    monkeypatch.setenv("MERJAX_EXPERIMENTS", str(tmp_path / "none"))
+    with pytest.raises(ValueError, match="a pip install brings the library, not experiments/"):
+        runner.find("input_study")
+
+
+def test_config_json_says_what_ran_where(tmp_path):
+    cfg = runner.make_config("input_study", "tiny")
+    line = runner.write_config(tmp_path, "input_study", ROOT / "experiments" / "input_study.py", cfg)
+    doc = json.loads((tmp_path / "config.json").read_text())
+    assert doc["config"]["train"]["epochs"] == cfg.train.epochs and doc["config"]["nets"] == list(cfg.nets)
+    assert doc["strategy"]["requested"] == "auto" and doc["strategy"]["resolved"] in ("loop", "vmap")
+    assert doc["backend"] == "cpu" and doc["devices"] and {"merjax", "jax", "flax"} <= set(doc["versions"])
+    assert "strategy" in line and "cpu" in line and str(tmp_path / "config.json") in line
+
+
+def test_accuracy_vs_params_has_a_line_per_input():
+    """Four representations: four solid lines of ours and four dashed of the paper's, one colour
+    each, in order of parameters (not table order)."""
+    input_study = runner.load("input_study")
+    results = {f"{r}-{d}cl": {"accuracy": 0.5 + 0.01 * d, "majority": 0.47}
+               for r in input_study.REPRESENTATIONS for d in input_study.DEPTHS}
+    fig = input_study._params_figure(results)
+    ax = fig.axes[0]
+    solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 4]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(solid) == 4 and len(dashed) == 4
+    for a, b in zip(solid, dashed):
+        assert a.get_color() == b.get_color()
+        assert list(a.get_xdata()) == sorted(a.get_xdata())
+    assert len({ln.get_color() for ln in solid}) == 4
+    legend = fig.legends[0] if fig.legends else ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert {"Vx", "Vy", "Vx-Vy", "M", "paper", "1 CL", "4 CL"} <= set(texts)
 
 
 def test_overrides_and_their_errors():
-    cfg = experiments.make_config(
+    cfg = runner.make_config(
         "input_study", "quick", ["train.epochs=3", "size=32", "num_folds=None", "nets=vy-1cl,vx-2cl",
                                  "flow.size=(32,32)", "train.seeds=1,2"], seeds=None)
     assert (cfg.train.epochs, cfg.size, cfg.num_folds, cfg.nets) == (3, 32, None, ("vy-1cl", "vx-2cl"))
     assert cfg.flow.size == (32, 32) and cfg.train.seeds == (1, 2)
-    assert experiments.make_config("input_study", "quick", seeds=[3, 4]).train.seeds == (3, 4)
+    assert runner.make_config("input_study", "quick", seeds=[3, 4]).train.seeds == (3, 4)
     for bad, words in (("epochs=3", "no field 'epochs'"), ("train.epochs=many", "cannot read"),
                        ("size", "expected name=value"), ("size.x=1", "no sub-fields")):
         with pytest.raises(ValueError, match=words):
-            experiments.make_config("input_study", "quick", [bad])
+            runner.make_config("input_study", "quick", [bad])
     with pytest.raises(ValueError, match="unknown experiment"):
-        experiments.make_config("table10")
+        runner.make_config("table10")
 
 
+@pytest.mark.slow
 def test_every_experiment_writes_its_files(paper_run):
     workdir, summary = paper_run
     expected = {
@@ -90,6 +151,7 @@ def test_every_experiment_writes_its_files(paper_run):
         assert f"{part}/report.md" in report
 
 
+@pytest.mark.slow
 def test_networks_trained_once_and_shared(paper_run):
     """`performance` reuses input_study's Vy-3CL: same numbers, and the run's metrics lines."""
     workdir, _ = paper_run
@@ -104,6 +166,7 @@ def test_networks_trained_once_and_shared(paper_run):
     assert [line["kind"] for line in lines].count("pooled") == 1
 
 
+@pytest.mark.slow
 def test_tables_have_the_papers_layout(paper_run):
     workdir, _ = paper_run
     t4 = _csv(workdir / "input_study" / "table4.csv")
@@ -127,6 +190,7 @@ def test_tables_have_the_papers_layout(paper_run):
     assert "majority class" in table8 and "60.17%" in table8
 
 
+@pytest.mark.slow
 def test_class_average_flow_is_an_honest_classifier(paper_run):
     workdir, _ = paper_run
     s = json.loads((workdir / "class_average_flow" / "summary.json").read_text())
@@ -134,13 +198,41 @@ def test_class_average_flow_is_an_honest_classifier(paper_run):
     assert set(s["configs"]) == {f"nearest-class-mean-{k}" for k in ("vx", "vy", "vxvy", "mag")}
 
 
-def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+def _main(*args: str, cwd: Path, platforms: str | None = "cpu") -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("JAX_PLATFORMS", None)
+    if platforms:
+        env["JAX_PLATFORMS"] = platforms
     env.pop("MERJAX_TRACEBACK", None)
     return subprocess.run([sys.executable, "-m", "merjax.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
+def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir):
+    """From the repository root: merjax's lines only (no absl/orbax INFO, no TPU probe), and the
+    workdir has config.json and a metrics.jsonl with a line per epoch."""
+    w = tmp_path / "w"
+    out = _main("--experiment=input_study", "--profile=tiny", f"--workdir={w}", f"--cache_dir={cache_dir}",
+                "--set=nets=vy-1cl", "--set=headline=vy-1cl", "--set=train.epochs=3", cwd=ROOT,
+                platforms=None)  # as a user runs it: jax probes for accelerators
+    assert out.returncode == 0, out.stderr
+    console = out.stdout + out.stderr
+    assert not re.search(r"^[IWE]\d{4} ", console, re.M), console  # absl's log-line prefix
+    assert "orbax" not in console.lower() and "tpu" not in console.lower(), console
+    assert "input_study: 1 x cpu (cpu), strategy loop (auto)" in out.stdout
+    assert (w / "models" / "vy-1cl" / "model.json").is_file()  # orbax did write
+    assert json.loads((w / "config.json").read_text())["config"]["nets"] == ["vy-1cl"]
+    lines = [json.loads(x) for x in (w / "runs" / "vy-1cl" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines if x["kind"] == "epoch"] == [1, 2, 3]
+    assert [x["kind"] for x in lines][-1] == "pooled"
+    louder = _main("--experiment=input_study", "--profile=tiny", f"--workdir={w}2", f"--cache_dir={cache_dir}",
+                   "--set=nets=vy-1cl", "--set=headline=vy-1cl", "--set=train.epochs=1", "--log_level=info",
+                   cwd=ROOT)
+    assert louder.returncode == 0 and re.search(r"^I\d{4} .*checkpoint", louder.stderr, re.M), louder.stderr
+
+
+@pytest.mark.slow
 def test_main_runs_an_experiment(tmp_path, cache_dir):
     out = _main("--experiment=class_average_flow", "--profile=tiny", f"--workdir={tmp_path / 'w'}",
                 f"--cache_dir={cache_dir}", cwd=tmp_path)
@@ -149,6 +241,7 @@ def test_main_runs_an_experiment(tmp_path, cache_dir):
     assert (tmp_path / "w" / "report.md").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--experiment=table10"], "table10"),
     (["--workdir=FILE"], "is a file"),
@@ -167,6 +260,7 @@ def test_main_rejects_bad_input_clearly(tmp_path, args, message):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_final_model_is_saved_and_loads(paper_run):
     """The headline network, trained on every subject, is a model folder that predict reads."""
     from merjax import inference

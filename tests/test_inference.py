@@ -92,6 +92,7 @@ def test_a_checkpoint_from_another_architecture_is_refused(model_dir, tmp_path):
         inference.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_exported_function_runs_without_merjax(model, tmp_path):
     path = inference.export(model, tmp_path / "m.jaxexport", platforms=("cpu",))
     onset, apex = _pairs(4, seed=1)
@@ -188,6 +189,7 @@ def _predict(*args: str) -> subprocess.CompletedProcess:
                           timeout=120, env=env)
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path, model_dir):
     _write_clip(tmp_path / "clip")
     out = _predict(f"--model={model_dir}", f"--clip={tmp_path / 'clip'}", "--onset_frame=40", "--apex_frame=44",
@@ -203,6 +205,7 @@ def test_command_line(tmp_path, model_dir):
         assert lines[0].startswith("frame,seconds,class,class 0") and len(lines) == 11
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--video=BAD"], "cannot open video"),
     (["--onset=CLIP/reg_img40.png", "--apex=SMALL"], "differ in size"),

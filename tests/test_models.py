@@ -91,6 +91,7 @@ def test_train_mode_updates_batch_stats_and_eval_uses_them():
 # ------------------------------------------------------------------ vmapped folds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,num_layers,channels", [("shallow", 3, 1), ("resnet", 3, 3), ("tiny", 1, 2)])
 def test_vmapped_forward_equals_separate_calls(arch, num_layers, channels):
     model = models.build(arch, num_layers, channels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ MODEL = models.build("tiny", 1, 1, num_classes=3)
 FAST = dict(epochs=4, batch_size=8, epochs_per_call=2)
 
 
+@pytest.mark.slow
 def test_strategies_agree_and_match_separate_runs():
     """vmap over runs == each run trained alone (the loop), for every strategy and seed."""
     x, xa, y, subj = toy_data()
@@ -55,6 +57,7 @@ def test_strategies_agree_and_match_separate_runs():
     assert r.losses.shape == (2 * 4, 4) and np.isfinite(r.losses).all()
 
 
+@pytest.mark.slow
 def test_a_run_equals_training_that_fold_alone():
     """The vmapped stack gives fold k the same result as a program that only knows fold k."""
     x, xa, y, subj = toy_data()
@@ -96,6 +99,7 @@ def test_held_out_items_never_reach_training():
         train.train_loso(MODEL, x, xb, y, subj, cfg, groups=[["s1"]], progress=None)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_same_predictions(tmp_path):
     x, xa, y, subj = toy_data()
     cfg = train.TrainConfig(strategy="vmap", checkpoint_every=2, **FAST)
@@ -117,6 +121,7 @@ def test_kill_and_resume_gives_the_same_predictions(tmp_path):
     assert any("another configuration" in m for m in seen)
 
 
+@pytest.mark.slow
 def test_final_model_and_features():
     x, xa, y, subj = toy_data()
     cfg = train.TrainConfig(strategy="vmap", train_final=True, **FAST)
@@ -151,6 +156,7 @@ def test_bad_arguments():
         train.train_loso(MODEL, x, xa[:3], y, subj, progress=None)
 
 
+@pytest.mark.slow
 def test_learns_the_toy_task():
     x, xa, y, subj = toy_data(per_subject=10)
     cfg = train.TrainConfig(strategy="vmap", epochs=30, batch_size=16, epochs_per_call=10,
@@ -177,6 +183,7 @@ _MULTI = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_multi_device_matches_single_device():
     """The run axis sharded over 4 CPU devices (3 runs, padded to 4) gives the same numbers."""
     outs = {}
@@ -225,3 +232,69 @@ def test_cosine_similarity():
                                                               [0, 0, 1, 1], [0, 0, 1, 1]])
     sim = metrics.class_similarity(f, np.array([0, 0, 1, 1]), 2)
     np.testing.assert_allclose(sim, [[1, 0], [0, 1]])
+
+
+# --------------------------------------------------------------------------- runs you can watch
+
+
+def test_train_step_reports_loss_count_and_batch_accuracy():
+    """The step's metrics are those of the valid items of its batch, before the update."""
+    x, _, y, _ = toy_data()
+    cfg = train.TrainConfig(**FAST)
+    tx = train.optimizer(cfg)
+    mask = np.ones(len(y), bool)
+    state = train.init_run(MODEL, tx, jax.numpy.asarray(x), mask, 0)
+    idx = np.arange(8)
+    valid = np.arange(8) < 5
+    step = jax.jit(functools.partial(train.train_step, model=MODEL, tx=tx))
+    new, m = step(state, x, y, idx, valid)
+    assert set(m) == {"loss", "count", "accuracy"} and int(m["count"]) == 5
+    xb = (x[idx[:5]] - state.mean) / state.scale
+    logits, _ = MODEL.apply({"params": state.params, "batch_stats": state.batch_stats}, xb, train=True,
+                            mutable=["batch_stats"])
+    want_acc = float((np.asarray(logits).argmax(-1) == y[:5]).mean())
+    logp = jax.nn.log_softmax(logits)
+    want_loss = float(-np.mean(np.asarray(logp)[np.arange(5), y[:5]]))
+    assert float(m["accuracy"]) == pytest.approx(want_acc)
+    assert float(m["loss"]) == pytest.approx(want_loss, rel=1e-5)
+    # A batch with nothing valid changes nothing and reports zeros.
+    same, m0 = step(state, x, y, idx, np.zeros(8, bool))
+    assert int(m0["count"]) == 0 and float(m0["loss"]) == 0 and float(m0["accuracy"]) == 0
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_metrics_jsonl_grows_while_training_and_survives_a_kill(tmp_path):
+    """An epoch line lands after every compiled call, while training runs; a killed run keeps
+    its curve and the resumed run continues it."""
+    x, xa, y, subj = toy_data(n_subjects=3)
+    cfg = train.TrainConfig(strategy="loop", checkpoint_every=1, epochs=3, batch_size=8, epochs_per_call=1)
+    path = tmp_path / "metrics.jsonl"
+    seen_during = []
+
+    def progress(message):
+        if message.startswith("epoch "):
+            seen_during.append([d["epoch"] for d in _lines(path) if d["kind"] == "epoch"])
+
+    train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path, progress=progress, stop_after_epoch=2)
+    assert seen_during == [[1], [1, 2]]
+    lines = _lines(path)
+    assert lines[0]["kind"] == "start" and lines[0]["runs"] == 3 and lines[0]["strategy"] == "loop"
+    assert [d["held_out"] for d in lines[:1]][0] == [["s0"], ["s1"], ["s2"]]
+    first = [d for d in lines if d["kind"] == "epoch"]
+    assert [d["epoch"] for d in first] == [1, 2]
+    assert all(len(d["loss_per_run"]) == 3 and 0 <= d["accuracy"] <= 1 for d in first)
+    with open(path, "a") as f:
+        f.write('{"kind": "epoch", "epo')  # the kill cut a line short
+    result = train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path, progress=None)
+    lines = _lines(path)
+    epochs = [d for d in lines if d["kind"] == "epoch"]
+    assert [d["epoch"] for d in epochs] == [1, 2, 3]
+    assert [d["resumed_from"] for d in lines if d["kind"] == "start"] == [0, 2]
+    assert epochs[:2] == first  # the killed run's curve is kept as it was
+    np.testing.assert_allclose([d["loss"] for d in epochs], result.losses.mean(0), rtol=1e-5)
+    np.testing.assert_allclose([d["accuracy"] for d in epochs], result.train_accuracy.mean(0), rtol=1e-5)

@@ -68,7 +68,9 @@ class FlowSet:
     notes: tuple[str, ...] = ()
 
 
-def _sample_frames(sample: Sample, settings: FlowSettings) -> tuple[np.ndarray, str]:
+def sample_frames(sample: Sample, settings: FlowSettings) -> tuple[np.ndarray, str]:
+    """``([3, H, W] uint8, note)``: the onset, apex and augmentation frames of ``sample`` as the
+    flows see them (cropped as ``settings.crop`` says, resized to ``settings.size``)."""
     box, note = (None, "") if settings.crop == "none" else faces.face_box(sample)
     numbers = [sample.onset, sample.apex, sample.augment_frame]
     return faces.load_frames(sample, numbers, settings.size, box), note
@@ -87,7 +89,7 @@ def compute(
         raise ValueError("no samples to compute flows for")
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # cv2 releases the GIL
-        loaded = list(pool.map(lambda s: _sample_frames(s, settings), samples))
+        loaded = list(pool.map(lambda s: sample_frames(s, settings), samples))
     frames = np.stack([f for f, _ in loaded])  # [N, 3, H, W] uint8: onset, apex, augment
     notes = tuple(f"{s.source} ({s.clip}): {n}" for s, (_, n) in zip(samples, loaded) if n)
     if progress:

@@ -137,5 +137,5 @@ def fill_missing_apex(sample: Sample, policy: str) -> Sample:
 
         apex = max_flow_apex(sample)
         note = f"apex '/' set to frame {apex}, the largest mean flow magnitude from the onset"
-    log.info("%s (%s): %s", sample.source, sample.clip, note)
+    log.debug("%s (%s): %s", sample.source, sample.clip, note)  # also in samples.summary()
     return frames_lib.replace(sample, apex=apex, note=note)

@@ -352,7 +352,7 @@ def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Pa
     for name, writer in (("casme2", _write_casme2), ("samm", _write_samm)):
         roots[name].mkdir(parents=True)
         writer(roots[name], spec, np.random.default_rng([seed, len(name)]))
-        log.info("wrote synthetic %s to %s", name, roots[name])
+        log.debug("wrote synthetic %s to %s", name, roots[name])
     (tmp / "synthetic.json").write_text(json.dumps(_stamp(size, seed), indent=1))
     if out.exists():
         out.rmdir()

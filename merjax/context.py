@@ -1,8 +1,10 @@
-"""What every experiment shares: the data, the network inputs, and one network's LOSO evaluation.
+"""The run context every experiment gets: its config, workdir, data, and one network's evaluation.
 
-    ctx = Context(cfg, workdir="runs/x", casme2_root=None, samm_root=None, cache_dir="~/.cache/merjax")
+    ctx = Context(cfg, "runs/x", options=RunOptions(cache_dir="~/.cache/merjax"))
     data = ctx.data()                         # samples + flows (synthetic database by default)
     result = ctx.evaluate("vy-3cl")           # trains every fold, pools, scores; reused when asked again
+
+:mod:`merjax.runner` builds it; experiments (``experiments/*.py``) only use it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from merjax import flow, inference, metrics, models, train
 from merjax.data import cache, composite, synthetic
 from merjax.data.sample import SampleList
-from merjax.experiments.config import Config
+from merjax.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,26 @@ class NetResult:
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What the command line chose besides the experiment: an experiment that runs others
+    (``paper``) passes them on unchanged."""
+
+    profile: str = "quick"
+    overrides: tuple[str, ...] = ()  # --set name=value
+    seeds: tuple[int, ...] | None = None
+    casme2_root: str | Path | None = None  # both roots: the MEGC 2018 composite; neither: synthetic
+    samm_root: str | Path | None = None
+    cache_dir: str | Path | None = None  # synthetic database and flow cache (default: workdir/cache)
+
+    def __post_init__(self):
+        if (self.casme2_root is None) != (self.samm_root is None):
+            raise ValueError(
+                "give both --casme2_root and --samm_root (the MEGC 2018 composite) or neither "
+                "(the synthetic database)"
+            )
+
+
 class Context:
     """One experiment run: its config, workdir, data (loaded once) and trained networks."""
 
@@ -96,23 +118,19 @@ class Context:
         cfg: Config,
         workdir: str | Path,
         *,
-        casme2_root: str | Path | None = None,
-        samm_root: str | Path | None = None,
-        cache_dir: str | Path | None = None,
+        options: RunOptions = RunOptions(),
         progress: Callable[[str], None] | None = log.info,
         parent: Context | None = None,
     ):
-        if (casme2_root is None) != (samm_root is None):
-            raise ValueError(
-                "give both --casme2_root and --samm_root (the MEGC 2018 composite) or neither "
-                "(the synthetic database)"
-            )
-        self.cfg, self.workdir = cfg, Path(workdir)
-        self.roots = (casme2_root, samm_root)
-        self.cache_dir = Path(cache_dir) if cache_dir else self.workdir / "cache"
+        self.cfg, self.workdir, self.options = cfg, Path(workdir), options
+        self.roots = (options.casme2_root, options.samm_root)
+        if parent is not None:
+            self.cache_dir = parent.cache_dir
+        else:
+            self.cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else self.workdir / "cache"
         self.progress = progress
         # A parent (the `paper` experiment) shares its data and trained networks.
-        self._data = parent._data if parent else None
+        self._datasets: dict[tuple, Data] = parent._datasets if parent else {}
         self._results: dict[tuple, NetResult] = parent._results if parent else {}
         self.keep_features: set[str] = parent.keep_features if parent else set()
 
@@ -123,9 +141,12 @@ class Context:
     # ------------------------------------------------------------------ data
 
     def data(self) -> Data:
-        if self._data is None or self._data[0] != self._data_key():
-            self._data = (self._data_key(), self._load())
-        return self._data[1]
+        """The samples and flows this config asks for; loaded once per run (and shared with a
+        parent's other parts)."""
+        key = self._data_key()
+        if key not in self._datasets:
+            self._datasets[key] = self._load()
+        return self._datasets[key]
 
     def _data_key(self) -> tuple:
         c = self.cfg
@@ -220,7 +241,7 @@ class Context:
     def _save_model(self, net: str, rep: str, loso: train.LosoResult) -> Path:
         """Saves the first seed's final run (trained on every subject) as a model folder."""
         c, data = self.cfg, self.data()
-        r = next(i for i, h in enumerate(loso.plan.held_out) if h == ("*",))
+        r = next(i for i, h in enumerate(loso.plan.held_out) if h == train.FINAL)
         state = jax.tree.map(lambda a: np.asarray(a[r]), loso.states)
         spec = inference.ModelSpec(
             net=net, representation=rep, input_size=c.size, flow=c.flow,
@@ -250,10 +271,12 @@ class Context:
 
 
 def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
+    """Appends one line per fold and seed, then one pooled line per seed, to the training curve
+    the trainer wrote."""
     loso = result.loso
     lines = []
     for r, held in enumerate(loso.plan.held_out[: len(loso.losses)]):
-        if held == ("*",):
+        if held == train.FINAL:
             continue
         seed = int(loso.plan.seeds[r])
         s = loso.seeds.index(seed)
@@ -263,10 +286,12 @@ def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
             "kind": "fold", "net": result.net, "seed": seed, "held_out": list(held), "n": int(len(idx)),
             "accuracy": float(correct.mean()) if len(idx) else None,
             "final_train_loss": float(loso.losses[r, -1]),
+            "final_train_accuracy": float(loso.train_accuracy[r, -1]),
         })
     for seed, per in zip(loso.seeds, result.per_seed):
         lines.append({"kind": "pooled", "net": result.net, "seed": seed} | per)
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(line) + "\n" for line in lines))
 
 
 def timed(fn: Callable, *args, repeats: int) -> np.ndarray:

@@ -12,9 +12,9 @@ best).
 
 from __future__ import annotations
 
-from merjax.experiments import common, paper_numbers as paper
-from merjax.experiments.config import Config, base
-from merjax.experiments.report import Report, accuracy_figure, num, pct
+from merjax import context, models, paper_numbers as paper
+from merjax.config import Config, base
+from merjax.report import Report, num, pct, series_figure
 
 DEPTHS = (17, 15, 13, 11, 9, 7, 5, 3, 1)
 
@@ -26,7 +26,7 @@ def config(profile: str) -> Config:
     return cfg
 
 
-def run(ctx: common.Context) -> dict:
+def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     rows, csv_rows, results = [], [], {}
     for net in cfg.nets:
@@ -49,16 +49,20 @@ def run(ctx: common.Context) -> dict:
     rep.text("Parameters for 1-13 CL match the paper exactly; for 15 and 17 CL the paper's counts do "
              "not follow from its architecture (DESIGN.md section 3), so both are shown.")
     nets = list(results)
+    cls = [int(n[6:]) - 1 for n in nets]
+    params64 = [models.count_params(models.by_name(n)[0], (64, 64, 3)) for n in nets]
     rep.figure(
         "accuracy_vs_depth",
-        accuracy_figure([int(n[6:]) - 1 for n in nets], [results[n]["accuracy"] for n in nets],
-                        [paper.TABLE3.get(int(n[6:]) - 1, (None, None))[1] for n in nets],
-                        [f"{results[n]['params'] / 1e6:.2f}M" for n in nets], results[nets[0]]["majority"],
-                        xlabel="conv layers", title="ResNet depth variants: held-out accuracy"),
-        "Held-out accuracy by depth (labels: parameters; dotted: majority class).",
+        series_figure({"ResNet depth variants": (cls, [results[n]["accuracy"] for n in nets])},
+                      {"ResNet depth variants": (cls, [paper.TABLE3.get(c, (None, None))[1] for c in cls])},
+                      results[nets[0]]["majority"], xlabel="conv layers (parameters at 64x64)",
+                      title="ResNet depth variants: held-out accuracy (paper Table 3)",
+                      xticks=(cls, [f"{c}\n{p / 1e6:.2f}M" for c, p in zip(cls, params64)])),
+        "Held-out accuracy by depth; dashed: the paper's Table 3; dotted: the majority class. Tick labels: "
+        f"parameters at 64x64, the paper's input size (this run's inputs: {cfg.size}x{cfg.size}).",
     )
     head = cfg.headline if cfg.headline in results else nets[0]
     if ctx.model_text(head):
         rep.text(ctx.model_text(head))
-    return rep.write(common.summary("depth_study", cfg, data, head, results,
+    return rep.write(context.summary("depth_study", cfg, data, head, results,
                                      model=str(ctx.model_dir(head) or "")))

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from merjax import baselines, flow, metrics
-from merjax.experiments import common
-from merjax.experiments.config import Config, base
-from merjax.experiments.report import Report, flow_grid_figure, num, pct
+from merjax import baselines, context, flow, metrics
+from merjax.config import Config, base
+from merjax.report import Report, flow_grid_figure, num, pct
 
 
 def config(profile: str) -> Config:
     return base(profile).replace(nets=(), headline="nearest-class-mean")
 
 
-def run(ctx: common.Context) -> dict:
+def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     uv = np.asarray(data.flows.apex)  # [N, H, W, 2]
     mean_KxHxWx2 = np.stack([uv[data.labels == k].mean(0) if (data.labels == k).any() else np.zeros(uv.shape[1:])
@@ -31,7 +30,7 @@ def run(ctx: common.Context) -> dict:
     mag = np.asarray(flow.representation(mean_KxHxWx2, "mag"))[..., 0]
     maps = np.stack([mean_KxHxWx2[..., 0], mean_KxHxWx2[..., 1], mag])  # [3, K, H, W]
     np.savez(ctx.workdir / "class_average_flow.npz", mean_flow=mean_KxHxWx2, labels=np.arange(5))
-    labels = common.class_labels()
+    labels = context.class_labels()
     rep = Report(ctx.workdir, "Average flow per class (paper Figure 6)",
                  f"{cfg.profile} profile: onset->apex flows at {cfg.flow.size[0]}x{cfg.flow.size[1]} "
                  f"(Horn-Schunck {cfg.flow.variant}, {cfg.flow.num_iter} iterations, smoothness "
@@ -72,4 +71,4 @@ def run(ctx: common.Context) -> dict:
         csv_rows=[[k.rsplit("-", 1)[1], v["accuracy"], v["uf1"], v["uar"], v["majority"]] for k, v in results.items()],
     )
     head = "nearest-class-mean-vy"
-    return rep.write(common.summary("class_average_flow", cfg, data, head, results))
+    return rep.write(context.summary("class_average_flow", cfg, data, head, results))

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from merjax import metrics
-from merjax.experiments import common, paper_numbers as paper
-from merjax.experiments.config import Config, base
-from merjax.experiments.report import Report, num, pct, similarity_figure
+from merjax import context, metrics, paper_numbers as paper
+from merjax.config import Config, base
+from merjax.report import Report, num, pct, similarity_figure
 
 NETS = ("vy-3cl", "vxvy-3cl", "resnet8")
 
@@ -39,10 +38,10 @@ def paper_style_subset(labels: np.ndarray, valid: np.ndarray, per_class: int, se
     return np.sort(np.concatenate(picks))
 
 
-def run(ctx: common.Context) -> dict:
+def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     rep = Report(ctx.workdir, "Feature similarity (paper Tables 5-7)", cfg.protocol, data.source)
-    labels = common.class_labels()
+    labels = context.class_labels()
     results, similarity = {}, {}
     for net in cfg.nets:
         res = ctx.evaluate(net, features=True)
@@ -87,5 +86,5 @@ def run(ctx: common.Context) -> dict:
             f"({num(v['paper_inter'], 3)}) | {pct(results[n]['accuracy'])} | {pct(results[n]['majority'])} |"
             for n, v in similarity.items()]))
     head = cfg.headline if cfg.headline in results else cfg.nets[0]
-    return rep.write(common.summary("similarity", cfg, data, head, results, similarity=similarity))
+    return rep.write(context.summary("similarity", cfg, data, head, results, similarity=similarity))
 

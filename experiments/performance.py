@@ -17,18 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import inference, models
+from merjax import context, inference, models, paper_numbers as paper
 from merjax.data import cache
-from merjax.experiments import common, paper_numbers as paper
-from merjax.experiments.config import Config, base
-from merjax.experiments.report import Report, confusion_figure, num, pct
+from merjax.config import Config, base
+from merjax.report import Report, confusion_figure, num, pct
 
 
 def config(profile: str) -> Config:
     return base(profile).replace(nets=("vy-3cl",), headline="vy-3cl")
 
 
-def run(ctx: common.Context) -> dict:
+def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     head = cfg.headline
     res = ctx.evaluate(head)
@@ -44,7 +43,7 @@ def run(ctx: common.Context) -> dict:
     rep.table("table8", ["method", "accuracy", "paper", "UF1", "UAR"], rows,
               title="Table 8: accuracy against the literature (5 objective classes, LOSO)")
 
-    labels = common.class_labels()
+    labels = context.class_labels()
     cm = res.confusion
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     rep.table(
@@ -87,13 +86,13 @@ def run(ctx: common.Context) -> dict:
              f"{cfg.flow.num_iter} iterations, {head} on {cfg.size}x{cfg.size} inputs; each step jitted, "
              f"timed after a warm-up call over {cfg.timing_repeats} calls; batched: {cfg.timing_batch} "
              "clips per call. The network's weights do not change its time.")
-    return rep.write(common.summary("performance", cfg, data, head, {head: r}, timing=timing))
+    return rep.write(context.summary("performance", cfg, data, head, {head: r}, timing=timing))
 
 
-def clip_timing(ctx: common.Context, net: str) -> dict[str, dict]:
+def clip_timing(ctx: context.Context, net: str) -> dict[str, dict]:
     """Median and p99 latency of flow, network and both for one clip, and batched throughput."""
     cfg, data = ctx.cfg, ctx.data()
-    frames, _ = cache._sample_frames(data.samples[0], cfg.flow)  # [3, H, W] uint8: onset, apex, apex+1
+    frames, _ = cache.sample_frames(data.samples[0], cfg.flow)  # [3, H, W] uint8: onset, apex, apex+1
     onset, apex = jnp.asarray(frames[:1]), jnp.asarray(frames[1:2])
     model = inference.untrained(net, cfg.size, cfg.flow)
 
@@ -114,8 +113,8 @@ def clip_timing(ctx: common.Context, net: str) -> dict[str, dict]:
     out = {}
     for name, fn in fns.items():
         ctx.say(f"timing {name} ({cfg.timing_repeats} calls)")
-        t = common.timed(fn, *args[name], repeats=cfg.timing_repeats)
-        tb = common.timed(fn, *batch_args[name], repeats=max(3, cfg.timing_repeats // 20))
+        t = context.timed(fn, *args[name], repeats=cfg.timing_repeats)
+        tb = context.timed(fn, *batch_args[name], repeats=max(3, cfg.timing_repeats // 20))
         out[name] = {"median_ms": float(np.median(t) * 1e3), "p99_ms": float(np.percentile(t, 99) * 1e3),
                      "clips_per_s": float(b / np.median(tb)), "device": device}
     return out

@@ -119,24 +119,66 @@ def confusion_figure(cm: np.ndarray, labels: Sequence[str], title: str):
     return fig
 
 
-def accuracy_figure(xs: Sequence[float], ours: Sequence[float], paper: Sequence[float | None],
-                    labels: Sequence[str], majority: float, *, xlabel: str, title: str, logx: bool = False):
-    """Accuracy against depth or parameters: ours (with the majority baseline) and the paper's."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def series_figure(
+    ours: dict[str, tuple[Sequence[float], Sequence[float]]],
+    paper: dict[str, tuple[Sequence[float], Sequence[float | None]]],
+    majority: float,
+    *,
+    xlabel: str,
+    title: str,
+    logx: bool = False,
+    marker_names: Sequence[str] = (),
+    kinds: dict[str, Sequence[int]] | None = None,
+    xticks: tuple[Sequence[float], Sequence[str]] | None = None,
+):
+    """Accuracy curves: one colour per series, ours solid, the paper's dashed in the same colour,
+    the majority class dotted; the legend outside the axes.
+
+    ``ours[name] = (xs, accuracies)`` and ``paper[name] = (xs, accuracies or None)``. With
+    ``marker_names``, point j of series ``name`` gets marker ``kinds[name][j]`` (default: j), and
+    the legend says what each marker is (e.g. the number of conv layers), so no text sits on the
+    data."""
+    from matplotlib.lines import Line2D
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    ax.plot(xs, 100 * np.asarray(ours), "o-", label="merjax")
-    pts = [(x, p) for x, p in zip(xs, paper) if p is not None]
-    if pts:
-        ax.plot(*zip(*[(x, 100 * p) for x, p in pts]), "s--", label="paper")
-    ax.axhline(100 * majority, color="grey", lw=1, ls=":", label="majority class")
-    for x, y, t in zip(xs, ours, labels):
-        ax.annotate(t, (x, 100 * y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    colours = plt.get_cmap("tab10").colors
+    handles = []
+    for i, (name, (xs, ys)) in enumerate(ours.items()):
+        c = colours[i % len(colours)]
+        ax.plot(xs, 100 * np.asarray(ys, float), "-", color=c, lw=1.6, zorder=3)
+        pts = paper.get(name)
+        known = [(x, 100 * y) for x, y in zip(*pts) if y is not None] if pts is not None else []
+        if known:
+            ax.plot(*zip(*known), "--", color=c, lw=1.2, zorder=2)
+        marks = (kinds or {}).get(name, range(len(xs)))
+        for j, (x, y, k) in enumerate(zip(xs, ys, marks)):
+            m = MARKERS[k % len(MARKERS)] if marker_names else "o"
+            ax.plot([x], [100 * y], m, color=c, ms=6, zorder=4)
+            if pts is not None and j < len(pts[1]) and pts[1][j] is not None:
+                ax.plot([pts[0][j]], [100 * pts[1][j]], m, mfc="white", mec=c, ms=6, zorder=4)
+        handles.append(Line2D([], [], color=c, lw=2, label=name))
+    ax.axhline(100 * majority, color="grey", lw=1, ls=":", zorder=1)
+    handles += [
+        Line2D([], [], color="black", ls="-", marker="o", label="merjax (this run)"),
+        Line2D([], [], color="black", ls="--", marker="o", mfc="white", label="paper"),
+        Line2D([], [], color="grey", ls=":", label=f"majority class ({100 * majority:.1f}%)"),
+    ]
+    handles += [Line2D([], [], color="black", ls="", marker=MARKERS[j % len(MARKERS)], label=t)
+                for j, t in enumerate(marker_names)]
     if logx:
         ax.set_xscale("log")
+    if xticks is not None:
+        ax.set_xticks(list(xticks[0]), list(xticks[1]), fontsize=7)
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("held-out accuracy (%)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return fig
 
 

@@ -1,0 +1,210 @@
+"""Finds an experiment file and runs it into a workdir.
+
+Experiments are small Python files in the top-level ``experiments/`` folder of a source checkout
+(one per experiment: its config per profile and what it trains and reports). Each defines::
+
+    def config(profile: str) -> merjax.config.Config
+    def run(ctx: merjax.context.Context) -> dict        # the summary.json it wrote
+
+:func:`run` ties one to a workdir, the data and the command-line options::
+
+    from merjax import runner
+    summary = runner.run("input_study", "runs/input", profile="quick")
+    summary = runner.run("path/to/my_study.py", "runs/mine")     # any file with config and run
+    print(summary["accuracy"], summary["majority"])
+
+Where the experiments are: ``$MERJAX_EXPERIMENTS`` if set, else ``experiments/`` beside the
+``merjax`` package (a clone or an editable install). A plain ``pip install`` of merjax brings the
+library, not the experiments: point ``$MERJAX_EXPERIMENTS`` at a copy of the folder, or give a
+file's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from merjax import config as config_lib
+from merjax.context import Context, RunOptions
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def experiments_dir() -> Path:
+    """The folder the experiments are read from (it may not exist: see the module docstring)."""
+    env = os.environ.get("MERJAX_EXPERIMENTS")
+    return Path(env).expanduser() if env else PACKAGE_ROOT / "experiments"
+
+
+def available() -> list[str]:
+    """Names of the experiments in :func:`experiments_dir`, sorted."""
+    folder = experiments_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+
+
+def find(experiment: str | Path) -> Path:
+    """The file of ``experiment``: a name in :func:`experiments_dir` or a path to a ``.py`` file.
+
+    An unknown name is a ValueError that lists the experiments there are."""
+    text = str(experiment)
+    if text.endswith(".py") or os.sep in text or "/" in text:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--experiment {text!r}: no such file")
+        return path.resolve()
+    path = experiments_dir() / f"{text}.py"
+    if path.is_file():
+        return path.resolve()
+    names = available()
+    if not names:
+        raise ValueError(
+            f"unknown experiment {text!r}: no experiments folder at {experiments_dir()} (a pip install "
+            "brings the library, not experiments/: clone the repository, set MERJAX_EXPERIMENTS to "
+            "its experiments/ folder, or give --experiment=path/to/file.py)"
+        )
+    raise ValueError(f"unknown experiment {text!r}; available: {', '.join(names)} (or a path to a .py file)")
+
+
+_LOADED: dict[Path, types.ModuleType] = {}
+
+
+def load(experiment: str | Path) -> types.ModuleType:
+    """The experiment's module (loaded once per file), checked to define ``config`` and ``run``."""
+    path = find(experiment)
+    if path not in _LOADED:
+        name = f"merjax_experiment_{path.stem}_{abs(hash(str(path))) % 10**8}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[name]
+            raise
+        for fn in ("config", "run"):
+            if not callable(getattr(module, fn, None)):
+                raise ValueError(f"{path} is not an experiment: it defines no {fn}() "
+                                 "(an experiment file defines config(profile) and run(ctx))")
+        _LOADED[path] = module
+    return _LOADED[path]
+
+
+def make_config(experiment: str | Path, profile: str = "quick", overrides: Sequence[str] = (),
+                seeds: Sequence[int] | None = None) -> config_lib.Config:
+    """The experiment's config for ``profile``, with ``name=value`` overrides and seeds applied."""
+    if profile not in config_lib.PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(config_lib.PROFILES)}")
+    cfg = load(experiment).config(profile)
+    if seeds:
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, seeds=tuple(int(s) for s in seeds)))
+    return config_lib.override(cfg, overrides)
+
+
+def check_workdir(workdir: str | Path) -> Path:
+    path = Path(workdir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--workdir {path} is a file, not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(
+    experiment: str | Path,
+    workdir: str | Path,
+    *,
+    profile: str = "quick",
+    overrides: Sequence[str] = (),
+    seeds: Sequence[int] | None = None,
+    casme2_root: str | Path | None = None,
+    samm_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = log.info,
+    parent: Context | None = None,
+) -> dict:
+    """Runs ``experiment`` end to end into ``workdir``; returns its summary.json.
+
+    With ``parent`` (an experiment that runs others, as ``paper`` does), the options and the
+    progress sink are the parent's, and the data and trained networks are shared with it.
+    """
+    if parent is not None:
+        options, progress = parent.options, parent.progress
+    else:
+        options = RunOptions(profile=profile, overrides=tuple(overrides),
+                             seeds=tuple(int(s) for s in seeds) if seeds else None,
+                             casme2_root=casme2_root, samm_root=samm_root, cache_dir=cache_dir)
+    module = load(experiment)
+    name = Path(module.__file__).stem
+    cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
+    workdir = check_workdir(workdir)
+    t0 = time.perf_counter()
+    ctx = Context(cfg, workdir, options=options, progress=progress, parent=parent)
+    describe = write_config(workdir, name, Path(module.__file__), cfg)
+    ctx.say(describe)
+    summary = module.run(ctx)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    _write_text(workdir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Writes ``path`` whole or not at all (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def environment() -> dict:
+    """Versions, backend and devices: what a result depends on besides its config."""
+    import jax
+
+    def version(pkg: str) -> str | None:
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    devices = jax.devices()
+    return {
+        "versions": {p: version(p) for p in ("merjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")}
+        | {"python": sys.version.split()[0]},
+        "backend": jax.default_backend(),
+        "devices": [f"{d.device_kind} ({d.platform}:{d.id})" for d in devices],
+        "processes": jax.process_count(),
+    }
+
+
+def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -> str:
+    """Writes ``workdir/config.json`` (the resolved config, versions, backend, devices, the
+    strategy training will use) and returns a one-line description of where it runs."""
+    from merjax import train
+
+    env = environment()
+    strategy, host_loop = train.resolve(cfg.train)
+    doc = {
+        "experiment": name, "file": str(file),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "strategy": {"requested": cfg.train.strategy, "resolved": strategy,
+                     "steps": "host-driven" if host_loop else "scanned"},
+        "config": dataclasses.asdict(cfg),
+    } | env
+    _write_text(workdir / "config.json", json.dumps(doc, indent=1, default=str) + "\n")
+    kinds = [d.split(" (")[0] for d in env["devices"]]
+    devices = ", ".join(f"{kinds.count(k)} x {k}" for k in sorted(set(kinds), key=kinds.index))
+    return (f"{name}: {devices} ({env['backend']}), strategy {strategy}"
+            f"{' (auto)' if cfg.train.strategy == 'auto' else ''}, {'host-driven' if host_loop else 'scanned'} "
+            f"steps; config in {workdir / 'config.json'}")

@@ -1,0 +1,50 @@
+"""Leave-one-subject-out training where every fold trains at once (DESIGN.md section 5).
+
+One *run* = one held-out subject group under one seed (plus, optionally, one run per seed that
+trains on every subject: the final model for inference). A run's whole state is a plain pytree;
+the runs are stacked along a leading axis, so ``jax.vmap``, sharding over devices and orbax all
+see the same structure.
+
+The parts, one concern each:
+
+- :mod:`merjax.train.config` -- :class:`TrainConfig`, the protocol (the paper's defaults);
+- :mod:`merjax.train.folds` -- subject groups, the per-run masks that keep held-out subjects
+  out of training, padding the run axis;
+- :mod:`merjax.train.step` -- the pure per-run functions: init, an epoch's batches, a training
+  step (with its metrics), prediction;
+- :mod:`merjax.train.loso` -- the strategies over the run axis and the driver
+  :func:`train_loso` (sharding, progress, ``metrics.jsonl``, checkpoints, pooling);
+- checkpoints live in :mod:`merjax.checkpoint` (inference's model folders use them too).
+
+    from merjax import train
+    result = train.train_loso(model, x_NxHxWxC, x_aug, labels, subjects, train.TrainConfig(epochs=150))
+    result.preds                   # [seeds, N] pooled held-out predictions
+"""
+
+from merjax.train.config import STRATEGIES, TrainConfig
+from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
+from merjax.train.loso import (
+    LosoResult,
+    NonFiniteLoss,
+    default_strategy,
+    fingerprint,
+    resolve,
+    train_loso,
+)
+from merjax.train.step import (
+    Metrics,
+    RunState,
+    epoch_batches,
+    init_run,
+    normalise,
+    optimizer,
+    predict_run,
+    train_epochs,
+    train_step,
+)
+
+__all__ = [
+    "FINAL", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
+    "default_strategy", "epoch_batches", "fingerprint", "fold_plan", "init_run", "normalise", "optimizer",
+    "pad_runs", "predict_run", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
+]

@@ -1,0 +1,41 @@
+"""The training protocol as one frozen dataclass (hashable: the trainer caches its programs on it)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+STRATEGIES = ("auto", "vmap", "map", "chunked", "loop")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training protocol. Defaults are the paper's (section 4) with MATLAB's RMSprop
+    defaults, since the paper used MATLAB's trainNetwork and states no other values."""
+
+    epochs: int = 150
+    batch_size: int = 64
+    learning_rate: float = 1e-3  # MATLAB InitialLearnRate
+    rms_decay: float = 0.9  # MATLAB SquaredGradientDecayFactor
+    eps: float = 1e-8  # MATLAB Epsilon
+    weight_decay: float = 1e-4  # MATLAB L2Regularization (added to the gradient)
+    seeds: tuple[int, ...] = (0,)
+    strategy: str = "auto"
+    chunk_size: int = 8
+    epochs_per_call: int = 5  # epochs per compiled call: progress, NaN checks, checkpoints
+    checkpoint_every: int = 0  # epochs between checkpoints; 0: none
+    train_final: bool = False  # also train, per seed, a model on every subject
+    augment: bool = True  # onset->apex+1 flows as extra training items (the paper's)
+    # Steps driven from Python, one jitted step per call, instead of lax.scan inside the program.
+    # None: on CPU only, where XLA:CPU runs a convolution whose weights are loop-carried about
+    # 10x slower than the same convolution outside a loop (jax-ml/jax#12868; measured in
+    # benchmarks/RESULTS.md). Same numbers either way, up to float rounding.
+    host_loop: bool | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in ("epochs", "batch_size", "chunk_size", "epochs_per_call"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")

@@ -1,0 +1,79 @@
+"""Fold planning: which subjects each run holds out, and the masks that keep them out.
+
+One *run* = one held-out subject group under one seed (plus, optionally, one run per seed that
+trains on every subject: the final model for inference). Every run trains on the same table of
+training items through its own mask, so a run never sees its held-out subjects; the tests
+assert on these masks.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+FINAL = ("*",)
+"""``Plan.held_out`` of a run that holds nobody out (the final model, trained on every subject)."""
+
+
+class Plan(NamedTuple):
+    """Which items each run trains on and which samples it tests; numpy, run-major."""
+
+    train_mask: np.ndarray  # [R, M] bool over the M training items
+    test_idx: np.ndarray  # [R, T] int sample indices (padded)
+    test_valid: np.ndarray  # [R, T] bool
+    seeds: np.ndarray  # [R] int
+    held_out: tuple[tuple[str, ...], ...]  # per run, the held-out subjects (FINAL: the final model)
+
+
+def subject_groups(subjects: Sequence[str], num_folds: int | None = None) -> list[list[str]]:
+    """LOSO (one group per subject) or ``num_folds`` groups with similar sample counts."""
+    names, counts = np.unique(np.asarray(subjects), return_counts=True)
+    if num_folds is None or num_folds >= len(names):
+        return [[str(n)] for n in names]
+    if num_folds < 2:
+        raise ValueError(f"num_folds must be >= 2, got {num_folds}")
+    groups: list[list[str]] = [[] for _ in range(num_folds)]
+    sizes = np.zeros(num_folds, int)
+    for i in np.argsort(-counts, kind="stable"):  # largest subjects first, to the lightest group
+        g = int(sizes.argmin())
+        groups[g].append(str(names[i]))
+        sizes[g] += counts[i]
+    return [sorted(g) for g in groups]
+
+
+def fold_plan(
+    subjects: Sequence[str], groups: list[list[str]], seeds: Sequence[int], *,
+    augment: bool = True, train_final: bool = False,
+) -> Plan:
+    """Masks for every (seed, group) run. Items ``0..N-1`` are the onset->apex flows and, with
+    ``augment``, items ``N..2N-1`` the onset->apex+1 flows of the same samples."""
+    subjects = np.asarray(subjects)
+    runs = [g for g in groups] + ([[]] if train_final else [])
+    tmax = max(1, max(int(np.isin(subjects, g).sum()) for g in runs))
+    masks, idx, valid, run_seeds, held = [], [], [], [], []
+    for seed in seeds:
+        for g in runs:
+            test = np.isin(subjects, g)
+            train = ~test
+            masks.append(np.concatenate([train, train]) if augment else train)
+            t = np.flatnonzero(test)
+            idx.append(np.pad(t, (0, tmax - len(t))))
+            valid.append(np.arange(tmax) < len(t))
+            run_seeds.append(seed)
+            held.append(tuple(g) if g else FINAL)
+    return Plan(np.array(masks), np.array(idx), np.array(valid), np.array(run_seeds), tuple(held))
+
+
+def pad_runs(plan: Plan, multiple: int) -> Plan:
+    """Appends empty runs (nothing to train, nothing to test) up to a multiple of ``multiple``."""
+    extra = -len(plan.seeds) % multiple
+    if not extra:
+        return plan
+    return Plan(
+        np.concatenate([plan.train_mask, np.zeros((extra, plan.train_mask.shape[1]), bool)]),
+        np.concatenate([plan.test_idx, np.zeros((extra, plan.test_idx.shape[1]), int)]),
+        np.concatenate([plan.test_valid, np.zeros((extra, plan.test_valid.shape[1]), bool)]),
+        np.concatenate([plan.seeds, np.zeros(extra, int)]),
+        plan.held_out + (("",),) * extra,
+    )

@@ -1,0 +1,145 @@
+"""The pure functions of one run: initialise, order an epoch, take a step, predict.
+
+A run's whole state -- parameters, RMSprop state, BatchNorm statistics and its input
+normalisation -- is a plain pytree (:class:`RunState`); the driver (:mod:`merjax.train.loso`)
+stacks runs along a leading axis and vmaps, maps or loops these functions over it.
+
+Every run trains on the same table of training items through its own mask: each epoch it draws
+a fresh permutation of *its* training items, in mini-batches of ``batch_size`` with a validity
+mask for the ragged end. Losses, gradients and BatchNorm statistics see only valid items.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from merjax.train.config import TrainConfig
+
+Metrics = dict[str, jax.Array]
+"""What a step reports: ``loss`` (mean over the valid items), ``count`` (valid items) and
+``accuracy`` (of the valid items, on the training mini-batch, before the update)."""
+
+
+class RunState(NamedTuple):
+    """Everything one run carries between steps (stacked: a leading run axis)."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    mean: jax.Array  # [H, W, C] training-set mean image (MATLAB's 'zerocenter')
+    scale: jax.Array  # [] training-set std after centring
+
+
+def optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """RMSprop with L2 added to the gradient, as MATLAB's trainingOptions('rmsprop')."""
+    return optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.rmsprop(config.learning_rate, decay=config.rms_decay, eps=config.eps),
+    )
+
+
+def run_key(seed: jax.Array) -> jax.Array:
+    """The PRNG key of a run: initialisation and every epoch's order derive from it."""
+    return jax.random.key(seed)
+
+
+def init_run(model: nn.Module, tx, items: jax.Array, train_mask: jax.Array, seed: jax.Array) -> RunState:
+    """A fresh run: initialised network and optimizer, normalisation from its training items."""
+    variables = model.init(jax.random.fold_in(run_key(seed), 0), items[:1], train=False)
+    w = train_mask.reshape((-1,) + (1,) * (items.ndim - 1))
+    count = jnp.maximum(train_mask.sum(), 1).astype(items.dtype)
+    mean = jnp.where(w, items, 0).sum(0) / count  # where, not *: held-out items never leak in
+    var = jnp.where(w, (items - mean) ** 2, 0).sum() / (count * np.prod(items.shape[1:]))
+    scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)
+    params = variables["params"]
+    return RunState(params, variables.get("batch_stats", {}), tx.init(params), mean, scale)
+
+
+def normalise(state: RunState, x: jax.Array) -> jax.Array:
+    """The run's input normalisation (its training items' mean image and std)."""
+    return (x - state.mean) / state.scale
+
+
+def epoch_batches(
+    train_mask: jax.Array, seed: jax.Array, epoch: jax.Array, *, steps: int, batch_size: int
+) -> tuple[jax.Array, jax.Array]:
+    """One epoch's mini-batches of a run: item indices and validity, both ``[steps, batch_size]``.
+
+    A fresh permutation of the run's own training items per epoch (from its seed); the ragged
+    end is padded with invalid entries."""
+    m = train_mask.shape[0]
+    r = jax.random.uniform(jax.random.fold_in(run_key(seed), epoch + 1), (m,))
+    order = jnp.argsort(jnp.where(train_mask, r, 2.0))  # this run's items first, shuffled
+    total = steps * batch_size
+    order = jnp.resize(order, (total,)) if total > m else order[:total]
+    valid = jnp.arange(total) < train_mask.sum()
+    return order.reshape(steps, batch_size), valid.reshape(steps, batch_size)
+
+
+def train_step(
+    state: RunState, items: jax.Array, labels: jax.Array, idx_B: jax.Array, valid_B: jax.Array, *,
+    model: nn.Module, tx,
+) -> tuple[RunState, Metrics]:
+    """One RMSprop step on the valid items of a mini-batch; returns ``(state, metrics)``.
+
+    A batch without valid items changes nothing and reports loss 0, count 0, accuracy 0."""
+
+    def loss_fn(params, batch_stats, x, y):
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats}, x, train=True, mask=valid_B,
+            mutable=["batch_stats"],
+        )
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        loss = jnp.sum(ce * valid_B) / jnp.maximum(valid_B.sum(), 1)
+        return loss, (updates.get("batch_stats", batch_stats), logits)
+
+    y_B = labels[idx_B]
+    x = jnp.where(valid_B[:, None, None, None], normalise(state, items[idx_B]), 0.0)
+    (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats, x, y_B
+    )
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new = state._replace(
+        params=optax.apply_updates(state.params, updates), batch_stats=stats, opt_state=opt_state
+    )
+    count = valid_B.sum().astype(jnp.int32)
+    any_valid = count > 0
+    new = jax.tree.map(lambda a, b: jnp.where(any_valid, a, b), new, state)
+    correct = jnp.sum((logits.argmax(-1) == y_B) & valid_B)
+    metrics = {
+        "loss": jnp.where(any_valid, loss, 0.0),
+        "count": count,
+        "accuracy": correct / jnp.maximum(count, 1),
+    }
+    return new, metrics
+
+
+def train_epochs(
+    state: RunState, items: jax.Array, labels: jax.Array, train_mask: jax.Array, seed: jax.Array,
+    first_epoch: jax.Array, *, model: nn.Module, tx, num_epochs: int, steps: int, batch_size: int,
+) -> tuple[RunState, Metrics]:
+    """``num_epochs`` epochs of one run in one program (``lax.scan`` over epochs and steps);
+    returns the state and the steps' metrics, each ``[num_epochs, steps]``."""
+
+    def epoch(state, e):
+        batches = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size)
+        return lax.scan(lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx), state, batches)
+
+    return lax.scan(epoch, state, first_epoch + jnp.arange(num_epochs))
+
+
+def predict_run(
+    state: RunState, inputs: jax.Array, test_idx: jax.Array, *, model: nn.Module,
+    features: bool = False,
+):
+    """Eval-mode logits ``[T, K]`` (and penultimate features) for one run's test samples."""
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    x = normalise(state, inputs[test_idx])
+    return model.apply(variables, x, train=False, return_features=features)
