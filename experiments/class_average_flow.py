@@ -11,11 +11,13 @@ apart. Writes ``figure6.png``, ``class_average_flow.npz`` (``[K, H, W, 2]``), ``
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 from merjax import baselines, context, flow, metrics
 from merjax.config import Config, base
-from merjax.report import Report, flow_grid_figure, num, pct
+from merjax.report import flow_grid_figure, num, pct
 
 
 def config(profile: str) -> Config:
@@ -29,14 +31,15 @@ def run(ctx: context.Context) -> dict:
                              for k in range(5)])
     mag = np.asarray(flow.representation(mean_KxHxWx2, "mag"))[..., 0]
     maps = np.stack([mean_KxHxWx2[..., 0], mean_KxHxWx2[..., 1], mag])  # [3, K, H, W]
-    np.savez(ctx.workdir / "class_average_flow.npz", mean_flow=mean_KxHxWx2, labels=np.arange(5))
     labels = context.class_labels()
-    rep = Report(ctx.workdir, "Average flow per class (paper Figure 6)",
-                 f"{cfg.profile} profile: onset->apex flows at {cfg.flow.size[0]}x{cfg.flow.size[1]} "
-                 f"(Horn-Schunck {cfg.flow.variant}, {cfg.flow.num_iter} iterations, smoothness "
-                 f"{cfg.flow.smoothness})", data.source)
+    rep = ctx.report("Average flow per class (paper Figure 6)",
+                     f"{cfg.profile} profile: onset->apex flows at {cfg.flow.size[0]}x{cfg.flow.size[1]} "
+                     f"(Horn-Schunck {cfg.flow.variant}, {cfg.flow.num_iter} iterations, smoothness "
+                     f"{cfg.flow.smoothness})")
+    buf = io.BytesIO()
+    np.savez(buf, mean_flow=mean_KxHxWx2, labels=np.arange(5))
+    rep.add_file("class_average_flow.npz", buf.getvalue())
     rep.text("The class means, `[K, H, W, 2]` (vx, vy): [class_average_flow.npz](class_average_flow.npz).")
-    rep.files.append("class_average_flow.npz")
     rep.figure("figure6", flow_grid_figure(maps, ["Vx", "Vy", "M"], labels, "Average onset->apex flow per class"),
                "Average Vx, Vy and magnitude per class (the magnitude of the mean flow).")
     m_all = np.asarray(flow.representation(uv, "mag"))[..., 0]

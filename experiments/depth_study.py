@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from merjax import context, models, paper_numbers as paper
 from merjax.config import Config, base
-from merjax.report import Report, num, pct, series_figure
+from merjax.report import num, pct, series_figure
 
 DEPTHS = (17, 15, 13, 11, 9, 7, 5, 3, 1)
 
@@ -39,7 +39,7 @@ def run(ctx: context.Context) -> dict:
                      pct(r["majority"])])
         csv_rows.append([cl, r["params"], ref_params, r["accuracy"], r["accuracy_std"], ref_acc, r["uf1"],
                          r["uar"], r["majority"]])
-    rep = Report(ctx.workdir, "ResNet depth study (paper Table 3)", cfg.protocol, data.source)
+    rep = ctx.report("ResNet depth study (paper Table 3)")
     rep.table(
         "table3",
         ["CL", f"params ({cfg.size}x{cfg.size})", "paper params (64x64)", "accuracy", "paper", "UF1", "UAR", "majority class"],

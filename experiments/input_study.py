@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from merjax import context, models, paper_numbers as paper
 from merjax.config import Config, base
-from merjax.report import Report, confusion_figure, num, pct, series_figure
+from merjax.report import confusion_figure, num, pct, series_figure
 
 REPRESENTATIONS = ("vx", "vy", "vxvy", "mag")
 DEPTHS = (1, 2, 3, 4)
@@ -40,7 +40,7 @@ def run(ctx: context.Context) -> dict:
         rows.append([name, f"{d} CL", pct(r["accuracy"], r["accuracy_std"]), pct(ref), num(r["uf1"], 3),
                      num(r["uar"], 3), f"{r['params']:,}", pct(r["majority"])])
         csv_rows.append([name, d, r["accuracy"], r["accuracy_std"], ref, r["uf1"], r["uar"], r["params"], r["majority"]])
-    rep = Report(ctx.workdir, "Input study (paper Table 4)", cfg.protocol, data.source)
+    rep = ctx.report("Input study (paper Table 4)")
     rep.table(
         "table4",
         ["input", "CL", "accuracy", "paper", "UF1", "UAR", f"params ({cfg.size}x{cfg.size})", "majority class"],

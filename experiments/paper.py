@@ -16,7 +16,7 @@ from pathlib import Path
 
 from merjax import context, runner
 from merjax.config import Config, base
-from merjax.report import Report, pct
+from merjax.report import pct
 
 PARTS = ("class_average_flow", "depth_study", "input_study", "similarity", "performance")
 HERE = Path(__file__).resolve().parent
@@ -36,7 +36,7 @@ def run(ctx: context.Context) -> dict:
         parts[part] = runner.run(HERE / f"{part}.py", ctx.workdir / part, parent=ctx)
     head = parts["performance"]
     data = ctx.data()
-    rep = Report(ctx.workdir, "The paper's experiments", head["protocol"], data.source)
+    rep = ctx.report("The paper's experiments", head["protocol"])
     rep.text("\n".join(
         ["| experiment | headline | accuracy | UF1 | UAR | majority class | report |", "|" + "---|" * 7]
         + [f"| {p} | {s['headline']} | {pct(s['accuracy'])} | {s['uf1']:.3f} | {s['uar']:.3f} | "

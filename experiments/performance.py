@@ -20,7 +20,7 @@ import numpy as np
 from merjax import context, inference, models, paper_numbers as paper
 from merjax.data import cache
 from merjax.config import Config, base
-from merjax.report import Report, confusion_figure, num, pct
+from merjax.report import confusion_figure, num, pct
 
 
 def config(profile: str) -> Config:
@@ -32,7 +32,7 @@ def run(ctx: context.Context) -> dict:
     head = cfg.headline
     res = ctx.evaluate(head)
     r = res.row()
-    rep = Report(ctx.workdir, f"Performance of {head} (paper Tables 8-9, Figure 7)", cfg.protocol, data.source)
+    rep = ctx.report(f"Performance of {head} (paper Tables 8-9, Figure 7)")
 
     rows = [[name, "-", pct(acc), "-", "-"] for name, acc in paper.TABLE8]
     rows.append([f"merjax {head} (this run)", pct(r["accuracy"], r["accuracy_std"]), "-", num(r["uf1"], 3),

@@ -18,7 +18,7 @@ import numpy as np
 
 from merjax import context, metrics, paper_numbers as paper
 from merjax.config import Config, base
-from merjax.report import Report, num, pct, similarity_figure
+from merjax.report import num, pct, similarity_figure
 
 NETS = ("vy-3cl", "vxvy-3cl", "resnet8")
 
@@ -40,7 +40,7 @@ def paper_style_subset(labels: np.ndarray, valid: np.ndarray, per_class: int, se
 
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
-    rep = Report(ctx.workdir, "Feature similarity (paper Tables 5-7)", cfg.protocol, data.source)
+    rep = ctx.report("Feature similarity (paper Tables 5-7)")
     labels = context.class_labels()
     results, similarity = {}, {}
     for net in cfg.nets:
@@ -81,7 +81,7 @@ def run(ctx: context.Context) -> dict:
             "paper_inter": float(np.mean(np.asarray(ref)[off])) if ref else None,
         }
     rep.text("Mean intra- and inter-class similarity (every held-out sample), ours (paper):", "\n".join(
-        [f"| net | intra | inter | accuracy | majority class |", "|---|---|---|---|---|"] + [
+        ["| net | intra | inter | accuracy | majority class |", "|---|---|---|---|---|"] + [
             f"| {n} | {num(v['intra'], 3)} ({num(v['paper_intra'], 3)}) | {num(v['inter'], 3)} "
             f"({num(v['paper_inter'], 3)}) | {pct(results[n]['accuracy'])} | {pct(results[n]['majority'])} |"
             for n, v in similarity.items()]))

@@ -15,15 +15,19 @@ orbax is imported on first use: it is slow to import and most commands never che
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import shutil
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+
+from merjax import files
 
 
 def orbax():
@@ -41,21 +45,38 @@ def digest(obj: Any) -> str:
 
 def save_tree(path: str | Path, tree: Any) -> None:
     """Writes ``tree`` (a pytree of arrays) to the folder ``path``, which must not exist."""
-    ckpt = orbax().StandardCheckpointer()
-    ckpt.save(Path(path).absolute(), jax.tree.map(jax.numpy.asarray, tree))
-    ckpt.wait_until_finished()
+    with quiet_orbax():
+        ckpt = orbax().StandardCheckpointer()
+        try:
+            ckpt.save(Path(path).absolute(), jax.tree.map(jax.numpy.asarray, tree))
+            ckpt.wait_until_finished()
+        except Exception as e:
+            raise OSError(f"cannot write {path} ({_first_line(e)})") from e
+        finally:
+            ckpt.close()
 
 
 def restore_tree(path: str | Path, abstract: Any) -> Any:
     """Reads the pytree at ``path`` with the structure, shapes and dtypes of ``abstract``."""
-    return orbax().StandardCheckpointer().restore(Path(path).absolute(), abstract)
+    with quiet_orbax():
+        ckpt = orbax().StandardCheckpointer()
+        try:
+            return ckpt.restore(Path(path).absolute(), abstract)
+        finally:
+            ckpt.close()
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the folder and what to do."""
 
 
 class RunCheckpoints:
     """Periodic checkpoints of a run stack in ``path``, for one fingerprint.
 
     A folder holding checkpoints of another fingerprint (another configuration, data or model)
-    is cleared, and the caller starts afresh; ``progress`` is told so.
+    is moved aside to ``<path>.other-config`` (never deleted), and training starts afresh;
+    ``progress`` is told so. A checkpoint that does not restore (a truncated file, an emptied
+    metadata file) is skipped for the next older one, and ``progress`` says so.
     """
 
     def __init__(self, path: str | Path, fingerprint: str, *, max_to_keep: int = 2,
@@ -64,41 +85,127 @@ class RunCheckpoints:
         self.path = Path(path).absolute()
         self.progress = progress
         meta = self.path / "fingerprint.json"
-        if self.path.exists() and (not meta.is_file() or json.loads(meta.read_text()) != fingerprint):
-            self._say(f"checkpoints in {self.path} are for another configuration; starting afresh")
-            shutil.rmtree(self.path)
+        if self.path.exists() and self._fingerprint(meta) != fingerprint:
+            moved = files.move_aside(self.path, "other-config")
+            self._say(f"checkpoints in {self.path} are for another configuration; moved them to "
+                      f"{moved.name} and starting afresh")
         self.path.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(fingerprint))
+        files.write_json(meta, fingerprint)
+        self._quiet = contextlib.ExitStack()
+        self._quiet.enter_context(quiet_orbax())  # until close(): failed writes report late
         self.manager = ocp.CheckpointManager(
             self.path, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         )
+
+    @staticmethod
+    def _fingerprint(meta: Path) -> str | None:
+        try:
+            return json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return None  # missing or unreadable: not known to be ours
 
     def _say(self, message: str) -> None:
         if self.progress:
             self.progress(message)
 
     def restore(self, states: Any) -> tuple[int, Any, dict[str, np.ndarray]]:
-        """``(epoch, states, history)`` of the latest checkpoint, or ``(0, states, {})``."""
+        """``(epoch, states, history)`` of the newest checkpoint that restores, or
+        ``(0, states, {})`` when there is none. A CheckpointError when checkpoints exist and
+        none of them restores."""
         ocp = orbax()
-        step = self.manager.latest_step()
-        if step is None:
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
             return 0, states, {}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, states)
-        states = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        history = {}
-        if (self.path / "history.npz").is_file():
+        failures = []
+        for step in steps:
+            try:
+                restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            except Exception as e:  # orbax raises many kinds for a damaged checkpoint
+                failures.append((step, self._why(step, e)))
+                self._say(f"the checkpoint of epoch {step} in {self.path} does not restore "
+                          f"({failures[-1][1]}); trying an older one")
+                continue
+            for bad, _ in failures:  # out of the manager's way (this epoch is trained again), kept
+                moved = files.move_aside(self.path / str(bad), "damaged")
+                self._say(f"moved the damaged checkpoint of epoch {bad} to {moved}")
+            self.manager.reload()
+            self._say(f"resumed from the checkpoint of epoch {step} in {self.path}")
+            return int(step), restored, self._history()
+        raise CheckpointError(
+            f"no checkpoint in {self.path} restores ({'; '.join(f'epoch {k}: {w}' for k, w in failures)}); "
+            f"move that folder away (or delete it) to train afresh"
+        )
+
+    def _why(self, step: int, e: BaseException) -> str:
+        """The failure in one line, naming the file when it is a metadata file that is not JSON."""
+        if isinstance(e, ValueError) and "Expecting value" in str(e) or type(e).__name__ == "JSONDecodeError":
+            for meta in sorted((self.path / str(step)).rglob("*METADATA")):
+                try:
+                    json.loads(meta.read_text())
+                except (OSError, ValueError):
+                    return f"{meta} is empty or not JSON"
+        return _first_line(e)
+
+    def _history(self) -> dict[str, np.ndarray]:
+        try:
             with np.load(self.path / "history.npz") as f:
-                history = {k: f[k] for k in f.files}
-        self._say(f"resumed from the checkpoint of epoch {step} in {self.path}")
-        return int(step), states, history
+                return {k: f[k] for k in f.files}
+        except Exception:  # missing or damaged: only the curve before the resume is lost
+            return {}
 
     def save(self, epoch: int, states: Any, history: dict[str, np.ndarray]) -> None:
-        """Checkpoints ``states`` after ``epoch`` epochs, with the training history so far."""
-        tmp = self.path / "history.tmp.npz"
-        np.savez(tmp, **history)
-        tmp.replace(self.path / "history.npz")
-        self.manager.save(epoch, args=orbax().args.StandardSave(states))
-        self.manager.wait_until_finished()
+        """Checkpoints ``states`` after ``epoch`` epochs, with the training history so far.
+
+        A failed write (a full disk) raises one OSError naming the folder; what was saved before
+        stays, so a rerun resumes from it."""
+        try:
+            files.savez(self.path / "history.npz", **history)
+            self.manager.save(epoch, args=orbax().args.StandardSave(states))
+            self.manager.wait_until_finished()
+        except Exception as e:
+            raise OSError(f"cannot write the checkpoint of epoch {epoch} in {self.path} ({_first_line(e)}); "
+                          "free some space and rerun: training resumes from the last checkpoint") from e
 
     def close(self) -> None:
-        self.manager.close()
+        with contextlib.suppress(Exception):
+            self.manager.close()
+        self._quiet.close()
+
+
+def _first_line(e: BaseException, limit: int = 240) -> str:
+    """What went wrong, in one short line (orbax's messages carry whole tensorstore specs)."""
+    if "No space left on device" in str(e) or getattr(e, "errno", None) == 28:
+        return "no space left on device"
+    text = str(e).strip().splitlines()
+    line = text[0].split(" [tensorstore_spec")[0] if text else ""
+    line = line if len(line) <= limit else line[: limit - 3] + "..."
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+
+@contextlib.contextmanager
+def quiet_orbax():
+    """Keeps orbax's own error reports off the console while merjax handles a failure and says it
+    in one line: the tracebacks it logs from its background threads, and the "Event loop is
+    closed" errors its I/O callbacks raise (reported through ``sys.unraisablehook``) once a write
+    has failed. ``--log_level=info`` (or debug) shows them all."""
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    quiet = loggers[0].getEffectiveLevel() > logging.INFO
+    if quiet:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+    hook = sys.unraisablehook
+
+    def filtered(unraisable):
+        if not (quiet and isinstance(unraisable.exc_value, RuntimeError)
+                and "Event loop is closed" in str(unraisable.exc_value)):
+            hook(unraisable)
+
+    sys.unraisablehook = filtered
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        sys.unraisablehook = hook

@@ -29,6 +29,10 @@ def setup(level: str | None = None, *, absl_verbosity_given: bool = False) -> No
         absl_logging.set_verbosity(level)
     elif not absl_verbosity_given:
         absl_logging.set_verbosity(absl_logging.WARNING)
+        # After a failed checkpoint write (a full disk), orbax's pending asyncio tasks report
+        # "Task exception was never retrieved" when they are collected at exit, after merjax
+        # has said what failed in one line.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     ours = logging.getLogger("merjax")
     if not any(getattr(h, "_merjax", False) for h in ours.handlers):
         handler = logging.StreamHandler(sys.stdout)

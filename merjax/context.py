@@ -24,6 +24,7 @@ from merjax import flow, inference, metrics, models, train
 from merjax.data import cache, composite, synthetic
 from merjax.data.sample import SampleList
 from merjax.config import Config
+from merjax.report import Report
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ class Data:
     labels: np.ndarray  # [N] int
     subjects: list[str]
     datasets: list[str]
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a report must say first: databases that lost more than a third of their rows."""
+        return self.samples.losses()
 
     @property
     def notes(self) -> list[str]:
@@ -133,6 +139,12 @@ class Context:
         self._datasets: dict[tuple, Data] = parent._datasets if parent else {}
         self._results: dict[tuple, NetResult] = parent._results if parent else {}
         self.keep_features: set[str] = parent.keep_features if parent else set()
+
+    def report(self, title: str, protocol: str | None = None) -> Report:
+        """A report of this run: its title, the data (with any loud warnings about it) and the
+        protocol (default: the config's)."""
+        data = self.data()
+        return Report(self.workdir, title, protocol or self.cfg.protocol, data.source, data.warnings)
 
     def say(self, message: str) -> None:
         if self.progress:
@@ -320,6 +332,7 @@ def summary(experiment: str, cfg: Config, data: Data, head: str, results: dict[s
         "data": data.source,
         "samples": len(data.samples),
         "subjects": len(set(data.subjects)),
+        "warnings": data.warnings,
         "skipped": [str(p) for p in data.samples.skipped],
         "notes": data.notes,
         "configs": results,

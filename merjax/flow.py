@@ -183,15 +183,41 @@ def _horn_schunck(
 
 
 def to_intensity(frame: jax.Array | np.ndarray) -> jax.Array:
-    """Frames as float32 intensities: uint8 is divided by 255, floats are kept as they are."""
+    """Frames as float32 intensities in [0, 1]: unsigned integers are divided by their dtype's
+    maximum (uint8 by 255, uint16 by 65535), floats are kept as they are (give them in [0, 1]).
+
+    Signed integers and booleans are refused: they have no intensity range to scale by."""
     if not hasattr(frame, "dtype"):
         frame = np.asarray(frame)
-    dtype = frame.dtype
-    if dtype == np.uint8:
-        return jnp.asarray(frame, jnp.float32) / 255.0
-    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
-        raise TypeError(f"frames must be uint8, integer or floating point, got dtype {dtype}")
-    return jnp.asarray(frame, jnp.float32)
+    dtype = np.dtype(frame.dtype)
+    if jnp.issubdtype(dtype, jnp.unsignedinteger):
+        return jnp.asarray(frame, jnp.float32) / float(np.iinfo(dtype).max)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.asarray(frame, jnp.float32)
+    raise TypeError(
+        f"frames must be unsigned integers (uint8, uint16: scaled to [0, 1]) or floating point in [0, 1], "
+        f"got dtype {dtype}" + ("; cast signed integer frames first" if jnp.issubdtype(dtype, jnp.integer) else "")
+    )
+
+
+def check_finite(frame: jax.Array, name: str = "frame") -> None:
+    """Rejects NaN or inf pixels when the values are known (not under a trace, where it cannot
+    look): a single NaN would spread over much of the flow."""
+    if isinstance(frame, jax.core.Tracer):
+        return
+    bad = int(jnp.size(frame) - jnp.isfinite(frame).sum())
+    if bad:
+        raise ValueError(f"{name} has {bad} non-finite pixel(s) (NaN or inf); fix or drop those frames")
+
+
+def _check_layout(shape: tuple[int, ...]) -> None:
+    """Colour images ``[H, W, 3]`` would silently be read as a batch of H grey frames W x 3."""
+    if len(shape) >= 3 and shape[-1] in (3, 4):
+        raise ValueError(
+            f"frames of shape {shape} look like colour images (last axis {shape[-1]}): convert them to "
+            "grey [..., H, W] first (e.g. merjax.inference.to_gray for OpenCV's BGR); frames 3 or 4 "
+            "pixels wide are not accepted"
+        )
 
 
 def _check_smoothness(smoothness) -> None:
@@ -214,12 +240,15 @@ def horn_schunck(
     num_iter: int = 10,
     variant: Variant = "matlab",
     velocity_difference: float | None = None,
+    check_frames: bool = True,
 ) -> jax.Array:
     """Horn-Schunck optical flow from ``frame0`` to ``frame1``.
 
     Args:
       frame0, frame1: grey frames ``[..., H, W]`` of equal shape; any leading axes are a batch
-        (a batch of clips is one call). uint8 is scaled to [0, 1]; floats are used as given.
+        (a batch of clips is one call). Unsigned integers are scaled to [0, 1] by their dtype's
+        maximum (uint8 / 255, uint16 / 65535); floats are used as given (in [0, 1]); signed
+        integers are refused. A last axis of 3 or 4 is refused as a colour image: convert to grey.
       smoothness: MATLAB's ``Smoothness`` (``"matlab"``, not squared) or Horn-Schunck's
         ``alpha`` (``"classic"``, squared). Traced, so changing it does not recompile.
       num_iter: Jacobi sweeps (MATLAB's ``MaxIteration``); static.
@@ -228,6 +257,8 @@ def horn_schunck(
         ``lax.fori_loop`` (MATLAB's default, and reverse-differentiable); a positive value stops a
         pair when the largest absolute velocity change of a sweep falls below it
         (``lax.while_loop``; forward-mode differentiable only).
+      check_frames: refuse frames with NaN or inf pixels (when their values are known, i.e.
+        not under a trace). It reads the frames once more; benchmarks turn it off.
 
     Returns:
       ``[..., H, W, 2]`` float32 flow ``(vx, vy)``; ``vx > 0`` right, ``vy > 0`` down.
@@ -244,6 +275,7 @@ def horn_schunck(
         raise ValueError(f"frame0 and frame1 must have the same shape, got {shape0} and {shape1}")
     if shape0[-1] < 2 or shape0[-2] < 2:
         raise ValueError(f"frames must be at least 2x2 pixels, got H, W = {shape0[-2:]}")
+    _check_layout(shape0)
     if not isinstance(num_iter, (int, np.integer)) or num_iter < 0:
         raise ValueError(f"num_iter must be a non-negative int, got {num_iter!r}")
     _check_smoothness(smoothness)
@@ -253,9 +285,13 @@ def horn_schunck(
             raise ValueError("velocity_difference is MATLAB's stopping rule; use it with variant='matlab'")
         if velocity_difference < 0:
             raise ValueError(f"velocity_difference must be >= 0, got {velocity_difference!r}")
+    f0, f1 = to_intensity(frame0), to_intensity(frame1)
+    if check_frames:
+        check_finite(f0, "frame0")
+        check_finite(f1, "frame1")
     return _horn_schunck(
-        to_intensity(frame0),
-        to_intensity(frame1),
+        f0,
+        f1,
         jnp.asarray(smoothness, jnp.float32),
         jnp.asarray(velocity_difference or 0.0, jnp.float32),
         num_iter=int(num_iter),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import checkpoint, flow, models
+from merjax import checkpoint, files, flow, models
 from merjax.data import faces
 from merjax.data.cache import FlowSettings
 from merjax.data.spreadsheets import DataError
@@ -225,16 +224,17 @@ def prepare_frames(
 
 
 def save(path: str | Path, spec: ModelSpec, variables: dict) -> Path:
-    """Writes a model folder (replacing one that is there)."""
-    path = Path(path).absolute()
+    """Writes a model folder, replacing one that is there only once the new one is complete (it
+    is built beside it and renamed into place: a run killed while saving leaves the old model)."""
     variables = {k: variables[k] for k in ("params", "batch_stats", "mean", "scale")}
     spec = dataclasses.replace(spec, param_shapes=_shapes(variables))
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    checkpoint.save_tree(path / "variables", variables)
-    (path / "model.json").write_text(json.dumps(spec.to_json(), indent=1) + "\n")
-    return path
+
+    def build(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        checkpoint.save_tree(folder / "variables", variables)
+        files.write_json(folder / "model.json", spec.to_json())
+
+    return files.replace_dir(path, build)
 
 
 def load(path: str | Path, *, expect_net: str | None = None) -> Model:
@@ -289,8 +289,8 @@ def export(model: Model, path: str | Path, *, platforms: Sequence[str] = ("cpu",
     arg = jax.ShapeDtypeStruct((b, h, w), jnp.uint8)
     exported = jax_export.export(model.jitted(), platforms=tuple(platforms))(arg, arg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(exported.serialize())
-    Path(f"{path}.json").write_text(json.dumps(model.spec.to_json(), indent=1) + "\n")
+    files.commit({path: bytes(exported.serialize()),
+                  Path(f"{path}.json"): (json.dumps(model.spec.to_json(), indent=1) + "\n").encode()})
     return path
 
 

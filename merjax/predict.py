@@ -17,15 +17,17 @@ The functions here are the library behind the command (notebooks import them).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
-from merjax import console, inference
+from merjax import console, files, inference
 from merjax.data import faces
 from merjax.data.frames import index_frames, read_gray
 from merjax.data.spreadsheets import DataError
@@ -83,6 +85,8 @@ def predict_video(
     """
     import cv2
 
+    if window < 0:
+        raise DataError(f"window must be >= 0 (0: 0.15 s of video), got {window}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"--video {str(path)!r} does not exist")
@@ -106,7 +110,7 @@ def predict_video(
     cap.release()
     if not small:
         raise DataError(f"cannot read any frame of {str(path)!r} (empty or unreadable video)")
-    if window <= 0:
+    if window == 0:
         window = max(1, round(0.15 * fps)) if fps > 0 else 1
     if len(small) <= window:
         raise DataError(f"{str(path)!r} has {len(small)} frames; a window of {window} needs more")
@@ -150,9 +154,31 @@ flags.DEFINE_enum("crop", "face", ["face", "none"], "face: Haar face box on the 
 flags.DEFINE_string("export", None, "Write the model as a jax.export file (runs without merjax) and exit.")
 
 
+def writable_file(path: str, flag: str) -> Path:
+    """``path`` as a file we can write, checked before any work by writing a scratch file beside
+    it (permission bits alone do not tell, e.g. for root or on read-only mounts)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise DataError(f"{flag} {str(p)!r} is a folder; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p.parent):
+            pass
+    except OSError as e:
+        raise DataError(f"{flag} {str(p)!r}: cannot write in {str(p.parent)!r} ({e.strerror or e})") from None
+    return p
+
+
 def _run() -> None:
     if not FLAGS.model:
         raise DataError("--model is required (a folder written by training, with model.json)")
+    if FLAGS.window < 0:
+        raise DataError(f"--window must be >= 0 (0: 0.15 s of video), got {FLAGS.window}")
+    if FLAGS.batch < 1:
+        raise DataError(f"--batch must be >= 1, got {FLAGS.batch}")
+    for flag, value in (("--out", FLAGS.out), ("--export", FLAGS.export)):
+        if value:
+            writable_file(value, flag)
     model = inference.load(FLAGS.model, expect_net=FLAGS.net)
     spec = model.spec
     print(f"model: {spec.net} on {spec.representation}, frames {spec.frame_size[0]}x{spec.frame_size[1]}, "
@@ -172,8 +198,9 @@ def _run() -> None:
                 for t, s, p in zip(res["frames"], res["seconds"], res["probabilities"])]
         header = ["frame", "seconds", "class", *spec.class_names]
         if FLAGS.out:
-            with open(FLAGS.out, "w", newline="") as f:
-                csv.writer(f).writerows([header, *rows])
+            buf = io.StringIO(newline="")
+            csv.writer(buf).writerows([header, *rows])
+            files.write_text(FLAGS.out, buf.getvalue())
             print(f"wrote {len(rows)} frames to {FLAGS.out}")
         else:
             print("\t".join(header))

@@ -8,12 +8,15 @@ majority-class baseline next to every accuracy.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from merjax.files import commit
 
 
 def pct(x: float | None, std: float | None = None) -> str:
@@ -29,17 +32,28 @@ def num(x: float | int | None, digits: int = 4) -> str:
 
 
 class Report:
-    """Collects the sections of one experiment's report.md and writes its files."""
+    """Collects one experiment's report.md, tables, figures and files, and writes them together.
 
-    def __init__(self, workdir: Path, title: str, protocol: str, source: str):
+    Nothing is written until :meth:`write`, which commits every file at once (temporaries, then
+    renames: :func:`merjax.files.commit`), so a crash or a full disk during a rerun leaves the
+    previous run's files whole and never a mix of two runs."""
+
+    def __init__(self, workdir: Path, title: str, protocol: str, source: str, warnings: Sequence[str] = ()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.lines = [f"# {title}", "", f"Data: {source}.", "", f"Protocol: {protocol}.", ""]
+        self.lines = [f"# {title}", ""] + [f"**{w}**\n" for w in warnings] + [
+            f"Data: {source}.", "", f"Protocol: {protocol}.", ""]
         self.files: list[str] = []
+        self._pending: dict[str, bytes] = {}
 
     def text(self, *paragraphs: str) -> None:
         for p in paragraphs:
             self.lines += [p, ""]
+
+    def add_file(self, name: str, data: bytes) -> None:
+        """Another file of the report (written with the rest by :meth:`write`)."""
+        self._pending[name] = data
+        self.files.append(name)
 
     def table(self, name: str, header: Sequence[str], rows: Sequence[Sequence], *, title: str,
               csv_header: Sequence[str] | None = None, csv_rows: Sequence[Sequence] | None = None) -> None:
@@ -47,29 +61,33 @@ class Report:
         table in report.md (also written alone to ``name.md``)."""
         if (csv_rows is None) != (csv_header is None):
             raise ValueError("give csv_header and csv_rows together")
-        with open(self.workdir / f"{name}.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(csv_header if csv_header is not None else header)
-            w.writerows(csv_rows if csv_rows is not None else rows)
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(csv_header if csv_header is not None else header)
+        w.writerows(csv_rows if csv_rows is not None else rows)
         md = [f"| {' | '.join(map(str, header))} |", "|" + "---|" * len(header)]
         md += [f"| {' | '.join(map(str, r))} |" for r in rows]
-        (self.workdir / f"{name}.md").write_text(f"## {title}\n\n" + "\n".join(md) + "\n")
+        self.add_file(f"{name}.csv", buf.getvalue().encode())
+        self.add_file(f"{name}.md", (f"## {title}\n\n" + "\n".join(md) + "\n").encode())
         self.lines += [f"## {title}", "", *md, "", f"Files: [{name}.csv]({name}.csv), [{name}.md]({name}.md)", ""]
-        self.files += [f"{name}.csv", f"{name}.md"]
 
     def figure(self, name: str, fig, caption: str) -> None:
         import matplotlib.pyplot as plt
 
-        fig.savefig(self.workdir / f"{name}.png", dpi=110, bbox_inches="tight")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
+        self.add_file(f"{name}.png", buf.getvalue())
         self.lines += [f"![{caption}]({name}.png)", "", f"*{caption}*", ""]
-        self.files.append(f"{name}.png")
 
     def write(self, summary: dict) -> dict:
-        """Writes report.md and summary.json (``summary`` plus the list of files)."""
-        (self.workdir / "report.md").write_text("\n".join(self.lines))
+        """Writes every file, report.md and summary.json (``summary`` plus the list of files)."""
         summary = summary | {"files": sorted(set(self.files + ["report.md", "summary.json"]))}
-        (self.workdir / "summary.json").write_text(json.dumps(_plain(summary), indent=1) + "\n")
+        files = {self.workdir / n: d for n, d in self._pending.items()}
+        files[self.workdir / "report.md"] = "\n".join(self.lines).encode()
+        files[self.workdir / "summary.json"] = (json.dumps(_plain(summary), indent=1) + "\n").encode()
+        commit(files)
+        self._pending.clear()
         return summary
 
 
@@ -182,36 +200,46 @@ def series_figure(
     return fig
 
 
-def flow_grid_figure(maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str):
-    """A grid of maps (rows: Vx, Vy, M; columns: classes), one colour scale per row."""
+def flow_grid_figure(maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str,
+                     unit: str = "px"):
+    """A grid of maps (rows: Vx, Vy, M; columns: classes), one colour scale per row, with its
+    colour bar (in ``unit``) at the row's end."""
     plt = _plt()
     r, k = maps_RxKxHxW.shape[:2]
-    fig, axes = plt.subplots(r, k, figsize=(1.9 * k, 1.9 * r + 0.4), squeeze=False)
+    fig, axes = plt.subplots(r, k, figsize=(1.9 * k + 0.8, 1.9 * r + 0.4), squeeze=False)
     for i in range(r):
         lim = float(np.nanmax(np.abs(maps_RxKxHxW[i]))) or 1.0
         signed = float(np.nanmin(maps_RxKxHxW[i])) < 0
         for j in range(k):
             ax = axes[i, j]
-            ax.imshow(maps_RxKxHxW[i, j], cmap="RdBu_r" if signed else "magma",
-                      vmin=-lim if signed else 0, vmax=lim)
+            im = ax.imshow(maps_RxKxHxW[i, j], cmap="RdBu_r" if signed else "magma",
+                           vmin=-lim if signed else 0, vmax=lim)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(cols[j], fontsize=8)
             if j == 0:
                 ax.set_ylabel(rows[i], fontsize=9)
+        bar = fig.colorbar(im, ax=list(axes[i]), fraction=0.025, pad=0.02)
+        bar.set_label(unit, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=9)
     return fig
 
 
 def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str):
+    """Cosine similarity between classes, the value in each cell (dark text on light cells)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.imshow(sim, cmap="viridis", vmin=min(0.0, float(np.nanmin(sim))), vmax=1)
+    fig, ax = plt.subplots(figsize=(5.4, 4.2))
+    lo = min(0.0, float(np.nanmin(sim)))
+    im = ax.imshow(sim, cmap="viridis", vmin=lo, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, num(float(sim[i, j]), 3), ha="center", va="center", fontsize=7, color="white")
+            light = (float(sim[i, j]) - lo) / (1 - lo) > 0.6 if np.isfinite(sim[i, j]) else False
+            ax.text(j, i, num(float(sim[i, j]), 3), ha="center", va="center", fontsize=7,
+                    color="black" if light else "white")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("cosine similarity", fontsize=8)
     return fig

@@ -25,7 +25,6 @@ import dataclasses
 import datetime
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import sys
@@ -34,7 +33,7 @@ import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from merjax import config as config_lib
+from merjax import config as config_lib, files
 from merjax.context import Context, RunOptions
 
 log = logging.getLogger(__name__)
@@ -150,21 +149,14 @@ def run(
     name = Path(module.__file__).stem
     cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
     workdir = check_workdir(workdir)
-    t0 = time.perf_counter()
-    ctx = Context(cfg, workdir, options=options, progress=progress, parent=parent)
-    describe = write_config(workdir, name, Path(module.__file__), cfg)
-    ctx.say(describe)
-    summary = module.run(ctx)
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
-    _write_text(workdir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    with files.WorkdirLock(workdir, progress):  # one run per workdir
+        t0 = time.perf_counter()
+        ctx = Context(cfg, workdir, options=options, progress=progress, parent=parent)
+        ctx.say(write_config(workdir, name, Path(module.__file__), cfg))
+        summary = module.run(ctx)
+        summary["seconds"] = round(time.perf_counter() - t0, 1)
+        files.write_json(workdir / "summary.json", summary)
     return summary
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Writes ``path`` whole or not at all (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def environment() -> dict:
@@ -202,7 +194,7 @@ def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -
                      "steps": "host-driven" if host_loop else "scanned"},
         "config": dataclasses.asdict(cfg),
     } | env
-    _write_text(workdir / "config.json", json.dumps(doc, indent=1, default=str) + "\n")
+    files.write_json(workdir / "config.json", doc, default=str)
     kinds = [d.split(" (")[0] for d in env["devices"]]
     devices = ", ".join(f"{kinds.count(k)} x {k}" for k in sorted(set(kinds), key=kinds.index))
     return (f"{name}: {devices} ({env['backend']}), strategy {strategy}"

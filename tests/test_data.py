@@ -17,38 +17,13 @@ from merjax.data import cache, casme2, composite, faces, frames, samm, smic, syn
 from merjax.data.sample import SampleList
 from merjax.data.spreadsheets import DataError
 
+from conftest import edit_cell
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations"
 TINY = synthetic.SPECS["tiny"]
 
 
-@pytest.fixture(scope="module")
-def tiny_db(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("db") / "tiny"
-    synthetic.write(out, size="tiny", seed=0)
-    return out
-
-
-@pytest.fixture
-def db(tiny_db, tmp_path) -> Path:
-    """A private copy of the tiny database that a test may break."""
-    out = tmp_path / "db"
-    shutil.copytree(tiny_db, out)
-    return out
-
-
-def _edit(path: Path, clip: str, column: str, value) -> int:
-    """Sets ``column`` of the row whose Filename is ``clip``; returns the row number."""
-    book = openpyxl.load_workbook(path)
-    ws = book.worksheets[0]
-    header_row = next(r for r in ws.iter_rows() if any(c.value == "Filename" for c in r))
-    col = next(c.column for c in header_row if c.value == column)
-    name_col = next(c.column for c in header_row if c.value == "Filename")
-    for row in ws.iter_rows(min_row=header_row[0].row + 1):
-        if row[name_col - 1].value == clip:
-            ws.cell(row=row[0].row, column=col).value = value
-            book.save(path)
-            return row[0].row
-    raise AssertionError(f"{clip} not in {path}")
+_edit = edit_cell
 
 
 # --------------------------------------------------------------------------- synthetic round trip
@@ -249,7 +224,7 @@ def test_frames_of_different_sizes(db):
 @pytest.mark.parametrize(
     "column, value, message",
     [
-        ("ApexFrame", 10_000, "need onset <= apex < offset"),
+        ("ApexFrame", 10_000, "need onset <= apex <= offset"),
         ("OnsetFrame", "abc", "OnsetFrame is 'abc', not a frame number"),
         ("ApexFrame", None, "ApexFrame is None"),
     ],

@@ -211,9 +211,12 @@ def test_command_line(tmp_path, model_dir):
     (["--onset=CLIP/reg_img40.png", "--apex=SMALL"], "differ in size"),
     (["--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "no face found"),
     (["--net=resnet8", "--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "not resnet8"),
-    (["--onset=CLIP/nothing.png", "--apex=CLIP/reg_img41.png"], "cannot decode image"),
+    (["--onset=CLIP/nothing.png", "--apex=CLIP/reg_img41.png"], "cannot read image"),
     (["--clip=CLIP", "--onset_frame=40"], "needs --onset_frame and --apex_frame"),
     ([], "give exactly one of"),
+    (["--video=BAD", "--window=-1"], "--window must be >= 0"),
+    (["--video=BAD", "--out=CLIP"], "is a folder"),
+    (["--export=/proc/merjax/m.jaxexport"], "cannot write in"),
 ])
 def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, message):
     _write_clip(tmp_path / "clip")

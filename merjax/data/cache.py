@@ -5,8 +5,9 @@ training augmentation; apex-1 where a clip ends at its apex). Frames are face-cr
 (:mod:`merjax.data.faces`) and resized to ``settings.size`` before the flow, so the flow is at the
 network's input resolution.
 
-One ``.npz`` per (dataset name, settings): the file also stores the settings and the samples'
-identities, and is reused only when both match; anything else recomputes it.
+One ``.npz`` per (dataset name, settings): the file also stores the settings, the samples'
+identities and a hash of the frames' contents, and is reused only when all three match;
+anything else (or an unreadable file) recomputes it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from merjax import flow as flow_lib
+from merjax import files, flow as flow_lib
 from merjax.data import faces
 from merjax.data.sample import Sample
 
@@ -118,6 +119,24 @@ def cache_path(cache_dir: str | Path, name: str, settings: FlowSettings) -> Path
     return Path(cache_dir) / f"flows-{name}-{settings.digest()}.npz"
 
 
+def frames_digest(samples: Sequence[Sample]) -> str:
+    """A hash of the contents of every frame the flows are computed from (onset, apex and the
+    second training frame of each sample): a re-exported or repaired image changes it.
+
+    Contents, not sizes and times: a copy that keeps times (``cp -p``, rsync) or a same-size
+    re-export would fool those. Reading the frames costs what reading them for the flows costs;
+    measured on the full synthetic database (759 JPEGs, 2-core CPU): see benchmarks/RESULTS.md."""
+    h = hashlib.sha256()
+    for s in samples:
+        for n in (s.onset, s.apex, s.augment_frame):
+            h.update(f"{s.key}:{n}:".encode())
+            try:
+                h.update(hashlib.sha256(s.frame_path(n).read_bytes()).digest())
+            except (OSError, KeyError) as e:
+                h.update(f"unreadable {e}".encode())  # a miss now; compute() will name the file
+    return h.hexdigest()[:16]
+
+
 def load_or_compute(
     samples: Sequence[Sample],
     settings: FlowSettings,
@@ -127,27 +146,33 @@ def load_or_compute(
     progress: Callable[[str], None] | None = log.info,
     batch_size: int = 128,
 ) -> tuple[FlowSet, bool]:
-    """``(flows, hit)``: the cached flows when settings and samples match, else fresh ones
-    (written to the cache, replacing a stale file)."""
+    """``(flows, hit)``: the cached flows when the settings, the samples and the contents of
+    their frames all match, else fresh ones (written to the cache, replacing the old file
+    whole). An unreadable cache file is a miss, said so and replaced."""
     path = cache_path(cache_dir, name, settings)
     keys = [s.key for s in samples]
+    digest = frames_digest(samples)
+    say = progress or (lambda _: None)
     if path.is_file():
+        reason = ""
         try:
             with np.load(path) as f:
                 meta = json.loads(str(f["meta"]))
-                if meta["settings"] == settings.to_json() and meta["keys"] == keys:
-                    if progress:
-                        progress(f"flows from cache {path}")
-                    return FlowSet(tuple(keys), f["apex"], f["augment"], settings,
-                                   tuple(meta["notes"])), True
-        except (OSError, KeyError, ValueError) as e:
-            log.warning("ignoring unreadable flow cache %s: %s", path, e)
-        if progress:
-            progress(f"flow cache {path} is for other samples or settings; recomputing")
+                if meta["settings"] != settings.to_json() or meta["keys"] != keys:
+                    reason = "is for other samples or settings"
+                elif "frames" not in meta:
+                    reason = "records no hash of its frames (an older merjax wrote it)"
+                elif meta["frames"] != digest:
+                    reason = "was computed from frames that have changed since"
+                else:
+                    flows = FlowSet(tuple(keys), f["apex"], f["augment"], settings, tuple(meta["notes"]))
+                    say(f"flows from cache {path}")
+                    return flows, True
+        except Exception as e:  # a truncated or damaged file: BadZipFile, CRC errors, EOF, ...
+            reason = f"is unreadable ({type(e).__name__}: {e})"
+        say(f"flow cache {path} {reason}; recomputing")
     flows = compute(samples, settings, progress=progress, batch_size=batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"settings": settings.to_json(), "keys": keys, "notes": list(flows.notes)}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, apex=flows.apex, augment=flows.augment, meta=json.dumps(meta))
-    tmp.replace(path)
+    meta = {"settings": settings.to_json(), "keys": keys, "frames": digest, "notes": list(flows.notes)}
+    files.savez(path, apex=flows.apex, augment=flows.augment, meta=json.dumps(meta))
     return flows, False

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
-from merjax.data.spreadsheets import DataError, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import DataError, as_class, as_int, as_str, find_file, read_table
 
 CODING = "CASME2-coding-20140508.xlsx"
 OBJECTIVE = "CASME2-ObjectiveClasses.xlsx"
@@ -90,7 +90,7 @@ def load(
         )
         for row, r in read_table(coding, header)
     )
-    return frames_lib.gather(items, on_error=on_error, decode=check)
+    return frames_lib.gather(items, on_error=on_error, decode=check, dataset="casme2", spreadsheet=str(coding))
 
 
 def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:
@@ -99,9 +99,8 @@ def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:
     offset = as_int(r["OffsetFrame"], where=where, column="OffsetFrame")
     if (subject, clip) not in classes:
         raise DataError(f"{where}: {subject} {clip} is not in {OBJECTIVE}")
-    class_row, objective = classes[(subject, clip)]
-    if not isinstance(objective, (int, float)) or int(objective) not in range(1, 8):
-        raise DataError(f"{OBJECTIVE} row {class_row}: objective class {objective!r} is not 1-7")
+    class_row, cell = classes[(subject, clip)]
+    objective = as_class(cell, where=f"{OBJECTIVE} row {class_row}", column="objective class")
     folder = frames_root / subject / clip
     if not folder.is_dir():
         raise DataError(f"{where}: clip folder {str(folder)!r} does not exist")
@@ -112,8 +111,8 @@ def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:
         onset=onset,
         apex=onset,  # filled in below
         offset=offset,
-        label=int(objective) - 1,
-        class_name=OBJECTIVE_CLASSES[int(objective) - 1],
+        label=objective - 1,
+        class_name=OBJECTIVE_CLASSES[objective - 1],
         emotion=as_str(r["Estimated Emotion"]).lower(),
         frames=frames_lib.index_frames(folder),
         cropped=cropped,

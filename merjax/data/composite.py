@@ -80,5 +80,5 @@ def megc2019(
             for x in samples
             if x.emotion in mapping
         ]
-        out = out + SampleList(kept, samples.skipped)
+        out = out + SampleList(kept, samples.skipped, samples.rows)
     return out

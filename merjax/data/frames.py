@@ -44,53 +44,90 @@ def index_frames(folder: Path) -> tuple[tuple[int, str], ...]:
 
 
 def read_gray(path: Path | str) -> np.ndarray:
-    """Decodes an image file as ``[H, W]`` uint8 grey; a DataError names an unreadable file."""
+    """Decodes an image file as ``[H, W]`` uint8 grey; a DataError names an unreadable file.
+
+    A truncated file is an error too: OpenCV decodes a JPEG cut short (it warns "Premature end
+    of JPEG file" and fills the rest grey), which would be trained on without a word."""
     path = str(path)
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read image {path!r}: {e.strerror or e}") from None
+    problem = incomplete(data)
+    if problem:
+        raise DataError(f"image {path!r} is {problem}: truncated or corrupt (re-export or replace it)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
-        raise DataError(f"cannot decode image {path!r} (missing, empty or not an image)")
+        raise DataError(f"cannot decode image {path!r} (not an image, or corrupt)")
     return img
+
+
+def incomplete(data: bytes) -> str:
+    """Why an encoded image is not whole ('' when it looks whole): JPEG without its end marker,
+    PNG without its IEND chunk, BMP shorter than its header says, or no bytes at all."""
+    if not data:
+        return "empty"
+    if data[:2] == b"\xff\xd8":  # JPEG: entropy-coded data stuffs 0xFF, so FFD9 is only the end marker
+        return "" if b"\xff\xd9" in data[-64:] else "a JPEG without its end marker"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "" if b"IEND" in data[-12:] else "a PNG without its IEND chunk"
+    if data[:2] == b"BM" and len(data) >= 6:
+        size = int.from_bytes(data[2:6], "little")
+        return "" if len(data) >= size else f"a BMP of {len(data)} bytes where its header says {size}"
+    return ""
 
 
 def check(sample: Sample, *, num_classes: int | None = None, decode: bool = True) -> Sample:
     """Raises DataError, naming the spreadsheet row and path, if ``sample`` cannot be used.
 
-    Checked: onset <= apex < offset; the onset, apex and apex+1 frames exist (and decode, unless
-    ``decode=False``); the label is known; the three frames have one size. One exception, because
-    the official CASME II file has four such rows (class III, in the composite): apex == offset
-    is accepted when apex+1 is missing and apex-1 follows the onset; apex-1 then stands in for
-    apex+1 and the returned sample's ``note`` says so.
+    Checked: onset <= apex <= offset, and apex < offset unless the clip ends at its apex; the
+    onset, apex and second training frame exist (and decode whole, unless ``decode=False``); the
+    label is known; the three frames have one size. The second training frame is apex+1 when
+    its file exists. When apex == offset (four rows of the official CASME II file) and no apex+1
+    file exists -- real clip folders differ in whether they hold frames past the offset -- apex-1
+    stands in, and the returned sample's ``note`` says so.
     """
     where = f"{sample.source} ({sample.clip})"
     numbers = dict(sample.frames)
-    ends_at_apex = (
-        sample.apex == sample.offset
-        and sample.apex + 1 not in numbers
-        and sample.onset < sample.apex - 1
-    )
-    if not (sample.onset <= sample.apex < sample.offset or ends_at_apex):
+    at_offset = sample.apex == sample.offset
+    if not (sample.onset <= sample.apex <= sample.offset):
         raise DataError(
-            f"{where}: need onset <= apex < offset, got onset {sample.onset}, apex "
+            f"{where}: need onset <= apex <= offset, got onset {sample.onset}, apex "
             f"{sample.apex}, offset {sample.offset}"
         )
-    if ends_at_apex:
+    second = ("apex+1", sample.apex + 1)
+    if at_offset and sample.apex + 1 not in numbers:
+        if sample.apex - 1 <= sample.onset:
+            raise DataError(f"{where}: apex == offset ({sample.apex}) with no later frame and no frame "
+                            "between onset and apex for the second training flow")
+        second = ("apex-1", sample.apex - 1)
         extra = f"apex == offset ({sample.apex}) and no later frame: apex-1 replaces apex+1"
-        sample = dataclasses.replace(
-            sample, note="; ".join(x for x in (sample.note, extra) if x)
-        )
+        sample = dataclasses.replace(sample, note="; ".join(x for x in (sample.note, extra) if x))
     if sample.label < 0 or (num_classes is not None and sample.label >= num_classes):
         raise DataError(f"{where}: unknown label {sample.label} ({sample.class_name!r})")
     folder = str(Path(sample.frames[0][1]).parent) if sample.frames else "its folder"
     shapes = set()
-    second = ("apex-1", sample.apex - 1) if ends_at_apex else ("apex+1", sample.apex + 1)
     for role, n in (("onset", sample.onset), ("apex", sample.apex), second):
         if n not in numbers:
             raise DataError(f"{where}: {role} frame {n} is not in {folder!r}")
         if decode:
-            shapes.add(read_gray(numbers[n]).shape)
+            try:
+                shapes.add(read_gray(numbers[n]).shape)
+            except DataError as e:
+                raise DataError(f"{where}: {role} frame {n}: {e}") from None
     if len(shapes) > 1:
         raise DataError(f"{where}: onset, apex and {second[0]} frames differ in size: {sorted(shapes)}")
     return sample
+
+
+def _problem(source: str, clip: str, dataset: str, error: DataError) -> Problem:
+    """A skip record whose reason does not repeat the ``source (clip):`` it is printed after."""
+    reason = str(error)
+    for prefix in (f"{source} ({clip}): ", f"{source}: "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
+            break
+    return Problem(source, clip, reason, dataset)
 
 
 def check_all(samples, *, on_error: str, num_classes: int | None = None, decode: bool = True):
@@ -105,30 +142,44 @@ def check_all(samples, *, on_error: str, num_classes: int | None = None, decode:
         except DataError as e:
             if on_error == "raise":
                 raise
-            problems.append(Problem(s.source, s.clip, str(e)))
+            problems.append(_problem(s.source, s.clip, s.dataset, e))
             continue
         good.append(s)
     return good, problems
 
 
-def gather(items, *, on_error: str, decode: bool = True) -> SampleList:
+def gather(items, *, on_error: str, decode: bool = True, dataset: str = "", spreadsheet: str = "") -> SampleList:
     """Builds and checks samples; the one place where loaders decide between raising and
     skipping. ``items`` yields ``(where, clip, make)`` where ``make()`` returns a Sample or
-    raises DataError; every skip is logged as a warning and kept in ``.skipped``."""
+    raises DataError; every skip is logged as a warning and kept in ``.skipped``.
+
+    A second row for the same (subject, clip) is a problem naming both rows (it would count the
+    clip twice). A spreadsheet that yields no usable sample is an error naming it."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    samples, problems = [], []
+    samples, problems, first_row = [], [], {}
     for where, clip, make in items:
         try:
-            samples.append(make())
+            sample = make()
+            key = (sample.subject, sample.clip)
+            if key in first_row:
+                raise DataError(f"{where}: {sample.subject} {sample.clip} is also in {first_row[key]}; "
+                                "a clip counts once (remove one of the rows)")
+            first_row[key] = where
+            samples.append(sample)
         except DataError as e:
             if on_error == "raise":
                 raise
-            problems.append(Problem(where, clip, str(e)))
+            problems.append(_problem(where, clip, dataset, e))
     good, bad = check_all(samples, on_error=on_error, decode=decode)
     for p in problems + bad:
         logging.getLogger(__name__).warning("skipped %s", p)
-    return SampleList(good, problems + bad)
+    if not good:
+        what = f"{spreadsheet!r}" if spreadsheet else "the spreadsheet"
+        raise DataError(f"{what} yields no usable samples" + (
+            f" ({len(problems + bad)} row(s) skipped, first: {(problems + bad)[0]})" if problems + bad
+            else " (a header and no rows)"))
+    return SampleList(good, problems + bad, rows={dataset: len(good) + len(problems) + len(bad)} if dataset else {})
 
 
 def replace(sample: Sample, **changes) -> Sample:

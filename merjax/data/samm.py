@@ -17,7 +17,7 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
-from merjax.data.spreadsheets import DataError, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import DataError, as_class, as_int, as_str, find_file, read_table
 
 CODES = "SAMM_Micro_FACS_Codes_v2.xlsx"
 HEADER = (
@@ -64,7 +64,7 @@ def load(
          functools.partial(_sample, r, f"{codes.name} row {row}", frames_root, cropped))
         for row, r in rows
     )
-    return frames_lib.gather(items, on_error=on_error, decode=check)
+    return frames_lib.gather(items, on_error=on_error, decode=check, dataset="samm", spreadsheet=str(codes))
 
 
 def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:
@@ -73,9 +73,7 @@ def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:
     onset = as_int(r["Onset Frame"], where=where, column="Onset Frame")
     apex = as_int(r["Apex Frame"], where=where, column="Apex Frame")
     offset = as_int(r["Offset Frame"], where=where, column="Offset Frame")
-    objective = r["Objective Classes"]
-    if not isinstance(objective, (int, float)) or int(objective) not in range(1, 8):
-        raise DataError(f"{where}: objective class {objective!r} is not 1-7")
+    objective = as_class(r["Objective Classes"], where=where, column="objective class")
     folder = frames_root / subject / clip
     if not folder.is_dir():
         raise DataError(f"{where}: clip folder {str(folder)!r} does not exist")
@@ -86,8 +84,8 @@ def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:
         onset=onset,
         apex=apex,
         offset=offset,
-        label=int(objective) - 1,
-        class_name=OBJECTIVE_CLASSES[int(objective) - 1],
+        label=objective - 1,
+        class_name=OBJECTIVE_CLASSES[objective - 1],
         emotion=as_str(r["Estimated Emotion"]).lower(),
         frames=frames_lib.index_frames(folder),
         cropped=cropped,

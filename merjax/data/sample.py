@@ -75,6 +75,7 @@ class Problem:
     source: str
     clip: str
     reason: str
+    dataset: str = ""
 
     def __str__(self) -> str:
         return f"{self.source} ({self.clip}): {self.reason}"
@@ -87,20 +88,36 @@ class SampleList(list):
     is in ``.skipped`` (and was logged as a warning when it happened).
     """
 
-    def __init__(self, samples=(), skipped=()):
+    LOSS_WARNING = 1 / 3
+    """A database that loses more than this fraction of its rows to skips is reported loudly."""
+
+    def __init__(self, samples=(), skipped=(), rows: dict[str, int] | None = None):
         super().__init__(samples)
         self.skipped: list[Problem] = list(skipped)
+        self.rows: dict[str, int] = dict(rows or {})  # spreadsheet rows read, per dataset
 
     def __add__(self, other):
-        out = SampleList(list(self) + list(other), self.skipped + getattr(other, "skipped", []))
-        return out
+        rows = dict(self.rows)
+        for k, v in getattr(other, "rows", {}).items():
+            rows[k] = rows.get(k, 0) + v
+        return SampleList(list(self) + list(other), self.skipped + getattr(other, "skipped", []), rows)
 
     def filter(self, keep) -> "SampleList":
-        return SampleList([s for s in self if keep(s)], self.skipped)
+        return SampleList([s for s in self if keep(s)], self.skipped, self.rows)
+
+    def losses(self) -> list[str]:
+        """A warning per database that lost more than a third of its rows to skips."""
+        out = []
+        for ds, total in sorted(self.rows.items()):
+            lost = sum(p.dataset == ds for p in self.skipped)
+            if total and lost / total > self.LOSS_WARNING:
+                out.append(f"WARNING: {ds} lost {lost} of its {total} spreadsheet rows to skips "
+                           f"({lost / total:.0%}); results on this data are not results on {ds}")
+        return out
 
     def summary(self) -> str:
         """Counts per dataset and class, and the skips: what a run prints before it trains."""
-        lines = []
+        lines = self.losses()
         for ds in sorted({s.dataset for s in self}):
             these = [s for s in self if s.dataset == ds]
             by_class: dict[str, int] = {}

@@ -49,7 +49,7 @@ def load(
          functools.partial(_sample, r, f"{path.name} (HS) row {row}", root, folders, cropped))
         for row, r in read_table(path, header, sheet="HS")
     )
-    return frames_lib.gather(items, on_error=on_error, decode=check)
+    return frames_lib.gather(items, on_error=on_error, decode=check, dataset="smic", spreadsheet=str(path))
 
 
 def _sample(r, where: str, root: Path, folders: dict[str, Path], cropped: bool) -> Sample:

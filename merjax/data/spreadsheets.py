@@ -85,6 +85,16 @@ def as_int(value: Any, *, where: str, column: str) -> int:
     raise DataError(f"{where}: {column} is {value!r}, not a frame number")
 
 
+def as_class(value: Any, *, where: str, column: str, classes: range = range(1, 8)) -> int:
+    """A class number cell (a number, or the number written as text: "1"), or a DataError."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
+            or int(value) not in classes:
+        raise DataError(f"{where}: {column} {value!r} is not {classes.start}-{classes.stop - 1}")
+    return int(value)
+
+
 def as_str(value: Any) -> str:
     """A text cell; integer-valued numbers lose their '.0'."""
     if isinstance(value, float) and value.is_integer():

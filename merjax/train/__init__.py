@@ -24,6 +24,8 @@ The parts, one concern each:
 from merjax.train.config import STRATEGIES, TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
 from merjax.train.loso import (
+    Diverged,
+    LossExploded,
     LosoResult,
     NonFiniteLoss,
     default_strategy,
@@ -44,7 +46,7 @@ from merjax.train.step import (
 )
 
 __all__ = [
-    "FINAL", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
+    "Diverged", "FINAL", "LossExploded", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
     "default_strategy", "epoch_batches", "fingerprint", "fold_plan", "init_run", "normalise", "optimizer",
     "pad_runs", "predict_run", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 STRATEGIES = ("auto", "vmap", "map", "chunked", "loop")
 
@@ -30,6 +31,9 @@ class TrainConfig:
     # 10x slower than the same convolution outside a loop (jax-ml/jax#12868; measured in
     # benchmarks/RESULTS.md). Same numbers either way, up to float rounding.
     host_loop: bool | None = None
+    # A run whose mean training loss of an epoch after the first exceeds this has diverged:
+    # training stops and names the run (a non-finite loss stops it at any step).
+    max_loss: float = 1e4
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -39,3 +43,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
+        for name in ("learning_rate", "eps", "max_loss"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.rms_decay < 1:
+            raise ValueError(f"rms_decay must be in [0, 1), got {self.rms_decay!r}")

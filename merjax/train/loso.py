@@ -17,6 +17,7 @@ stack (:mod:`merjax.checkpoint`) and a rerun resumes from the last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -26,7 +27,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -35,7 +36,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from merjax import checkpoint
+from merjax import checkpoint, files
 from merjax.train.config import TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
 from merjax.train.step import epoch_batches, init_run, optimizer, predict_run, train_epochs, train_step
@@ -159,7 +160,15 @@ def fingerprint(config: TrainConfig, model: nn.Module, items_shape, plan: Plan) 
     )
 
 
-class NonFiniteLoss(FloatingPointError):
+class Diverged(FloatingPointError):
+    """Training stopped because a run's loss went non-finite or exploded."""
+
+
+class NonFiniteLoss(Diverged):
+    pass
+
+
+class LossExploded(Diverged):
     pass
 
 
@@ -218,49 +227,12 @@ def train_loso(
     masks_d, seeds_d = put(plan.train_mask, run_sharding), put(plan.seeds, run_sharding)
     states = programs.init_many(items_d, masks_d, seeds_d)
 
-    history = {k: np.full((len(plan.seeds), config.epochs), np.nan, np.float32) for k in ("loss", "accuracy")}
-    ckpts, start = None, 0
+    stack = _Stack(items_d, labels_d, masks_d, seeds_d)
     workdir = Path(workdir) if workdir is not None else None
-    if workdir is not None and config.checkpoint_every:
-        ckpts = checkpoint.RunCheckpoints(
-            workdir / "checkpoints", fingerprint(config, model, items.shape, plan), progress=progress
-        )
-        start, states, saved = ckpts.restore(states)
-        for k, v in saved.items():
-            if k in history and v.shape == history[k].shape:
-                history[k][:, :start] = v[:, :start]
-    curve = _Curve(workdir / "metrics.jsonl", start) if workdir is not None else None
-    if curve:
-        curve.begin(plan, num_real, config, strategy, host_loop, len(devices))
-    epoch = start
-    end = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
-    while epoch < end:
-        n = min(config.epochs_per_call, end - epoch)
-        if config.checkpoint_every:
-            n = min(n, config.checkpoint_every - epoch % config.checkpoint_every)
-        states, step_metrics = _train_call(programs, strategy, n, states, items_d, labels_d,
-                                           masks_d, seeds_d, epoch, config.chunk_size)
-        m = {k: np.asarray(v) for k, v in step_metrics.items()}  # [R, n, steps] each
-        _check_finite(m["loss"], m["count"] > 0, plan, epoch, num_real)
-        weight = m["count"].astype(np.float64)
-        total = np.maximum(weight.sum(2), 1)
-        history["loss"][:, epoch : epoch + n] = (m["loss"] * weight).sum(2) / total
-        history["accuracy"][:, epoch : epoch + n] = (m["accuracy"] * weight).sum(2) / total
-        epoch += n
-        spent = time.perf_counter() - t0
-        if curve:
-            curve.epochs(history, range(epoch - n, epoch), num_real, spent)
-        if ckpts is not None and epoch % config.checkpoint_every == 0:
-            ckpts.save(epoch, states, history)
-        if progress:
-            eta = spent / max(epoch - start, 1) * (end - epoch)
-            progress(
-                f"epoch {epoch}/{config.epochs}: loss {np.nanmean(history['loss'][:num_real, epoch - 1]):.4f}"
-                f", train accuracy {np.nanmean(history['accuracy'][:num_real, epoch - 1]):.1%}"
-                f" ({num_real} runs, {strategy}), {spent:.0f} s, ETA {eta:.0f} s"
-            )
-    if ckpts is not None:
-        ckpts.close()
+    with files.WorkdirLock(workdir, progress) if workdir is not None else contextlib.nullcontext():
+        states, history = _fit(programs, strategy, host_loop, len(devices), states, stack, plan, num_real,
+                               config, fingerprint(config, model, items.shape, plan), workdir=workdir,
+                               progress=progress, stop_after_epoch=stop_after_epoch, t0=t0)
 
     out = _predict(model, states, inputs, plan, strategy, features)
     logits = out[0] if features else out
@@ -275,12 +247,71 @@ def train_loso(
     return result
 
 
+class _Stack(NamedTuple):
+    """The training data on device: items and labels (shared), masks and seeds (per run)."""
+
+    items: jax.Array
+    labels: jax.Array
+    masks: jax.Array
+    seeds: jax.Array
+
+
+def _fit(programs, strategy, host_loop, num_devices, states, stack: _Stack, plan: Plan, num_real: int,
+         config: TrainConfig, fp: str, *, workdir: Path | None, progress, stop_after_epoch, t0):
+    """The epochs: compiled calls, checks, metrics.jsonl, checkpoints, progress. Returns the final
+    states and the history (``loss`` and ``accuracy``, ``[R, epochs]``)."""
+    history = {k: np.full((len(plan.seeds), config.epochs), np.nan, np.float32) for k in ("loss", "accuracy")}
+    ckpts, start = None, 0
+    if workdir is not None and config.checkpoint_every:
+        ckpts = checkpoint.RunCheckpoints(workdir / "checkpoints", fp, progress=progress)
+        start, states, saved = ckpts.restore(states)
+        for k, v in saved.items():
+            if k in history and v.shape == history[k].shape:
+                history[k][:, :start] = v[:, :start]
+    curve = _Curve(workdir / "metrics.jsonl", start) if workdir is not None else None
+    if curve:
+        curve.begin(plan, num_real, config, strategy, host_loop, num_devices)
+    epoch = start
+    end = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
+    try:
+        while epoch < end:
+            n = min(config.epochs_per_call, end - epoch)
+            if config.checkpoint_every:
+                n = min(n, config.checkpoint_every - epoch % config.checkpoint_every)
+            states, step_metrics = _train_call(programs, strategy, n, states, stack, epoch, config.chunk_size)
+            m = {k: np.asarray(v) for k, v in step_metrics.items()}  # [R, n, steps] each
+            _check_finite(m["loss"], m["count"] > 0, plan, epoch, num_real)
+            weight = m["count"].astype(np.float64)
+            total = np.maximum(weight.sum(2), 1)
+            history["loss"][:, epoch : epoch + n] = (m["loss"] * weight).sum(2) / total
+            history["accuracy"][:, epoch : epoch + n] = (m["accuracy"] * weight).sum(2) / total
+            _check_exploded(history["loss"], plan, range(epoch, epoch + n), num_real, config.max_loss)
+            epoch += n
+            spent = time.perf_counter() - t0
+            if curve:
+                curve.epochs(history, range(epoch - n, epoch), num_real, spent)
+            if ckpts is not None and epoch % config.checkpoint_every == 0:
+                ckpts.save(epoch, states, history)
+            if progress:
+                eta = spent / max(epoch - start, 1) * (end - epoch)
+                progress(
+                    f"epoch {epoch}/{config.epochs}: loss {np.nanmean(history['loss'][:num_real, epoch - 1]):.4f}"
+                    f", train accuracy {np.nanmean(history['accuracy'][:num_real, epoch - 1]):.1%}"
+                    f" ({num_real} runs, {strategy}), {spent:.0f} s, ETA {eta:.0f} s"
+                )
+    finally:
+        if ckpts is not None:
+            ckpts.close()
+    return states, history
+
+
 @functools.lru_cache(maxsize=8)
 def _programs(model, config, steps) -> _Programs:
     return _Programs(model, config, steps)
 
 
-def _train_call(programs, strategy, n, states, items, labels, masks, seeds, epoch, chunk):
+def _train_call(programs, strategy, n, states, stack: _Stack, epoch, chunk):
+    items, labels, masks, seeds = stack
     first = jnp.asarray(epoch, jnp.int32)
     if strategy in ("vmap", "map"):
         return programs.train(strategy, n)(states, items, labels, masks, seeds, first)
@@ -338,6 +369,20 @@ def _check_finite(step_losses, had, plan: Plan, epoch: int, num_real: int) -> No
             f"{', '.join(plan.held_out[r])}) at epoch {epoch + e + 1}, step {s + 1}; "
             "lower the learning rate or check the inputs"
         )
+
+
+def _check_exploded(losses, plan: Plan, epochs: range, num_real: int, max_loss: float) -> None:
+    for e in epochs:
+        if e == 0:
+            continue  # the first epoch may start high; after it, a loss this large is divergence
+        high = np.flatnonzero(losses[:num_real, e] > max_loss)
+        if len(high):
+            r = high[0]
+            raise LossExploded(
+                f"training loss {losses[r, e]:.3g} above {max_loss:g} in run {r} (seed {plan.seeds[r]}, "
+                f"held out {', '.join(plan.held_out[r])}) at epoch {e + 1}; the run diverged: lower the "
+                "learning rate or check the inputs (TrainConfig.max_loss sets the bound)"
+            )
 
 
 def _json_safe(x):

@@ -1,0 +1,172 @@
+"""Writing files so that nothing the user has is lost or half-written.
+
+- :func:`write_bytes`, :func:`write_text`, :func:`write_json`, :func:`savez`: a temporary file
+  beside the target, then a rename (atomic on POSIX), so a crash or a full disk leaves either the
+  old file or the new one, never a piece.
+- :func:`commit`: several files at once, all written to temporaries first and renamed only when
+  every one is complete, so a run never leaves a mix of an old run's files and a new run's.
+- :func:`replace_dir`: a folder built beside the target and swapped in when complete.
+- :func:`move_aside`: renames a file or folder to a free ``<name>.<suffix>[.N]`` instead of
+  deleting it.
+- :class:`WorkdirLock`: one run per workdir (``fcntl.flock`` on ``<workdir>/.merjax.lock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` whole or not at all."""
+    commit({path: data})
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any, **kwargs) -> Path:
+    return write_text(path, json.dumps(obj, **({"indent": 1} | kwargs)) + "\n")
+
+
+def savez(path: str | Path, **arrays) -> Path:
+    """``np.savez`` whole or not at all."""
+    path = Path(path)
+    tmp = _tmp(path).with_suffix(".npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def commit(files: Mapping[str | Path, bytes]) -> None:
+    """Writes every ``{path: bytes}`` to a temporary file first, then renames them all into place.
+
+    If any write fails (a full disk, a crash), no target has changed and the temporaries are
+    removed."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            tmp = _tmp(path)
+            with open(tmp, "wb") as f:
+                staged.append((tmp, path))
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
+    """Builds a folder with ``build(tmp_folder)`` beside ``path``, then puts it in ``path``'s place.
+
+    The old folder stays until the new one is complete; a failure in ``build`` leaves it as it
+    was (and removes the partial new one, which was never the user's)."""
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        build(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:  # superseded by a complete copy: this is the replace the caller asked for
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def move_aside(path: str | Path, suffix: str) -> Path:
+    """Renames ``path`` to ``<path>.<suffix>`` (or ``.<suffix>.2``, ...) and returns the new name."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.{suffix}")
+    n = 2
+    while target.exists():
+        target = path.with_name(f"{path.name}.{suffix}.{n}")
+        n += 1
+    os.replace(path, target)
+    return target
+
+
+class WorkdirBusy(OSError):
+    """Another process is running in this workdir."""
+
+
+class WorkdirLock:
+    """Holds ``<workdir>/.merjax.lock`` for a run: a second run on the same workdir fails at once.
+
+    The lock is an ``fcntl.flock`` on the file, which the kernel releases when its process dies,
+    so the file a killed run leaves behind is a stale lock: the next run takes it over and says
+    which process held it. The file records the holder's pid, host and start time."""
+
+    NAME = ".merjax.lock"
+
+    def __init__(self, workdir: str | Path, progress: Callable[[str], None] | None = None):
+        self.path = Path(workdir) / self.NAME
+        self.progress = progress
+        self._file = None
+
+    def __enter__(self) -> WorkdirLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise WorkdirBusy(
+                    f"workdir {str(self.path.parent)!r} is in use by {holder}; wait for it to finish or "
+                    "choose another --workdir"
+                ) from None
+            raise
+        f.seek(0)
+        previous = f.read().strip()
+        if previous and self.progress:
+            self.progress(f"taking over the stale lock of {previous} in {self.path.parent} (it is no longer running)")
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {os.uname().nodename} since "
+                f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.seek(0)
+                self._file.truncate()  # a clean exit leaves no stale holder behind
+            self._file.close()  # releases the flock
+            self._file = None
+
