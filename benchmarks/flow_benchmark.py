@@ -37,6 +37,8 @@ flags.DEFINE_integer("iters", 100, "Horn-Schunck iterations in the speed benchma
 flags.DEFINE_integer("batch", 64, "Pairs per merjax call in the batched speed figures.")
 flags.DEFINE_integer("gpu_batch", 0, "If > 0: pairs per call for the bandwidth figure (>= 1024 on a GPU).")
 flags.DEFINE_bool("quick", False, "Fewer repeats and displacement fields.")
+flags.DEFINE_bool("only_bandwidth", False, "Only the large-batch bandwidth figure (the GPU suite's part).")
+flags.DEFINE_integer("bandwidth_size", 128, "Frame side for the bandwidth figure.")
 flags.DEFINE_string("out", "bench_out", "Where to write the JSON and Markdown results.")
 
 
@@ -216,7 +218,22 @@ def accuracy(size: int, magnitudes: list[float], fields: int) -> dict:
 
 def markdown(results: dict) -> str:
     lines = [f"Device: {results['device']}; jax {results['jax']}; {results['cpu']}", ""]
-    lines += [
+    if "speed" in results:
+        lines += _speed_and_accuracy(results)
+    if "bandwidth" in results:
+        b = results["bandwidth"]
+        lines += ["", f"### Large batch ({b['batch']} pairs, {b['size']}x{b['size']}, {b['iters']} it) on {b['device']}", ""]
+        lines.append(f"Measured copy bandwidth: {b['copy_GBps']:.0f} GB/s")
+        for v in ("classic", "matlab"):
+            lines.append(
+                f"- {v}: {b[v]['us_per_pair']:.2f} us/pair, {b[v]['GBps']:.0f} GB/s "
+                f"({100 * b[v]['fraction_of_copy']:.0f}% of copy)"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _speed_and_accuracy(results: dict) -> list[str]:
+    lines = [
         f"### Speed (pairs/s; {results['speed'][0]['iters']} iterations; ratio vs pyoptflow)",
         "",
         "| size | pyoptflow | Farneback | merjax classic | merjax matlab | merjax classic, batch | merjax matlab, batch |",
@@ -241,16 +258,7 @@ def markdown(results: dict) -> str:
     for name, per in acc["aepe_px"].items():
         vals = list(per.values())
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |")
-    if "bandwidth" in results:
-        b = results["bandwidth"]
-        lines += ["", f"### Large batch ({b['batch']} pairs, {b['size']}x{b['size']}, {b['iters']} it) on {b['device']}", ""]
-        lines.append(f"Measured copy bandwidth: {b['copy_GBps']:.0f} GB/s")
-        for v in ("classic", "matlab"):
-            lines.append(
-                f"- {v}: {b[v]['us_per_pair']:.2f} us/pair, {b[v]['GBps']:.0f} GB/s "
-                f"({100 * b[v]['fraction_of_copy']:.0f}% of copy)"
-            )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str]) -> None:
@@ -260,11 +268,12 @@ def main(argv: list[str]) -> None:
         "device": str(jax.devices()[0].device_kind),
         "jax": jax.__version__,
         "cpu": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
-        "speed": speed([int(s) for s in FLAGS.sizes], FLAGS.iters, FLAGS.batch, min_time),
-        "accuracy": accuracy(128, [0.1, 0.5, 1.0, 1.5, 2.0], 2 if FLAGS.quick else 5),
     }
+    if not FLAGS.only_bandwidth:
+        results["speed"] = speed([int(s) for s in FLAGS.sizes], FLAGS.iters, FLAGS.batch, min_time)
+        results["accuracy"] = accuracy(128, [0.1, 0.5, 1.0, 1.5, 2.0], 2 if FLAGS.quick else 5)
     if FLAGS.gpu_batch:
-        results["bandwidth"] = bandwidth(128, 100, FLAGS.gpu_batch)
+        results["bandwidth"] = bandwidth(FLAGS.bandwidth_size, FLAGS.iters, FLAGS.gpu_batch)
     out = pathlib.Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "flow_benchmark.json").write_text(json.dumps(results, indent=2))

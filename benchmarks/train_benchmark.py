@@ -1,107 +1,164 @@
-"""Fold strategies of the LOSO trainer, against training the folds one after another.
+"""LOSO training programs: convolution formulation x fold strategy, per-run step time.
 
-    python benchmarks/train_benchmark.py                      # 2-core CPU: ~3 min (reduced)
-    python benchmarks/train_benchmark.py --paper              # GPU: the paper protocol
+    python benchmarks/train_benchmark.py                           # quick profile's shape (16x16)
+    python benchmarks/train_benchmark.py --size 64 --samples 64    # the paper's input size
+    python benchmarks/train_benchmark.py --net resnet8             # any merjax.models name
+    python benchmarks/train_benchmark.py --paper                   # GPU: every combination on the
+                                                                   # paper's shapes, then the protocol
 
-Each strategy (``merjax.train.STRATEGIES``) trains the same runs on the same random data; the
-baseline is ``loop``: one jitted program per fold, folds one after another from Python. Times
-are steady state (a first call compiles; it is timed separately), reported per epoch, with
-the ratio ``loop / strategy`` (> 1: faster than the folds one after another).
+Every combination of ``--convs`` (``lax``: lax.conv; ``im2col``: one matrix product) and
+``--strategies`` (``loop``, ``vmap``, ``chunked``, ``map``) trains the same runs on the same random
+data with merjax's trainer (epochs and steps are ``lax.scan``s in one program). The ``host`` rows
+drive each step from Python as a jitted call, one run at a time (written out below, as the
+trainer no longer has it); the first, with lax.conv, is the baseline: what merjax did on CPU
+before. Each row is timed on a
+second call (the first compiles; its time is shown too) and reported as milliseconds per run and
+step, with the ratio to the baseline measured in the same process. ``--skip`` leaves out
+combinations known to be pathological (lax.conv in scanned programs on CPU: ~1.4 s per run-step
+at 16x16, ~57 s at 64x64). Results also go to ``<out>/train_benchmark.json``.
 
-``--paper`` is the paper's protocol on the composite's shape: 47 folds, 253 samples (506
-training items with augmentation), Vy-3CL at 64x64, batch 64, 150 epochs; it prints the whole
-run's time for the fastest strategy. The reduced default fits a 2-core CPU.
+``--paper`` is the paper's protocol on the composite's shape: 47 folds, 253 samples (506 training
+items with augmentation), 64x64, batch 64; after the table it trains 150 epochs with the fastest
+combination and prints the whole run's time against the baseline's estimate.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import pathlib
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
 from merjax import models, train
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("strategies", ["loop", "vmap", "chunked", "map"], "Strategies to time.")
+flags.DEFINE_list("convs", ["lax", "im2col"], "Convolution formulations.")
+flags.DEFINE_list("strategies", ["loop", "vmap", "chunked"], "Fold strategies (also: map).")
+flags.DEFINE_list("skip", [], "Combinations to leave out, as conv/strategy (e.g. lax/vmap).")
+flags.DEFINE_list("host", ["lax", "im2col"], "Formulations to time with Python-driven steps, one run at a "
+                  "time (the first is the baseline: lax, merjax's CPU default before).")
 flags.DEFINE_string("net", "vy-3cl", "Network (merjax.models.by_name).")
-flags.DEFINE_integer("size", 32, "Input height and width.")
-flags.DEFINE_integer("folds", 6, "Subjects = LOSO folds.")
-flags.DEFINE_integer("per_subject", 8, "Samples per subject.")
+flags.DEFINE_integer("size", 16, "Input height and width (16: the quick profile; 64: the paper).")
+flags.DEFINE_integer("folds", 4, "Subject groups = runs per seed.")
+flags.DEFINE_integer("samples", 253, "Samples (x2 training items with augmentation).")
 flags.DEFINE_integer("batch", 64, "Mini-batch size.")
-flags.DEFINE_integer("epochs", 2, "Timed epochs per strategy.")
-flags.DEFINE_integer("chunk", 4, "Runs per chunk for 'chunked'.")
-flags.DEFINE_bool("paper", False, "The paper protocol's shape (47 folds, 253 samples, 64x64).")
-flags.DEFINE_integer("paper_epochs", 150, "Epochs for the --paper full-run figure.")
+flags.DEFINE_integer("epochs", 1, "Timed epochs per combination.")
+flags.DEFINE_integer("chunk", 2, "Runs per chunk for 'chunked'.")
+flags.DEFINE_bool("paper", False, "The paper protocol's shape (47 folds, 253 samples, 64x64), then a full run.")
+flags.DEFINE_bool("full_run", False, "After the table, train --paper_epochs epochs with the fastest combination.")
+flags.DEFINE_integer("paper_epochs", 150, "Epochs for the --paper full run.")
 flags.DEFINE_string("out", "bench_out", "Where to write train_benchmark.json.")
 
 
-def data(folds: int, per_subject: int, size: int, channels: int, total: int | None = None):
+def data(folds: int, samples: int, size: int, channels: int):
     rng = np.random.default_rng(0)
-    n = total or folds * per_subject
-    subjects = [f"s{i % folds:02d}" for i in range(n)]
-    x = rng.normal(size=(n, size, size, channels)).astype(np.float32)
+    subjects = [f"s{i % folds:02d}" for i in range(samples)]
+    x = rng.normal(size=(samples, size, size, channels)).astype(np.float32)
     xa = rng.normal(size=x.shape).astype(np.float32)
-    labels = rng.integers(0, 5, n).astype(np.int32)
+    labels = rng.integers(0, 5, samples).astype(np.int32)
     return x, xa, labels, subjects
 
 
-def time_strategy(model, d, strategy: str, epochs: int, batch: int, chunk: int) -> dict:
-    cfg = dict(batch_size=batch, chunk_size=chunk, strategy=strategy, epochs_per_call=epochs)
+def _timed(run) -> tuple[float, float, object]:
     t0 = time.perf_counter()
-    train.train_loso(model, *d, train.TrainConfig(epochs=epochs, **cfg), progress=None)
+    first_result = run()
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    train.train_loso(model, *d, train.TrainConfig(epochs=epochs, **cfg), progress=None)
-    steady = time.perf_counter() - t0
-    return {"strategy": strategy, "first_call_s": first, "s_per_epoch": steady / epochs}
+    run()
+    return first, time.perf_counter() - t0, first_result
+
+
+def _row(name: tuple[str, str, str], first: float, steady: float, runs: int, steps: int) -> dict:
+    return {"conv": name[0], "steps": name[1], "strategy": name[2], "first_call_s": first,
+            "s_per_epoch": steady / FLAGS.epochs, "runs": runs, "steps_per_epoch": steps,
+            "s_per_run_step": steady / (FLAGS.epochs * runs * steps)}
+
+
+def time_one(net: str, d, conv: str, strategy: str) -> dict:
+    model, _ = models.by_name(net, conv=conv)
+    cfg = train.TrainConfig(epochs=FLAGS.epochs, batch_size=FLAGS.batch, chunk_size=FLAGS.chunk,
+                            strategy=strategy, epochs_per_call=FLAGS.epochs)
+    first, steady, r = _timed(lambda: train.train_loso(model, *d, cfg, progress=None))
+    steps = int(np.ceil(r.plan.train_mask.sum(1).max() / FLAGS.batch))
+    return _row((conv, "scanned", strategy), first, steady, len(r.losses), steps)
+
+
+def time_host(net: str, d, conv: str) -> dict:
+    """Python-driven steps, one run at a time: merjax's CPU default before (with lax.conv)."""
+    model, _ = models.by_name(net, conv=conv)
+    x, xa, labels, subjects = d
+    items = jnp.concatenate([x, xa])
+    item_labels = jnp.concatenate([labels, labels])
+    plan = train.fold_plan(subjects, train.subject_groups(subjects), (0,))
+    steps = int(np.ceil(plan.train_mask.sum(1).max() / FLAGS.batch))
+    tx = train.optimizer(train.TrainConfig())
+    init = jax.jit(functools.partial(train.init_run, model, tx))
+    order = jax.jit(functools.partial(train.epoch_batches, steps=steps, batch_size=FLAGS.batch))
+    step = jax.jit(functools.partial(train.train_step, model=model, tx=tx))
+
+    def run():
+        for mask, seed in zip(plan.train_mask, plan.seeds):
+            state = init(items, mask, seed)
+            for e in range(FLAGS.epochs):
+                idx, valid = order(mask, seed, e)
+                for s in range(steps):
+                    state, m = step(state, items, item_labels, idx[s], valid[s])
+            jax.block_until_ready(state)
+
+    first, steady, _ = _timed(run)
+    return _row((conv, "host", "loop"), first, steady, len(plan.seeds), steps)
 
 
 def main(argv):
     del argv
-    model, rep = models.by_name(FLAGS.net)
+    _, rep = models.by_name(FLAGS.net)
     channels = {"vy": 1, "vx": 1, "mag": 1, "vxvy": 2, "vxvym": 3}[rep]
-    if FLAGS.paper:
-        folds, size, total = 47, 64, 253
-    else:
-        folds, size, total = FLAGS.folds, FLAGS.size, None
-    d = data(folds, FLAGS.per_subject, size, channels, total)
-    n = len(d[2])
+    folds, samples, size = (47, 253, 64) if FLAGS.paper else (FLAGS.folds, FLAGS.samples, FLAGS.size)
+    d = data(folds, samples, size, channels)
     print(f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {FLAGS.net} {size}x{size}, "
-          f"{folds} folds, {n} samples, batch {FLAGS.batch}, {FLAGS.epochs} timed epochs")
+          f"{folds} folds, {samples} samples, batch {FLAGS.batch}, {FLAGS.epochs} timed epoch(s)", flush=True)
+    combos = [c for c in itertools.product(FLAGS.convs, FLAGS.strategies) if "/".join(c) not in FLAGS.skip]
     rows = []
-    for s in FLAGS.strategies:
-        rows.append(time_strategy(model, d, s, FLAGS.epochs, FLAGS.batch, FLAGS.chunk))
-        print(f"  {s}: first call {rows[-1]['first_call_s']:.1f} s, "
-              f"{rows[-1]['s_per_epoch']:.3f} s / epoch", flush=True)
-    base = next((r["s_per_epoch"] for r in rows if r["strategy"] == "loop"), None)
-    print("| strategy | first call (s) | s / epoch | loop / strategy |")
-    print("|---|---|---|---|")
+    for conv in FLAGS.host:
+        rows.append(time_host(FLAGS.net, d, conv))
+    for conv, strategy in combos:
+        rows.append(time_one(FLAGS.net, d, conv, strategy))
     for r in rows:
-        r["speedup_vs_loop"] = base / r["s_per_epoch"] if base else None
-        ratio = f"{r['speedup_vs_loop']:.2f}x" if base else "-"
-        print(f"| {r['strategy']} | {r['first_call_s']:.1f} | {r['s_per_epoch']:.3f} | {ratio} |")
-    best = min(rows, key=lambda r: r["s_per_epoch"])
-    result = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-              "net": FLAGS.net, "size": size, "folds": folds, "samples": n,
-              "batch": FLAGS.batch, "rows": rows, "fastest": best["strategy"]}
-    if FLAGS.paper:
+        print(f"  {r['conv']}/{r['steps']}/{r['strategy']}: first call {r['first_call_s']:.1f} s, "
+              f"{r['s_per_epoch']:.2f} s/epoch, {1e3 * r['s_per_run_step']:.0f} ms per run-step", flush=True)
+    base = rows[0]
+    name = f"{base['conv']}/{base['steps']}/{base['strategy']}"
+    print(f"\n| conv | steps | strategy | first call (s) | s / epoch | ms per run-step | {name} / this |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        r["speedup_vs_baseline"] = base["s_per_run_step"] / r["s_per_run_step"]
+        print(f"| {r['conv']} | {r['steps']} | {r['strategy']} | {r['first_call_s']:.1f} | {r['s_per_epoch']:.2f} | "
+              f"{1e3 * r['s_per_run_step']:.0f} | {r['speedup_vs_baseline']:.2f}x |")
+    best = min(rows, key=lambda r: r["s_per_run_step"])
+    result = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(), "net": FLAGS.net,
+              "size": size, "folds": folds, "samples": samples, "batch": FLAGS.batch, "rows": rows,
+              "baseline": name, "fastest": f"{best['conv']}/{best['steps']}/{best['strategy']}"}
+    print(f"fastest: {result['fastest']}")
+    if FLAGS.paper or FLAGS.full_run:
+        model, _ = models.by_name(FLAGS.net, conv=best["conv"])
+        cfg = train.TrainConfig(epochs=FLAGS.paper_epochs, batch_size=FLAGS.batch, strategy=best["strategy"],
+                                epochs_per_call=25, chunk_size=FLAGS.chunk)
         t0 = time.perf_counter()
-        cfg = train.TrainConfig(epochs=FLAGS.paper_epochs, batch_size=FLAGS.batch,
-                                strategy=best["strategy"], epochs_per_call=25,
-                                chunk_size=FLAGS.chunk)
         train.train_loso(model, *d, cfg, progress=print)
         result["paper_run_s"] = time.perf_counter() - t0
-        est_loop = base * FLAGS.paper_epochs if base else None
-        print(f"paper protocol ({FLAGS.paper_epochs} epochs, {best['strategy']}): "
-              f"{result['paper_run_s']:.1f} s; folds one after another, estimated from the "
-              f"timed epochs: {est_loop:.1f} s" if est_loop else "")
+        est = base["s_per_epoch"] * FLAGS.paper_epochs
+        result["baseline_estimate_s"] = est
+        print(f"paper protocol ({FLAGS.paper_epochs} epochs, {result['fastest']}): {result['paper_run_s']:.1f} s; "
+              f"{name} estimated from its timed epoch: {est:.1f} s ({est / result['paper_run_s']:.1f}x)")
     out = pathlib.Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_benchmark.json").write_text(json.dumps(result, indent=1))
+    (out / "train_benchmark.json").write_text(json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ class Config:
     # Also train the headline network on every subject (one more run per seed) and save it to
     # ``models/<net>/`` for ``python -m merjax.predict``. Never used to score anything.
     save_model: bool = True
+    # How convolutions compute: "auto" (per backend, measured: im2col on CPU, lax.conv elsewhere),
+    # "lax" or "im2col". The parameters and the results (up to float rounding) are the same.
+    conv: str = "auto"
+
+    def __post_init__(self):
+        from merjax.models.layers import conv_impl
+
+        conv_impl(self.conv)  # a clear error for an unknown formulation
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

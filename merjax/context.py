@@ -215,13 +215,13 @@ class Context:
         c = self.cfg
         features = features or net in self.keep_features
         final = final or (c.save_model and net == c.headline)
-        key = (net, c.size, c.num_folds, c.train, self._data_key())
+        key = (net, c.size, c.num_folds, c.train, c.conv, self._data_key())
         cached = self._results.get(key)
         if cached and (cached.loso.features is not None or not features) and (
             cached.loso.states is not None or not final
         ):
             return cached
-        model, rep = models.by_name(net)
+        model, rep = models.by_name(net, conv=c.conv)
         data = self.data()
         x, xa = self.inputs(rep)
         run_dir = self.workdir / "runs" / net

@@ -185,18 +185,24 @@ def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -
     from merjax import train
 
     env = environment()
-    strategy, host_loop = train.resolve(cfg.train)
+    from merjax.models import conv_impl
+
+    strategy, chunk = train.resolve(cfg.train)
     doc = {
         "experiment": name, "file": str(file),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "argv": sys.argv,
         "strategy": {"requested": cfg.train.strategy, "resolved": strategy,
-                     "steps": "host-driven" if host_loop else "scanned"},
+                     "chunk": (("planned from device memory" if cfg.train.strategy == "auto" else chunk)
+                               if strategy == "chunked" else None)},
+        "conv": {"requested": cfg.conv, "resolved": conv_impl(cfg.conv)},
         "config": dataclasses.asdict(cfg),
     } | env
     files.write_json(workdir / "config.json", doc, default=str)
     kinds = [d.split(" (")[0] for d in env["devices"]]
     devices = ", ".join(f"{kinds.count(k)} x {k}" for k in sorted(set(kinds), key=kinds.index))
-    return (f"{name}: {devices} ({env['backend']}), strategy {strategy}"
-            f"{' (auto)' if cfg.train.strategy == 'auto' else ''}, {'host-driven' if host_loop else 'scanned'} "
-            f"steps; config in {workdir / 'config.json'}")
+    runs = ((" sized to the device's memory" if cfg.train.strategy == "auto" else f" of {chunk} runs")
+            if strategy == "chunked" else "")
+    return (f"{name}: {devices} ({env['backend']}), strategy {strategy}{runs}"
+            f"{' (auto)' if cfg.train.strategy == 'auto' else ''}, {conv_impl(cfg.conv)} convolutions; "
+            f"config in {workdir / 'config.json'}")

@@ -81,7 +81,8 @@ def test_config_json_says_what_ran_where(tmp_path):
     line = runner.write_config(tmp_path, "input_study", ROOT / "experiments" / "input_study.py", cfg)
     doc = json.loads((tmp_path / "config.json").read_text())
     assert doc["config"]["train"]["epochs"] == cfg.train.epochs and doc["config"]["nets"] == list(cfg.nets)
-    assert doc["strategy"]["requested"] == "auto" and doc["strategy"]["resolved"] in ("loop", "vmap")
+    assert doc["strategy"] == {"requested": "auto", "resolved": "loop", "chunk": None}
+    assert doc["conv"] == {"requested": "auto", "resolved": "im2col"}
     assert doc["backend"] == "cpu" and doc["devices"] and {"merjax", "jax", "flax"} <= set(doc["versions"])
     assert "strategy" in line and "cpu" in line and str(tmp_path / "config.json") in line
 
@@ -220,7 +221,7 @@ def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir):
     console = out.stdout + out.stderr
     assert not re.search(r"^[IWE]\d{4} ", console, re.M), console  # absl's log-line prefix
     assert "orbax" not in console.lower() and "tpu" not in console.lower(), console
-    assert "input_study: 1 x cpu (cpu), strategy loop (auto)" in out.stdout
+    assert "input_study: 1 x cpu (cpu), strategy loop (auto), im2col convolutions" in out.stdout
     assert (w / "models" / "vy-1cl" / "model.json").is_file()  # orbax did write
     assert json.loads((w / "config.json").read_text())["config"]["nets"] == ["vy-1cl"]
     lines = [json.loads(x) for x in (w / "runs" / "vy-1cl" / "metrics.jsonl").read_text().splitlines()]

@@ -96,18 +96,18 @@ def test_train_mode_updates_batch_stats_and_eval_uses_them():
 def test_vmapped_forward_equals_separate_calls(arch, num_layers, channels):
     model = models.build(arch, num_layers, channels)
     keys = jax.random.split(jax.random.key(7), 3)
-    stack = jax.vmap(lambda k: models.init(model, k, (16, 16, channels)))(keys)
+    stack = jax.jit(jax.vmap(lambda k: models.init(model, k, (16, 16, channels))))(keys)
     x = _x(3 * 4, 16, channels).reshape(3, 4, 16, 16, channels)  # a different batch per fold
 
     def train_fwd(v, xb):
         return model.apply(v, xb, train=True, mutable=["batch_stats"])
 
-    eval_v = jax.vmap(lambda v, xb: model.apply(v, xb))(stack, x)
-    train_v, stats_v = jax.vmap(train_fwd)(stack, x)
+    eval_v = jax.jit(jax.vmap(lambda v, xb: model.apply(v, xb)))(stack, x)
+    train_v, stats_v = jax.jit(jax.vmap(train_fwd))(stack, x)
     for f in range(3):
         v_f = jax.tree.map(lambda a: a[f], stack)
-        np.testing.assert_allclose(eval_v[f], model.apply(v_f, x[f]), rtol=1e-5, atol=1e-5)
-        logits_f, stats_f = train_fwd(v_f, x[f])
+        np.testing.assert_allclose(eval_v[f], jax.jit(model.apply)(v_f, x[f]), rtol=1e-5, atol=1e-5)
+        logits_f, stats_f = jax.jit(train_fwd)(v_f, x[f])
         np.testing.assert_allclose(train_v[f], logits_f, rtol=1e-5, atol=1e-5)
         for a, b in zip(jax.tree.leaves(stats_v), jax.tree.leaves(stats_f)):
             np.testing.assert_allclose(a[f], b, rtol=1e-5, atol=1e-6)
@@ -167,3 +167,80 @@ def test_wrong_input_raises_clear_errors():
         model.apply(variables, jnp.zeros((2, 16, 16, 2)))
     with pytest.raises(ValueError, match=r"\[N, H, W, C\]"):
         model.apply(variables, jnp.zeros((16, 16, 1)))
+
+
+# ------------------------------------------------------------------ the convolution's two formulations
+
+# Every kind of convolution the networks use: (kernel, stride, padding, Cin, F, input side). The
+# channel counts are cut down (the code path does not depend on them); odd sides check padding.
+CONV_SHAPES = [
+    (5, 1, "SAME", 2, 8, 12),  # shallow conv1
+    (3, 1, "SAME", 4, 8, 9),  # shallow conv2-4, tiny
+    (7, 2, ((3, 3), (3, 3)), 3, 8, 15),  # resnet stem
+    (3, 1, ((1, 1), (1, 1)), 8, 8, 8),  # basic block
+    (3, 2, ((1, 1), (1, 1)), 8, 16, 7),  # first block of a stage
+    (1, 2, "VALID", 8, 16, 7),  # projection shortcut
+]
+
+
+@pytest.mark.parametrize("impl", ["lax", "im2col"])
+@pytest.mark.parametrize("k,s,pad,cin,f,side", CONV_SHAPES)
+def test_conv_equals_flax_conv(impl, k, s, pad, cin, f, side):
+    """Same parameters (names, shapes, initial values) as nn.Conv, same outputs and gradients."""
+    import flax.linen as nn
+
+    from merjax.models.layers import Conv
+
+    rng = np.random.default_rng(k * 100 + side)
+    x = rng.normal(size=(3, side, side, cin)).astype(np.float32)
+    ref = nn.Conv(f, (k, k), strides=(s, s), padding=pad)
+    ours = Conv(f, k, s, pad, impl)
+    shapes = jax.eval_shape(ours.init, jax.random.key(0), x)  # no compile: the pytree itself
+    assert shapes == jax.eval_shape(ref.init, jax.random.key(0), x)
+    v_ref = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32), shapes)
+    y_ref, y = jax.jit(ref.apply)(v_ref, x), jax.jit(ours.apply)(v_ref, x)
+    assert y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    w = jax.random.normal(jax.random.key(2), y.shape)  # a loss that weighs every output differently
+
+    def grads(module):
+        return jax.jit(jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * w), argnums=(0, 1)))(v_ref, x)
+
+    for a, b in zip(jax.tree.leaves(grads(ours)), jax.tree.leaves(grads(ref))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_initialises_as_flax_conv():
+    import flax.linen as nn
+
+    from merjax.models.layers import Conv
+
+    x = jnp.ones((1, 9, 9, 3))
+    v_ref = jax.jit(nn.Conv(8, (3, 3)).init)(jax.random.key(0), x)
+    v = jax.jit(Conv(8, 3).init)(jax.random.key(0), x)
+    for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(v_ref)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["vy-3cl", "resnet8"])
+def test_networks_give_the_same_logits_either_way(name):
+    lax_net, rep = models.by_name(name, conv="lax")
+    im2col_net, _ = models.by_name(name, conv="im2col")
+    c = {"vy": 1, "vxvy": 2, "vxvym": 3}[rep]
+    shapes = jax.eval_shape(lambda k: models.init(lax_net, k, (16, 16, c)), jax.random.key(0))
+    assert shapes == jax.eval_shape(lambda k: models.init(im2col_net, k, (16, 16, c)), jax.random.key(0))
+    rng = np.random.default_rng(0)
+    v = jax.tree.map(lambda a: (0.1 * rng.normal(size=a.shape)).astype(np.float32), shapes)
+    x = _x(4, 16, c)
+    train_mode = lambda net: jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"])[0])(v, x)  # noqa: E731
+    np.testing.assert_allclose(train_mode(im2col_net), train_mode(lax_net), rtol=1e-4, atol=1e-4)
+    assert models.count_params(im2col_net, (64, 64, c)) == models.count_params(lax_net, (64, 64, c))
+
+
+def test_conv_formulation_is_chosen_per_backend():
+    from merjax.models.layers import conv_impl
+
+    assert conv_impl("auto", "cpu") == "im2col" and conv_impl("auto", "gpu") == "lax"
+    assert conv_impl("lax", "cpu") == "lax" and conv_impl("im2col", "gpu") == "im2col"
+    with pytest.raises(ValueError, match="conv must be one of"):
+        models.build("shallow", 3, 1, conv="winograd")

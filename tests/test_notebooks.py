@@ -44,3 +44,4 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch):
     else:
         assert "SYNTHETIC database" in text and "accuracy" in text
         assert (tmp_path / "runs" / "paper-tiny" / "input_study" / "table4.md").is_file()
+

@@ -39,19 +39,19 @@ FAST = dict(epochs=4, batch_size=8, epochs_per_call=2)
 
 @pytest.mark.slow
 def test_strategies_agree_and_match_separate_runs():
-    """vmap over runs == each run trained alone (the loop), for every strategy and seed."""
+    """vmap over runs == each run trained alone (the loop), for every strategy, seed and
+    convolution formulation."""
     x, xa, y, subj = toy_data()
     out = {}
-    for strategy in ("vmap", "loop", "map", "chunked"):
-        for host_loop in (False, True):  # steps scanned in the program, or driven from Python
-            cfg = train.TrainConfig(strategy=strategy, seeds=(0, 1), chunk_size=3, host_loop=host_loop, **FAST)
-            out[strategy, host_loop] = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
-    out = {f"{k[0]}, host_loop={k[1]}": v for k, v in out.items()}
-    out["loop"] = out["loop, host_loop=False"]
-    for strategy, r in out.items():
-        np.testing.assert_allclose(r.logits, out["loop"].logits, atol=1e-4, err_msg=strategy)
-        np.testing.assert_allclose(r.losses, out["loop"].losses, atol=1e-4, err_msg=strategy)
-    r = out["vmap, host_loop=False"]
+    runs = [(s, "im2col") for s in ("vmap", "loop", "map", "chunked", "auto")] + [("loop", "lax")]
+    for strategy, conv in runs:  # the formulations agree layer by layer (test_models): one lax run here
+        model = models.build("tiny", 1, 1, num_classes=3, conv=conv)
+        cfg = train.TrainConfig(strategy=strategy, seeds=(0, 1), chunk_size=3, **FAST)
+        out[f"{strategy}, {conv}"] = train.train_loso(model, x, xa, y, subj, cfg, progress=None)
+    for name, r in out.items():
+        np.testing.assert_allclose(r.logits, out["loop, lax"].logits, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(r.losses, out["loop, lax"].losses, atol=1e-4, err_msg=name)
+    r = out["vmap, im2col"]
     assert r.logits.shape == (2, len(y), 3) and r.preds.shape == (2, len(y))
     assert not np.allclose(r.logits[0], r.logits[1]), "seeds must differ"
     assert r.losses.shape == (2 * 4, 4) and np.isfinite(r.losses).all()
@@ -298,3 +298,64 @@ def test_metrics_jsonl_grows_while_training_and_survives_a_kill(tmp_path):
     assert epochs[:2] == first  # the killed run's curve is kept as it was
     np.testing.assert_allclose([d["loss"] for d in epochs], result.losses.mean(0), rtol=1e-5)
     np.testing.assert_allclose([d["accuracy"] for d in epochs], result.train_accuracy.mean(0), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- memory-aware chunks
+
+
+def test_plan_chunk_fits_the_limit():
+    """With a limit worth k runs, plan_chunk returns at most k, and that chunk's compiled peak is
+    within the limit; no limit (CPU reports none) means every run in one chunk."""
+    x, *_ = toy_data()
+    cfg = train.TrainConfig(**FAST)
+    one = train.program_memory(MODEL, cfg, x.shape[1:], 2 * len(x), runs=1).peak
+    three = train.program_memory(MODEL, cfg, x.shape[1:], 2 * len(x), runs=3).peak
+    assert three > one
+    chunk = train.plan_chunk(MODEL, cfg, x.shape[1:], 2 * len(x), num_runs=8, memory_limit=three)
+    assert 1 <= chunk <= 3
+    assert train.program_memory(MODEL, cfg, x.shape[1:], 2 * len(x), runs=chunk).peak <= three
+    assert train.plan_chunk(MODEL, cfg, x.shape[1:], 2 * len(x), num_runs=8) == 8
+    with pytest.raises(train.DoesNotFit, match=r"needs .* GiB, more than the .* limit; lower the batch size \(now 8\)"):
+        train.plan_chunk(MODEL, cfg, x.shape[1:], 2 * len(x), num_runs=8, memory_limit=one // 2)
+
+
+def test_training_under_a_memory_limit_equals_the_loop():
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(seeds=(0, 1), **FAST)
+    loop = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None)
+    limit = train.program_memory(MODEL, cfg, x.shape[1:], 2 * len(x), runs=3).peak
+    seen = []
+    limited = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, memory_limit=limit),
+                               progress=seen.append)
+    assert any("run(s) per device per chunk" in m for m in seen), seen
+    np.testing.assert_allclose(limited.logits, loop.logits, atol=1e-5)
+    np.testing.assert_array_equal(limited.preds, loop.preds)
+
+
+def test_out_of_memory_halves_the_chunk_and_goes_on(monkeypatch):
+    """An out-of-memory error (injected once, as a device raises it) halves the chunk; training goes
+    on from the same epoch and states, and predicts as an uninterrupted run does."""
+    from merjax.train import loso
+
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(strategy="vmap", seeds=(0, 1), **FAST)
+    whole = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None)
+    calls = []
+
+    def oom_once(strategy, chunk):
+        calls.append((strategy, chunk))
+        if len(calls) == 2:  # the second compiled call: epochs 3-4
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 6.9GiB.")
+
+    monkeypatch.setattr(loso, "OOM_HOOK", oom_once)
+    seen = []
+    r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=seen.append)
+    assert calls[:3] == [("vmap", 8), ("vmap", 8), ("chunked", 4)]
+    assert any("out of memory at epoch 3; going on from the same epoch and states with chunks of 4 runs" in m
+               for m in seen)
+    np.testing.assert_allclose(r.logits, whole.logits, atol=1e-5)
+    np.testing.assert_allclose(r.losses, whole.losses, atol=1e-5)
+    monkeypatch.setattr(loso, "OOM_HOOK", lambda s, c: (_ for _ in ()).throw(
+        jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")))
+    with pytest.raises(MemoryError, match="1 run\\(s\\) per program, the fewest possible: lower the batch size"):
+        train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None)

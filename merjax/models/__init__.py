@@ -31,7 +31,7 @@ import numpy as np
 
 from merjax.flow import REPRESENTATIONS
 from merjax.models import resnet, shallow
-from merjax.models.layers import ConvBN, check_input
+from merjax.models.layers import CONV_IMPLS, Conv, ConvBN, check_input, conv_impl
 from merjax.models.resnet import ResNetDepth
 from merjax.models.shallow import ShallowCNN
 
@@ -43,19 +43,20 @@ class TinyCNN(nn.Module):
 
     in_channels: int
     num_classes: int = 5
+    conv: str = "auto"
 
     @nn.compact
     def __call__(
         self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
         check_input(x, self.in_channels, "TinyCNN")
-        x = ConvBN(4, 3, name="conv1")(x, train=train, mask=mask)
+        x = ConvBN(4, 3, conv=self.conv, name="conv1")(x, train=train, mask=mask)
         features = x.mean(axis=(1, 2))
         logits = nn.Dense(self.num_classes, name="fc")(features)
         return (logits, features) if return_features else logits
 
 
-def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5) -> nn.Module:
+def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *, conv: str = "auto") -> nn.Module:
     """A network of the paper.
 
     Args:
@@ -64,7 +65,11 @@ def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5) ->
       num_layers: conv layers, as the paper counts them.
       in_channels: channels of the flow representation fed to it (1, 2 or 3).
       num_classes: 5 for the MEGC 2018 objective classes.
+      conv: how convolutions compute: ``"lax"`` (lax.conv), ``"im2col"`` (one matrix product) or
+        ``"auto"`` (per backend, :func:`merjax.models.layers.conv_impl`); the parameters are the
+        same either way.
     """
+    conv_impl(conv)  # a clear error for an unknown formulation
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool):
@@ -79,17 +84,17 @@ def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5) ->
                 f"a ResNet depth variant has an odd number of conv layers in 1..17 (stem + 2 per block), "
                 f"got num_layers={num_layers}"
             )
-        return ResNetDepth(int(num_layers), int(in_channels), int(num_classes))
+        return ResNetDepth(int(num_layers), int(in_channels), int(num_classes), conv=conv)
     if arch == "shallow":
         if not 1 <= num_layers <= shallow.MAX_LAYERS:
             raise ValueError(f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got num_layers={num_layers}")
-        return ShallowCNN(int(num_layers), int(in_channels), int(num_classes))
+        return ShallowCNN(int(num_layers), int(in_channels), int(num_classes), conv=conv)
     if num_layers != 1:
         raise ValueError(f"the tiny test network has 1 conv layer, got num_layers={num_layers}")
-    return TinyCNN(int(in_channels), int(num_classes))
+    return TinyCNN(int(in_channels), int(num_classes), conv=conv)
 
 
-def by_name(name: str, num_classes: int = 5) -> tuple[nn.Module, str]:
+def by_name(name: str, num_classes: int = 5, *, conv: str = "auto") -> tuple[nn.Module, str]:
     """``(module, representation)`` from a paper name.
 
     ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL), or
@@ -97,10 +102,10 @@ def by_name(name: str, num_classes: int = 5) -> tuple[nn.Module, str]:
     """
     key = name.lower().strip()
     if key.startswith("resnet") and key[6:].isdigit():
-        return build("resnet", int(key[6:]) - 1, 3, num_classes), "vxvym"
+        return build("resnet", int(key[6:]) - 1, 3, num_classes, conv=conv), "vxvym"
     rep, _, depth = key.rpartition("-")
     if rep in REPRESENTATIONS and depth.endswith("cl") and depth[:-2].isdigit():
-        return build("shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes), rep
+        return build("shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv=conv), rep
     raise ValueError(
         f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or 'vy-3cl' "
         f"(representation in {sorted(REPRESENTATIONS)}, 1-4 cl)"
@@ -120,11 +125,14 @@ def count_params(model: nn.Module, input_shape: Sequence[int]) -> int:
 
 __all__ = [
     "ARCHS",
+    "CONV_IMPLS",
+    "Conv",
     "ResNetDepth",
     "ShallowCNN",
     "TinyCNN",
     "build",
     "by_name",
+    "conv_impl",
     "count_params",
     "init",
     "resnet",

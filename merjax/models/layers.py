@@ -1,14 +1,101 @@
-"""Building blocks shared by the networks: conv + BatchNorm (+ ReLU) with an optional sample mask.
+"""Building blocks shared by the networks: a convolution in two formulations, and conv +
+BatchNorm (+ ReLU) with an optional sample mask.
 
 The mask (``[N]`` booleans) marks which samples of a batch are real. BatchNorm statistics are
 computed over the real samples only, so a static-shape batch padded with other folds' samples
 (or with nothing) trains exactly as the real samples alone would.
+
+:class:`Conv` holds exactly ``nn.Conv``'s parameters (``kernel`` ``[k, k, Cin, F]``, ``bias``
+``[F]``, same initialisers, same names), so parameter counts, checkpoints and model folders do not
+depend on how it computes:
+
+- ``"lax"``: ``lax.conv_general_dilated``, as ``nn.Conv``;
+- ``"im2col"``: pad, concatenate the k*k shifted (strided) slices along channels into
+  ``[N, Ho, Wo, k*k*Cin]``, and one ``einsum`` with the kernel reshaped to ``[k*k*Cin, F]``.
+  XLA:CPU runs ``lax.conv`` slowly when it is vmapped over per-run weights (a grouped conv) and
+  when its weights are carried by a loop; one matrix product has neither problem
+  (benchmarks/RESULTS.md). ``lax.conv_general_dilated_patches`` is not used: on CPU it is itself
+  a convolution, and 12x slower.
+- ``"auto"``: chosen by measurement (:func:`conv_impl`): on CPU im2col when training (the
+  gradient programs, where lax.conv is slow) and lax.conv for forward passes (prediction,
+  inference: faster there); lax.conv on other backends until a GPU measurement says otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+from jax import lax
+
+CONV_IMPLS = ("auto", "lax", "im2col")
+
+
+def conv_impl(impl: str = "auto", backend: str | None = None, *, training: bool = True) -> str:
+    """The formulation ``impl`` runs as on ``backend`` (default: jax's). ``"auto"`` is im2col for
+    training on CPU (2-core CPU, Vy-3CL, batch 64: a scanned training step 45 vs 1,378 ms at 16x16,
+    a gradient 1.31 vs 2.06 s at 64x64), lax.conv for forward passes on CPU (batch 64 at 64x64:
+    289 vs 468 ms) and lax.conv on other backends (GPUs: benchmarks/gpu_suite.sh times both)."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv must be one of {CONV_IMPLS}, got {impl!r}")
+    if impl != "auto":
+        return impl
+    return "im2col" if training and (backend or jax.default_backend()) == "cpu" else "lax"
+
+
+def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
+    """XLA's SAME padding of one spatial axis (more at the end when the total is odd)."""
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def im2col_conv(x: jax.Array, kernel: jax.Array, stride: int,
+                pads: Sequence[tuple[int, int]]) -> jax.Array:
+    """``[N, H, W, Cin] * [k, k, Cin, F] -> [N, Ho, Wo, F]`` as one matrix product (no bias)."""
+    k = kernel.shape[0]
+    x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+    ho = (x.shape[1] - k) // stride + 1
+    wo = (x.shape[2] - k) // stride + 1
+    if k == 1:
+        cols = x[:, : stride * (ho - 1) + 1 : stride, : stride * (wo - 1) + 1 : stride, :]
+    else:
+        cols = jnp.concatenate(
+            [x[:, dy : dy + stride * (ho - 1) + 1 : stride, dx : dx + stride * (wo - 1) + 1 : stride, :]
+             for dy in range(k) for dx in range(k)],
+            axis=-1,
+        )  # [N, Ho, Wo, k*k*Cin], channel index (dy * k + dx) * Cin + c, as kernel.reshape below
+    return jnp.einsum("nhwp,pf->nhwf", cols, kernel.reshape(-1, kernel.shape[-1]))
+
+
+class Conv(nn.Module):
+    """A square convolution with bias: ``nn.Conv``'s parameters, either formulation."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+        """``train`` says whether this is a training pass: ``impl="auto"`` formulates by it."""
+        k, s = self.kernel, self.stride
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        if self.padding == "SAME":
+            pads = [_same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)]
+        elif self.padding == "VALID":
+            pads = [(0, 0), (0, 0)]
+        else:
+            pads = [tuple(p) for p in self.padding]
+        if conv_impl(self.impl, training=train) == "im2col":
+            y = im2col_conv(x, kernel, s, pads)
+        else:
+            y = lax.conv_general_dilated(x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y + bias
 
 # MATLAB's batchNormalizationLayer defaults: epsilon 1e-5; running statistics decay 0.1.
 BN_EPSILON = 1e-5
@@ -23,17 +110,11 @@ class ConvBN(nn.Module):
     stride: int = 1
     padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
     relu: bool = True
+    conv: str = "auto"  # the convolution's formulation: auto, lax or im2col (Conv)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
-        x = nn.Conv(
-            self.features,
-            (self.kernel, self.kernel),
-            strides=(self.stride, self.stride),
-            padding=self.padding,
-            use_bias=True,
-            name="conv",
-        )(x)
+        x = Conv(self.features, self.kernel, self.stride, self.padding, self.conv, name="conv")(x, train=train)
         bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
         x = nn.BatchNorm(
             use_running_average=not train,

@@ -42,13 +42,15 @@ class BasicBlock(nn.Module):
 
     features: int
     stride: int = 1
+    conv: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
-        y = ConvBN(self.features, 3, self.stride, padding=((1, 1), (1, 1)), name="conv1")(x, train=train, mask=mask)
-        y = ConvBN(self.features, 3, padding=((1, 1), (1, 1)), relu=False, name="conv2")(y, train=train, mask=mask)
+        pad = ((1, 1), (1, 1))
+        y = ConvBN(self.features, 3, self.stride, pad, conv=self.conv, name="conv1")(x, train=train, mask=mask)
+        y = ConvBN(self.features, 3, 1, pad, relu=False, conv=self.conv, name="conv2")(y, train=train, mask=mask)
         if self.stride != 1 or x.shape[-1] != self.features:
-            x = ConvBN(self.features, 1, self.stride, padding="VALID", relu=False, name="proj")(
+            x = ConvBN(self.features, 1, self.stride, padding="VALID", relu=False, conv=self.conv, name="proj")(
                 x, train=train, mask=mask
             )
         return nn.relu(x + y)
@@ -60,6 +62,7 @@ class ResNetDepth(nn.Module):
     num_layers: int
     in_channels: int = 3
     num_classes: int = 5
+    conv: str = "auto"  # how the convolutions compute (layers.Conv); same parameters either way
 
     @nn.compact
     def __call__(
@@ -67,13 +70,13 @@ class ResNetDepth(nn.Module):
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """``x``: ``[N, H, W, C]``. Returns logits ``[N, K]`` (and features ``[N, D]``)."""
         check_input(x, self.in_channels, f"ResNetDepth({self.num_layers} CL)")
-        x = ConvBN(64, 7, 2, padding=((3, 3), (3, 3)), name="stem")(x, train=train, mask=mask)
+        x = ConvBN(64, 7, 2, padding=((3, 3), (3, 3)), conv=self.conv, name="stem")(x, train=train, mask=mask)
         num_blocks = (self.num_layers - 1) // 2
         if num_blocks:
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for i in range(num_blocks):
             stride = 2 if i in (2, 4, 6) else 1
-            x = BasicBlock(BLOCK_FILTERS[i], stride, name=f"block{i + 1}")(x, train=train, mask=mask)
+            x = BasicBlock(BLOCK_FILTERS[i], stride, self.conv, name=f"block{i + 1}")(x, train=train, mask=mask)
         # SAME: identical to VALID on 64x64 inputs (every map before this pool has an even side),
         # and it lets inputs below 48x48 (the quick profile) reach the Dense layer with a 1x1 map.
         x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")

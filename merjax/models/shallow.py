@@ -50,12 +50,15 @@ class ShallowCNN(nn.Module):
       in_channels: input channels (1 for Vx/Vy/M, 2 for Vx-Vy); checked on every call.
       num_classes: outputs of the Dense layer.
       base_filters: filters of the first conv; ``None`` means the paper's 16 per input channel.
+      conv: how the convolutions compute (``auto``, ``lax``, ``im2col``: layers.Conv); the
+        parameters are the same either way.
     """
 
     num_layers: int
     in_channels: int
     num_classes: int = 5
     base_filters: int | None = None
+    conv: str = "auto"
 
     @nn.compact
     def __call__(
@@ -65,7 +68,8 @@ class ShallowCNN(nn.Module):
         check_input(x, self.in_channels, f"ShallowCNN({self.num_layers} CL)")
         base = self.base_filters or 16 * self.in_channels
         for i in range(self.num_layers):
-            x = ConvBN(base * 2**i, kernel=5 if i == 0 else 3, name=f"conv{i + 1}")(x, train=train, mask=mask)
+            x = ConvBN(base * 2**i, kernel=5 if i == 0 else 3, conv=self.conv, name=f"conv{i + 1}")(
+                x, train=train, mask=mask)
         if self.num_layers <= 2:
             x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
         else:

@@ -14,6 +14,8 @@ The parts, one concern each:
   step (with its metrics), prediction;
 - :mod:`merjax.train.loso` -- the strategies over the run axis and the driver
   :func:`train_loso` (sharding, progress, ``metrics.jsonl``, checkpoints, pooling);
+- :mod:`merjax.train.memory` -- the training program's memory from XLA's analysis, and
+  :func:`plan_chunk`, the runs per vmapped chunk that fit a device;
 - checkpoints live in :mod:`merjax.checkpoint` (inference's model folders use them too).
 
     from merjax import train
@@ -28,11 +30,11 @@ from merjax.train.loso import (
     LossExploded,
     LosoResult,
     NonFiniteLoss,
-    default_strategy,
     fingerprint,
     resolve,
     train_loso,
 )
+from merjax.train.memory import DoesNotFit, ProgramMemory, device_memory, plan_chunk, program_memory
 from merjax.train.step import (
     Metrics,
     RunState,
@@ -46,7 +48,7 @@ from merjax.train.step import (
 )
 
 __all__ = [
-    "Diverged", "FINAL", "LossExploded", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
-    "default_strategy", "epoch_batches", "fingerprint", "fold_plan", "init_run", "normalise", "optimizer",
+    "Diverged", "DoesNotFit", "FINAL", "ProgramMemory", "device_memory", "plan_chunk", "program_memory", "LossExploded", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
+    "epoch_batches", "fingerprint", "fold_plan", "init_run", "normalise", "optimizer",
     "pad_runs", "predict_run", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
 ]

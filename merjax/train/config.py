@@ -20,17 +20,17 @@ class TrainConfig:
     eps: float = 1e-8  # MATLAB Epsilon
     weight_decay: float = 1e-4  # MATLAB L2Regularization (added to the gradient)
     seeds: tuple[int, ...] = (0,)
+    # How the runs share programs: auto (the fastest measured on the backend: merjax.train.resolve),
+    # vmap, map, chunked (vmapped chunks of chunk_size runs) or loop (one run at a time).
     strategy: str = "auto"
     chunk_size: int = 8
+    # Bytes of device memory per device that vmapped chunks may use; None: what the device reports
+    # (no limit on CPU). Set, it makes `auto` size chunks to fit on any backend (merjax.train.plan_chunk).
+    memory_limit: int | None = None
     epochs_per_call: int = 5  # epochs per compiled call: progress, NaN checks, checkpoints
     checkpoint_every: int = 0  # epochs between checkpoints; 0: none
     train_final: bool = False  # also train, per seed, a model on every subject
     augment: bool = True  # onset->apex+1 flows as extra training items (the paper's)
-    # Steps driven from Python, one jitted step per call, instead of lax.scan inside the program.
-    # None: on CPU only, where XLA:CPU runs a convolution whose weights are loop-carried about
-    # 10x slower than the same convolution outside a loop (jax-ml/jax#12868; measured in
-    # benchmarks/RESULTS.md). Same numbers either way, up to float rounding.
-    host_loop: bool | None = None
     # A run whose mean training loss of an epoch after the first exceeds this has diverged:
     # training stops and names the run (a non-finite loss stops it at any step).
     max_loss: float = 1e4
@@ -49,5 +49,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise ValueError(f"memory_limit must be a positive number of bytes, got {self.memory_limit!r}")
         if not 0 <= self.rms_decay < 1:
             raise ValueError(f"rms_decay must be in [0, 1), got {self.rms_decay!r}")

@@ -3,10 +3,11 @@
 Strategies over the run axis (``TrainConfig.strategy``), all giving the same numbers:
 ``vmap`` (one program, the design's default), ``map`` (``lax.map`` in one program), ``chunked``
 (vmapped chunks of ``chunk_size`` runs, one after another) and ``loop`` (one jitted run at a
-time). ``auto`` picks the fastest measured per backend (benchmarks/RESULTS.md).
+time). ``auto`` picks the fastest measured per backend (:func:`resolve`, benchmarks/RESULTS.md).
 
-Epochs and steps are ``lax.scan``s inside the program, except on CPU (``host_loop``), where
-Python drives one jitted step: XLA:CPU runs convolutions with loop-carried weights ~10x slower.
+Epochs and steps are ``lax.scan``s inside one compiled program per call, on every backend. (On
+CPU this is fast only with the im2col convolution, merjax's default there: XLA:CPU runs a
+``lax.conv`` whose weights are loop-carried 10-25x slower; see merjax.models.layers.)
 
 With a ``workdir`` the driver writes ``workdir/metrics.jsonl`` as it goes: a ``start`` line (the
 runs, their held-out subjects and seeds, the strategy), then an ``epoch`` line after every
@@ -39,33 +40,74 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from merjax import checkpoint, files
 from merjax.train.config import TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
-from merjax.train.step import epoch_batches, init_run, optimizer, predict_run, train_epochs, train_step
+from merjax.train.memory import plan_chunk
+from merjax.train.step import init_run, optimizer, predict_run, train_epochs
 
 log = logging.getLogger(__name__)
 
 
-def default_strategy(backend: str | None = None) -> str:
-    """The fastest strategy measured on each backend (benchmarks/RESULTS.md): ``loop`` on CPU
-    (vmap 3.7x and lax.map 11x slower there); ``vmap``, the design's choice, elsewhere (not yet
-    measured on a GPU)."""
+def resolve(config: TrainConfig, backend: str | None = None) -> tuple[str, int]:
+    """``(strategy, runs per chunk)`` that ``config`` trains with on ``backend`` (default: jax's),
+    before memory planning.
+
+    ``auto`` is the fastest measured (benchmarks/RESULTS.md): on CPU ``loop``, one run per
+    program (2-core CPU, Vy-3CL, im2col, per run and step: 55 ms against 61 for chunks of 2 and
+    69 for vmap over 4 runs at 16x16; 1.30 s against 1.54 and 1.99 s at 64x64: several runs'
+    working sets overflow the caches); elsewhere vmapped chunks as large as fit the device
+    (:func:`merjax.train.plan_chunk` in :func:`train_loso`; all runs at once when they fit).
+    A ``memory_limit`` makes ``auto`` plan chunks on CPU too."""
     backend = backend or jax.default_backend()
-    return "loop" if backend == "cpu" else "vmap"
+    if config.strategy == "auto":
+        if backend == "cpu" and config.memory_limit is None:
+            return "loop", config.chunk_size
+        return "chunked", config.chunk_size  # the chunk is planned from memory
+    return config.strategy, config.chunk_size
 
 
-def resolve(config: TrainConfig, backend: str | None = None) -> tuple[str, bool]:
-    """``(strategy, host_loop)`` that ``config`` runs with on ``backend`` (default: jax's)."""
-    backend = backend or jax.default_backend()
-    strategy = config.strategy if config.strategy != "auto" else default_strategy(backend)
-    host_loop = config.host_loop if config.host_loop is not None else backend == "cpu"
-    return strategy, host_loop
+def _plan_auto_chunk(model, config: TrainConfig, items_shape, num_runs: int, num_devices: int,
+                     progress) -> tuple[str, int]:
+    """``auto`` off CPU (or with a memory limit): chunks per device as large as fit, all devices
+    in one program; one chunk of every run is plain ``vmap``."""
+    per_device = -(-num_runs // num_devices)
+    fit = plan_chunk(model, config, items_shape[1:], items_shape[0], per_device, config.memory_limit)
+    chunk = fit * num_devices
+    if chunk >= num_runs:
+        return "vmap", chunk
+    if progress:
+        progress(f"memory: {fit} run(s) per device per chunk ({chunk} per program, {num_runs} runs)")
+    return "chunked", chunk
 
 
+# Moving runs in and out of the stack, jitted: as eager per-leaf ops they compiled dozens of
+# tiny programs per network (3 s of a 13 s first call on a 2-core CPU). The loop strategy keeps
+# its runs as a list and stacks them only for checkpoints and results.
+
+
+@jax.jit
+def _run(tree: Any, r: jax.Array) -> Any:
+    """Run ``r`` of a stacked tree (the run axis dropped)."""
+    return jax.tree.map(lambda x: lax.dynamic_index_in_dim(x, r, keepdims=False), tree)
+
+
+@functools.partial(jax.jit, static_argnames="size")
+def _runs(tree: Any, start: jax.Array, size: int) -> Any:
+    """Runs ``start .. start + size - 1`` of a stacked tree."""
+    return jax.tree.map(lambda x: lax.dynamic_slice_in_dim(x, start, size), tree)
+
+
+@jax.jit
 def _stack(trees: list) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _index(tree: Any, i) -> Any:
-    return jax.tree.map(lambda x: x[i], tree)
+@jax.jit
+def _concat(trees: list) -> Any:
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+def _stacked(states: Any) -> Any:
+    """The run stack, whether the strategy holds it stacked or (loop) as a list of runs."""
+    return _stack(states) if isinstance(states, list) else states
 
 
 class _Programs:
@@ -77,60 +119,35 @@ class _Programs:
             train_epochs, model=model, tx=self.tx, steps=steps, batch_size=config.batch_size
         )
         init = functools.partial(init_run, model, self.tx)
+        self.init_one = jax.jit(init)  # compiles faster than the vmapped one (threefry, 2 cores)
         self.init_many = jax.jit(jax.vmap(init, in_axes=(None, 0, 0)))
         self._train = {}
-        self.host_loop = resolve(config)[1]
-        self.steps = steps
-        self.order = functools.partial(epoch_batches, steps=steps, batch_size=config.batch_size)
-        self.step = functools.partial(train_step, model=model, tx=self.tx)
+        self._predict = {}
+
+    def predict(self, strategy: str, features: bool):
+        """Eval-mode logits (and features) of every run's test samples: per run, or vmapped."""
+        key = (strategy == "loop", features)
+        if key not in self._predict:
+            fn = functools.partial(predict_run, model=self.model, features=features)
+            self._predict[key] = jax.jit(fn) if key[0] else jax.jit(jax.vmap(fn, in_axes=(0, None, 0)))
+        return self._predict[key]
 
     def train(self, strategy: str, num_epochs: int):
+        """One jitted program for ``num_epochs`` epochs: epochs and steps are ``lax.scan``s (per
+        run, vmapped over runs, or ``lax.map`` over runs)."""
         key = (strategy, num_epochs)
         if key not in self._train:
-            build = self._host_program if self.host_loop else self._scanned_program
-            self._train[key] = build(strategy, num_epochs)
+            fn = functools.partial(self.single, num_epochs=num_epochs)
+            if strategy == "loop":
+                prog = jax.jit(fn)
+            elif strategy == "map":
+                def prog_map(states, items, labels, masks, seeds, first):
+                    return lax.map(lambda a: fn(a[0], items, labels, a[1], a[2], first), (states, masks, seeds))
+                prog = jax.jit(prog_map)
+            else:  # vmap and chunked
+                prog = jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))
+            self._train[key] = prog
         return self._train[key]
-
-    def _scanned_program(self, strategy: str, num_epochs: int):
-        """One jitted program: epochs and steps are ``lax.scan``s (per run, vmapped, or
-        ``lax.map`` over runs)."""
-        fn = functools.partial(self.single, num_epochs=num_epochs)
-        if strategy == "loop":
-            return jax.jit(fn)
-        if strategy == "map":
-            def prog_map(states, items, labels, masks, seeds, first):
-                return lax.map(lambda a: fn(a[0], items, labels, a[1], a[2], first), (states, masks, seeds))
-            return jax.jit(prog_map)
-        return jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))  # vmap and chunked
-
-    def _host_program(self, strategy: str, num_epochs: int):
-        """Same signature and numbers as the scanned programs; epochs and steps looped in Python
-        around one jitted step (per run, vmapped over runs, or ``lax.map`` over runs)."""
-        if strategy == "loop":
-            order, step = jax.jit(self.order), jax.jit(self.step)
-        else:
-            order = jax.jit(jax.vmap(self.order, in_axes=(0, 0, None)))
-            if strategy == "map":
-                step_one = self.step
-                step = jax.jit(lambda states, items, labels, idx, valid: lax.map(
-                    lambda a: step_one(a[0], items, labels, a[1], a[2]), (states, idx, valid)))
-            else:
-                step = jax.jit(jax.vmap(self.step, in_axes=(0, None, None, 0, 0)))
-
-        def prog(states, items, labels, masks, seeds, first):
-            metrics = []
-            for e in range(num_epochs):
-                idx, valid = order(masks, seeds, first + e)  # [(R,) steps, B]
-                for s in range(self.steps):
-                    states, m = step(states, items, labels, idx[..., s, :], valid[..., s, :])
-                    metrics.append(m)
-
-            def stacked(*xs):  # [(R,) epochs, steps], as the scanned program's
-                return jnp.stack(xs, -1).reshape(xs[0].shape + (num_epochs, self.steps))
-
-            return states, jax.tree.map(stacked, *metrics)
-
-        return prog
 
 
 @dataclasses.dataclass
@@ -153,8 +170,8 @@ def fingerprint(config: TrainConfig, model: nn.Module, items_shape, plan: Plan) 
     """What a checkpoint must match to be resumed (not how it is computed: strategy etc.)."""
     return checkpoint.digest(
         [2,  # the checkpoint layout (2: history.npz beside the run stack)
-         dataclasses.asdict(config) | {"strategy": None, "chunk_size": None, "host_loop": None,
-                                       "epochs_per_call": None, "checkpoint_every": None},
+         dataclasses.asdict(config) | {"strategy": None, "chunk_size": None, "epochs_per_call": None,
+                                       "checkpoint_every": None, "memory_limit": None},
          repr(model), list(items_shape), hashlib.sha256(plan.train_mask.tobytes()).hexdigest(),
          plan.seeds.tolist()]
     )
@@ -210,31 +227,39 @@ def train_loso(
     items = np.concatenate([inputs, np.asarray(augmented, np.float32)]) if use_aug else inputs
     item_labels = np.concatenate([labels, labels]) if use_aug else labels
     groups = groups or subject_groups(subjects)
-    strategy, host_loop = resolve(config)
+    strategy, chunk = resolve(config)
     devices = jax.devices()
     plan = fold_plan(subjects, groups, config.seeds, augment=use_aug, train_final=config.train_final)
     num_real = len(plan.seeds)
-    multiple = len(devices) if strategy == "vmap" else config.chunk_size if strategy == "chunked" else 1
-    plan = pad_runs(plan, multiple)
     steps = max(1, math.ceil(plan.train_mask.sum(1).max() / config.batch_size))
+    if config.strategy == "auto" and strategy == "chunked":
+        strategy, chunk = _plan_auto_chunk(model, config, items.shape, num_real, len(devices), progress)
+    sharded = strategy in ("vmap", "chunked") and len(devices) > 1
+    if sharded and strategy == "chunked":
+        chunk = -(-chunk // len(devices)) * len(devices)  # whole devices per chunk
+    multiple = len(devices) if strategy == "vmap" else chunk if strategy == "chunked" else 1
+    plan = pad_runs(plan, multiple)
     programs = _programs(model, config, steps)
 
-    mesh = Mesh(np.array(devices), ("run",)) if strategy == "vmap" and len(devices) > 1 else None
+    mesh = Mesh(np.array(devices), ("run",)) if sharded else None
     run_sharding = NamedSharding(mesh, P("run")) if mesh else None
     shared = NamedSharding(mesh, P()) if mesh else None
     put = lambda x, s: jax.device_put(x, s) if s is not None else jnp.asarray(x)  # noqa: E731
     items_d, labels_d = put(items, shared), put(item_labels, shared)
     masks_d, seeds_d = put(plan.train_mask, run_sharding), put(plan.seeds, run_sharding)
-    states = programs.init_many(items_d, masks_d, seeds_d)
+    if strategy == "loop":  # a list of runs (see _stacked)
+        states = [programs.init_one(items_d, m, r) for m, r in zip(plan.train_mask, plan.seeds)]
+    else:
+        states = programs.init_many(items_d, masks_d, seeds_d)
 
-    stack = _Stack(items_d, labels_d, masks_d, seeds_d)
+    stack = _Stack(items_d, labels_d, masks_d, seeds_d, run_sharding)
     workdir = Path(workdir) if workdir is not None else None
     with files.WorkdirLock(workdir, progress) if workdir is not None else contextlib.nullcontext():
-        states, history = _fit(programs, strategy, host_loop, len(devices), states, stack, plan, num_real,
+        states, history = _fit(programs, strategy, chunk, len(devices), states, stack, plan, num_real,
                                config, fingerprint(config, model, items.shape, plan), workdir=workdir,
                                progress=progress, stop_after_epoch=stop_after_epoch, t0=t0)
 
-    out = _predict(model, states, inputs, plan, strategy, features)
+    out = _predict(programs, states, inputs, plan, strategy, features)
     logits = out[0] if features else out
     result = _pool(np.asarray(logits), plan, labels, config.seeds, num_real)
     result.losses = history["loss"][:num_real]
@@ -242,21 +267,32 @@ def train_loso(
     if features:
         result.features = _pool_features(np.asarray(out[1]), plan, len(labels), config.seeds, num_real)
     if keep_states:
-        result.states = _index(states, slice(0, num_real))
+        result.states = jax.tree.map(lambda x: x[:num_real], _stacked(states))
     result.seconds = time.perf_counter() - t0
     return result
 
 
 class _Stack(NamedTuple):
-    """The training data on device: items and labels (shared), masks and seeds (per run)."""
+    """The training data on device: items and labels (shared), masks and seeds (per run), and
+    how a chunk of runs is laid over the devices (None: one device)."""
 
     items: jax.Array
     labels: jax.Array
     masks: jax.Array
     seeds: jax.Array
+    run_sharding: Any = None
 
 
-def _fit(programs, strategy, host_loop, num_devices, states, stack: _Stack, plan: Plan, num_real: int,
+OOM_HOOK: Callable[[str, int], None] | None = None
+"""Called before every compiled training call with ``(strategy, runs per chunk)``; tests set it to
+raise an out-of-memory error once, as a device would."""
+
+
+def _out_of_memory(e: Exception) -> bool:
+    return isinstance(e, (jax.errors.JaxRuntimeError, MemoryError)) and "RESOURCE_EXHAUSTED" in str(e)
+
+
+def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Plan, num_real: int,
          config: TrainConfig, fp: str, *, workdir: Path | None, progress, stop_after_epoch, t0):
     """The epochs: compiled calls, checks, metrics.jsonl, checkpoints, progress. Returns the final
     states and the history (``loss`` and ``accuracy``, ``[R, epochs]``)."""
@@ -264,13 +300,15 @@ def _fit(programs, strategy, host_loop, num_devices, states, stack: _Stack, plan
     ckpts, start = None, 0
     if workdir is not None and config.checkpoint_every:
         ckpts = checkpoint.RunCheckpoints(workdir / "checkpoints", fp, progress=progress)
-        start, states, saved = ckpts.restore(states)
+        start, restored, saved = ckpts.restore(_stacked(states))
+        if start:
+            states = [_run(restored, r) for r in range(len(plan.seeds))] if strategy == "loop" else restored
         for k, v in saved.items():
             if k in history and v.shape == history[k].shape:
                 history[k][:, :start] = v[:, :start]
     curve = _Curve(workdir / "metrics.jsonl", start) if workdir is not None else None
     if curve:
-        curve.begin(plan, num_real, config, strategy, host_loop, num_devices)
+        curve.begin(plan, num_real, config, strategy, chunk, num_devices)
     epoch = start
     end = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
     try:
@@ -278,7 +316,16 @@ def _fit(programs, strategy, host_loop, num_devices, states, stack: _Stack, plan
             n = min(config.epochs_per_call, end - epoch)
             if config.checkpoint_every:
                 n = min(n, config.checkpoint_every - epoch % config.checkpoint_every)
-            states, step_metrics = _train_call(programs, strategy, n, states, stack, epoch, config.chunk_size)
+            try:
+                states, step_metrics = _train_call(programs, strategy, n, states, stack, epoch, chunk)
+            except Exception as e:
+                if not _out_of_memory(e):
+                    raise
+                strategy, chunk = _smaller(strategy, chunk, len(plan.seeds), stack, e)
+                if progress:
+                    progress(f"out of memory at epoch {epoch + 1}; going on from the same epoch and states "
+                             f"with chunks of {chunk} runs")
+                continue
             m = {k: np.asarray(v) for k, v in step_metrics.items()}  # [R, n, steps] each
             _check_finite(m["loss"], m["count"] > 0, plan, epoch, num_real)
             weight = m["count"].astype(np.float64)
@@ -291,7 +338,7 @@ def _fit(programs, strategy, host_loop, num_devices, states, stack: _Stack, plan
             if curve:
                 curve.epochs(history, range(epoch - n, epoch), num_real, spent)
             if ckpts is not None and epoch % config.checkpoint_every == 0:
-                ckpts.save(epoch, states, history)
+                ckpts.save(epoch, _stacked(states), history)
             if progress:
                 eta = spent / max(epoch - start, 1) * (end - epoch)
                 progress(
@@ -305,37 +352,54 @@ def _fit(programs, strategy, host_loop, num_devices, states, stack: _Stack, plan
     return states, history
 
 
+def _smaller(strategy: str, chunk: int, num_runs: int, stack: _Stack, error: Exception) -> tuple[str, int]:
+    """Half the runs per program after an out-of-memory error (whole devices per chunk)."""
+    devices = stack.run_sharding.mesh.size if stack.run_sharding is not None else 1
+    current = {"loop": 1, "vmap": num_runs, "map": num_runs}.get(strategy, chunk)
+    if current <= devices:
+        raise MemoryError(
+            f"out of memory with {current} run(s) per program, the fewest possible: lower the batch size "
+            f"or the input size ({str(error).splitlines()[0]})"
+        ) from error
+    half = max(devices, (current // 2) // devices * devices)
+    return "chunked", half
+
+
 @functools.lru_cache(maxsize=8)
 def _programs(model, config, steps) -> _Programs:
     return _Programs(model, config, steps)
 
 
 def _train_call(programs, strategy, n, states, stack: _Stack, epoch, chunk):
-    items, labels, masks, seeds = stack
+    items, labels, masks, seeds, sharding = stack
     first = jnp.asarray(epoch, jnp.int32)
+    if OOM_HOOK is not None:
+        OOM_HOOK(strategy, chunk)
     if strategy in ("vmap", "map"):
         return programs.train(strategy, n)(states, items, labels, masks, seeds, first)
-    if strategy == "loop":
+    if strategy == "loop":  # states: a list of runs
         prog = programs.train("loop", n)
-        outs = [prog(_index(states, r), items, labels, masks[r], seeds[r], first)
-                for r in range(len(seeds))]
-    else:  # chunked
-        prog = programs.train("chunked", n)
-        outs = [prog(_index(states, slice(c, c + chunk)), items, labels, masks[c : c + chunk],
-                     seeds[c : c + chunk], first) for c in range(0, len(seeds), chunk)]
-        return jax.tree.map(lambda *x: jnp.concatenate(x), *outs)
-    return _stack(outs)
+        outs = [prog(s, items, labels, masks[r], seeds[r], first) for r, s in enumerate(states)]
+        metrics = {k: np.stack([np.asarray(o[1][k]) for o in outs]) for k in outs[0][1]}
+        return [o[0] for o in outs], metrics
+    prog = programs.train("chunked", n)
+    put = (lambda x: jax.device_put(x, sharding)) if sharding is not None else (lambda x: x)
+    outs = []
+    for c in range(0, len(seeds), chunk):
+        size = min(chunk, len(seeds) - c)  # after halving, the last chunk may be short
+        outs.append(prog(put(_runs(states, c, size)), items, labels, put(masks[c : c + size]),
+                         put(seeds[c : c + size]), first))
+    return _concat(outs)
 
 
-def _predict(model, states, inputs, plan, strategy, features):
-    fn = functools.partial(predict_run, model=model, features=features)
+def _predict(programs: _Programs, states, inputs, plan, strategy, features):
     x = jnp.asarray(inputs)
     idx = jnp.asarray(plan.test_idx)
-    if strategy == "loop":
-        one = jax.jit(fn)
-        outs = [one(_index(states, r), x, idx[r]) for r in range(len(plan.seeds))]
-        return jax.tree.map(lambda *a: jnp.stack(a), *outs)
-    return jax.jit(jax.vmap(fn, in_axes=(0, None, 0)))(states, x, idx)
+    prog = programs.predict(strategy, features)
+    if strategy == "loop":  # states: a list of runs
+        outs = [prog(s, x, idx[r]) for r, s in enumerate(states)]
+        return jax.tree.map(lambda *a: np.stack([np.asarray(v) for v in a]), *outs)
+    return prog(states, x, idx)
 
 
 def _pool(logits, plan: Plan, labels, seeds, num_real) -> LosoResult:
@@ -421,13 +485,13 @@ class _Curve:
             f.write("".join(json.dumps(line) + "\n" for line in lines))
             f.flush()
 
-    def begin(self, plan: Plan, num_real: int, config: TrainConfig, strategy: str, host_loop: bool,
+    def begin(self, plan: Plan, num_real: int, config: TrainConfig, strategy: str, chunk: int,
               devices: int) -> None:
         self._write([{
             "kind": "start", "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "runs": num_real, "held_out": [list(h) for h in plan.held_out[:num_real]],
             "seeds": plan.seeds[:num_real].tolist(), "epochs": config.epochs, "resumed_from": self.start,
-            "strategy": strategy, "host_loop": host_loop, "devices": devices,
+            "strategy": strategy, "chunk": chunk if strategy == "chunked" else None, "devices": devices,
         }])
 
     def epochs(self, history: dict[str, np.ndarray], epochs: range, num_real: int, seconds: float) -> None:
