@@ -29,7 +29,7 @@ import numpy as np
 from absl import app, flags
 from scipy import ndimage
 
-from merjax.flow import horn_schunck
+from merjax.flow import horn_schunck, tvl1 as tvl1_jax
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128", "256"], "Square image sizes for the speed benchmark.")
@@ -99,6 +99,10 @@ def merjax_hs(variant: str, smoothness: float, iters: int) -> Callable[[np.ndarr
     return lambda f0, f1: np.asarray(horn_schunck(f0, f1, smoothness=smoothness, num_iter=iters, variant=variant))
 
 
+def merjax_tvl1(**params) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    return lambda f0, f1: np.asarray(tvl1_jax(f0, f1, **params))
+
+
 # ------------------------------------------------------------------ timing
 
 
@@ -135,6 +139,25 @@ def speed(sizes: list[int], iters: int, batch: int, min_time: float) -> list[dic
     return rows
 
 
+def tvl1_speed(sizes: list[int], batch: int, min_time: float) -> list[dict]:
+    """Pairs per second of merjax's TV-L1 (one pair per call, and a batch per call) against
+    scikit-image's (one pair per call; it has no batch), default parameters, same frames."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for size in sizes:
+        f0, f1 = warp_pair(face_image(size), smooth_field((size, size), 1.0, rng))
+        b0 = np.broadcast_to(f0, (batch, size, size)).copy()
+        b1 = np.broadcast_to(f1, (batch, size, size)).copy()
+        r = {"size": size, "batch": batch}
+        r["scikit_image"] = pairs_per_second(lambda: tvl1(f0, f1), 1, min_time)
+        r["merjax"] = pairs_per_second(lambda: tvl1_jax(f0, f1), 1, min_time)
+        r["merjax_batched"] = pairs_per_second(lambda: tvl1_jax(b0, b1), batch, min_time)
+        rows.append(r)
+        print(f"TV-L1 size {size}: " + ", ".join(f"{k}={v:.1f}/s" for k, v in r.items() if isinstance(v, float)),
+              flush=True)
+    return rows
+
+
 def bandwidth(size: int, iters: int, batch: int) -> dict:
     """Per-pair time and achieved memory bandwidth of a large batch, against a measured copy.
 
@@ -151,6 +174,7 @@ def bandwidth(size: int, iters: int, batch: int) -> dict:
         pps = pairs_per_second(lambda: horn_schunck(b0, b1, num_iter=iters, variant=variant, check_frames=False), batch, 2.0)
         bytes_per_pair = 32 * size * size * iters
         out[variant] = {"us_per_pair": 1e6 / pps, "GBps": pps * bytes_per_pair / 1e9}
+    out["tvl1_pairs_per_s"] = pairs_per_second(lambda: tvl1_jax(b0, b1, check_frames=False), batch, 2.0)
     x = jax.device_put(np.ones((batch, size, size, 8), np.float32))
     copy = jax.jit(lambda a: a * 1.0000001)
     copies_per_s = pairs_per_second(lambda: copy(x), 1, 2.0)
@@ -206,6 +230,8 @@ def accuracy(size: int, magnitudes: list[float], fields: int) -> dict:
     methods[f"merjax classic, tuned (alpha={s:g}, 100 it)"] = fn
     methods["OpenCV Farneback (defaults of the OpenCV sample)"] = farneback
     methods["scikit-image TV-L1 (defaults)"] = tvl1
+    methods["merjax TV-L1 (defaults: IPOL's, lambda 38.25 on [0, 1], 10 it)"] = merjax_tvl1()
+    methods["merjax TV-L1, scikit-image's parameters (lambda 15, 10 it)"] = merjax_tvl1(lambda_=15.0)
     result = {}
     for name, method in methods.items():
         result[name] = score(method, test_set)
@@ -229,11 +255,21 @@ def markdown(results: dict) -> str:
                 f"- {v}: {b[v]['us_per_pair']:.2f} us/pair, {b[v]['GBps']:.0f} GB/s "
                 f"({100 * b[v]['fraction_of_copy']:.0f}% of copy)"
             )
+        lines.append(f"- TV-L1 (defaults): {b['tvl1_pairs_per_s']:,.0f} pairs/s")
     return "\n".join(lines) + "\n"
 
 
 def _speed_and_accuracy(results: dict) -> list[str]:
-    lines = [
+    lines = []
+    if "tvl1_speed" in results:
+        lines += ["### TV-L1 speed (pairs/s, default parameters; ratio vs scikit-image)", "",
+                  "| size | scikit-image | merjax, one pair per call | merjax, batch of 16 |", "|---|---|---|---|"]
+        for r in results["tvl1_speed"]:
+            base = r["scikit_image"]
+            lines.append(f"| {r['size']} | {base:,.1f} (1x) | {r['merjax']:,.1f} ({r['merjax'] / base:.1f}x) | "
+                         f"{r['merjax_batched']:,.1f} ({r['merjax_batched'] / base:.1f}x) |")
+        lines.append("")
+    lines += [
         f"### Speed (pairs/s; {results['speed'][0]['iters']} iterations; ratio vs pyoptflow)",
         "",
         "| size | pyoptflow | Farneback | merjax classic | merjax matlab | merjax classic, batch | merjax matlab, batch |",
@@ -271,6 +307,7 @@ def main(argv: list[str]) -> None:
     }
     if not FLAGS.only_bandwidth:
         results["speed"] = speed([int(s) for s in FLAGS.sizes], FLAGS.iters, FLAGS.batch, min_time)
+        results["tvl1_speed"] = tvl1_speed([int(s) for s in FLAGS.sizes], 16, min_time)
         results["accuracy"] = accuracy(128, [0.1, 0.5, 1.0, 1.5, 2.0], 2 if FLAGS.quick else 5)
     if FLAGS.gpu_batch:
         results["bandwidth"] = bandwidth(FLAGS.bandwidth_size, FLAGS.iters, FLAGS.gpu_batch)

@@ -34,8 +34,7 @@ def run(ctx: context.Context) -> dict:
     labels = context.class_labels()
     rep = ctx.report("Average flow per class (paper Figure 6)",
                      f"{cfg.profile} profile: onset->apex flows at {cfg.flow.size[0]}x{cfg.flow.size[1]} "
-                     f"(Horn-Schunck {cfg.flow.variant}, {cfg.flow.num_iter} iterations, smoothness "
-                     f"{cfg.flow.smoothness})")
+                     f"({cfg.flow.describe()})")
     buf = io.BytesIO()
     np.savez(buf, mean_flow=mean_KxHxWx2, labels=np.arange(5))
     rep.add_file("class_average_flow.npz", buf.getvalue())

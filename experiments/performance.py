@@ -82,8 +82,8 @@ def run(ctx: context.Context) -> dict:
         csv_header=["step", "median_ms", "p99_ms", "paper_ms", "clips_per_s"],
         csv_rows=[[k, v["median_ms"], v["p99_ms"], paper.TIMING_MS[k], v["clips_per_s"]] for k, v in timing.items()],
     )
-    rep.text(f"Frames {cfg.flow.size[0]}x{cfg.flow.size[1]} uint8, Horn-Schunck {cfg.flow.variant} with "
-             f"{cfg.flow.num_iter} iterations, {head} on {cfg.size}x{cfg.size} inputs; each step jitted, "
+    rep.text(f"Frames {cfg.flow.size[0]}x{cfg.flow.size[1]} uint8, {cfg.flow.describe()}, "
+             f"{head} on {cfg.size}x{cfg.size} inputs; each step jitted, "
              f"timed after a warm-up call over {cfg.timing_repeats} calls; batched: {cfg.timing_batch} "
              "clips per call. The network's weights do not change its time.")
     return rep.write(context.summary("performance", cfg, data, head, {head: r}, timing=timing))

@@ -68,8 +68,7 @@ class Config:
         folds = "leave-one-subject-out" if self.num_folds is None else f"{self.num_folds} subject-grouped folds"
         return (
             f"{self.profile} profile: {self.size}x{self.size} inputs (flows at "
-            f"{self.flow.size[0]}x{self.flow.size[1]}, Horn-Schunck {self.flow.variant}, "
-            f"{self.flow.num_iter} iterations, smoothness {self.flow.smoothness}), {folds}, "
+            f"{self.flow.size[0]}x{self.flow.size[1]}, {self.flow.describe()}), {folds}, "
             f"{self.train.epochs} epochs, batch {self.train.batch_size}, RMSprop lr "
             f"{self.train.learning_rate}, seeds {list(self.train.seeds)}"
         )

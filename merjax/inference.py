@@ -15,7 +15,7 @@ Use::
     probs_BxK = classify(onset_BxHxW, apex_BxHxW)
 
 :func:`probabilities` is the whole pipeline as a pure function of ``(variables, onset, apex)``:
-Horn-Schunck flow at the training flow size, resize to the network's input, the flow
+the flow (Horn-Schunck or TV-L1, as trained) at the training flow size, resize to the network's input, the flow
 representation, the training-set normalisation, the network in eval mode, softmax. Frames
 must already be face-cropped and resized to ``frame_size`` (:func:`prepare_frames` does it as the
 datasets do).
@@ -71,10 +71,9 @@ class ModelSpec:
         if d.get("format") != FORMAT:
             raise DataError(f"{where}: model format {d.get('format')!r}, this merjax reads {FORMAT}")
         try:
-            fl = {k: v for k, v in d["flow"].items() if k != "format"}
             return cls(
                 net=d["net"], representation=d["representation"], input_size=int(d["input_size"]),
-                flow=FlowSettings(**fl), class_names=tuple(d["class_names"]),
+                flow=FlowSettings.from_json(d["flow"]), class_names=tuple(d["class_names"]),
                 trained_on=d.get("trained_on", {}), param_shapes=d.get("param_shapes", {}),
             )
         except (KeyError, TypeError, ValueError) as e:
@@ -87,10 +86,8 @@ def _shapes(tree: Any) -> dict[str, list[int]]:
 
 
 def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> jax.Array:
-    """Horn-Schunck flow ``[B, H, W, 2]`` with the settings the model was trained on."""
-    f = spec.flow
-    return flow.horn_schunck(onset_BxHxW, apex_BxHxW, smoothness=f.smoothness, num_iter=f.num_iter,
-                             variant=f.variant)
+    """The flow ``[B, H, W, 2]`` the model was trained on (Horn-Schunck or TV-L1, its settings)."""
+    return flow.compute(onset_BxHxW, apex_BxHxW, spec.flow.method, **spec.flow.params())
 
 
 def network_probabilities(variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec) -> jax.Array:

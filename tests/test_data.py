@@ -387,3 +387,20 @@ def test_nearest_class_mean_baseline():
     subjects = np.tile(np.arange(4), 6)
     assert (baselines.nearest_class_mean_loso(x, y, subjects, 3) == y).all()
     assert (baselines.majority_class(np.array([0, 2, 2]), 2) == 2).all()
+
+
+def test_tvl1_flows_in_the_cache(tiny_db, tmp_path):
+    """FlowSettings carry the method and its parameters; the cache keys on them."""
+    s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")[:4]
+    tv = cache.FlowSettings(size=(16, 16), method="tvl1")
+    hs = cache.FlowSettings(size=(16, 16))
+    assert tv.digest() != hs.digest() != cache.FlowSettings(size=(16, 16), method="tvl1",
+                                                           tvl1=cache.TVL1Settings(num_iter=5)).digest()
+    a, hit = cache.load_or_compute(s, tv, tmp_path, "tiny", progress=None)
+    frames0, _ = cache.sample_frames(s[0], tv)
+    np.testing.assert_allclose(a.apex[0], flow.tvl1(frames0[0], frames0[1]), atol=1e-4)
+    b, _ = cache.load_or_compute(s, hs, tmp_path, "tiny", progress=None)
+    assert not np.allclose(a.apex, b.apex)
+    assert cache.FlowSettings.from_json(tv.to_json()) == tv
+    with pytest.raises(ValueError, match="flow method"):
+        cache.FlowSettings(method="farneback")

@@ -274,3 +274,11 @@ def test_final_model_is_saved_and_loads(paper_run):
     frames = np.random.default_rng(0).integers(0, 255, (2, *model.spec.frame_size), np.uint8)
     probs = model.classify(frames[:1], frames[1:])
     assert probs.shape == (1, 5) and probs.sum() == pytest.approx(1, abs=1e-5)
+
+
+def test_an_experiment_on_tvl1_flows(tmp_path, cache_dir):
+    """`--set=flow.method=tvl1` reaches the flows and says so in the report."""
+    s = runner.run("class_average_flow", tmp_path / "w", profile="tiny", cache_dir=cache_dir, progress=None,
+                   overrides=["flow.method=tvl1", "flow.tvl1.num_iter=5"])
+    assert "TV-L1" in s["protocol"] or "TV-L1" in (tmp_path / "w" / "report.md").read_text()
+    assert s["config"]["flow"]["method"] == "tvl1" and s["config"]["flow"]["tvl1"]["num_iter"] == 5

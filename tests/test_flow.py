@@ -196,7 +196,9 @@ def test_batched_equals_per_pair(variant):
 
 
 def test_traced_once_per_shape():
-    core = flow_lib._horn_schunck
+    from merjax.flow import hs
+
+    core = hs._horn_schunck
     core.clear_cache()
     a, b = _random_pair((13, 11))
     for smoothness in [0.5, 1.0, 2.0]:  # smoothness is traced: no retrace

@@ -229,3 +229,24 @@ def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, messa
     assert out.returncode == 1
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_tvl1_model_runs_end_to_end(tmp_path):
+    """A model trained on TV-L1 flows records the method; load + classify and export compute
+    TV-L1 (not Horn-Schunck) on new frames."""
+    from merjax.flow import representation as rep_of, tvl1
+
+    module, rep = models.by_name("vy-1cl")
+    settings = FlowSettings(size=FRAME, method="tvl1")
+    spec = inference.ModelSpec(net="vy-1cl", representation=rep, input_size=8, flow=settings, class_names=CLASSES)
+    variables = models.init(module, jax.random.key(3), (8, 8, 1))
+    path = inference.save(tmp_path / "tvl1-model", spec, dict(variables, mean=np.zeros((8, 8, 1), np.float32),
+                                                              scale=np.float32(1.0)))
+    assert json.loads((path / "model.json").read_text())["flow"]["method"] == "tvl1"
+    model = inference.load(path)
+    assert model.spec.flow == settings
+    a, b = _pairs(2)
+    probs = model.classify(a, b)
+    uv = flow.resize_flow(tvl1(a, b), (8, 8))
+    logits = module.apply(variables, rep_of(uv, "vy"))
+    np.testing.assert_allclose(probs, jax.nn.softmax(logits, -1), atol=1e-4)

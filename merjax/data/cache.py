@@ -33,26 +33,69 @@ _FORMAT = 1  # bump when what is stored changes
 
 
 @dataclasses.dataclass(frozen=True)
-class FlowSettings:
-    """Everything that determines a cached flow."""
+class TVL1Settings:
+    """TV-L1's parameters (:func:`merjax.flow.tvl1`; IPOL's names, lambda for [0, 1] frames)."""
 
-    variant: str = "matlab"
-    smoothness: float = 1.0
-    num_iter: int = 10  # MATLAB's default MaxIteration, as the paper used
+    tau: float = flow_lib.tvl1_defaults["tau"]
+    lambda_: float = flow_lib.tvl1_defaults["lambda_"]
+    theta: float = flow_lib.tvl1_defaults["theta"]
+    nscales: int = flow_lib.tvl1_defaults["nscales"]
+    zfactor: float = flow_lib.tvl1_defaults["zfactor"]
+    nwarps: int = flow_lib.tvl1_defaults["nwarps"]
+    num_iter: int = flow_lib.tvl1_defaults["num_iter"]
+    epsilon: float | None = flow_lib.tvl1_defaults["epsilon"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSettings:
+    """Everything that determines a cached flow: the method and its parameters, the frame size
+    the flow is computed at, and how frames are cropped."""
+
+    variant: str = "matlab"  # Horn-Schunck's variant
+    smoothness: float = 1.0  # Horn-Schunck
+    num_iter: int = 10  # Horn-Schunck: MATLAB's default MaxIteration, as the paper used
     size: tuple[int, int] = (64, 64)
     crop: str = "dataset"  # the database's crops, else a Haar face box on the onset frame
+    method: str = "horn_schunck"  # or "tvl1" (merjax.flow.METHODS)
+    tvl1: TVL1Settings = TVL1Settings()
 
     def __post_init__(self):
+        if self.method not in flow_lib.METHODS:
+            raise ValueError(f"flow method must be one of {flow_lib.METHODS}, got {self.method!r}")
         if self.variant not in flow_lib.VARIANTS:
             raise ValueError(f"flow variant must be one of {flow_lib.VARIANTS}, got {self.variant!r}")
         if self.crop not in ("dataset", "none"):
             raise ValueError(f"crop must be 'dataset' or 'none', got {self.crop!r}")
         if len(self.size) != 2 or min(self.size) < 4:
             raise ValueError(f"size must be (H, W) with sides >= 4, got {self.size!r}")
+        if self.method == "tvl1" and min(self.size) < 8:
+            raise ValueError(f"TV-L1 needs frames of at least 8x8, got size {self.size!r}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        if isinstance(self.tvl1, dict):  # from JSON
+            object.__setattr__(self, "tvl1", TVL1Settings(**self.tvl1))
+
+    def params(self) -> dict:
+        """Keyword arguments of the method's function (merjax.flow.compute)."""
+        if self.method == "tvl1":
+            return dataclasses.asdict(self.tvl1)
+        return {"smoothness": self.smoothness, "num_iter": self.num_iter, "variant": self.variant}
+
+    def describe(self) -> str:
+        """The flow in a few words, for reports."""
+        if self.method == "tvl1":
+            t = self.tvl1
+            return (f"TV-L1 (lambda {t.lambda_:g} for [0, 1] frames, theta {t.theta:g}, tau {t.tau:g}, "
+                    f"{t.nwarps} warps x {t.num_iter} iterations per scale)")
+        return f"Horn-Schunck {self.variant}, {self.num_iter} iterations, smoothness {self.smoothness}"
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "size": list(self.size), "format": _FORMAT}
+
+    @classmethod
+    def from_json(cls, d: dict) -> FlowSettings:
+        """Settings from :meth:`to_json` (model folders written before TV-L1 have no method)."""
+        d = {k: v for k, v in d.items() if k != "format"}
+        return cls(**d)
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
@@ -84,8 +127,8 @@ def compute(
     batch_size: int = 128,
     progress: Callable[[str], None] | None = log.info,
 ) -> FlowSet:
-    """Reads, crops and resizes the frames, then runs Horn-Schunck in batches of ``batch_size``
-    pairs (the last batch is padded, so there is one compilation)."""
+    """Reads, crops and resizes the frames, then computes the flows (``settings.method``) in
+    batches of ``batch_size`` pairs (the last batch is padded, so there is one compilation)."""
     if not samples:
         raise ValueError("no samples to compute flows for")
     t0 = time.perf_counter()
@@ -105,9 +148,7 @@ def compute(
         pad = batch - (stop - start)
         a = np.concatenate([first[start:stop], np.repeat(first[:1], pad, 0)])
         b = np.concatenate([second[start:stop], np.repeat(second[:1], pad, 0)])
-        uv = flow_lib.horn_schunck(
-            a, b, smoothness=settings.smoothness, num_iter=settings.num_iter, variant=settings.variant
-        )
+        uv = flow_lib.compute(a, b, settings.method, **settings.params())
         out[start:stop] = np.asarray(uv)[: stop - start]
         if progress:
             progress(f"flow {stop}/{n} pairs, {time.perf_counter() - t0:.1f} s")

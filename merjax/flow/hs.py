@@ -1,4 +1,4 @@
-"""Horn-Schunck optical flow as a jitted, batched JAX stencil, and flow representations.
+"""Horn-Schunck optical flow as a jitted, batched JAX stencil.
 
 Two variants (DESIGN.md section 2):
 
@@ -27,18 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from merjax.flow.inputs import intensities
+
 Variant = Literal["matlab", "classic"]
 VARIANTS: tuple[str, ...] = ("matlab", "classic")
-REPRESENTATIONS: dict[str, int] = {
-    "vx": 1,
-    "vy": 1,
-    "mag": 1,
-    "vxvy": 2,
-    "vxvym": 3,
-    "strain": 1,
-    "vxvystrain": 3,
-}
-"""Flow representations and their channel counts."""
 
 
 # --------------------------------------------------------------------------- stencils
@@ -182,44 +174,6 @@ def _horn_schunck(
     return unpad_stack(u_p, v_p)
 
 
-def to_intensity(frame: jax.Array | np.ndarray) -> jax.Array:
-    """Frames as float32 intensities in [0, 1]: unsigned integers are divided by their dtype's
-    maximum (uint8 by 255, uint16 by 65535), floats are kept as they are (give them in [0, 1]).
-
-    Signed integers and booleans are refused: they have no intensity range to scale by."""
-    if not hasattr(frame, "dtype"):
-        frame = np.asarray(frame)
-    dtype = np.dtype(frame.dtype)
-    if jnp.issubdtype(dtype, jnp.unsignedinteger):
-        return jnp.asarray(frame, jnp.float32) / float(np.iinfo(dtype).max)
-    if jnp.issubdtype(dtype, jnp.floating):
-        return jnp.asarray(frame, jnp.float32)
-    raise TypeError(
-        f"frames must be unsigned integers (uint8, uint16: scaled to [0, 1]) or floating point in [0, 1], "
-        f"got dtype {dtype}" + ("; cast signed integer frames first" if jnp.issubdtype(dtype, jnp.integer) else "")
-    )
-
-
-def check_finite(frame: jax.Array, name: str = "frame") -> None:
-    """Rejects NaN or inf pixels when the values are known (not under a trace, where it cannot
-    look): a single NaN would spread over much of the flow."""
-    if isinstance(frame, jax.core.Tracer):
-        return
-    bad = int(jnp.size(frame) - jnp.isfinite(frame).sum())
-    if bad:
-        raise ValueError(f"{name} has {bad} non-finite pixel(s) (NaN or inf); fix or drop those frames")
-
-
-def _check_layout(shape: tuple[int, ...]) -> None:
-    """Colour images ``[H, W, 3]`` would silently be read as a batch of H grey frames W x 3."""
-    if len(shape) >= 3 and shape[-1] in (3, 4):
-        raise ValueError(
-            f"frames of shape {shape} look like colour images (last axis {shape[-1]}): convert them to "
-            "grey [..., H, W] first (e.g. merjax.inference.to_gray for OpenCV's BGR); frames 3 or 4 "
-            "pixels wide are not accepted"
-        )
-
-
 def _check_smoothness(smoothness) -> None:
     """Rejects a non-positive smoothness when its value is known (not under a trace)."""
     try:
@@ -268,14 +222,6 @@ def horn_schunck(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    shape0, shape1 = np.shape(frame0), np.shape(frame1)
-    if len(shape0) < 2:
-        raise ValueError(f"frames must be at least 2-D [..., H, W]; frame0 has shape {shape0}")
-    if shape0 != shape1:
-        raise ValueError(f"frame0 and frame1 must have the same shape, got {shape0} and {shape1}")
-    if shape0[-1] < 2 or shape0[-2] < 2:
-        raise ValueError(f"frames must be at least 2x2 pixels, got H, W = {shape0[-2:]}")
-    _check_layout(shape0)
     if not isinstance(num_iter, (int, np.integer)) or num_iter < 0:
         raise ValueError(f"num_iter must be a non-negative int, got {num_iter!r}")
     _check_smoothness(smoothness)
@@ -285,10 +231,7 @@ def horn_schunck(
             raise ValueError("velocity_difference is MATLAB's stopping rule; use it with variant='matlab'")
         if velocity_difference < 0:
             raise ValueError(f"velocity_difference must be >= 0, got {velocity_difference!r}")
-    f0, f1 = to_intensity(frame0), to_intensity(frame1)
-    if check_frames:
-        check_finite(f0, "frame0")
-        check_finite(f1, "frame1")
+    f0, f1 = intensities(frame0, frame1, check_frames=check_frames)
     return _horn_schunck(
         f0,
         f1,
@@ -298,78 +241,3 @@ def horn_schunck(
         variant=variant,
         stop_rule=stop_rule,
     )
-
-
-# --------------------------------------------------------------------------- representations
-
-
-def _safe_norm(a: jax.Array, b: jax.Array) -> jax.Array:
-    """sqrt(a^2 + b^2) with a finite (zero) gradient at the origin."""
-    sq = a * a + b * b
-    nonzero = sq > 0
-    return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
-
-
-def _grad_hw(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Central differences along W (x) and H (y), one-sided at the borders (``np.gradient``)."""
-    def along(x, axis):
-        n = x.shape[axis]
-        first = lax.slice_in_dim(x, 1, 2, axis=axis) - lax.slice_in_dim(x, 0, 1, axis=axis)
-        mid = 0.5 * (lax.slice_in_dim(x, 2, n, axis=axis) - lax.slice_in_dim(x, 0, n - 2, axis=axis))
-        last = lax.slice_in_dim(x, n - 1, n, axis=axis) - lax.slice_in_dim(x, n - 2, n - 1, axis=axis)
-        return jnp.concatenate([first, mid, last], axis=axis)
-
-    return along(x, x.ndim - 1), along(x, x.ndim - 2)
-
-
-def optical_strain(flow: jax.Array) -> jax.Array:
-    """Optical strain magnitude ``[..., H, W]`` of a flow ``[..., H, W, 2]``.
-
-    As in STSTNet (Liong et al., 2019): with ``e_xx = du/dx``, ``e_yy = dv/dy`` and
-    ``e_xy = e_yx = (du/dy + dv/dx) / 2``, ``|e| = sqrt(e_xx^2 + e_yy^2 + e_xy^2 + e_yx^2)``.
-    """
-    u, v = flow[..., 0], flow[..., 1]
-    du_dx, du_dy = _grad_hw(u)
-    dv_dx, dv_dy = _grad_hw(v)
-    e_xy = 0.5 * (du_dy + dv_dx)
-    return _safe_norm(_safe_norm(du_dx, dv_dy), jnp.sqrt(2.0) * e_xy)
-
-
-def representation(flow: jax.Array, kind: str) -> jax.Array:
-    """Network input ``[..., H, W, C]`` from a flow ``[..., H, W, 2]``.
-
-    ``kind``: ``vx``, ``vy``, ``mag`` (magnitude M), ``vxvy`` (the paper's Vx-Vy pair), ``vxvym``
-    (Vx, Vy, M: the 3-channel ResNet input), ``strain`` (optical strain magnitude) or
-    ``vxvystrain`` (Vx, Vy, strain: STSTNet-style). Channel counts are in ``REPRESENTATIONS``.
-    """
-    if kind not in REPRESENTATIONS:
-        raise ValueError(f"unknown flow representation {kind!r}; expected one of {sorted(REPRESENTATIONS)}")
-    if flow.ndim < 3 or flow.shape[-1] != 2:
-        raise ValueError(f"flow must have shape [..., H, W, 2], got {flow.shape}")
-    vx, vy = flow[..., 0], flow[..., 1]
-    channels = {
-        "vx": lambda: [vx],
-        "vy": lambda: [vy],
-        "mag": lambda: [_safe_norm(vx, vy)],
-        "vxvy": lambda: [vx, vy],
-        "vxvym": lambda: [vx, vy, _safe_norm(vx, vy)],
-        "strain": lambda: [optical_strain(flow)],
-        "vxvystrain": lambda: [vx, vy, optical_strain(flow)],
-    }[kind]()
-    return jnp.stack(channels, axis=-1)
-
-
-def resize_flow(flow: jax.Array, size: tuple[int, int], method: str = "linear") -> jax.Array:
-    """Resizes a flow ``[..., H, W, 2]`` to ``size = (h, w)``, scaling the vectors with the image.
-
-    A displacement of ``vx`` pixels at width ``W`` is ``vx * w / W`` pixels at width ``w``
-    (likewise ``vy`` with the heights). Downsampling is antialiased.
-    """
-    if flow.ndim < 3 or flow.shape[-1] != 2:
-        raise ValueError(f"flow must have shape [..., H, W, 2], got {flow.shape}")
-    h, w = (int(s) for s in size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size must be two positive ints (h, w), got {size!r}")
-    in_h, in_w = flow.shape[-3], flow.shape[-2]
-    out = jax.image.resize(flow, flow.shape[:-3] + (h, w, 2), method=method, antialias=True)
-    return out * jnp.asarray([w / in_w, h / in_h], out.dtype)
