@@ -34,6 +34,7 @@ class Config:
     """What one experiment trains, on what, and how."""
 
     profile: str = "paper"
+    composite: str = "megc2018"  # or "megc2019" (SMIC-HS + CASME II + SAMM, 3 classes)
     nets: tuple[str, ...] = ("vy-3cl",)  # merjax.models.by_name names, one table cell each
     headline: str = "vy-3cl"  # the configuration whose results head summary.json
     size: int = 64  # network input side; the flows (flow.size) are resized to it
@@ -58,6 +59,8 @@ class Config:
         from merjax.models.layers import conv_impl
 
         conv_impl(self.conv)  # a clear error for an unknown formulation
+        if self.composite not in ("megc2018", "megc2019"):
+            raise ValueError(f"composite must be 'megc2018' or 'megc2019', got {self.composite!r}")
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

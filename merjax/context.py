@@ -31,8 +31,14 @@ log = logging.getLogger(__name__)
 CLASS_NAMES = ("happiness", "surprise", "anger", "disgust", "sadness")
 """The paper's names for objective classes I-V (its Tables 5-7 and Figures 6-7)."""
 
+COMPOSITES = ("megc2018", "megc2019")
 
-def class_labels() -> list[str]:
+
+def class_labels(composite_name: str = "megc2018") -> list[str]:
+    """Class names for tables and model folders: MEGC 2018's objective classes I-V (with the
+    paper's emotion names), or MEGC 2019's negative / positive / surprise."""
+    if composite_name == "megc2019":
+        return list(composite.MEGC2019_CLASSES)
     return [f"{c} ({n})" for c, n in zip(composite.MEGC2018_CLASSES, CLASS_NAMES)]
 
 
@@ -67,7 +73,7 @@ class NetResult:
     net: str
     representation: str
     params: int
-    per_seed: list[dict]  # metrics.by_group per seed ("all", "casme2", "samm")
+    per_seed: list[dict]  # metrics.by_group per seed ("all", then each dataset: "casme2", "samm", "smic")
     loso: train.LosoResult
     model_dir: Path | None = None  # the saved final model (trained on every subject), if any
 
@@ -106,6 +112,7 @@ class RunOptions:
     seeds: tuple[int, ...] | None = None
     casme2_root: str | Path | None = None  # both roots: the MEGC 2018 composite; neither: synthetic
     samm_root: str | Path | None = None
+    smic_root: str | Path | None = None  # with both others: the MEGC 2019 composite
     cache_dir: str | Path | None = None  # synthetic database and flow cache (default: workdir/cache)
 
     def __post_init__(self):
@@ -114,6 +121,8 @@ class RunOptions:
                 "give both --casme2_root and --samm_root (the MEGC 2018 composite) or neither "
                 "(the synthetic database)"
             )
+        if self.smic_root is not None and self.casme2_root is None:
+            raise ValueError("--smic_root goes with --casme2_root and --samm_root (the MEGC 2019 composite)")
 
 
 class Context:
@@ -129,7 +138,8 @@ class Context:
         parent: Context | None = None,
     ):
         self.cfg, self.workdir, self.options = cfg, Path(workdir), options
-        self.roots = (options.casme2_root, options.samm_root)
+        self.roots = (options.casme2_root, options.samm_root, options.smic_root)
+        self.num_classes = len(class_labels(cfg.composite))
         if parent is not None:
             self.cache_dir = parent.cache_dir
         else:
@@ -162,21 +172,37 @@ class Context:
 
     def _data_key(self) -> tuple:
         c = self.cfg
-        return (self.roots, c.synthetic, c.synthetic_seed, c.apex_policy, c.on_error, c.flow)
+        return (self.roots, c.composite, c.synthetic, c.synthetic_seed, c.apex_policy, c.on_error, c.flow)
+
+    def derive(self, **changes) -> Context:
+        """This run with another config (``cfg.replace(**changes)``: e.g. another flow, input size
+        or training), sharing the data already loaded and the networks already trained."""
+        return Context(self.cfg.replace(**changes), self.workdir, options=self.options,
+                       progress=self.progress, parent=self)
 
     def _load(self) -> Data:
         c = self.cfg
-        casme2_root, samm_root = self.roots
+        casme2_root, samm_root, smic_root = self.roots
+        mega = c.composite == "megc2019"
         if casme2_root is None:
             roots = synthetic.ensure(self.cache_dir, size=c.synthetic, seed=c.synthetic_seed)
-            casme2_root, samm_root = roots["casme2"], roots["samm"]
-            name = f"synthetic-{c.synthetic}-seed{c.synthetic_seed}"
+            casme2_root, samm_root, smic_root = roots["casme2"], roots["samm"], roots["smic"]
+            name = f"synthetic-{c.synthetic}-seed{c.synthetic_seed}" + ("-megc2019" if mega else "")
             source = f"the synthetic database ({c.synthetic}, seed {c.synthetic_seed}) in {roots['casme2'].parent}"
+        elif mega:
+            if smic_root is None:
+                raise ValueError("the MEGC 2019 composite needs --smic_root as well as --casme2_root and --samm_root")
+            name = "megc2019"
+            source = f"SMIC-HS at {smic_root}, CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2019 composite)"
         else:
             name = "megc2018"
             source = f"CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2018 composite)"
         self.say(f"reading {source}")
-        samples = composite.megc2018(casme2_root, samm_root, apex_policy=c.apex_policy, on_error=c.on_error)
+        if mega:
+            samples = composite.megc2019(smic_root, casme2_root, samm_root, apex_policy=c.apex_policy,
+                                         on_error=c.on_error)
+        else:
+            samples = composite.megc2018(casme2_root, samm_root, apex_policy=c.apex_policy, on_error=c.on_error)
         if not samples:
             raise ValueError(f"no usable samples in {source}")
         self.say(samples.summary())
@@ -205,12 +231,14 @@ class Context:
     def groups(self) -> list[list[str]]:
         return train.subject_groups(self.data().subjects, self.cfg.num_folds)
 
-    def evaluate(self, net: str, *, features: bool = False, final: bool = False) -> NetResult:
+    def evaluate(self, net: str, *, features: bool = False, final: bool = False, eval_every: int = 0,
+                 name: str | None = None) -> NetResult:
         """Trains ``net`` on every fold (and seed), pools the held-out predictions and scores them.
 
-        Writes ``runs/<net>/metrics.jsonl``: one line per fold and seed (its held-out subjects and
-        accuracy), then one pooled line per seed. A second call with the same config returns the
-        same result without training again.
+        Writes ``runs/<name or net>/metrics.jsonl``: the training curve, then one line per fold and
+        seed (its held-out subjects and accuracy), then one pooled line per seed. A second call with
+        the same config returns the same result without training again. ``eval_every`` records the
+        held-out predictions every so many epochs (``loso.eval_logits``: for analysis only).
         """
         c = self.cfg
         features = features or net in self.keep_features
@@ -219,25 +247,25 @@ class Context:
         cached = self._results.get(key)
         if cached and (cached.loso.features is not None or not features) and (
             cached.loso.states is not None or not final
-        ):
+        ) and (cached.loso.eval_epochs or not eval_every):
             return cached
-        model, rep = models.by_name(net, conv=c.conv)
+        model, rep = models.by_name(net, num_classes=self.num_classes, conv=c.conv)
         data = self.data()
         x, xa = self.inputs(rep)
-        run_dir = self.workdir / "runs" / net
+        run_dir = self.workdir / "runs" / (name or net)
         run_dir.mkdir(parents=True, exist_ok=True)
         groups = self.groups()
         self.say(f"{net}: {len(groups)} folds x {len(c.train.seeds)} seeds, {c.train.epochs} epochs, {x.shape[1]}x{x.shape[2]}x{x.shape[3]} inputs")
         tc = dataclasses.replace(c.train, train_final=final)
         loso = train.train_loso(
             model, x, xa, data.labels, data.subjects, tc, groups=groups, workdir=run_dir,
-            progress=self.progress, keep_states=final, features=features,
+            progress=self.progress, keep_states=final, features=features, eval_every=eval_every,
         )
         per_seed = []
         for s in range(len(loso.seeds)):
             held = loso.preds[s] >= 0
             per_seed.append(metrics.by_group(
-                data.labels[held], loso.preds[s][held], np.asarray(data.datasets)[held], 5
+                data.labels[held], loso.preds[s][held], np.asarray(data.datasets)[held], self.num_classes
             ))
         result = NetResult(net, rep, models.count_params(model, x.shape[1:]), per_seed, loso)
         _write_jsonl(run_dir / "metrics.jsonl", result, data)
@@ -257,7 +285,7 @@ class Context:
         state = jax.tree.map(lambda a: np.asarray(a[r]), loso.states)
         spec = inference.ModelSpec(
             net=net, representation=rep, input_size=c.size, flow=c.flow,
-            class_names=tuple(class_labels()),
+            class_names=tuple(class_labels(c.composite)),
             trained_on={"data": data.source, "samples": len(data.samples),
                         "subjects": len(set(data.subjects)), "seed": int(loso.plan.seeds[r]),
                         "protocol": c.protocol},

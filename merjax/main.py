@@ -30,7 +30,8 @@ flags.DEFINE_enum("profile", "quick", PROFILES, "quick: minutes on a CPU; paper:
 flags.DEFINE_string("workdir", None, "Output folder (default: runs/<experiment>-<profile>).")
 flags.DEFINE_string("casme2_root", None, "CASME II folder (with --samm_root: the MEGC 2018 composite).")
 flags.DEFINE_string("samm_root", None, "SAMM folder (with --casme2_root).")
-flags.DEFINE_string("cache_dir", None, "Synthetic database and flow cache (default: ~/.cache/merjax).")
+flags.DEFINE_string("smic_root", None, "SMIC-HS folder (with both others: the MEGC 2019 composite, megc2019).")
+flags.DEFINE_string("cache_dir", None, "Synthetic database, flow cache and XLA's compiled programs (default: ~/.cache/merjax).")
 flags.DEFINE_list("seeds", None, "Training seeds, e.g. 0,1,2 (mean ± std over them).")
 flags.DEFINE_multi_string("set", [], "Config override name=value, e.g. train.epochs=20 (repeatable).")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
@@ -46,6 +47,8 @@ def main(argv: list[str]) -> None:
         import jax
 
         jax.distributed.initialize()
+    cache_dir = Path(FLAGS.cache_dir or Path.home() / ".cache" / "merjax")
+    runner.compilation_cache(cache_dir / "xla")
     name = Path(FLAGS.experiment).stem
     workdir = FLAGS.workdir or f"runs/{name}-{FLAGS.profile}"
     try:
@@ -55,8 +58,8 @@ def main(argv: list[str]) -> None:
     try:
         summary = runner.run(
             FLAGS.experiment, workdir, profile=FLAGS.profile, overrides=FLAGS.set, seeds=seeds,
-            casme2_root=FLAGS.casme2_root, samm_root=FLAGS.samm_root,
-            cache_dir=FLAGS.cache_dir or Path.home() / ".cache" / "merjax", progress=print,
+            casme2_root=FLAGS.casme2_root, samm_root=FLAGS.samm_root, smic_root=FLAGS.smic_root,
+            cache_dir=cache_dir, progress=print,
         )
     except (ValueError, OSError, KeyError, FloatingPointError) as e:  # DataError is a ValueError
         if os.environ.get("MERJAX_TRACEBACK"):

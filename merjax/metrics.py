@@ -103,3 +103,27 @@ def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int)
             elif block.size:
                 out[i, j] = block.mean()
     return out
+
+
+def best_test_epoch_predictions(eval_preds_ExN: np.ndarray, labels: np.ndarray,
+                                folds: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """NOT A VALID RESULT: the predictions of each fold at the evaluated epoch where that fold's
+    own test samples scored best, pooled; and the epoch index chosen per fold.
+
+    Picking an epoch per held-out subject by its test accuracy selects on the test set. Several
+    published micro-expression results were obtained that way; this computes what that practice
+    would report, so that the inflation can be shown beside an honest fixed-epoch result.
+    ``eval_preds_ExN`` holds the pooled held-out predictions at each evaluated epoch (-1 where a
+    sample was in no fold), ``folds`` the sample indices each fold held out. Ties go to the
+    earliest epoch."""
+    eval_preds_ExN, labels = np.asarray(eval_preds_ExN), np.asarray(labels)
+    out = np.full(labels.shape, -1, int)
+    chosen = np.zeros(len(folds), int)
+    for f, idx in enumerate(folds):
+        idx = np.asarray(idx, int)
+        if not len(idx):
+            continue
+        correct = (eval_preds_ExN[:, idx] == labels[idx]).sum(1)
+        chosen[f] = int(np.argmax(correct))
+        out[idx] = eval_preds_ExN[chosen[f], idx]
+    return out, chosen

@@ -72,3 +72,12 @@ TABLE9: dict[int, tuple[tuple[int, int], ...]] = {
 
 # Section 4.5: time to classify one clip on a GTX 1060 with MATLAB 2018a, milliseconds.
 TIMING_MS = {"flow": 11.8, "network": 12.8, "total": 24.6}
+
+# MEGC 2019 composite (SMIC-HS + CASME II + SAMM, 3 classes, LOSO over 68 subjects): STSTNet's
+# published UF1 and UAR (Liong et al., FG 2019, Table 3), whole composite and each part.
+MEGC2019_STSTNET: dict[str, tuple[float, float]] = {
+    "all": (0.7353, 0.7605), "smic": (0.6801, 0.7013), "casme2": (0.8382, 0.8686), "samm": (0.6588, 0.6810),
+}
+# The Micro-Expression Benchmark's leak-free comparison (Varanka et al.): UF1 on the whole
+# composite with a fixed number of epochs, against picking each subject's best test epoch.
+MEB_FIXED_VS_BEST_EPOCH: dict[str, tuple[float, float]] = {"STSTNet": (0.713, 0.774), "OFF-ApexNet": (0.703, 0.839)}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from merjax import console, files, inference
+from merjax import console, files, inference, runner
 from merjax.data import faces
 from merjax.data.frames import index_frames, read_gray
 from merjax.data.spreadsheets import DataError
@@ -230,6 +230,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.setup(absl_verbosity_given=FLAGS["verbosity"].present)  # orbax logs every restore at INFO
+    runner.compilation_cache(Path.home() / ".cache" / "merjax" / "xla")  # the next call compiles nothing
     try:
         _run()
     except (ValueError, OSError) as e:  # DataError is a ValueError

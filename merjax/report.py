@@ -200,6 +200,29 @@ def series_figure(
     return fig
 
 
+def bar_figure(groups: Sequence[str], series: dict[str, Sequence[float | None]], *, ylabel: str, title: str,
+               errors: dict[str, Sequence[float]] | None = None, hollow: Sequence[str] = ()):
+    """Grouped bars: one group per name, one bar per series (``hollow`` series drawn as outlines,
+    e.g. numbers that are not valid results); the legend outside the axes."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 3), 4.0))
+    colours = plt.get_cmap("tab10").colors
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, (name, values) in enumerate(series.items()):
+        v = np.array([np.nan if a is None else a for a in values], float)
+        err = None if not errors or name not in errors else errors[name]
+        c = colours[i % len(colours)]
+        kw = dict(facecolor="none", edgecolor=c, hatch="//") if name in hollow else dict(color=c)
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, v, width * 0.95, yerr=err, capsize=3, label=name, **kw)
+    ax.set_xticks(x, list(groups), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return fig
+
+
 def flow_grid_figure(maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str,
                      unit: str = "px"):
     """A grid of maps (rows: Vx, Vy, M; columns: classes), one colour scale per row, with its

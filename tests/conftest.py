@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+
+# One XLA compilation cache for the whole session, the subprocesses (command lines, notebooks,
+# the GPU suite's smoke run) included: the same programs compile once, not once per process.
+# A fresh folder per session, so no run depends on another's leftovers.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="merjax-xla-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")  # not the many tiny ones
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 from pathlib import Path
 
 import openpyxl

@@ -44,4 +44,5 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch):
     else:
         assert "SYNTHETIC database" in text and "accuracy" in text
         assert (tmp_path / "runs" / "paper-tiny" / "input_study" / "table4.md").is_file()
+        assert "STSTNet on TV-L1: UF1" in text and (tmp_path / "runs" / "megc2019-tiny" / "megc2019.md").is_file()
 

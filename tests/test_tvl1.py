@@ -97,8 +97,9 @@ def test_a_smooth_pattern_moved_by_a_known_shift():
 
 def test_conventions_batch_uint8_and_one_trace(pairs):
     f0, f1, _ = pairs
-    batched = np.asarray(tvl1(f0[:2].reshape(2, 1, SIDE, SIDE), f1[:2].reshape(2, 1, SIDE, SIDE)))
-    assert batched.shape == (2, 1, SIDE, SIDE, 2) and batched.dtype == np.float32
+    f0, f1 = f0[:3, :32, :40], f1[:3, :32, :40]  # small frames: this test compiles several shapes
+    batched = np.asarray(tvl1(f0[:2].reshape(2, 1, 32, 40), f1[:2].reshape(2, 1, 32, 40)))
+    assert batched.shape == (2, 1, 32, 40, 2) and batched.dtype == np.float32
     for i in range(2):
         np.testing.assert_allclose(batched[i, 0], tvl1(f0[i], f1[i]), atol=2e-4)  # one program vs another
     a8, b8 = (f0[0] * 255).round().astype(np.uint8), (f1[0] * 255).round().astype(np.uint8)
@@ -117,9 +118,9 @@ def test_conventions_batch_uint8_and_one_trace(pairs):
 
 def test_differentiable_with_fixed_iterations():
     rng = np.random.default_rng(0)
-    f0 = ndimage.gaussian_filter(rng.random((32, 32)), 2).astype(np.float32)
+    f0 = ndimage.gaussian_filter(rng.random((16, 16)), 2).astype(np.float32)
     f1 = np.roll(f0, 1, axis=1)
-    g = jax.grad(lambda a: jnp.sum(tvl1(a, f1, nwarps=2, num_iter=5) ** 2))(jnp.asarray(f0))
+    g = jax.jit(jax.grad(lambda a: jnp.sum(tvl1(a, f1, nwarps=2, num_iter=3) ** 2)))(jnp.asarray(f0))
     assert g.shape == f0.shape and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
 
 
@@ -137,11 +138,12 @@ def test_ipol_stopping_rule_and_bad_arguments(pairs):
         tvl1(np.full((16, 16), np.nan, np.float32), np.zeros((16, 16), np.float32))
 
 
-def test_ststnet_input_is_strain_then_the_flow():
+def test_ststnet_input_is_the_flow_then_its_strain():
+    """STSTNet's input as the authors' data holds it (norm_u_v_os): u, v, optical strain."""
     y, x = np.mgrid[0:12, 0:12].astype(np.float32)
     flow = jnp.asarray(np.stack([0.3 * x, 0.1 + 0 * y], -1))  # a pure stretch: strain 0.3
     rep = np.asarray(representation(flow, "ststnet"))
     assert rep.shape == (12, 12, 3)
-    np.testing.assert_allclose(rep[..., 0], 0.3, atol=1e-6)
-    np.testing.assert_allclose(rep[..., 1], 0.3 * x)
-    np.testing.assert_allclose(rep[..., 2], 0.1)
+    np.testing.assert_allclose(rep[..., 0], 0.3 * x)
+    np.testing.assert_allclose(rep[..., 1], 0.1)
+    np.testing.assert_allclose(rep[..., 2], 0.3, atol=1e-6)

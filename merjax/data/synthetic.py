@@ -1,4 +1,4 @@
-"""A synthetic micro-expression database in the CASME II and SAMM layouts.
+"""A synthetic micro-expression database in the CASME II, SAMM and SMIC-HS layouts.
 
 The embedded default of ``merjax.main`` and the tests' data. It is written to disk with the
 official spreadsheet formats and folder layouts (including their quirks: CASME II's blank
@@ -14,7 +14,10 @@ onset -> apex -> offset timing at 200 fps (30-80 ms each way); small global head
 unrelated nuisance motion in some clips; sensor noise and JPEG compression.
 
 CASME II-style clips are face crops (``Cropped/subNN/CLIP/reg_imgF.jpg``); SAMM-style clips are
-whole grey frames with the face inside (``SAMM/SUBJ/CLIP/SUBJ_F.jpg``), so the face detector runs.
+whole grey frames with the face inside (``SAMM/SUBJ/CLIP/SUBJ_F.jpg``), so the face detector runs;
+SMIC-HS-style clips (for the MEGC 2019 composite) are whole frames too
+(``HS/sN/micro/EMOTION/sN_ne_01/imageF.bmp``), their emotions shown by the objective classes'
+motions (negative: III-V, positive: I, surprise: II).
 
     python -m merjax.data.synthetic --out /tmp/synth            # composite-like, ~10 s
     python -m merjax.data.synthetic --out /tmp/synth --size=tiny --baseline
@@ -38,7 +41,7 @@ from merjax.data import samm as samm_lib
 
 log = logging.getLogger(__name__)
 
-_VERSION = 1  # bump when the generator's output changes
+_VERSION = 2  # bump when the generator's output changes (2: a SMIC-HS layout beside CASME II and SAMM)
 
 CASME2_EMOTIONS = ("happiness", "surprise", "disgust", "disgust", "repression", "fear", "others")
 SAMM_EMOTIONS = ("Happiness", "Surprise", "Anger", "Disgust", "Sadness", "Contempt", "Other")
@@ -66,6 +69,10 @@ class Spec:
     casme2_face: tuple[int, int]  # range of face-crop sides (CASME II crops vary in size)
     samm_frame: tuple[int, int]  # (H, W) of SAMM-style whole frames
     samm_face: tuple[int, int]  # range of face sides inside them
+    smic_subjects: int = 16
+    smic_counts: tuple[int, ...] = (66, 51, 40)  # negative, positive, surprise (SMIC-HS-E's 157)
+    smic_frame: tuple[int, int] = (240, 320)  # SMIC-HS whole frames (640x480 in the real one)
+    smic_face: tuple[int, int] = (130, 160)
     rise: tuple[int, int] = (6, 16)  # frames onset -> apex (30-80 ms at 200 fps)
     fall: tuple[int, int] = (6, 16)  # frames apex -> offset
     amplitude: tuple[float, float] = (0.3, 1.5)  # peak displacement in pixels of the face box
@@ -94,6 +101,10 @@ SPECS: dict[str, Spec] = {
         casme2_face=(44, 52),
         samm_frame=(96, 128),
         samm_face=(64, 72),
+        smic_subjects=3,
+        smic_counts=(3, 2, 2),
+        smic_frame=(96, 128),
+        smic_face=(64, 72),
         rise=(2, 4),
         fall=(2, 3),
     ),
@@ -334,8 +345,61 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     book.save(root / samm_lib.CODES)
 
 
+SMIC_EMOTIONS = ("negative", "positive", "surprise")
+# The objective-class motions a SMIC emotion shows: negative clips draw one of III-V.
+_SMIC_MOTIONS = {0: (2, 3, 4), 1: (0,), 2: (1,)}
+
+
+def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
+    """SMIC-HS as distributed: ``HS/sN/micro/<emotion>/sN_<ne|po|sur>_KK/imageFFFFFFF.bmp`` whole
+    frames, and ``SMIC-HS-E_annotation.xlsx`` (sheet HS: OffsetF and other cells as formulas)."""
+    from merjax.data import smic as smic_lib
+
+    h, w = spec.smic_frame
+    canvases = []
+    for _ in range(spec.smic_subjects):
+        side = int(rng.integers(*spec.smic_face, endpoint=True))
+        canvas = np.full((h, w), 40.0, np.float32)
+        x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        canvas[y0 : y0 + side, x0 : x0 + side] = _draw_face(rng, side)
+        canvases.append((canvas, (x0, y0, side)))
+    ids = sorted(rng.choice(np.arange(1, 21), spec.smic_subjects, replace=False).tolist())
+    labels = [e for e, n in enumerate(spec.smic_counts) for _ in range(n)]
+    rng.shuffle(labels)
+    subjects = [i % spec.smic_subjects for i in range(len(labels))]  # every subject has clips
+    rows, clip_numbers = [], {}
+    for subj, emotion in sorted(zip(subjects, labels)):
+        sid = ids[subj]
+        code = {0: "ne", 1: "po", 2: "sur"}[emotion]
+        k = clip_numbers[(sid, code)] = clip_numbers.get((sid, code), 0) + 1
+        name = f"s{sid}_{code}_{k:02d}"
+        rise, fall = (int(rng.integers(*r, endpoint=True)) for r in (spec.rise, spec.fall))
+        onset = int(rng.integers(1_000_000, 9_000_000))
+        canvas, box = canvases[subj]
+        cls = int(rng.choice(_SMIC_MOTIONS[emotion]))
+        frames = _render_clip(rng, spec, canvas, box, cls, rise, fall, 2)
+        folder = root / "HS" / f"s{sid}" / "micro" / SMIC_EMOTIONS[emotion] / name
+        folder.mkdir(parents=True)
+        for j, img in enumerate(frames):
+            if not cv2.imwrite(str(folder / f"image{onset + j:07d}.bmp"), img):
+                raise OSError(f"cannot write {folder}")
+        rows.append((sid, name, onset, rise + fall + 1, SMIC_EMOTIONS[emotion]))
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "HS"
+    ws.append(("Subject", "Filename", None, "OnsetF", "OffsetF", "Onset2F", "Offset2F", "Onset3F", "Offset3F",
+               None, "FirstF", "LastF", "TotalMF1", "TotalMF2", "TotalMF3", "TotalVL", "Emotion"))
+    for sid, name, onset, total, emotion in rows:
+        n = ws.max_row + 1
+        ws.append((sid, name, None, onset, f"=D{n}+M{n}-1", None, None, None, None, None,
+                   f"=D{n}-100*(VIS!D{n}-VIS!I{n})/25", f"=K{n}+100*(VIS!L{n})/25-1", total, None, None,
+                   f"=L{n}-K{n}+1", emotion))
+    book.create_sheet("VIS")
+    book.save(root / smic_lib.ANNOTATION)
+
+
 def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
-    """Writes the database under ``out``; returns ``{"casme2": root, "samm": root}``.
+    """Writes the database under ``out``; returns ``{"casme2": root, "samm": root, "smic": root}``.
 
     Deterministic: the same ``size`` and ``seed`` give the same files. ``out`` must not exist
     or be empty.
@@ -348,10 +412,11 @@ def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Pa
     spec = SPECS[size]
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    roots = {"casme2": tmp / "CASME2", "samm": tmp / "SAMM"}
-    for name, writer in (("casme2", _write_casme2), ("samm", _write_samm)):
+    roots = {"casme2": tmp / "CASME2", "samm": tmp / "SAMM", "smic": tmp / "SMIC"}
+    streams = {"casme2": [seed, 6], "samm": [seed, 4], "smic": [seed, 104]}  # CASME II, SAMM: as in v1
+    for name, writer in (("casme2", _write_casme2), ("samm", _write_samm), ("smic", _write_smic)):
         roots[name].mkdir(parents=True)
-        writer(roots[name], spec, np.random.default_rng([seed, len(name)]))
+        writer(roots[name], spec, np.random.default_rng(streams[name]))
         log.debug("wrote synthetic %s to %s", name, roots[name])
     (tmp / "synthetic.json").write_text(json.dumps(_stamp(size, seed), indent=1))
     if out.exists():
@@ -376,7 +441,7 @@ def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[
             shutil.rmtree(out)
         log.info("writing the synthetic database (%s, seed %d) to %s", size, seed, out)
         write(out, size=size, seed=seed)
-    return {"casme2": out / "CASME2", "samm": out / "SAMM"}
+    return {"casme2": out / "CASME2", "samm": out / "SAMM", "smic": out / "SMIC"}
 
 
 def baseline(roots: dict[str, Path], cache_dir: Path, *, kind: str = "vxvy") -> dict[str, float]:

@@ -45,8 +45,9 @@ def representation(flow: jax.Array, kind: str) -> jax.Array:
 
     ``kind``: ``vx``, ``vy``, ``mag`` (magnitude M), ``vxvy`` (the paper's Vx-Vy pair), ``vxvym``
     (Vx, Vy, M: the 3-channel ResNet input), ``strain`` (optical strain magnitude),
-    ``vxvystrain`` (Vx, Vy, strain) or ``ststnet`` (strain, Vx, Vy: STSTNet's input, in the order its
-    paper lists it, Liong et al. 2019). Channel counts are in ``REPRESENTATIONS``.
+    ``vxvystrain`` (Vx, Vy, strain) or ``ststnet`` (STSTNet's input, Liong et al. 2019: the same
+    three channels, in the order of the authors' released data, ``norm_u_v_os``). Channel counts
+    are in ``REPRESENTATIONS``.
     """
     if kind not in REPRESENTATIONS:
         raise ValueError(f"unknown flow representation {kind!r}; expected one of {sorted(REPRESENTATIONS)}")
@@ -61,7 +62,7 @@ def representation(flow: jax.Array, kind: str) -> jax.Array:
         "vxvym": lambda: [vx, vy, _safe_norm(vx, vy)],
         "strain": lambda: [optical_strain(flow)],
         "vxvystrain": lambda: [vx, vy, optical_strain(flow)],
-        "ststnet": lambda: [optical_strain(flow), vx, vy],
+        "ststnet": lambda: [vx, vy, optical_strain(flow)],
     }[kind]()
     return jnp.stack(channels, axis=-1)
 

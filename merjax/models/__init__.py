@@ -34,8 +34,9 @@ from merjax.models import resnet, shallow
 from merjax.models.layers import CONV_IMPLS, Conv, ConvBN, check_input, conv_impl
 from merjax.models.resnet import ResNetDepth
 from merjax.models.shallow import ShallowCNN
+from merjax.models.ststnet import STSTNet
 
-ARCHS = ("resnet", "shallow", "tiny")
+ARCHS = ("resnet", "shallow", "ststnet", "tiny")
 
 
 class TinyCNN(nn.Module):
@@ -85,6 +86,10 @@ def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *,
                 f"got num_layers={num_layers}"
             )
         return ResNetDepth(int(num_layers), int(in_channels), int(num_classes), conv=conv)
+    if arch == "ststnet":
+        if num_layers != 1:
+            raise ValueError(f"STSTNet has one layer of three parallel convolutions, got num_layers={num_layers}")
+        return STSTNet(int(in_channels), int(num_classes), conv=conv)
     if arch == "shallow":
         if not 1 <= num_layers <= shallow.MAX_LAYERS:
             raise ValueError(f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got num_layers={num_layers}")
@@ -97,10 +102,13 @@ def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *,
 def by_name(name: str, num_classes: int = 5, *, conv: str = "auto") -> tuple[nn.Module, str]:
     """``(module, representation)`` from a paper name.
 
-    ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL), or
-    ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``).
+    ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL),
+    ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``), or
+    ``ststnet`` (Liong et al. 2019, on Vx, Vy and optical strain).
     """
     key = name.lower().strip()
+    if key == "ststnet":  # Liong et al. 2019, on (Vx, Vy, strain); 3 classes in MEGC 2019
+        return build("ststnet", 1, 3, num_classes, conv=conv), "ststnet"
     if key.startswith("resnet") and key[6:].isdigit():
         return build("resnet", int(key[6:]) - 1, 3, num_classes, conv=conv), "vxvym"
     rep, _, depth = key.rpartition("-")
@@ -128,6 +136,7 @@ __all__ = [
     "CONV_IMPLS",
     "Conv",
     "ResNetDepth",
+    "STSTNet",
     "ShallowCNN",
     "TinyCNN",
     "build",

@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 STRATEGIES = ("auto", "vmap", "map", "chunked", "loop")
+OPTIMIZERS = ("rmsprop", "adam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,6 +16,7 @@ class TrainConfig:
 
     epochs: int = 150
     batch_size: int = 64
+    optimizer: str = "rmsprop"  # the paper's (MATLAB's); "adam" for baselines published with it
     learning_rate: float = 1e-3  # MATLAB InitialLearnRate
     rms_decay: float = 0.9  # MATLAB SquaredGradientDecayFactor
     eps: float = 1e-8  # MATLAB Epsilon
@@ -36,6 +38,8 @@ class TrainConfig:
     max_loss: float = 1e4
 
     def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         for name in ("epochs", "batch_size", "chunk_size", "epochs_per_call"):

@@ -164,6 +164,11 @@ class LosoResult:
     states: Any = None  # stacked RunState of every run (None unless kept)
     features: np.ndarray | None = None  # [S, N, D] held-out penultimate features
     seconds: float = 0.0
+    # With eval_every: the held-out logits after every eval_every epochs, [E, S, N, K], and those
+    # epochs. For analysis only (e.g. what picking an epoch by test results would inflate):
+    # never for choosing a model.
+    eval_epochs: tuple[int, ...] = ()
+    eval_logits: np.ndarray | None = None
 
 
 def fingerprint(config: TrainConfig, model: nn.Module, items_shape, plan: Plan) -> str:
@@ -203,6 +208,7 @@ def train_loso(
     keep_states: bool = False,
     features: bool = False,
     stop_after_epoch: int | None = None,
+    eval_every: int = 0,
 ) -> LosoResult:
     """Trains every (seed, held-out group) run and pools the held-out predictions.
 
@@ -211,7 +217,9 @@ def train_loso(
     leaves them out). ``groups`` defaults to LOSO. With ``workdir``, training writes
     ``workdir/metrics.jsonl`` as it goes, and with ``config.checkpoint_every`` it checkpoints the
     run stack with orbax so that a rerun resumes from the last checkpoint. ``stop_after_epoch``
-    ends training early (for tests of resuming).
+    ends training early (for tests of resuming). ``eval_every=k`` also records the held-out logits
+    every k epochs (``LosoResult.eval_logits``) -- cheap when every run trains at once, and only
+    for analysing what choosing epochs by test results would do.
     """
     t0 = time.perf_counter()
     inputs = np.asarray(inputs, np.float32)
@@ -255,9 +263,11 @@ def train_loso(
     stack = _Stack(items_d, labels_d, masks_d, seeds_d, run_sharding)
     workdir = Path(workdir) if workdir is not None else None
     with files.WorkdirLock(workdir, progress) if workdir is not None else contextlib.nullcontext():
+        evals = _Evals(eval_every, lambda st: _predict(programs, st, inputs, plan, strategy, False),
+                       lambda logits: _pool(np.asarray(logits), plan, labels, config.seeds, num_real).logits)
         states, history = _fit(programs, strategy, chunk, len(devices), states, stack, plan, num_real,
                                config, fingerprint(config, model, items.shape, plan), workdir=workdir,
-                               progress=progress, stop_after_epoch=stop_after_epoch, t0=t0)
+                               progress=progress, stop_after_epoch=stop_after_epoch, t0=t0, evals=evals)
 
     out = _predict(programs, states, inputs, plan, strategy, features)
     logits = out[0] if features else out
@@ -268,8 +278,24 @@ def train_loso(
         result.features = _pool_features(np.asarray(out[1]), plan, len(labels), config.seeds, num_real)
     if keep_states:
         result.states = jax.tree.map(lambda x: x[:num_real], _stacked(states))
+    if evals.epochs:
+        result.eval_epochs, result.eval_logits = tuple(evals.epochs), np.stack(evals.logits)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class _Evals:
+    """Held-out logits every ``every`` epochs (see ``train_loso``'s ``eval_every``)."""
+
+    def __init__(self, every: int, predict, pool):
+        self.every, self.predict, self.pool = every, predict, pool
+        self.epochs: list[int] = []
+        self.logits: list[np.ndarray] = []
+
+    def after(self, epoch: int, states) -> None:
+        if self.every and epoch % self.every == 0:
+            self.epochs.append(epoch)
+            self.logits.append(self.pool(self.predict(states)))
 
 
 class _Stack(NamedTuple):
@@ -293,7 +319,7 @@ def _out_of_memory(e: Exception) -> bool:
 
 
 def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Plan, num_real: int,
-         config: TrainConfig, fp: str, *, workdir: Path | None, progress, stop_after_epoch, t0):
+         config: TrainConfig, fp: str, *, workdir: Path | None, progress, stop_after_epoch, t0, evals=None):
     """The epochs: compiled calls, checks, metrics.jsonl, checkpoints, progress. Returns the final
     states and the history (``loss`` and ``accuracy``, ``[R, epochs]``)."""
     history = {k: np.full((len(plan.seeds), config.epochs), np.nan, np.float32) for k in ("loss", "accuracy")}
@@ -314,8 +340,9 @@ def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Pl
     try:
         while epoch < end:
             n = min(config.epochs_per_call, end - epoch)
-            if config.checkpoint_every:
-                n = min(n, config.checkpoint_every - epoch % config.checkpoint_every)
+            for every in (config.checkpoint_every, evals.every if evals else 0):
+                if every:
+                    n = min(n, every - epoch % every)
             try:
                 states, step_metrics = _train_call(programs, strategy, n, states, stack, epoch, chunk)
             except Exception as e:
@@ -339,6 +366,8 @@ def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Pl
                 curve.epochs(history, range(epoch - n, epoch), num_real, spent)
             if ckpts is not None and epoch % config.checkpoint_every == 0:
                 ckpts.save(epoch, _stacked(states), history)
+            if evals is not None:
+                evals.after(epoch, states)
             if progress:
                 eta = spent / max(epoch - start, 1) * (end - epoch)
                 progress(

@@ -38,11 +38,20 @@ class RunState(NamedTuple):
 
 
 def optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """RMSprop with L2 added to the gradient, as MATLAB's trainingOptions('rmsprop')."""
+    """RMSprop with L2 added to the gradient, as MATLAB's trainingOptions('rmsprop'); or Adam
+    (beta 0.9 / 0.999, epsilon ``config.eps``) for baselines published with it."""
+    if config.optimizer == "adam":
+        adam = optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=config.eps)
+        return optax.chain(optax.add_decayed_weights(config.weight_decay), adam) if config.weight_decay else adam
     return optax.chain(
         optax.add_decayed_weights(config.weight_decay),
         optax.rmsprop(config.learning_rate, decay=config.rms_decay, eps=config.eps),
     )
+
+
+def uses_dropout(model: nn.Module) -> bool:
+    """Whether the network draws dropout masks in training (and so needs a key per step)."""
+    return bool(getattr(model, "dropout", 0))
 
 
 def run_key(seed: jax.Array) -> jax.Array:
@@ -85,16 +94,18 @@ def epoch_batches(
 
 def train_step(
     state: RunState, items: jax.Array, labels: jax.Array, idx_B: jax.Array, valid_B: jax.Array, *,
-    model: nn.Module, tx,
+    model: nn.Module, tx, key: jax.Array | None = None,
 ) -> tuple[RunState, Metrics]:
-    """One RMSprop step on the valid items of a mini-batch; returns ``(state, metrics)``.
+    """One optimizer step on the valid items of a mini-batch; returns ``(state, metrics)``.
+    ``key`` draws the dropout masks of networks that have dropout.
 
     A batch without valid items changes nothing and reports loss 0, count 0, accuracy 0."""
+    rngs = {"dropout": key} if key is not None else None
 
     def loss_fn(params, batch_stats, x, y):
         logits, updates = model.apply(
             {"params": params, "batch_stats": batch_stats}, x, train=True, mask=valid_B,
-            mutable=["batch_stats"],
+            mutable=["batch_stats"], rngs=rngs,
         )
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         loss = jnp.sum(ce * valid_B) / jnp.maximum(valid_B.sum(), 1)
@@ -128,9 +139,15 @@ def train_epochs(
     """``num_epochs`` epochs of one run in one program (``lax.scan`` over epochs and steps);
     returns the state and the steps' metrics, each ``[num_epochs, steps]``."""
 
+    dropout = uses_dropout(model)
+
     def epoch(state, e):
-        batches = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size)
-        return lax.scan(lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx), state, batches)
+        idx, valid = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size)
+        if not dropout:
+            return lax.scan(lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx), state, (idx, valid))
+        keys = jax.random.split(jax.random.fold_in(run_key(seed), 2**20 + e), steps)  # a mask per step
+        return lax.scan(lambda s, b: train_step(s, items, labels, b[0], b[1], model=model, tx=tx, key=b[2]),
+                        state, (idx, valid, keys))
 
     return lax.scan(epoch, state, first_epoch + jnp.arange(num_epochs))
 
