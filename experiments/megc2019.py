@@ -57,11 +57,14 @@ class Setup:
 
 
 def ststnet_training(profile: str, seeds: tuple[int, ...]) -> TrainConfig:
-    """STSTNet as its authors trained it (their released main.py): Adam 5e-5, batch 256, 800
-    epochs, no weight decay."""
+    """STSTNet as its authors trained it (their released main.py, PyTorch): Adam 5e-5, batch 256,
+    800 epochs, no weight decay."""
     epochs = {"paper": 800, "quick": 100, "tiny": 2}[profile]
+    # PyTorch's DataLoader(shuffle=True) and BatchNorm: a fresh order each epoch, the last partial
+    # batch kept, running statistics for prediction.
     return TrainConfig(optimizer="adam", learning_rate=5e-5, batch_size=256 if profile != "tiny" else 16,
-                       epochs=epochs, weight_decay=0.0, seeds=seeds, epochs_per_call=min(epochs, 25))
+                       epochs=epochs, weight_decay=0.0, seeds=seeds, epochs_per_call=min(epochs, 25),
+                       shuffle="every-epoch", drop_last=False, bn_stats="moving")
 
 
 def setups(cfg: Config) -> list[Setup]:

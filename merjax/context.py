@@ -311,8 +311,8 @@ class Context:
 
 
 def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
-    """Appends one line per fold and seed, then one pooled line per seed, to the training curve
-    the trainer wrote."""
+    """Appends one line per fold and seed, then per seed its pooled held-out predictions and their
+    scores, to the training curve the trainer wrote."""
     loso = result.loso
     lines = []
     for r, held in enumerate(loso.plan.held_out[: len(loso.losses)]):
@@ -328,7 +328,12 @@ def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
             "final_train_loss": float(loso.losses[r, -1]),
             "final_train_accuracy": float(loso.train_accuracy[r, -1]),
         })
-    for seed, per in zip(loso.seeds, result.per_seed):
+    for s, (seed, per) in enumerate(zip(loso.seeds, result.per_seed)):
+        # The pooled held-out predictions themselves (-1: in no held-out group), so every score
+        # above can be recomputed from this file.
+        lines.append({"kind": "predictions", "net": result.net, "seed": seed,
+                      "labels": data.labels.tolist(), "preds": loso.preds[s].tolist(),
+                      "subjects": list(data.subjects), "datasets": list(data.datasets)})
         lines.append({"kind": "pooled", "net": result.net, "seed": seed} | per)
     with open(path, "a") as f:
         f.write("".join(json.dumps(line) + "\n" for line in lines))

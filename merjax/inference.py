@@ -90,13 +90,19 @@ def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> j
     return flow.compute(onset_BxHxW, apex_BxHxW, spec.flow.method, **spec.flow.params())
 
 
-def network_probabilities(variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec) -> jax.Array:
-    """Class probabilities ``[B, K]`` from flows: resize to the network's input, representation,
-    the training normalisation, the network in eval mode, softmax."""
+def network_input(variables: dict, uv_BxHxWx2: jax.Array, spec: ModelSpec) -> jax.Array:
+    """What the network reads ``[B, s, s, C]``: the flow resized to its input, its representation,
+    the training normalisation -- the steps training took from the cached flows."""
     s = spec.input_size
     if uv_BxHxWx2.shape[-3:-1] != (s, s):
         uv_BxHxWx2 = flow.resize_flow(uv_BxHxWx2, (s, s))
-    x = (flow.representation(uv_BxHxWx2, spec.representation) - variables["mean"]) / variables["scale"]
+    return (flow.representation(uv_BxHxWx2, spec.representation) - variables["mean"]) / variables["scale"]
+
+
+def network_probabilities(variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec) -> jax.Array:
+    """Class probabilities ``[B, K]`` from flows: :func:`network_input`, the network in eval mode,
+    softmax."""
+    x = network_input(variables, uv_BxHxWx2, spec)
     logits = module.apply({"params": variables["params"], "batch_stats": variables["batch_stats"]}, x)
     return jax.nn.softmax(logits, axis=-1)
 

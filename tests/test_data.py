@@ -381,6 +381,14 @@ def test_flow_settings_are_checked():
 
 
 def test_nearest_class_mean_baseline():
+    """Held-out subjects never enter the class means. Subject A's one sample (x=10, class 0) is
+    far from class 0's other sample (x=0): honestly it is nearer class 1's mean (3.93) and
+    predicted 1; a version that leaks A into the means puts class 0's mean at 5 and predicts 0.
+    1-D, so standardisation cannot change which mean is nearest."""
+    x = np.array([[10.0], [0.0], [4.0], [4.0], [3.8]])
+    y = np.array([0, 0, 1, 1, 1])
+    subjects = np.array(["A", "B", "B", "C", "C"])
+    np.testing.assert_array_equal(baselines.nearest_class_mean_loso(x, y, subjects, 2), [1, 1, 1, 1, 1])
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 8)
     x = np.eye(3)[y] * 5 + rng.normal(0, 0.1, (24, 3))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merjax import runner
+from merjax import context, metrics, runner
 from merjax import config as config_lib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,11 +192,75 @@ def test_tables_have_the_papers_layout(paper_run):
 
 
 @pytest.mark.slow
-def test_class_average_flow_is_an_honest_classifier(paper_run):
+def test_class_average_flow_is_an_honest_classifier(paper_run, cache_dir):
+    """Each held-out subject is classified by the class means of the *other* subjects only.
+    Recomputed here in plain NumPy from the same cached flows: a classifier whose means include
+    the held-out subject (the figure's means) scores differently on this data and fails, as does
+    one on another representation or with the labels out of order."""
     workdir, _ = paper_run
     s = json.loads((workdir / "class_average_flow" / "summary.json").read_text())
     assert s["headline"] == "nearest-class-mean-vy"
     assert set(s["configs"]) == {f"nearest-class-mean-{k}" for k in ("vx", "vy", "vxvy", "mag")}
+    cfg = runner.make_config("class_average_flow", "tiny")
+    data = context.Context(cfg, workdir / "probe", options=context.RunOptions(profile="tiny", cache_dir=cache_dir),
+                           progress=None).data()
+    uv, y, subjects = np.asarray(data.flows.apex, np.float64), data.labels, np.asarray(data.subjects)
+    reps = {"vx": uv[..., :1], "vy": uv[..., 1:], "vxvy": uv, "mag": np.linalg.norm(uv, axis=-1, keepdims=True)}
+
+    def nearest_mean(x, leak):
+        x = x.reshape(len(x), -1)
+        pred = np.empty(len(x), int)
+        for subject in np.unique(subjects):
+            test = subjects == subject
+            fit = np.ones_like(test) if leak else ~test
+            mu, sd = x[fit].mean(0), x[fit].std(0) + 1e-8
+            z = (x - mu) / sd
+            means = np.stack([z[fit & (y == k)].mean(0) if (fit & (y == k)).any() else np.full(z.shape[1], np.inf)
+                              for k in range(5)])
+            pred[test] = ((z[test][:, None] - means[None]) ** 2).sum(-1).argmin(1)
+        return pred
+
+    for kind, x in reps.items():
+        honest = nearest_mean(x, leak=False)
+        row = s["configs"][f"nearest-class-mean-{kind}"]
+        assert row["accuracy"] == pytest.approx(float((honest == y).mean()), abs=1e-9), kind
+        assert row["uf1"] == pytest.approx(metrics.uf1(y, honest, 5), abs=1e-9), kind
+    leaky = nearest_mean(reps["vy"], leak=True)
+    assert s["accuracy"] != pytest.approx(float((leaky == y).mean()), abs=1e-9), "the leak must be visible here"
+
+
+@pytest.mark.slow
+def test_scores_recompute_from_the_pooled_predictions(paper_run):
+    """summary.json, table4.csv and the pooled lines of runs/<net>/metrics.jsonl say what the
+    held-out predictions in metrics.jsonl score: accuracy, UF1 and UAR per seed, their mean over
+    seeds, and per dataset. A table that reported the training accuracy, the last fold's, or
+    another seed's would fail."""
+    workdir, summary = paper_run
+    s = json.loads((workdir / "input_study" / "summary.json").read_text())
+    table = {(r[0], r[1]): r for r in _csv(workdir / "input_study" / "table4.csv")[1:]}
+    for net, row in s["configs"].items():
+        lines = [json.loads(x) for x in (workdir / "input_study" / "runs" / net / "metrics.jsonl").open()]
+        preds = [x for x in lines if x["kind"] == "predictions"]
+        pooled = {x["seed"]: x for x in lines if x["kind"] == "pooled"}
+        assert [p["seed"] for p in preds] == row["seeds"] == sorted(pooled)
+        scores = []
+        for p in preds:
+            y, yhat, ds = np.array(p["labels"]), np.array(p["preds"]), np.array(p["datasets"])
+            held = yhat >= 0
+            assert held.all()  # LOSO: every sample held out once
+            got = {"accuracy": float((yhat == y).mean()), "uf1": metrics.uf1(y, yhat, 5), "uar": metrics.uar(y, yhat, 5)}
+            for key, value in got.items():
+                assert pooled[p["seed"]]["all"][key] == pytest.approx(value, abs=1e-12), (net, key)
+            for d in set(ds):
+                assert pooled[p["seed"]][d]["accuracy"] == pytest.approx(float((yhat[ds == d] == y[ds == d]).mean()))
+            scores.append(got)
+        for key in ("accuracy", "uf1", "uar"):
+            assert row[key] == pytest.approx(np.mean([g[key] for g in scores]), abs=1e-12), (net, key)
+        rep, depth = net.rsplit("-", 1)
+        csv_row = table[("Vy", depth[:-2])] if rep == "vy" else None
+        assert csv_row is not None and float(csv_row[2]) == pytest.approx(row["accuracy"], abs=1e-9)
+        assert float(csv_row[5]) == pytest.approx(row["uf1"], abs=1e-9)
+    assert summary["parts"]["input_study"]["accuracy"] == s["accuracy"]
 
 
 def _main(*args: str, cwd: Path, platforms: str | None = "cpu") -> subprocess.CompletedProcess:

@@ -8,6 +8,8 @@ import pytest
 from merjax import models
 from merjax.models import resnet, shallow
 
+import by_hand
+
 
 # ------------------------------------------------------------------ parameter counts
 
@@ -77,15 +79,28 @@ def test_resnet_forward_shapes_and_features(num_layers, feature_dim):
 
 
 def test_train_mode_updates_batch_stats_and_eval_uses_them():
-    model = models.build("shallow", 2, 2)
-    variables = models.init(model, jax.random.key(1), (32, 32, 2))
-    x = _x(8, 32, 2) * 3 + 1
-    logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
-    old = jax.tree.leaves(variables["batch_stats"])
-    new = jax.tree.leaves(updates["batch_stats"])
-    assert any(not np.allclose(a, b) for a, b in zip(old, new))
-    logits_eval = model.apply(variables, x)
-    assert not np.allclose(logits_train, logits_eval)
+    """Training mode normalises with the batch's statistics and moves the running ones by
+    ``0.9 * old + 0.1 * batch`` (PyTorch's momentum 0.1, for networks that predict with running
+    statistics); eval mode normalises with the stored statistics and MATLAB's epsilon 1e-5.
+    Checked against NumPy (tests/by_hand.py): a momentum of 0.1 (Flax's meaning inverted), the
+    unbiased variance, epsilon 1e-3 (Keras) or eval with batch statistics would fail."""
+    model = models.build("tiny", 1, 2)
+    shapes = jax.eval_shape(lambda k: models.init(model, k, (6, 6, 2)), jax.random.key(0))
+    rng = np.random.default_rng(3)
+    v = jax.tree.map(lambda a: rng.normal(0.3, 0.5, a.shape).astype(np.float32), shapes)
+    v["batch_stats"]["conv1"]["bn"]["var"] = np.abs(v["batch_stats"]["conv1"]["bn"]["var"]) + 0.1
+    x = np.asarray(_x(8, 6, 2)) * 3 + 1
+    _, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(v, x)
+    c = v["params"]["conv1"]["conv"]
+    mean_b, var_b = by_hand.batch_moments(by_hand.conv_same(x, c["kernel"], c["bias"]))
+    old = v["batch_stats"]["conv1"]["bn"]
+    new = updates["batch_stats"]["conv1"]["bn"]
+    np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * mean_b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * var_b, rtol=1e-4, atol=1e-5)
+    logits, feats = jax.jit(lambda v, x: model.apply(v, x, return_features=True))(v, x)
+    want_logits, want_feats = by_hand.tiny_forward(v["params"], v["batch_stats"], x)
+    np.testing.assert_allclose(feats, want_feats, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------ vmapped folds
@@ -210,16 +225,34 @@ def test_conv_equals_flax_conv(impl, k, s, pad, cin, f, side):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_conv_initialises_as_flax_conv():
-    import flax.linen as nn
-
-    from merjax.models.layers import Conv
-
-    x = jnp.ones((1, 9, 9, 3))
-    v_ref = jax.jit(nn.Conv(8, (3, 3)).init)(jax.random.key(0), x)
-    v = jax.jit(Conv(8, 3).init)(jax.random.key(0), x)
-    for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(v_ref)):
-        np.testing.assert_array_equal(a, b)
+def test_paper_networks_initialise_as_matlab_2018a_and_ststnet_as_pytorch():
+    """The paper's networks start as MATLAB R2018a's layers do: conv and dense weights normal with
+    standard deviation 0.01, biases 0, BatchNorm scale 1 and offset 0. STSTNet starts as the
+    authors' PyTorch model: weights and biases uniform in +-1/sqrt(fan_in). Flax's defaults
+    (LeCun normal, std 1/sqrt(fan_in): 0.2 for Vy-3CL's first conv) or Glorot fail."""
+    model, _ = models.by_name("vy-3cl")
+    v = jax.jit(lambda k: models.init(model, k, (64, 64, 1)))(jax.random.key(0))
+    p = v["params"]
+    kernels = [p[f"conv{i}"]["conv"]["kernel"] for i in (1, 2, 3)] + [p["fc"]["kernel"]]
+    for w in kernels:
+        w = np.asarray(w)
+        assert abs(w.mean()) < 0.002 and w.std() == pytest.approx(0.01, rel=0.1), w.shape
+    for leaf in [p[f"conv{i}"]["conv"]["bias"] for i in (1, 2, 3)] + [p["fc"]["bias"]]:
+        np.testing.assert_array_equal(leaf, 0)
+    for i in (1, 2, 3):
+        np.testing.assert_array_equal(p[f"conv{i}"]["bn"]["scale"], 1)
+        np.testing.assert_array_equal(p[f"conv{i}"]["bn"]["bias"], 0)
+    st, _ = models.by_name("ststnet", num_classes=3)
+    q = jax.jit(lambda k: models.init(st, k, (28, 28, 3)))(jax.random.key(0))["params"]
+    for name, fan_in in (("conv3", 27), ("fc", 400)):
+        bound = fan_in**-0.5
+        kernel, bias = np.abs(q[name]["kernel"]), np.abs(q[name]["bias"])
+        assert kernel.max() <= bound and kernel.max() > 0.9 * bound
+        assert bias.max() <= bound and bias.min() > 0  # drawn, not zero
+    w = np.asarray(q["fc"]["kernel"])
+    assert w.std() == pytest.approx(400**-0.5 / np.sqrt(3), rel=0.1)  # uniform, not normal
+    with pytest.raises(ValueError, match="init"):
+        models.init(models.build("tiny", 1, 1).clone(weight_init="glorot"), jax.random.key(0), (4, 4, 1))
 
 
 @pytest.mark.parametrize("name", ["vy-3cl", "resnet8"])

@@ -17,6 +17,8 @@ import pytest
 
 from merjax import metrics, models, train
 
+import by_hand
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -99,6 +101,28 @@ def test_held_out_items_never_reach_training():
         train.train_loso(MODEL, x, xb, y, subj, cfg, groups=[["s1"]], progress=None)
 
 
+def test_held_out_onset_apex_flows_change_nothing_in_their_fold():
+    """All folds train in one vmapped program. Changing the held-out subject's onset->apex flows
+    (its test inputs) changes its fold's predictions and nothing of its fold's training: losses,
+    parameters and the population BatchNorm statistics are bit-identical. Runs that train on that
+    subject do change (so the change is seen). A mask that let test items into a batch, the
+    normalisation or the BatchNorm statistics would fail."""
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(strategy="vmap", **FAST)
+    a = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None, keep_states=True)
+    x2 = x.copy()
+    x2[np.array(subj) == "s1"] = -3 * x2[np.array(subj) == "s1"] + 5
+    b = train.train_loso(MODEL, x2, xa, y, subj, cfg, progress=None, keep_states=True)
+    r = a.plan.held_out.index(("s1",))
+    np.testing.assert_array_equal(a.losses[r], b.losses[r])
+    for u, v in zip(jax.tree.leaves(a.states), jax.tree.leaves(b.states)):
+        np.testing.assert_array_equal(np.asarray(u)[r], np.asarray(v)[r])
+    s1 = np.array(subj) == "s1"
+    assert not np.allclose(a.logits[0, s1], b.logits[0, s1])
+    others = [i for i in range(len(a.losses)) if i != r]
+    assert all(not np.array_equal(a.losses[i], b.losses[i]) for i in others)
+
+
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_same_predictions(tmp_path):
     x, xa, y, subj = toy_data()
@@ -123,24 +147,37 @@ def test_kill_and_resume_gives_the_same_predictions(tmp_path):
 
 @pytest.mark.slow
 def test_final_model_and_features():
+    """Held-out features and logits are the eval-mode penultimate layer and output of the run that
+    held each sample out, with that run's population BatchNorm statistics (recomputed in NumPy,
+    tests/by_hand.py): features of the wrong layer, of another run (e.g. the final one) or in
+    training mode fail. The final run trains on every item and is never scored."""
     x, xa, y, subj = toy_data()
     cfg = train.TrainConfig(strategy="vmap", train_final=True, **FAST)
     r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None, keep_states=True,
                          features=True)
-    assert r.plan.held_out[-1] == ("*",)
+    assert r.plan.held_out[-1] == ("*",) and r.plan.train_mask[-1].all() and not r.plan.test_valid[-1].any()
     assert jax.tree.leaves(r.states.params)[0].shape[0] == 5
-    assert r.features.shape[:2] == (1, len(y)) and np.abs(r.features).sum() > 0
+    assert r.features.shape == (1, len(y), 4)
+    for run, held in enumerate(r.plan.held_out[:-1]):
+        st = jax.tree.map(lambda a: np.asarray(a[run]), r.states)
+        test = np.isin(subj, held)
+        want_logits, want_feats = by_hand.tiny_forward(st.params, st.batch_stats, x[test],
+                                                       normalise=lambda v: (v - st.mean) / st.scale)
+        np.testing.assert_allclose(r.features[0, test], want_feats, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(r.logits[0, test], want_logits, rtol=1e-3, atol=1e-4)
     # The extra run is never scored and changes no held-out prediction.
     plain = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, train_final=False), progress=None)
     np.testing.assert_allclose(r.logits, plain.logits, atol=1e-5)
 
 
 def test_k_fold_groups_balance_samples():
+    """Largest subjects first, each to the group with the fewest samples so far. Subjects s0..s9
+    hold 1..10 samples; a round-robin over names that ignores counts (groups of 22, 15 and 18
+    samples) or one that fills groups in order fails the exact groups."""
     subjects = [f"s{i}" for i in range(10) for _ in range(i + 1)]
     groups = train.subject_groups(subjects, num_folds=3)
-    assert sorted(sum(groups, [])) == sorted(set(subjects))
-    sizes = [sum(subjects.count(s) for s in g) for g in groups]
-    assert max(sizes) - min(sizes) <= 10
+    assert groups == [["s3", "s4", "s9"], ["s2", "s5", "s8"], ["s0", "s1", "s6", "s7"]]
+    assert [sum(subjects.count(s) for s in g) for g in groups] == [19, 18, 18]
     assert train.subject_groups(subjects) == [[s] for s in sorted(set(subjects))]
 
 
@@ -221,17 +258,43 @@ def test_metrics_by_hand():
     assert metrics.mean_std([0.5]) == (0.5, 0.0)
 
 
+def test_uf1_and_uar_when_a_class_is_never_predicted_or_absent():
+    """MEGC's scores: a class present in the ground truth but never predicted counts with F1 and
+    recall 0; a class absent from the ground truth (of the whole set or of one dataset part) does
+    not count, even when it is predicted. Dropping never-predicted classes (UF1 0.6), averaging
+    NaN, or counting absent classes (UF1 0.556) fails."""
+    y, p = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 0, 1, 1, 1])
+    # F1: class 0 2*2/(4+1) = 0.8, class 1 2/(2+2+1) = 0.4, class 2 never predicted: 0.
+    assert metrics.uf1(y, p, 3) == pytest.approx(0.4)
+    assert metrics.uar(y, p, 3) == pytest.approx((1 + 0.5 + 0) / 3)
+    y, p = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])  # class 2 predicted, never true
+    assert metrics.uf1(y, p, 3) == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics.uar(y, p, 3) == pytest.approx((0.5 + 1) / 2)
+    parts = metrics.by_group(np.array([0, 1, 2, 0, 1, 1]), np.array([0, 1, 2, 2, 1, 0]),
+                             ["a", "a", "a", "b", "b", "b"], 3)
+    # Part b has no class 2: its scores average classes 0 and 1 (F1 0 and 2/3; recall 0 and 1/2).
+    assert parts["b"]["uf1"] == pytest.approx(1 / 3) and parts["b"]["uar"] == pytest.approx(0.25)
+    assert parts["a"]["uf1"] == 1.0 and parts["all"]["n"] == 6
+
+
 def test_megc2018_majority_is_47_percent():
     labels = np.repeat(np.arange(5), [49, 28, 119, 34, 23])
     assert metrics.majority_baseline(labels) == pytest.approx(0.470, abs=5e-4)
 
 
 def test_cosine_similarity():
-    f = np.array([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]])
-    np.testing.assert_allclose(metrics.cosine_similarity(f), [[1, 1, 0, 0], [1, 1, 0, 0],
-                                                              [0, 0, 1, 1], [0, 0, 1, 1]])
+    """Non-parallel vectors and a hand-computed table. The diagonal of class_similarity leaves
+    out each sample's similarity with itself (always 1): a version that keeps it reports
+    (1 + 1 + 2 * 0.6) / 4 = 0.8 for class 0 instead of 0.6, and fails."""
+    f = np.array([[1.0, 0], [0.6, 0.8], [0, 1.0], [0.8, -0.6]])
+    np.testing.assert_allclose(metrics.cosine_similarity(f), [[1, 0.6, 0, 0.8], [0.6, 1, 0.8, 0],
+                                                              [0, 0.8, 1, -0.6], [0.8, 0, -0.6, 1]], atol=1e-12)
     sim = metrics.class_similarity(f, np.array([0, 0, 1, 1]), 2)
-    np.testing.assert_allclose(sim, [[1, 0], [0, 1]])
+    # class 0 with itself: only the pair (0, 1): 0.6; class 1 with itself: pair (2, 3): -0.6;
+    # across: mean of (0,2) 0, (0,3) 0.8, (1,2) 0.8, (1,3) 0 = 0.4.
+    np.testing.assert_allclose(sim, [[0.6, 0.4], [0.4, -0.6]], atol=1e-12)
+    # A class with one sample has no pair: NaN, not 1.
+    assert np.isnan(metrics.class_similarity(f[:3], np.array([0, 0, 1]), 2)[1, 1])
 
 
 # --------------------------------------------------------------------------- runs you can watch
@@ -359,3 +422,108 @@ def test_out_of_memory_halves_the_chunk_and_goes_on(monkeypatch):
         jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")))
     with pytest.raises(MemoryError, match="1 run\\(s\\) per program, the fewest possible: lower the batch size"):
         train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None)
+
+
+# --------------------------------------------------------------------------- MATLAB R2018a's training
+
+
+def test_one_rmsprop_step_is_matlabs_rule_by_hand():
+    """Two steps against MATLAB's documented RMSProp with L2 (NumPy): g = dLoss/dw + lambda * w for
+    conv and dense kernels and BatchNorm scale and offset, g = dLoss/db for conv and dense biases
+    (BiasL2Factor 0); v = rho * v + (1 - rho) * g^2; w -= lr * g / (sqrt(v) + eps). An epsilon
+    inside the square root (optax's default), L2 on every parameter, or none on BatchNorm fail:
+    eps = 1e-3 and lambda = 0.05 make each visible."""
+    x, _, y, _ = toy_data()
+    cfg = train.TrainConfig(learning_rate=0.01, eps=1e-3, weight_decay=0.05, rms_decay=0.9, batch_size=8)
+    tx = train.optimizer(cfg)
+    state = train.init_run(MODEL, tx, jax.numpy.asarray(x), np.ones(len(y), bool), 0)
+    step = jax.jit(functools.partial(train.train_step, model=MODEL, tx=tx))
+
+    def loss_grads(params, idx):
+        xb = (x[idx] - state.mean) / state.scale
+
+        def loss(p):
+            logits, _ = MODEL.apply({"params": p, "batch_stats": state.batch_stats}, xb, train=True,
+                                    mutable=["batch_stats"])
+            return -jax.numpy.mean(jax.nn.log_softmax(logits)[np.arange(len(idx)), y[idx]])
+
+        return jax.tree.map(np.asarray, jax.grad(loss)(params))
+
+    decayed = {("conv1", "conv", "kernel"): True, ("conv1", "conv", "bias"): False,
+               ("conv1", "bn", "scale"): True, ("conv1", "bn", "bias"): True,
+               ("fc", "kernel"): True, ("fc", "bias"): False}
+    want = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
+    v = jax.tree.map(np.zeros_like, want)
+    for idx in (np.arange(8), np.arange(8, 16)):
+        grads = loss_grads(jax.tree.map(lambda a: np.asarray(a, np.float32), want), idx)
+        for path, l2 in decayed.items():
+            node_w, node_g, node_v = want, grads, v
+            for key in path[:-1]:
+                node_w, node_g, node_v = node_w[key], node_g[key], node_v[key]
+            g = node_g[path[-1]] + (0.05 * node_w[path[-1]] if l2 else 0)
+            node_v[path[-1]] = 0.9 * node_v[path[-1]] + 0.1 * g**2
+            node_w[path[-1]] = node_w[path[-1]] - 0.01 * g / (np.sqrt(node_v[path[-1]]) + 1e-3)
+        state, _ = step(state, x, y, idx, np.ones(8, bool))
+    assert len(jax.tree.leaves(want)) == len(decayed)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+
+def test_l2_reaches_what_matlabs_default_factors_reach():
+    """Kernels and BatchNorm scale and offset, not conv and dense biases, in every network."""
+    for name in ("vy-3cl", "resnet8", "ststnet"):
+        model, rep = models.by_name(name, num_classes=3)
+        c = {"vy": 1, "vxvym": 3, "ststnet": 3}[rep]
+        shapes = jax.eval_shape(lambda k: models.init(model, k, (16, 16, c)), jax.random.key(0))["params"]
+        flat = jax.tree_util.tree_flatten_with_path(train.l2_mask(shapes))[0]
+        for path, decayed in flat:
+            keys = [p.key for p in path]
+            is_bn = any(k.startswith("bn") for k in keys)
+            assert decayed == (keys[-1] != "bias" or is_bn), (name, keys)
+
+
+def test_shuffle_once_and_the_last_partial_batch():
+    """MATLAB's defaults: one permutation kept every epoch, and the items past the last complete
+    mini-batch sit out (21 items, batch 8: 16 train, the same 16 every epoch). 'every-epoch'
+    reshuffles; without drop_last the last batch holds the other 5."""
+    mask = np.zeros(30, bool)
+    mask[:21] = True
+    steps = train.num_steps(np.array([21]), 8, True)
+    assert steps == 2 and train.num_steps(np.array([21]), 8, False) == 3
+    batches = jax.jit(train.epoch_batches, static_argnames=("steps", "batch_size", "shuffle", "drop_last"))
+    idx0, valid0 = batches(mask, 3, 0, steps=2, batch_size=8)
+    idx1, valid1 = batches(mask, 3, 1, steps=2, batch_size=8)
+    assert valid0.sum() == 16 and set(np.asarray(idx0)[np.asarray(valid0)]) < set(range(21))
+    np.testing.assert_array_equal(idx0, idx1)
+    e0, _ = batches(mask, 3, 0, steps=2, batch_size=8, shuffle="every-epoch")
+    e1, _ = batches(mask, 3, 1, steps=2, batch_size=8, shuffle="every-epoch")
+    assert not np.array_equal(e0, e1)
+    full, fvalid = batches(mask, 3, 0, steps=3, batch_size=8, drop_last=False)
+    assert fvalid.sum() == 21 and sorted(np.asarray(full)[np.asarray(fvalid)].tolist()) == list(range(21))
+    # A run with fewer items than a batch trains on them as one partial batch.
+    few = np.zeros(30, bool)
+    few[:5] = True
+    _, v = batches(few, 3, 0, steps=1, batch_size=8)
+    assert v.sum() == 5
+
+
+def test_batchnorm_statistics_are_the_training_sets_after_training():
+    """MATLAB R2018a predicts with each BatchNorm layer's statistics over the whole training set
+    (computed after training), not running averages: every run's stored statistics equal the
+    mean and biased variance of its conv outputs over exactly its training items (NumPy), held-out
+    and other runs' items excluded. With bn_stats="moving" they are the running averages instead."""
+    x, xa, y, subj = toy_data()
+    cfg = train.TrainConfig(strategy="loop", **FAST)
+    r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None, keep_states=True)
+    items = np.concatenate([x, xa])
+    for run in range(len(r.plan.held_out)):
+        st = jax.tree.map(lambda a: np.asarray(a[run]), r.states)
+        c = st.params["conv1"]["conv"]
+        conv = by_hand.conv_same((items - st.mean) / st.scale, c["kernel"], c["bias"])
+        mean, var = by_hand.batch_moments(conv, r.plan.train_mask[run])
+        np.testing.assert_allclose(st.batch_stats["conv1"]["bn"]["mean"], mean, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(st.batch_stats["conv1"]["bn"]["var"], var, rtol=1e-3, atol=1e-6)
+    moving = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, bn_stats="moving"), progress=None,
+                              keep_states=True)
+    np.testing.assert_array_equal(moving.states.params["fc"]["kernel"], r.states.params["fc"]["kernel"])
+    assert not np.allclose(moving.states.batch_stats["conv1"]["bn"]["var"], r.states.batch_stats["conv1"]["bn"]["var"])

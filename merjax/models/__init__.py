@@ -31,7 +31,7 @@ import numpy as np
 
 from merjax.flow import REPRESENTATIONS
 from merjax.models import resnet, shallow
-from merjax.models.layers import CONV_IMPLS, Conv, ConvBN, check_input, conv_impl
+from merjax.models.layers import CONV_IMPLS, INITS, Conv, ConvBN, check_input, conv_impl, dense
 from merjax.models.resnet import ResNetDepth
 from merjax.models.shallow import ShallowCNN
 from merjax.models.ststnet import STSTNet
@@ -45,15 +45,16 @@ class TinyCNN(nn.Module):
     in_channels: int
     num_classes: int = 5
     conv: str = "auto"
+    weight_init: str = "matlab"
 
     @nn.compact
     def __call__(
         self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
         check_input(x, self.in_channels, "TinyCNN")
-        x = ConvBN(4, 3, conv=self.conv, name="conv1")(x, train=train, mask=mask)
+        x = ConvBN(4, 3, conv=self.conv, weight_init=self.weight_init, name="conv1")(x, train=train, mask=mask)
         features = x.mean(axis=(1, 2))
-        logits = nn.Dense(self.num_classes, name="fc")(features)
+        logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits
 
 
@@ -134,6 +135,7 @@ def count_params(model: nn.Module, input_shape: Sequence[int]) -> int:
 __all__ = [
     "ARCHS",
     "CONV_IMPLS",
+    "INITS",
     "Conv",
     "ResNetDepth",
     "STSTNet",

@@ -31,6 +31,37 @@ import jax.numpy as jnp
 from jax import lax
 
 CONV_IMPLS = ("auto", "lax", "im2col")
+INITS = ("matlab", "pytorch")
+
+# How weights and biases start. "matlab": MATLAB R2018a's convolution2dLayer and
+# fullyConnectedLayer, which the paper trained with -- weights drawn from a normal distribution
+# with mean 0 and standard deviation 0.01, biases zero. (R2019a changed the default to Glorot; its
+# release notes name 'narrow-normal', "a normal distribution with zero mean and standard
+# deviation 0.01", as the way to reproduce the earlier default; batchNormalizationLayer starts
+# with Scale 1 and Offset 0 in every release.) "pytorch": torch.nn.Conv2d / nn.Linear, for
+# baselines released in PyTorch (STSTNet) -- weights and biases uniform in +-1/sqrt(fan_in).
+MATLAB_WEIGHT_STD = 0.01
+
+
+def _pytorch_uniform(fan_in: int):
+    bound = 1.0 / max(fan_in, 1) ** 0.5
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def initializers(init: str, fan_in: int):
+    """``(kernel_init, bias_init)`` of a conv or dense layer with ``fan_in`` inputs per output."""
+    if init == "matlab":
+        return nn.initializers.normal(MATLAB_WEIGHT_STD), nn.initializers.zeros_init()
+    if init == "pytorch":
+        return _pytorch_uniform(fan_in), _pytorch_uniform(fan_in)
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+def dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
+    """``nn.Dense`` (its parameters, its names) with the initialisers of ``init``; built inside a
+    compact module's call."""
+    kernel_init, bias_init = initializers(init, fan_in)
+    return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init, name=name)
 
 
 def conv_impl(impl: str = "auto", backend: str | None = None, *, training: bool = True) -> str:
@@ -78,13 +109,15 @@ class Conv(nn.Module):
     stride: int = 1
     padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
     impl: str = "auto"
+    weight_init: str = "matlab"  # initializers(): MATLAB R2018a's, or PyTorch's
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
         """``train`` says whether this is a training pass: ``impl="auto"`` formulates by it."""
         k, s = self.kernel, self.stride
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel_init, bias_init = initializers(self.weight_init, k * k * x.shape[-1])
+        kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", bias_init, (self.features,))
         if self.padding == "SAME":
             pads = [_same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)]
         elif self.padding == "VALID":
@@ -111,10 +144,12 @@ class ConvBN(nn.Module):
     padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
     relu: bool = True
     conv: str = "auto"  # the convolution's formulation: auto, lax or im2col (Conv)
+    weight_init: str = "matlab"  # the convolution's initialisers (initializers())
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
-        x = Conv(self.features, self.kernel, self.stride, self.padding, self.conv, name="conv")(x, train=train)
+        x = Conv(self.features, self.kernel, self.stride, self.padding, self.conv, self.weight_init,
+                 name="conv")(x, train=train)
         bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
         x = nn.BatchNorm(
             use_running_average=not train,

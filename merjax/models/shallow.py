@@ -25,7 +25,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from merjax.models.layers import ConvBN, check_input
+from merjax.models.layers import ConvBN, check_input, dense
 
 PAPER_PARAMS = {
     1: {1: 82_373, 2: 168_997, 3: 333_121, 4: 712_933},
@@ -59,6 +59,7 @@ class ShallowCNN(nn.Module):
     num_classes: int = 5
     base_filters: int | None = None
     conv: str = "auto"
+    weight_init: str = "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
 
     @nn.compact
     def __call__(
@@ -68,12 +69,13 @@ class ShallowCNN(nn.Module):
         check_input(x, self.in_channels, f"ShallowCNN({self.num_layers} CL)")
         base = self.base_filters or 16 * self.in_channels
         for i in range(self.num_layers):
-            x = ConvBN(base * 2**i, kernel=5 if i == 0 else 3, conv=self.conv, name=f"conv{i + 1}")(
+            x = ConvBN(base * 2**i, kernel=5 if i == 0 else 3, conv=self.conv, weight_init=self.weight_init,
+                       name=f"conv{i + 1}")(
                 x, train=train, mask=mask)
         if self.num_layers <= 2:
             x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
         else:
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
         features = x.reshape(x.shape[0], -1)
-        logits = nn.Dense(self.num_classes, name="fc")(features)
+        logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits

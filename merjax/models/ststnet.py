@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from merjax.models.layers import BN_EPSILON, BN_MOMENTUM, Conv, check_input
+from merjax.models.layers import BN_EPSILON, BN_MOMENTUM, Conv, check_input, dense
 
 AUTHORS_PARAMS = 1_683
 """Learnable parameters of the authors' released STSTNet (3 classes)."""
@@ -42,6 +42,7 @@ class STSTNet(nn.Module):
     num_classes: int = 3
     conv: str = "auto"
     dropout: float = 0.5
+    weight_init: str = "pytorch"  # the released model's (torch.nn defaults; layers.initializers)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None,
@@ -50,7 +51,7 @@ class STSTNet(nn.Module):
         bn_mask = None if mask is None else mask[:, None, None, None]
         streams = []
         for i, filters in enumerate(STREAMS):
-            y = Conv(filters, 3, 1, ((2, 2), (2, 2)), self.conv, name=f"conv{i + 1}")(x, train=train)
+            y = Conv(filters, 3, 1, ((2, 2), (2, 2)), self.conv, self.weight_init, name=f"conv{i + 1}")(x, train=train)
             y = nn.relu(y)
             y = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                              name=f"bn{i + 1}")(y, mask=None if bn_mask is None else jnp.broadcast_to(bn_mask, y.shape))
@@ -59,5 +60,5 @@ class STSTNet(nn.Module):
         y = jnp.concatenate(streams, axis=-1)
         y = nn.avg_pool(y, (2, 2), strides=(2, 2), padding="VALID")
         features = y.reshape(y.shape[0], -1)
-        logits = nn.Dense(self.num_classes, name="fc")(features)
+        logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits

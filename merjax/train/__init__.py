@@ -39,9 +39,13 @@ from merjax.train.step import (
     Metrics,
     RunState,
     epoch_batches,
+    finalize_run,
     init_run,
+    l2_mask,
     normalise,
+    num_steps,
     optimizer,
+    population_stats,
     predict_run,
     train_epochs,
     train_step,
@@ -49,6 +53,6 @@ from merjax.train.step import (
 
 __all__ = [
     "Diverged", "DoesNotFit", "FINAL", "ProgramMemory", "device_memory", "plan_chunk", "program_memory", "LossExploded", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
-    "epoch_batches", "fingerprint", "fold_plan", "init_run", "normalise", "optimizer",
-    "pad_runs", "predict_run", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
+    "epoch_batches", "finalize_run", "fingerprint", "fold_plan", "init_run", "l2_mask", "normalise", "num_steps",
+    "optimizer", "pad_runs", "population_stats", "predict_run", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
 ]

@@ -7,12 +7,31 @@ import math
 
 STRATEGIES = ("auto", "vmap", "map", "chunked", "loop")
 OPTIMIZERS = ("rmsprop", "adam")
+SHUFFLES = ("once", "every-epoch")
+BN_STATS = ("population", "moving")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The training protocol. Defaults are the paper's (section 4) with MATLAB's RMSprop
-    defaults, since the paper used MATLAB's trainNetwork and states no other values."""
+    """The training protocol. Defaults are the paper's (section 4: RMSprop, batch 64, 150 epochs)
+    and, for everything the paper leaves unstated, MATLAB R2018a's ``trainingOptions('rmsprop')``
+    and ``trainNetwork``, which the paper trained with. From MATLAB's documentation:
+
+    - RMSProp: ``v = d*v + (1 - d)*g^2``, ``theta -= lr*g/(sqrt(v) + eps)`` -- epsilon outside
+      the square root (optax's default puts it inside); InitialLearnRate 1e-3,
+      SquaredGradientDecayFactor 0.9, Epsilon 1e-8 (merjax.train.step.optimizer).
+    - L2Regularization 1e-4, added to the gradient as ``lambda * factor * w``, with each layer's
+      factors: convolution and fully connected WeightL2Factor 1 and BiasL2Factor 0, batch
+      normalisation ScaleL2Factor 1 and OffsetL2Factor 1 -- so every parameter but the conv and
+      dense biases (merjax.train.step.l2_mask).
+    - Shuffle 'once': one permutation of the training data before training, kept every epoch
+      (``shuffle``); MiniBatchSize: "trainNetwork discards the training data that does not fit
+      into the final complete mini-batch of each epoch" (``drop_last``).
+    - Batch normalisation: until R2021a (BatchNormalizationStatistics 'population' since then),
+      trainNetwork replaces the layers' statistics after training by those of the whole
+      training set (``bn_stats``; merjax.train.step.population_stats).
+
+    Networks published with other frameworks (STSTNet: PyTorch) set their own values."""
 
     epochs: int = 150
     batch_size: int = 64
@@ -21,6 +40,14 @@ class TrainConfig:
     rms_decay: float = 0.9  # MATLAB SquaredGradientDecayFactor
     eps: float = 1e-8  # MATLAB Epsilon
     weight_decay: float = 1e-4  # MATLAB L2Regularization (added to the gradient)
+    # Which parameters L2 applies to: "matlab" (every one but conv/dense biases: the layers' default
+    # L2 factors) or "all".
+    l2_params: str = "matlab"
+    shuffle: str = "once"  # MATLAB's Shuffle: "once" (the default) or "every-epoch"
+    drop_last: bool = True  # MATLAB discards the last partial mini-batch of every epoch
+    # BatchNorm statistics for prediction: "population" (MATLAB R2018a: the whole training set's,
+    # computed after training) or "moving" (running averages while training, as PyTorch).
+    bn_stats: str = "population"
     seeds: tuple[int, ...] = (0,)
     # How the runs share programs: auto (the fastest measured on the backend: merjax.train.resolve),
     # vmap, map, chunked (vmapped chunks of chunk_size runs) or loop (one run at a time).
@@ -40,6 +67,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name, allowed in (("shuffle", SHUFFLES), ("bn_stats", BN_STATS), ("l2_params", ("matlab", "all"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         for name in ("epochs", "batch_size", "chunk_size", "epochs_per_call"):

@@ -41,7 +41,7 @@ from merjax import checkpoint, files
 from merjax.train.config import TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
 from merjax.train.memory import plan_chunk
-from merjax.train.step import init_run, optimizer, predict_run, train_epochs
+from merjax.train.step import finalize_run, init_run, num_steps, optimizer, predict_run, train_epochs
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,15 @@ class _Programs:
     def __init__(self, model, config: TrainConfig, steps: int):
         self.model, self.tx = model, optimizer(config)
         self.single = functools.partial(
-            train_epochs, model=model, tx=self.tx, steps=steps, batch_size=config.batch_size
+            train_epochs, model=model, tx=self.tx, steps=steps, batch_size=config.batch_size,
+            shuffle=config.shuffle, drop_last=config.drop_last,
         )
+        self.population = config.bn_stats == "population"
+        fin = functools.partial(finalize_run, model=model, bn_stats=config.bn_stats)
+        self.finalize_one = jax.jit(fin)
+        # lax.map: one run's whole training set at a time, whatever the strategy (memory).
+        self.finalize_many = jax.jit(lambda states, items, masks: lax.map(lambda a: fin(a[0], items, a[1]),
+                                                                          (states, masks)))
         init = functools.partial(init_run, model, self.tx)
         self.init_one = jax.jit(init)  # compiles faster than the vmapped one (threefry, 2 cores)
         self.init_many = jax.jit(jax.vmap(init, in_axes=(None, 0, 0)))
@@ -239,7 +246,7 @@ def train_loso(
     devices = jax.devices()
     plan = fold_plan(subjects, groups, config.seeds, augment=use_aug, train_final=config.train_final)
     num_real = len(plan.seeds)
-    steps = max(1, math.ceil(plan.train_mask.sum(1).max() / config.batch_size))
+    steps = num_steps(plan.train_mask.sum(1), config.batch_size, config.drop_last)
     if config.strategy == "auto" and strategy == "chunked":
         strategy, chunk = _plan_auto_chunk(model, config, items.shape, num_real, len(devices), progress)
     sharded = strategy in ("vmap", "chunked") and len(devices) > 1
@@ -263,12 +270,14 @@ def train_loso(
     stack = _Stack(items_d, labels_d, masks_d, seeds_d, run_sharding)
     workdir = Path(workdir) if workdir is not None else None
     with files.WorkdirLock(workdir, progress) if workdir is not None else contextlib.nullcontext():
-        evals = _Evals(eval_every, lambda st: _predict(programs, st, inputs, plan, strategy, False),
+        evals = _Evals(eval_every, lambda st: _predict(programs, _finalize(programs, st, stack, strategy), inputs,
+                                                       plan, strategy, False),
                        lambda logits: _pool(np.asarray(logits), plan, labels, config.seeds, num_real).logits)
         states, history = _fit(programs, strategy, chunk, len(devices), states, stack, plan, num_real,
                                config, fingerprint(config, model, items.shape, plan), workdir=workdir,
                                progress=progress, stop_after_epoch=stop_after_epoch, t0=t0, evals=evals)
 
+    states = _finalize(programs, states, stack, strategy)
     out = _predict(programs, states, inputs, plan, strategy, features)
     logits = out[0] if features else out
     result = _pool(np.asarray(logits), plan, labels, config.seeds, num_real)
@@ -419,6 +428,16 @@ def _train_call(programs, strategy, n, states, stack: _Stack, epoch, chunk):
         outs.append(prog(put(_runs(states, c, size)), items, labels, put(masks[c : c + size]),
                          put(seeds[c : c + size]), first))
     return _concat(outs)
+
+
+def _finalize(programs: _Programs, states, stack: _Stack, strategy: str):
+    """Every run as it predicts (BatchNorm statistics: TrainConfig.bn_stats)."""
+    items, _, masks, _, _ = stack
+    if not programs.population:
+        return states
+    if strategy == "loop":
+        return [programs.finalize_one(s, items, masks[r]) for r, s in enumerate(states)]
+    return programs.finalize_many(states, items, masks)
 
 
 def _predict(programs: _Programs, states, inputs, plan, strategy, features):

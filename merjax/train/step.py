@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from merjax.models.layers import BN_MOMENTUM
 from merjax.train.config import TrainConfig
 
 Metrics = dict[str, jax.Array]
@@ -37,15 +38,32 @@ class RunState(NamedTuple):
     scale: jax.Array  # [] training-set std after centring
 
 
+def l2_mask(params: Any) -> Any:
+    """Which parameters MATLAB's L2Regularization reaches with the layers' default factors: conv
+    and dense kernels (WeightL2Factor 1), BatchNorm scale and offset (ScaleL2Factor and
+    OffsetL2Factor 1), not conv and dense biases (BiasL2Factor 0). A ``bias`` is a BatchNorm
+    offset when it sits beside a ``scale``."""
+
+    def mask(tree):
+        if not isinstance(tree, dict):
+            return True
+        is_bn = "scale" in tree
+        return {k: (is_bn or k != "bias") if not isinstance(v, dict) else mask(v) for k, v in tree.items()}
+
+    return mask(dict(params))
+
+
 def optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """RMSprop with L2 added to the gradient, as MATLAB's trainingOptions('rmsprop'); or Adam
-    (beta 0.9 / 0.999, epsilon ``config.eps``) for baselines published with it."""
+    """MATLAB R2018a's RMSProp with its L2 regularisation (TrainConfig's docstring): L2 added to
+    the gradient of the parameters :func:`l2_mask` selects, then ``g / (sqrt(v) + eps)`` with
+    epsilon outside the square root. Or Adam (beta 0.9 / 0.999, epsilon ``config.eps``) for
+    baselines published with it."""
+    mask = l2_mask if config.l2_params == "matlab" else None
+    decay = [optax.add_decayed_weights(config.weight_decay, mask=mask)] if config.weight_decay else []
     if config.optimizer == "adam":
-        adam = optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=config.eps)
-        return optax.chain(optax.add_decayed_weights(config.weight_decay), adam) if config.weight_decay else adam
+        return optax.chain(*decay, optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=config.eps))
     return optax.chain(
-        optax.add_decayed_weights(config.weight_decay),
-        optax.rmsprop(config.learning_rate, decay=config.rms_decay, eps=config.eps),
+        *decay, optax.rmsprop(config.learning_rate, decay=config.rms_decay, eps=config.eps, eps_in_sqrt=False)
     )
 
 
@@ -76,19 +94,33 @@ def normalise(state: RunState, x: jax.Array) -> jax.Array:
     return (x - state.mean) / state.scale
 
 
+def num_steps(train_counts: np.ndarray, batch_size: int, drop_last: bool) -> int:
+    """Steps per epoch that hold the largest run's mini-batches (at least one)."""
+    most = int(np.max(train_counts))
+    return max(1, most // batch_size if drop_last else -(-most // batch_size))
+
+
 def epoch_batches(
-    train_mask: jax.Array, seed: jax.Array, epoch: jax.Array, *, steps: int, batch_size: int
+    train_mask: jax.Array, seed: jax.Array, epoch: jax.Array, *, steps: int, batch_size: int,
+    shuffle: str = "once", drop_last: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """One epoch's mini-batches of a run: item indices and validity, both ``[steps, batch_size]``.
 
-    A fresh permutation of the run's own training items per epoch (from its seed); the ragged
-    end is padded with invalid entries."""
+    A permutation of the run's own training items (from its seed): drawn once and kept
+    (``shuffle="once"``, MATLAB's default) or fresh each epoch (``"every-epoch"``). With
+    ``drop_last`` the items past the last complete mini-batch sit out the epoch, as in MATLAB
+    (a run with fewer items than one batch trains on them as one partial batch); otherwise the
+    ragged end is a partial batch. Steps a run has no items for are padded as invalid."""
     m = train_mask.shape[0]
-    r = jax.random.uniform(jax.random.fold_in(run_key(seed), epoch + 1), (m,))
+    draw = 0 if shuffle == "once" else epoch
+    r = jax.random.uniform(jax.random.fold_in(run_key(seed), draw + 1), (m,))
     order = jnp.argsort(jnp.where(train_mask, r, 2.0))  # this run's items first, shuffled
     total = steps * batch_size
     order = jnp.resize(order, (total,)) if total > m else order[:total]
-    valid = jnp.arange(total) < train_mask.sum()
+    count = train_mask.sum()
+    if drop_last:
+        count = jnp.where(count >= batch_size, count // batch_size * batch_size, count)
+    valid = jnp.arange(total) < count
     return order.reshape(steps, batch_size), valid.reshape(steps, batch_size)
 
 
@@ -135,6 +167,7 @@ def train_step(
 def train_epochs(
     state: RunState, items: jax.Array, labels: jax.Array, train_mask: jax.Array, seed: jax.Array,
     first_epoch: jax.Array, *, model: nn.Module, tx, num_epochs: int, steps: int, batch_size: int,
+    shuffle: str = "once", drop_last: bool = True,
 ) -> tuple[RunState, Metrics]:
     """``num_epochs`` epochs of one run in one program (``lax.scan`` over epochs and steps);
     returns the state and the steps' metrics, each ``[num_epochs, steps]``."""
@@ -142,7 +175,8 @@ def train_epochs(
     dropout = uses_dropout(model)
 
     def epoch(state, e):
-        idx, valid = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size)
+        idx, valid = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size, shuffle=shuffle,
+                                   drop_last=drop_last)
         if not dropout:
             return lax.scan(lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx), state, (idx, valid))
         keys = jax.random.split(jax.random.fold_in(run_key(seed), 2**20 + e), steps)  # a mask per step
@@ -150,6 +184,29 @@ def train_epochs(
                         state, (idx, valid, keys))
 
     return lax.scan(epoch, state, first_epoch + jnp.arange(num_epochs))
+
+
+def population_stats(state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module) -> Any:
+    """BatchNorm statistics of the whole training set, as MATLAB R2018a's trainNetwork sets them
+    after training: each BatchNorm layer's input mean and (biased) variance over the run's
+    training items, the layers before it normalising with theirs. One training-mode pass with
+    every training item in one masked batch computes exactly that; the running averages it
+    would write are ``momentum * 0 + (1 - momentum) * batch``, so dividing by ``1 - momentum``
+    reads the batch statistics back."""
+    zeros = jax.tree.map(jnp.zeros_like, state.batch_stats)
+    rngs = {"dropout": jax.random.key(0)} if uses_dropout(model) else None
+    _, updates = model.apply({"params": state.params, "batch_stats": zeros}, normalise(state, items), train=True,
+                             mask=train_mask, mutable=["batch_stats"], rngs=rngs)
+    return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), updates["batch_stats"])
+
+
+def finalize_run(state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module,
+                 bn_stats: str) -> RunState:
+    """The run as it predicts: with ``bn_stats="population"`` its BatchNorm statistics replaced
+    by the training set's (:func:`population_stats`); ``"moving"`` keeps the running averages."""
+    if bn_stats != "population" or not jax.tree.leaves(state.batch_stats):
+        return state
+    return state._replace(batch_stats=population_stats(state, items, train_mask, model=model))
 
 
 def predict_run(
