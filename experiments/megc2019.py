@@ -157,7 +157,8 @@ def run(ctx: context.Context) -> dict:
     rep.figure(f"confusion_{head}", confusion_figure(by_name[head].confusion, labels, f"{head}, pooled held-out, all seeds"),
                f"Confusion matrix of {head} (rows: true class; counts summed over seeds).")
     rep.figure("uf1_by_config", _uf1_figure(setups(cfg), results, oracle),
-               "UF1 of each network on each flow: fixed epochs (ours) and, hollow, the NOT VALID best test epoch.")
+               "UF1 of each network on each flow: fixed epochs (ours), hollow the NOT VALID best test epoch, "
+               "and the black bar STSTNet's published UF1.")
     if ctx.model_text("ststnet"):
         rep.text(ctx.model_text("ststnet"))
     return rep.write(context.summary("megc2019", cfg, data, head, results,
@@ -203,4 +204,6 @@ def _uf1_figure(rows: list[Setup], results: dict, oracle: dict):
          "NOT VALID: best test epoch per subject": [oracle[n]["uf1"] for n in names]},
         errors={"fixed epochs (ours)": [results[n]["uf1_std"] for n in names]},
         ylabel="UF1 (pooled, macro)", title="MEGC 2019: UF1 by network and flow", hollow=("NOT VALID: best test epoch per subject",),
+        markers={"published (Liong et al. 2019, real data)": [
+            paper.MEGC2019_STSTNET["all"][0] if (r.net, r.flow) == ("ststnet", "tvl1") else None for r in rows]},
     )

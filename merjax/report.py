@@ -201,9 +201,11 @@ def series_figure(
 
 
 def bar_figure(groups: Sequence[str], series: dict[str, Sequence[float | None]], *, ylabel: str, title: str,
-               errors: dict[str, Sequence[float]] | None = None, hollow: Sequence[str] = ()):
+               errors: dict[str, Sequence[float]] | None = None, hollow: Sequence[str] = (),
+               markers: dict[str, Sequence[float | None]] | None = None):
     """Grouped bars: one group per name, one bar per series (``hollow`` series drawn as outlines,
-    e.g. numbers that are not valid results); the legend outside the axes."""
+    e.g. numbers that are not valid results); ``markers``: values drawn as a black bar across
+    their group (e.g. published numbers; None draws nothing); the legend outside the axes."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 3), 4.0))
     colours = plt.get_cmap("tab10").colors
@@ -215,6 +217,11 @@ def bar_figure(groups: Sequence[str], series: dict[str, Sequence[float | None]],
         c = colours[i % len(colours)]
         kw = dict(facecolor="none", edgecolor=c, hatch="//") if name in hollow else dict(color=c)
         ax.bar(x + (i - (len(series) - 1) / 2) * width, v, width * 0.95, yerr=err, capsize=3, label=name, **kw)
+    for name, values in (markers or {}).items():
+        at = [(i, float(a)) for i, a in enumerate(values) if a is not None]
+        if at:
+            ax.hlines([a for _, a in at], [i - 0.42 for i, _ in at], [i + 0.42 for i, _ in at], colors="black",
+                      linewidth=2, zorder=3, label=name)
     ax.set_xticks(x, list(groups), fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
