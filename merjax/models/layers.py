@@ -130,7 +130,10 @@ class Conv(nn.Module):
             y = lax.conv_general_dilated(x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias
 
-# MATLAB's batchNormalizationLayer defaults: epsilon 1e-5; running statistics decay 0.1.
+# MATLAB's batchNormalizationLayer epsilon 1e-5. Running averages move by 0.1 per step (Flax's
+# momentum 0.9; PyTorch's momentum 0.1, and MATLAB's MeanDecay since R2021a); the paper's MATLAB
+# R2018a predicted with the training set's statistics instead (TrainConfig.bn_stats, which
+# replaces these after training).
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
