@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -216,14 +217,8 @@ class Context:
 
     def inputs(self, representation: str) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs ``[N, size, size, C]`` of the onset->apex and onset->apex+1 flows."""
-        data, size = self.data(), self.cfg.size
-
-        @jax.jit
-        def prepare(uv_NxHxWx2):
-            if uv_NxHxWx2.shape[1:3] != (size, size):
-                uv_NxHxWx2 = flow.resize_flow(uv_NxHxWx2, (size, size))
-            return flow.representation(uv_NxHxWx2, representation)
-
+        data = self.data()
+        prepare = jax.jit(functools.partial(flow.input_maps, size=self.cfg.size, kind=representation))
         return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augment))
 
     # ------------------------------------------------------------------ training

@@ -93,10 +93,7 @@ def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> j
 def network_input(variables: dict, uv_BxHxWx2: jax.Array, spec: ModelSpec) -> jax.Array:
     """What the network reads ``[B, s, s, C]``: the flow resized to its input, its representation,
     the training normalisation -- the steps training took from the cached flows."""
-    s = spec.input_size
-    if uv_BxHxWx2.shape[-3:-1] != (s, s):
-        uv_BxHxWx2 = flow.resize_flow(uv_BxHxWx2, (s, s))
-    return (flow.representation(uv_BxHxWx2, spec.representation) - variables["mean"]) / variables["scale"]
+    return (flow.input_maps(uv_BxHxWx2, spec.input_size, spec.representation) - variables["mean"]) / variables["scale"]
 
 
 def network_probabilities(variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec) -> jax.Array:

@@ -11,12 +11,13 @@ scaled to [0, 1]; flow ``[..., H, W, 2]`` float32 ``(vx, vy)``, ``vx > 0`` right
   IPOL 2013 specifies it. Sharper motion boundaries and larger displacements; more work per pair.
 
 :func:`compute` picks either by name (``"horn_schunck"`` or ``"tvl1"``), as the flow cache, the
-experiments and inference do. :func:`representation` turns a flow into a network input.
+experiments and inference do. :func:`representation` turns a flow into a network input;
+:func:`input_maps` resizes it to the network first (training and inference both call it).
 """
 
 from merjax.flow.hs import VARIANTS, Variant, horn_schunck
 from merjax.flow.inputs import check_finite, intensities, to_intensity
-from merjax.flow.representations import REPRESENTATIONS, optical_strain, representation, resize_flow
+from merjax.flow.representations import REPRESENTATIONS, input_maps, optical_strain, representation, resize_flow
 from merjax.flow.dual_tvl1 import DEFAULTS as tvl1_defaults, tvl1
 
 METHODS: tuple[str, ...] = ("horn_schunck", "tvl1")
@@ -33,6 +34,6 @@ def compute(frame0, frame1, method: str = "horn_schunck", **params):
 
 __all__ = [
     "METHODS", "REPRESENTATIONS", "VARIANTS", "Variant", "check_finite", "compute", "horn_schunck",
-    "intensities", "optical_strain", "representation", "resize_flow", "to_intensity", "tvl1",
+    "input_maps", "intensities", "optical_strain", "representation", "resize_flow", "to_intensity", "tvl1",
     "tvl1_defaults",
 ]

@@ -67,6 +67,15 @@ def representation(flow: jax.Array, kind: str) -> jax.Array:
     return jnp.stack(channels, axis=-1)
 
 
+def input_maps(flow: jax.Array, size: int, kind: str) -> jax.Array:
+    """What a network of input side ``size`` reads of a flow ``[..., H, W, 2]``: the flow resized
+    to ``size x size`` (when it is not that size), then its representation ``kind``. Training
+    (merjax.context) and inference (merjax.inference) both call this, so they cannot differ."""
+    if flow.shape[-3:-1] != (size, size):
+        flow = resize_flow(flow, (size, size))
+    return representation(flow, kind)
+
+
 def resize_flow(flow: jax.Array, size: tuple[int, int], method: str = "linear") -> jax.Array:
     """Resizes a flow ``[..., H, W, 2]`` to ``size = (h, w)``, scaling the vectors with the image.
 
