@@ -153,14 +153,16 @@ class ConvBN(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
         x = Conv(self.features, self.kernel, self.stride, self.padding, self.conv, self.weight_init,
                  name="conv")(x, train=train)
-        bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
-        x = nn.BatchNorm(
-            use_running_average=not train,
-            momentum=BN_MOMENTUM,
-            epsilon=BN_EPSILON,
-            name="bn",
-        )(x, mask=None if bn_mask is None else jax.numpy.broadcast_to(bn_mask, x.shape))
+        x = batch_norm(x, mask, train=train, name="bn")
         return nn.relu(x) if self.relu else x
+
+
+def batch_norm(x: jax.Array, mask: jax.Array | None, *, train: bool, name: str) -> jax.Array:
+    """BatchNorm (MATLAB's epsilon, BN_MOMENTUM) over the samples ``mask`` ``[N]`` marks real;
+    called inside a compact module, which owns the layer as ``name``."""
+    bn_mask = None if mask is None else jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape)
+    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(
+        x, mask=bn_mask)
 
 
 def check_input(x: jax.Array, in_channels: int, name: str) -> None:

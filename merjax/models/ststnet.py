@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from merjax.models.layers import BN_EPSILON, BN_MOMENTUM, Conv, check_input, dense
+from merjax.models.layers import Conv, batch_norm, check_input, dense
 
 AUTHORS_PARAMS = 1_683
 """Learnable parameters of the authors' released STSTNet (3 classes)."""
@@ -48,13 +48,11 @@ class STSTNet(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None,
                  return_features: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
         check_input(x, self.in_channels, "STSTNet")
-        bn_mask = None if mask is None else mask[:, None, None, None]
         streams = []
         for i, filters in enumerate(STREAMS):
             y = Conv(filters, 3, 1, ((2, 2), (2, 2)), self.conv, self.weight_init, name=f"conv{i + 1}")(x, train=train)
             y = nn.relu(y)
-            y = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                             name=f"bn{i + 1}")(y, mask=None if bn_mask is None else jnp.broadcast_to(bn_mask, y.shape))
+            y = batch_norm(y, mask, train=train, name=f"bn{i + 1}")
             y = nn.max_pool(y, (3, 3), strides=(3, 3), padding=((1, 1), (1, 1)))
             streams.append(nn.Dropout(self.dropout, deterministic=not train)(y))
         y = jnp.concatenate(streams, axis=-1)
