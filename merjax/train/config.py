@@ -9,6 +9,7 @@ STRATEGIES = ("auto", "vmap", "map", "chunked", "loop")
 OPTIMIZERS = ("rmsprop", "adam")
 SHUFFLES = ("once", "every-epoch")
 BN_STATS = ("population", "moving")
+L2_PARAMS = ("matlab", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name, allowed in (("shuffle", SHUFFLES), ("bn_stats", BN_STATS), ("l2_params", ("matlab", "all"))):
+        for name, allowed in (("shuffle", SHUFFLES), ("bn_stats", BN_STATS), ("l2_params", L2_PARAMS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.strategy not in STRATEGIES:

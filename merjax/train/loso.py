@@ -120,7 +120,7 @@ class _Programs:
             shuffle=config.shuffle, drop_last=config.drop_last,
         )
         self.population = config.bn_stats == "population"
-        fin = functools.partial(finalize_run, model=model, bn_stats=config.bn_stats)
+        fin = functools.partial(finalize_run, model=model)
         self.finalize_one = jax.jit(fin)
         # lax.map: one run's whole training set at a time, whatever the strategy (memory).
         self.finalize_many = jax.jit(lambda states, items, masks: lax.map(lambda a: fin(a[0], items, a[1]),

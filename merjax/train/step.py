@@ -200,11 +200,11 @@ def population_stats(state: RunState, items: jax.Array, train_mask: jax.Array, *
     return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), updates["batch_stats"])
 
 
-def finalize_run(state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module,
-                 bn_stats: str) -> RunState:
-    """The run as it predicts: with ``bn_stats="population"`` its BatchNorm statistics replaced
-    by the training set's (:func:`population_stats`); ``"moving"`` keeps the running averages."""
-    if bn_stats != "population" or not jax.tree.leaves(state.batch_stats):
+def finalize_run(state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module) -> RunState:
+    """The run as MATLAB R2018a predicts with it (``TrainConfig.bn_stats="population"``): its
+    BatchNorm statistics replaced by the training set's (:func:`population_stats`). A network
+    without BatchNorm is returned as it is."""
+    if not jax.tree.leaves(state.batch_stats):
         return state
     return state._replace(batch_stats=population_stats(state, items, train_mask, model=model))
 
