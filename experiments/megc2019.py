@@ -34,7 +34,7 @@ import dataclasses
 
 import numpy as np
 
-from merjax import context, metrics, paper_numbers as paper
+from merjax import context, metrics, paper_numbers as paper, train
 from merjax.config import Config, base
 from merjax.report import bar_figure, confusion_figure, num, pct
 from merjax.train import TrainConfig
@@ -76,11 +76,11 @@ def setups(cfg: Config) -> list[Setup]:
     paper_train = dataclasses.replace(cfg.train, seeds=seeds)
     size28 = 28 if cfg.profile != "tiny" else 8
     rows = []
-    for net, size, train, every in (("ststnet", size28, st, st_every), ("vy-3cl", cfg.size, paper_train, paper_every),
+    for net, size, tc, every in (("ststnet", size28, st, st_every), ("vy-3cl", cfg.size, paper_train, paper_every),
                                     ("resnet8", cfg.size, paper_train, paper_every)):
         flows = ("tvl1", "horn_schunck") if net == "ststnet" else ("horn_schunck", "tvl1")
         for flow in flows:
-            rows.append(Setup(f"{net}-{flow}", net, flow, size, train, every))
+            rows.append(Setup(f"{net}-{flow}", net, flow, size, tc, every))
     if cfg.profile == "tiny":  # plumbing only: one STSTNet, one paper network on both flows
         rows = [r for r in rows if r.net != "resnet8" and r.name != "ststnet-horn_schunck"]
     return rows
@@ -182,9 +182,9 @@ def _best_test_epoch(res: context.NetResult, data: context.Data, num_classes: in
         return {"uf1": None, "uar": None, "accuracy": None, "epochs": []}
     per_seed, chosen_epochs = [], []
     for s, seed in enumerate(loso.seeds):
-        preds = np.where(np.isnan(loso.eval_logits[:, s]).any(-1), -1, np.nan_to_num(loso.eval_logits[:, s]).argmax(-1))
-        folds = [loso.plan.test_idx[r][loso.plan.test_valid[r]] for r in range(len(loso.losses))
-                 if int(loso.plan.seeds[r]) == seed and loso.plan.held_out[r] != ("*",)]
+        preds = train.predictions(loso.eval_logits[:, s])
+        folds = [loso.plan.tested(r) for r in range(len(loso.losses))
+                 if int(loso.plan.seeds[r]) == seed and loso.plan.held_out[r] != train.FINAL]
         picked, chosen = metrics.best_test_epoch_predictions(preds, data.labels, folds)
         held = picked >= 0
         per_seed.append(metrics.summarize(data.labels[held], picked[held], num_classes))

@@ -315,7 +315,7 @@ def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
             continue
         seed = int(loso.plan.seeds[r])
         s = loso.seeds.index(seed)
-        idx = loso.plan.test_idx[r][loso.plan.test_valid[r]]
+        idx = loso.plan.tested(r)
         correct = loso.preds[s][idx] == data.labels[idx]
         lines.append({
             "kind": "fold", "net": result.net, "seed": seed, "held_out": list(held), "n": int(len(idx)),

@@ -80,7 +80,7 @@ def test_plan_keeps_test_subjects_out():
         test = np.isin(subjects, held)
         assert not plan.train_mask[r][np.concatenate([test, test])].any()
         assert plan.train_mask[r][np.concatenate([~test, ~test])].all()
-        got = set(plan.test_idx[r][plan.test_valid[r]].tolist())
+        got = set(plan.tested(r).tolist())
         assert got == set(np.flatnonzero(test).tolist())
     assert plan.held_out[3] == ("*",) and plan.train_mask[3].all()
 

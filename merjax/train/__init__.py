@@ -31,6 +31,7 @@ from merjax.train.loso import (
     LosoResult,
     NonFiniteLoss,
     fingerprint,
+    predictions,
     resolve,
     train_loso,
 )
@@ -54,5 +55,5 @@ from merjax.train.step import (
 __all__ = [
     "Diverged", "DoesNotFit", "FINAL", "ProgramMemory", "device_memory", "plan_chunk", "program_memory", "LossExploded", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
     "epoch_batches", "finalize_run", "fingerprint", "fold_plan", "init_run", "l2_mask", "normalise", "num_steps",
-    "optimizer", "pad_runs", "population_stats", "predict_run", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
+    "optimizer", "pad_runs", "population_stats", "predict_run", "predictions", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
 ]

@@ -25,6 +25,10 @@ class Plan(NamedTuple):
     seeds: np.ndarray  # [R] int
     held_out: tuple[tuple[str, ...], ...]  # per run, the held-out subjects (FINAL: the final model)
 
+    def tested(self, r: int) -> np.ndarray:
+        """The sample indices run ``r`` holds out (its test samples, without the padding)."""
+        return self.test_idx[r][self.test_valid[r]]
+
 
 def subject_groups(subjects: Sequence[str], num_folds: int | None = None) -> list[list[str]]:
     """LOSO (one group per subject) or ``num_folds`` groups with similar sample counts."""

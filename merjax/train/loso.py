@@ -457,18 +457,21 @@ def _pool(logits, plan: Plan, labels, seeds, num_real) -> LosoResult:
         if plan.held_out[r] == FINAL:
             continue
         s = seeds.index(int(plan.seeds[r]))
-        v = plan.test_valid[r]
-        pooled[s, plan.test_idx[r][v]] = logits[r][v]
-    preds = np.where(np.isnan(pooled).any(-1), -1, np.nan_to_num(pooled).argmax(-1))
-    return LosoResult(pooled, preds, labels, tuple(seeds), plan, np.empty(0))
+        pooled[s, plan.tested(r)] = logits[r][plan.test_valid[r]]
+    return LosoResult(pooled, predictions(pooled), labels, tuple(seeds), plan, np.empty(0))
+
+
+def predictions(logits: np.ndarray) -> np.ndarray:
+    """Class predictions ``[...]`` of pooled held-out logits ``[..., K]``; -1 where a sample has
+    no logits (NaN: in no held-out group)."""
+    return np.where(np.isnan(logits).any(-1), -1, np.nan_to_num(logits).argmax(-1))
 
 
 def _pool_features(feats, plan, n, seeds, num_real) -> np.ndarray:
     out = np.zeros((len(seeds), n, feats.shape[-1]), np.float32)
     for r in range(num_real):
         if plan.held_out[r] != FINAL:
-            v = plan.test_valid[r]
-            out[seeds.index(int(plan.seeds[r])), plan.test_idx[r][v]] = feats[r][v]
+            out[seeds.index(int(plan.seeds[r])), plan.tested(r)] = feats[r][plan.test_valid[r]]
     return out
 
 
