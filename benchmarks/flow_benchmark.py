@@ -18,6 +18,7 @@ Writes ``flow_benchmark.json`` and ``flow_benchmark.md`` to ``--out``.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import platform
 import time
@@ -29,15 +30,20 @@ import numpy as np
 from absl import app, flags
 from scipy import ndimage
 
-from merjax.flow import horn_schunck, tvl1 as tvl1_jax
+from merjax.flow import horn_schunck
+from merjax.flow import tvl1 as tvl1_jax
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["64", "128", "256"], "Square image sizes for the speed benchmark.")
 flags.DEFINE_integer("iters", 100, "Horn-Schunck iterations in the speed benchmark.")
 flags.DEFINE_integer("batch", 64, "Pairs per merjax call in the batched speed figures.")
-flags.DEFINE_integer("gpu_batch", 0, "If > 0: pairs per call for the bandwidth figure (>= 1024 on a GPU).")
+flags.DEFINE_integer(
+    "gpu_batch", 0, "If > 0: pairs per call for the bandwidth figure (>= 1024 on a GPU)."
+)
 flags.DEFINE_bool("quick", False, "Fewer repeats and displacement fields.")
-flags.DEFINE_bool("only_bandwidth", False, "Only the large-batch bandwidth figure (the GPU suite's part).")
+flags.DEFINE_bool(
+    "only_bandwidth", False, "Only the large-batch bandwidth figure (the GPU suite's part)."
+)
 flags.DEFINE_integer("bandwidth_size", 128, "Frame side for the bandwidth figure.")
 flags.DEFINE_string("out", "bench_out", "Where to write the JSON and Markdown results.")
 
@@ -56,7 +62,9 @@ def face_image(size: int) -> np.ndarray:
 def smooth_field(shape: tuple[int, int], max_px: float, rng: np.random.Generator) -> np.ndarray:
     """A smooth random displacement field ``[H, W, 2]`` whose largest vector is ``max_px``."""
     h, w = shape
-    field = np.stack([ndimage.gaussian_filter(rng.normal(size=(h, w)), min(h, w) / 8) for _ in range(2)], -1)
+    field = np.stack(
+        [ndimage.gaussian_filter(rng.normal(size=(h, w)), min(h, w) / 8) for _ in range(2)], -1
+    )
     return field * (max_px / np.linalg.norm(field, axis=-1).max())
 
 
@@ -69,8 +77,13 @@ def warp_pair(img: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, np.ndarra
     h, w = img.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     map_x, map_y = xs + field[..., 0].astype(np.float32), ys + field[..., 1].astype(np.float32)
-    frame0 = cv2.remap(img.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-    to_u8 = lambda x: np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+    frame0 = cv2.remap(
+        img.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+    )
+
+    def to_u8(x):
+        return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+
     return to_u8(frame0), to_u8(img)
 
 
@@ -80,7 +93,9 @@ def warp_pair(img: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def pyoptflow_hs(f0: np.ndarray, f1: np.ndarray, alpha: float, iters: int) -> np.ndarray:
     from pyoptflow import HornSchunck
 
-    u, v = HornSchunck(f0.astype(np.float32) / 255, f1.astype(np.float32) / 255, alpha=alpha, Niter=iters)
+    u, v = HornSchunck(
+        f0.astype(np.float32) / 255, f1.astype(np.float32) / 255, alpha=alpha, Niter=iters
+    )
     return np.stack([u, v], -1)
 
 
@@ -95,8 +110,12 @@ def tvl1(f0: np.ndarray, f1: np.ndarray) -> np.ndarray:
     return np.stack([u, v], -1)
 
 
-def merjax_hs(variant: str, smoothness: float, iters: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    return lambda f0, f1: np.asarray(horn_schunck(f0, f1, smoothness=smoothness, num_iter=iters, variant=variant))
+def merjax_hs(
+    variant: str, smoothness: float, iters: int
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    return lambda f0, f1: np.asarray(
+        horn_schunck(f0, f1, smoothness=smoothness, num_iter=iters, variant=variant)
+    )
 
 
 def merjax_tvl1(**params) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -130,12 +149,18 @@ def speed(sizes: list[int], iters: int, batch: int, min_time: float) -> list[dic
         r["pyoptflow"] = pairs_per_second(lambda: pyoptflow_hs(f0, f1, 1.0, iters), 1, min_time)
         r["farneback"] = pairs_per_second(lambda: farneback(f0, f1), 1, min_time)
         for variant in ("classic", "matlab"):
-            one = lambda: horn_schunck(f0, f1, num_iter=iters, variant=variant)
-            many = lambda: horn_schunck(b0, b1, num_iter=iters, variant=variant)
-            r[f"merjax_{variant}"] = pairs_per_second(one, 1, min_time)
-            r[f"merjax_{variant}_batched"] = pairs_per_second(many, batch, min_time)
+            r[f"merjax_{variant}"] = pairs_per_second(
+                lambda: horn_schunck(f0, f1, num_iter=iters, variant=variant), 1, min_time
+            )
+            r[f"merjax_{variant}_batched"] = pairs_per_second(
+                lambda: horn_schunck(b0, b1, num_iter=iters, variant=variant), batch, min_time
+            )
         rows.append(r)
-        print(f"size {size}: " + ", ".join(f"{k}={v:.1f}/s" for k, v in r.items() if isinstance(v, float)), flush=True)
+        print(
+            f"size {size}: "
+            + ", ".join(f"{k}={v:.1f}/s" for k, v in r.items() if isinstance(v, float)),
+            flush=True,
+        )
     return rows
 
 
@@ -153,8 +178,11 @@ def tvl1_speed(sizes: list[int], batch: int, min_time: float) -> list[dict]:
         r["merjax"] = pairs_per_second(lambda: tvl1_jax(f0, f1), 1, min_time)
         r["merjax_batched"] = pairs_per_second(lambda: tvl1_jax(b0, b1), batch, min_time)
         rows.append(r)
-        print(f"TV-L1 size {size}: " + ", ".join(f"{k}={v:.1f}/s" for k, v in r.items() if isinstance(v, float)),
-              flush=True)
+        print(
+            f"TV-L1 size {size}: "
+            + ", ".join(f"{k}={v:.1f}/s" for k, v in r.items() if isinstance(v, float)),
+            flush=True,
+        )
     return rows
 
 
@@ -169,12 +197,23 @@ def bandwidth(size: int, iters: int, batch: int) -> dict:
     b0 = rng.integers(0, 256, (batch, size, size), dtype=np.uint8)
     b1 = rng.integers(0, 256, (batch, size, size), dtype=np.uint8)
     b0, b1 = jax.device_put(b0), jax.device_put(b1)
-    out = {"size": size, "iters": iters, "batch": batch, "device": str(jax.devices()[0].device_kind)}
+    out = {
+        "size": size,
+        "iters": iters,
+        "batch": batch,
+        "device": str(jax.devices()[0].device_kind),
+    }
     for variant in ("classic", "matlab"):
-        pps = pairs_per_second(lambda: horn_schunck(b0, b1, num_iter=iters, variant=variant, check_frames=False), batch, 2.0)
+        pps = pairs_per_second(
+            lambda: horn_schunck(b0, b1, num_iter=iters, variant=variant, check_frames=False),
+            batch,
+            2.0,
+        )
         bytes_per_pair = 32 * size * size * iters
         out[variant] = {"us_per_pair": 1e6 / pps, "GBps": pps * bytes_per_pair / 1e9}
-    out["tvl1_pairs_per_s"] = pairs_per_second(lambda: tvl1_jax(b0, b1, check_frames=False), batch, 2.0)
+    out["tvl1_pairs_per_s"] = pairs_per_second(
+        lambda: tvl1_jax(b0, b1, check_frames=False), batch, 2.0
+    )
     x = jax.device_put(np.ones((batch, size, size, 8), np.float32))
     copy = jax.jit(lambda a: a * 1.0000001)
     copies_per_s = pairs_per_second(lambda: copy(x), 1, 2.0)
@@ -225,17 +264,24 @@ def accuracy(size: int, magnitudes: list[float], fields: int) -> dict:
     }
     s, fn = tuned("matlab", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0], 100)
     methods[f"merjax matlab, tuned (s={s:g}, 100 it)"] = fn
-    methods["merjax classic, pyoptflow defaults (alpha=0.001, 8 it)"] = merjax_hs("classic", 0.001, 8)
+    methods["merjax classic, pyoptflow defaults (alpha=0.001, 8 it)"] = merjax_hs(
+        "classic", 0.001, 8
+    )
     s, fn = tuned("classic", [0.003, 0.01, 0.03, 0.1, 0.3, 1.0], 100)
     methods[f"merjax classic, tuned (alpha={s:g}, 100 it)"] = fn
     methods["OpenCV Farneback (defaults of the OpenCV sample)"] = farneback
     methods["scikit-image TV-L1 (defaults)"] = tvl1
     methods["merjax TV-L1 (defaults: IPOL's, lambda 38.25 on [0, 1], 10 it)"] = merjax_tvl1()
-    methods["merjax TV-L1, scikit-image's parameters (lambda 15, 10 it)"] = merjax_tvl1(lambda_=15.0)
+    methods["merjax TV-L1, scikit-image's parameters (lambda 15, 10 it)"] = merjax_tvl1(
+        lambda_=15.0
+    )
     result = {}
     for name, method in methods.items():
         result[name] = score(method, test_set)
-        print(f"AEPE {name}: " + ", ".join(f"{m}px={e:.3f}" for m, e in result[name].items()), flush=True)
+        print(
+            f"AEPE {name}: " + ", ".join(f"{m}px={e:.3f}" for m, e in result[name].items()),
+            flush=True,
+        )
     return {"size": size, "fields_per_magnitude": fields, "aepe_px": result}
 
 
@@ -248,7 +294,12 @@ def markdown(results: dict) -> str:
         lines += _speed_and_accuracy(results)
     if "bandwidth" in results:
         b = results["bandwidth"]
-        lines += ["", f"### Large batch ({b['batch']} pairs, {b['size']}x{b['size']}, {b['iters']} it) on {b['device']}", ""]
+        lines += [
+            "",
+            f"### Large batch ({b['batch']} pairs, {b['size']}x{b['size']}, {b['iters']} it) on "
+            f"{b['device']}",
+            "",
+        ]
         lines.append(f"Measured copy bandwidth: {b['copy_GBps']:.0f} GB/s")
         for v in ("classic", "matlab"):
             lines.append(
@@ -262,38 +313,53 @@ def markdown(results: dict) -> str:
 def _speed_and_accuracy(results: dict) -> list[str]:
     lines = []
     if "tvl1_speed" in results:
-        lines += ["### TV-L1 speed (pairs/s, default parameters; ratio vs scikit-image)", "",
-                  "| size | scikit-image | merjax, one pair per call | merjax, batch of 16 |", "|---|---|---|---|"]
+        lines += [
+            "### TV-L1 speed (pairs/s, default parameters; ratio vs scikit-image)",
+            "",
+            "| size | scikit-image | merjax, one pair per call | merjax, batch of 16 |",
+            "|---|---|---|---|",
+        ]
         for r in results["tvl1_speed"]:
             base = r["scikit_image"]
-            lines.append(f"| {r['size']} | {base:,.1f} (1x) | {r['merjax']:,.1f} ({r['merjax'] / base:.1f}x) | "
-                         f"{r['merjax_batched']:,.1f} ({r['merjax_batched'] / base:.1f}x) |")
+            lines.append(
+                f"| {r['size']} | {base:,.1f} (1x) | {r['merjax']:,.1f} "
+                f"({r['merjax'] / base:.1f}x) | "
+                f"{r['merjax_batched']:,.1f} ({r['merjax_batched'] / base:.1f}x) |"
+            )
         lines.append("")
     lines += [
         f"### Speed (pairs/s; {results['speed'][0]['iters']} iterations; ratio vs pyoptflow)",
         "",
-        "| size | pyoptflow | Farneback | merjax classic | merjax matlab | merjax classic, batch | merjax matlab, batch |",
+        "| size | pyoptflow | Farneback | merjax classic | merjax matlab | merjax classic, batch "
+        "| merjax matlab, batch |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results["speed"]:
         base = r["pyoptflow"]
-        cell = lambda k: f"{r[k]:,.0f} ({r[k] / base:.1f}x)"
+
+        def cell(k, r=r, base=base):
+            return f"{r[k]:,.0f} ({r[k] / base:.1f}x)"
+
         lines.append(
             f"| {r['size']} | {base:,.1f} (1x) | {cell('farneback')} | {cell('merjax_classic')} | "
-            f"{cell('merjax_matlab')} | {cell('merjax_classic_batched')} | {cell('merjax_matlab_batched')} |"
+            f"{cell('merjax_matlab')} | {cell('merjax_classic_batched')} | "
+            f"{cell('merjax_matlab_batched')} |"
         )
     acc = results["accuracy"]
     mags = list(next(iter(acc["aepe_px"].values())).keys())
     lines += [
         "",
-        f"### Accuracy (AEPE in px, {acc['size']}x{acc['size']} face, {acc['fields_per_magnitude']} fields per max displacement)",
+        f"### Accuracy (AEPE in px, {acc['size']}x{acc['size']} face, "
+        f"{acc['fields_per_magnitude']} fields per max displacement)",
         "",
         "| method | " + " | ".join(f"max {m} px" for m in mags) + " | mean |",
         "|---|" + "---|" * (len(mags) + 1),
     ]
     for name, per in acc["aepe_px"].items():
         vals = list(per.values())
-        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |"
+        )
     return lines
 
 
@@ -303,7 +369,7 @@ def main(argv: list[str]) -> None:
     results = {
         "device": str(jax.devices()[0].device_kind),
         "jax": jax.__version__,
-        "cpu": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
     if not FLAGS.only_bandwidth:
         results["speed"] = speed([int(s) for s in FLAGS.sizes], FLAGS.iters, FLAGS.batch, min_time)

@@ -60,7 +60,7 @@ def frames(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     onset, apex = [], []
-    for i in range(n):
+    for _ in range(n):
         p = rng.uniform(3, 8, 2)
         d = rng.uniform(-1, 1, 2)
         onset.append(128 + 60 * np.sin(xx / p[0]) * np.cos(yy / p[1]))
@@ -78,8 +78,11 @@ def load_models() -> list[inference.Model]:
 
 def _network(model: inference.Model):
     """The model's network part alone (flow in, probabilities out), jitted."""
-    return jax.jit(functools.partial(inference.network_probabilities, model.variables, module=model.module,
-                                     spec=model.spec))
+    return jax.jit(
+        functools.partial(
+            inference.network_probabilities, model.variables, module=model.module, spec=model.spec
+        )
+    )
 
 
 def sequential_pipeline(model: inference.Model):
@@ -90,8 +93,12 @@ def sequential_pipeline(model: inference.Model):
     net = _network(model)
 
     def run(onset, apex):
-        u, v = HornSchunck(onset[0].astype(np.float32), apex[0].astype(np.float32),
-                           alpha=spec.flow.smoothness, Niter=spec.flow.num_iter)
+        u, v = HornSchunck(
+            onset[0].astype(np.float32),
+            apex[0].astype(np.float32),
+            alpha=spec.flow.smoothness,
+            Niter=spec.flow.num_iter,
+        )
         return net(np.stack([u, v], -1)[None].astype(np.float32))
 
     return run
@@ -126,8 +133,11 @@ def main(argv):
             args = one_dev if fn is fused else one
             t = times(fn, args, FLAGS.min_time) * 1e3
             lat[name] = t
-            print(f"{model.spec.net:8s} 1 clip  {name:34s} median {np.median(t):8.3f} ms  p99 "
-                  f"{np.percentile(t, 99):8.3f} ms", flush=True)
+            print(
+                f"{model.spec.net:8s} 1 clip  {name:34s} median {np.median(t):8.3f} ms  p99 "
+                f"{np.percentile(t, 99):8.3f} ms",
+                flush=True,
+            )
         base = np.median(lat["merjax (one jitted function)"])
         thr = {}
         for b in batches:
@@ -135,17 +145,31 @@ def main(argv):
             t = times(fused, args, FLAGS.min_time, min_calls=5)
             thr[b] = b / np.median(t)
             print(f"{model.spec.net:8s} batch {b:5d}: {thr[b]:12,.0f} clips/s", flush=True)
-        row = {"net": model.spec.net, "device": device, "frames": FLAGS.size,
-               "latency_ms": {k: {"median": float(np.median(v)), "p99": float(np.percentile(v, 99))}
-                              for k, v in lat.items()},
-               "clips_per_s": {str(b): float(v) for b, v in thr.items()},
-               "speedup_vs": {k: float(np.median(v) / base) for k, v in lat.items()},
-               "paper_ms": PAPER_MS["total"], "paper_ratio": float(PAPER_MS["total"] / base)}
+        row = {
+            "net": model.spec.net,
+            "device": device,
+            "frames": FLAGS.size,
+            "latency_ms": {
+                k: {"median": float(np.median(v)), "p99": float(np.percentile(v, 99))}
+                for k, v in lat.items()
+            },
+            "clips_per_s": {str(b): float(v) for b, v in thr.items()},
+            "speedup_vs": {k: float(np.median(v) / base) for k, v in lat.items()},
+            "paper_ms": PAPER_MS["total"],
+            "paper_ratio": float(PAPER_MS["total"] / base),
+        }
         rows.append(row)
-        ratios = ", ".join(f"{v:.1f}x {k.split(' (')[0]}" for k, v in row["speedup_vs"].items() if k.startswith(("u", "s")))
-        print(f"{model.spec.net:8s} merjax {base:.3f} ms per clip: {ratios}; "
-              f"{row['paper_ratio']:.0f}x under the paper's {PAPER_MS['total']} ms (GTX 1060, not measured here)",
-              flush=True)
+        ratios = ", ".join(
+            f"{v:.1f}x {k.split(' (')[0]}"
+            for k, v in row["speedup_vs"].items()
+            if k.startswith(("u", "s"))
+        )
+        print(
+            f"{model.spec.net:8s} merjax {base:.3f} ms per clip: {ratios}; "
+            f"{row['paper_ratio']:.0f}x under the paper's {PAPER_MS['total']} ms (GTX 1060, not "
+            "measured here)",
+            flush=True,
+        )
     out = pathlib.Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latency_benchmark.json").write_text(json.dumps(rows, indent=2))

@@ -27,22 +27,34 @@ from merjax.train import memory
 FLAGS = flags.FLAGS
 SHALLOW = [f"{r}-{d}cl" for r in ("vy", "vxvy") for d in (1, 2, 3, 4)]
 RESNETS = [f"resnet{d + 1}" for d in (1, 3, 5, 7, 9, 11, 13, 15, 17)]
-flags.DEFINE_list("nets", SHALLOW + RESNETS, "merjax.models.by_name names (vy-* stands for every 1-channel input).")
+flags.DEFINE_list(
+    "nets",
+    SHALLOW + RESNETS,
+    "merjax.models.by_name names (vy-* stands for every 1-channel input).",
+)
 flags.DEFINE_list("convs", ["lax", "im2col"], "Convolution formulations.")
 flags.DEFINE_integer("size", 64, "Input side.")
 flags.DEFINE_integer("batch", 64, "Mini-batch size.")
 flags.DEFINE_integer("items", 506, "Training items (samples x 2 with augmentation).")
-flags.DEFINE_list("devices_gb", ["16", "24", "40", "80"], "Device sizes for the runs-per-chunk columns.")
+flags.DEFINE_list(
+    "devices_gb", ["16", "24", "40", "80"], "Device sizes for the runs-per-chunk columns."
+)
 flags.DEFINE_string("out", "bench_out", "Where to write memory_benchmark.json.")
 
 
 def main(argv):
     del argv
     cfg = train.TrainConfig(batch_size=FLAGS.batch)
-    print(f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {FLAGS.size}x{FLAGS.size}, batch {FLAGS.batch}, "
-          f"{FLAGS.items} items; safety margin {memory.SAFETY:.0%} of each device", flush=True)
+    print(
+        f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {FLAGS.size}x{FLAGS.size}, "
+        f"batch {FLAGS.batch}, "
+        f"{FLAGS.items} items; safety margin {memory.SAFETY:.0%} of each device",
+        flush=True,
+    )
     sizes = [float(g) for g in FLAGS.devices_gb]
-    header = ["net", "conv", "params", "GB per run", "fixed GB"] + [f"runs on {g:g} GB" for g in sizes]
+    header = ["net", "conv", "params", "GB per run", "fixed GB"] + [
+        f"runs on {g:g} GB" for g in sizes
+    ]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     rows = []
     for net in FLAGS.nets:
@@ -51,16 +63,37 @@ def main(argv):
             shape = (FLAGS.size, FLAGS.size, {"vy": 1, "vxvy": 2, "vxvym": 3}.get(rep, 1))
             per_run, fixed = memory.per_run_bytes(model, cfg, shape, FLAGS.items)
             fit = [max(0, int((g * 1e9 * memory.SAFETY - fixed) // per_run)) for g in sizes]
-            row = {"net": net, "conv": conv, "params": models.count_params(model, shape),
-                   "bytes_per_run": per_run, "fixed_bytes": fixed, "runs_per_chunk": dict(zip(FLAGS.devices_gb, fit))}
+            row = {
+                "net": net,
+                "conv": conv,
+                "params": models.count_params(model, shape),
+                "bytes_per_run": per_run,
+                "fixed_bytes": fixed,
+                "runs_per_chunk": dict(zip(FLAGS.devices_gb, fit, strict=True)),
+            }
             rows.append(row)
-            print(f"| {net} | {conv} | {row['params']:,} | {per_run / 1e9:.2f} | {fixed / 1e9:.2f} | "
-                  + " | ".join(str(f) for f in fit) + " |", flush=True)
+            print(
+                f"| {net} | {conv} | {row['params']:,} | {per_run / 1e9:.2f} | {fixed / 1e9:.2f} | "
+                + " | ".join(str(f) for f in fit)
+                + " |",
+                flush=True,
+            )
     out = pathlib.Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "memory_benchmark.json").write_text(json.dumps(
-        {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(), "size": FLAGS.size,
-         "batch": FLAGS.batch, "items": FLAGS.items, "safety": memory.SAFETY, "rows": rows}, indent=1))
+    (out / "memory_benchmark.json").write_text(
+        json.dumps(
+            {
+                "device": jax.devices()[0].device_kind,
+                "backend": jax.default_backend(),
+                "size": FLAGS.size,
+                "batch": FLAGS.batch,
+                "items": FLAGS.items,
+                "safety": memory.SAFETY,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

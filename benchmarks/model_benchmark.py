@@ -22,7 +22,9 @@ from merjax import models
 from merjax.flow import REPRESENTATIONS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("nets", ["vy-3cl", "resnet8"], "Networks by paper name (see merjax.models.by_name).")
+flags.DEFINE_list(
+    "nets", ["vy-3cl", "resnet8"], "Networks by paper name (see merjax.models.by_name)."
+)
 flags.DEFINE_integer("batch", 256, "Clips per call for the throughput figure.")
 flags.DEFINE_integer("size", 64, "Input height and width.")
 flags.DEFINE_float("min_time", 3.0, "Seconds of timed calls per figure.")
@@ -51,9 +53,13 @@ def main(argv):
         c = REPRESENTATIONS[rep]
         variables = models.init(model, jax.random.key(0), (FLAGS.size, FLAGS.size, c))
         fwd = jax.jit(lambda x: model.apply(variables, x))
-        one = jax.device_put(np.random.default_rng(0).normal(size=(1, FLAGS.size, FLAGS.size, c)).astype(np.float32))
+        one = jax.device_put(
+            np.random.default_rng(0).normal(size=(1, FLAGS.size, FLAGS.size, c)).astype(np.float32)
+        )
         many = jax.device_put(
-            np.random.default_rng(1).normal(size=(FLAGS.batch, FLAGS.size, FLAGS.size, c)).astype(np.float32)
+            np.random.default_rng(1)
+            .normal(size=(FLAGS.batch, FLAGS.size, FLAGS.size, c))
+            .astype(np.float32)
         )
         lat = times(fwd, one, FLAGS.min_time) * 1e3
         thr = FLAGS.batch / np.median(times(fwd, many, FLAGS.min_time))

@@ -4,7 +4,8 @@
     python benchmarks/train_benchmark.py --size 64 --samples 64    # the paper's input size
     python benchmarks/train_benchmark.py --net resnet8             # any merjax.models name
     python benchmarks/train_benchmark.py --paper                   # GPU: every combination on the
-                                                                   # paper's shapes, then the protocol
+                                                                   # paper's shapes, then the
+                                                                   # protocol
 
 Every combination of ``--convs`` (``lax``: lax.conv; ``im2col``: one matrix product) and
 ``--strategies`` (``loop``, ``vmap``, ``chunked``, ``map``) trains the same runs on the same random
@@ -41,8 +42,12 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("convs", ["lax", "im2col"], "Convolution formulations.")
 flags.DEFINE_list("strategies", ["loop", "vmap", "chunked"], "Fold strategies (also: map).")
 flags.DEFINE_list("skip", [], "Combinations to leave out, as conv/strategy (e.g. lax/vmap).")
-flags.DEFINE_list("host", ["lax", "im2col"], "Formulations to time with Python-driven steps, one run at a "
-                  "time (the first is the baseline: lax, merjax's CPU default before).")
+flags.DEFINE_list(
+    "host",
+    ["lax", "im2col"],
+    "Formulations to time with Python-driven steps, one run at a "
+    "time (the first is the baseline: lax, merjax's CPU default before).",
+)
 flags.DEFINE_string("net", "vy-3cl", "Network (merjax.models.by_name).")
 flags.DEFINE_integer("size", 16, "Input height and width (16: the quick profile; 64: the paper).")
 flags.DEFINE_integer("folds", 4, "Subject groups = runs per seed.")
@@ -50,8 +55,12 @@ flags.DEFINE_integer("samples", 253, "Samples (x2 training items with augmentati
 flags.DEFINE_integer("batch", 64, "Mini-batch size.")
 flags.DEFINE_integer("epochs", 1, "Timed epochs per combination.")
 flags.DEFINE_integer("chunk", 2, "Runs per chunk for 'chunked'.")
-flags.DEFINE_bool("paper", False, "The paper protocol's shape (47 folds, 253 samples, 64x64), then a full run.")
-flags.DEFINE_bool("full_run", False, "After the table, train --paper_epochs epochs with the fastest combination.")
+flags.DEFINE_bool(
+    "paper", False, "The paper protocol's shape (47 folds, 253 samples, 64x64), then a full run."
+)
+flags.DEFINE_bool(
+    "full_run", False, "After the table, train --paper_epochs epochs with the fastest combination."
+)
 flags.DEFINE_integer("paper_epochs", 150, "Epochs for the --paper full run.")
 flags.DEFINE_string("out", "bench_out", "Where to write train_benchmark.json.")
 
@@ -75,15 +84,27 @@ def _timed(run) -> tuple[float, float, object]:
 
 
 def _row(name: tuple[str, str, str], first: float, steady: float, runs: int, steps: int) -> dict:
-    return {"conv": name[0], "steps": name[1], "strategy": name[2], "first_call_s": first,
-            "s_per_epoch": steady / FLAGS.epochs, "runs": runs, "steps_per_epoch": steps,
-            "s_per_run_step": steady / (FLAGS.epochs * runs * steps)}
+    return {
+        "conv": name[0],
+        "steps": name[1],
+        "strategy": name[2],
+        "first_call_s": first,
+        "s_per_epoch": steady / FLAGS.epochs,
+        "runs": runs,
+        "steps_per_epoch": steps,
+        "s_per_run_step": steady / (FLAGS.epochs * runs * steps),
+    }
 
 
 def time_one(net: str, d, conv: str, strategy: str) -> dict:
     model, _ = models.by_name(net, conv=conv)
-    cfg = train.TrainConfig(epochs=FLAGS.epochs, batch_size=FLAGS.batch, chunk_size=FLAGS.chunk,
-                            strategy=strategy, epochs_per_call=FLAGS.epochs)
+    cfg = train.TrainConfig(
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch,
+        chunk_size=FLAGS.chunk,
+        strategy=strategy,
+        epochs_per_call=FLAGS.epochs,
+    )
     first, steady, r = _timed(lambda: train.train_loso(model, *d, cfg, progress=None))
     steps = int(np.ceil(r.plan.train_mask.sum(1).max() / FLAGS.batch))
     return _row((conv, "scanned", strategy), first, steady, len(r.losses), steps)
@@ -103,7 +124,7 @@ def time_host(net: str, d, conv: str) -> dict:
     step = jax.jit(functools.partial(train.train_step, model=model, tx=tx))
 
     def run():
-        for mask, seed in zip(plan.train_mask, plan.seeds):
+        for mask, seed in zip(plan.train_mask, plan.seeds, strict=True):
             state = init(items, mask, seed)
             for e in range(FLAGS.epochs):
                 idx, valid = order(mask, seed, e)
@@ -119,43 +140,77 @@ def main(argv):
     del argv
     _, rep = models.by_name(FLAGS.net)
     channels = {"vy": 1, "vx": 1, "mag": 1, "vxvy": 2, "vxvym": 3}[rep]
-    folds, samples, size = (47, 253, 64) if FLAGS.paper else (FLAGS.folds, FLAGS.samples, FLAGS.size)
+    folds, samples, size = (
+        (47, 253, 64) if FLAGS.paper else (FLAGS.folds, FLAGS.samples, FLAGS.size)
+    )
     d = data(folds, samples, size, channels)
-    print(f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {FLAGS.net} {size}x{size}, "
-          f"{folds} folds, {samples} samples, batch {FLAGS.batch}, {FLAGS.epochs} timed epoch(s)", flush=True)
-    combos = [c for c in itertools.product(FLAGS.convs, FLAGS.strategies) if "/".join(c) not in FLAGS.skip]
+    print(
+        f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {FLAGS.net} {size}x{size}, "
+        f"{folds} folds, {samples} samples, batch {FLAGS.batch}, {FLAGS.epochs} timed epoch(s)",
+        flush=True,
+    )
+    combos = [
+        c for c in itertools.product(FLAGS.convs, FLAGS.strategies) if "/".join(c) not in FLAGS.skip
+    ]
     rows = []
     for conv in FLAGS.host:
         rows.append(time_host(FLAGS.net, d, conv))
     for conv, strategy in combos:
         rows.append(time_one(FLAGS.net, d, conv, strategy))
     for r in rows:
-        print(f"  {r['conv']}/{r['steps']}/{r['strategy']}: first call {r['first_call_s']:.1f} s, "
-              f"{r['s_per_epoch']:.2f} s/epoch, {1e3 * r['s_per_run_step']:.0f} ms per run-step", flush=True)
+        print(
+            f"  {r['conv']}/{r['steps']}/{r['strategy']}: first call {r['first_call_s']:.1f} s, "
+            f"{r['s_per_epoch']:.2f} s/epoch, {1e3 * r['s_per_run_step']:.0f} ms per run-step",
+            flush=True,
+        )
     base = rows[0]
     name = f"{base['conv']}/{base['steps']}/{base['strategy']}"
-    print(f"\n| conv | steps | strategy | first call (s) | s / epoch | ms per run-step | {name} / this |")
+    print(
+        f"\n| conv | steps | strategy | first call (s) | s / epoch | ms per run-step | {name} / "
+        "this |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         r["speedup_vs_baseline"] = base["s_per_run_step"] / r["s_per_run_step"]
-        print(f"| {r['conv']} | {r['steps']} | {r['strategy']} | {r['first_call_s']:.1f} | {r['s_per_epoch']:.2f} | "
-              f"{1e3 * r['s_per_run_step']:.0f} | {r['speedup_vs_baseline']:.2f}x |")
+        print(
+            f"| {r['conv']} | {r['steps']} | {r['strategy']} | {r['first_call_s']:.1f} | "
+            f"{r['s_per_epoch']:.2f} | "
+            f"{1e3 * r['s_per_run_step']:.0f} | {r['speedup_vs_baseline']:.2f}x |"
+        )
     best = min(rows, key=lambda r: r["s_per_run_step"])
-    result = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(), "net": FLAGS.net,
-              "size": size, "folds": folds, "samples": samples, "batch": FLAGS.batch, "rows": rows,
-              "baseline": name, "fastest": f"{best['conv']}/{best['steps']}/{best['strategy']}"}
+    result = {
+        "device": jax.devices()[0].device_kind,
+        "backend": jax.default_backend(),
+        "net": FLAGS.net,
+        "size": size,
+        "folds": folds,
+        "samples": samples,
+        "batch": FLAGS.batch,
+        "rows": rows,
+        "baseline": name,
+        "fastest": f"{best['conv']}/{best['steps']}/{best['strategy']}",
+    }
     print(f"fastest: {result['fastest']}")
     if FLAGS.paper or FLAGS.full_run:
         model, _ = models.by_name(FLAGS.net, conv=best["conv"])
-        cfg = train.TrainConfig(epochs=FLAGS.paper_epochs, batch_size=FLAGS.batch, strategy=best["strategy"],
-                                epochs_per_call=25, chunk_size=FLAGS.chunk)
+        cfg = train.TrainConfig(
+            epochs=FLAGS.paper_epochs,
+            batch_size=FLAGS.batch,
+            strategy=best["strategy"],
+            epochs_per_call=25,
+            chunk_size=FLAGS.chunk,
+        )
         t0 = time.perf_counter()
         train.train_loso(model, *d, cfg, progress=print)
         result["paper_run_s"] = time.perf_counter() - t0
         est = base["s_per_epoch"] * FLAGS.paper_epochs
         result["baseline_estimate_s"] = est
-        print(f"paper protocol ({FLAGS.paper_epochs} epochs, {result['fastest']}): {result['paper_run_s']:.1f} s; "
-              f"{name} estimated from its timed epoch: {est:.1f} s ({est / result['paper_run_s']:.1f}x)")
+        print(
+            f"paper protocol ({FLAGS.paper_epochs} epochs, {result['fastest']}): "
+            f"{result['paper_run_s']:.1f} s; "
+            f"{name} estimated from its timed epoch: {est:.1f} s "
+            f"({est / result['paper_run_s']:.1f}x)"
+        )
     out = pathlib.Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_benchmark.json").write_text(json.dumps(result, indent=1, default=str))

@@ -12,7 +12,8 @@ best).
 
 from __future__ import annotations
 
-from merjax import context, models, paper_numbers as paper
+from merjax import context, models
+from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.report import num, pct, series_figure
 
@@ -34,35 +35,85 @@ def run(ctx: context.Context) -> dict:
         results[net] = r
         cl = int(net[6:]) - 1
         ref_params, ref_acc = paper.TABLE3.get(cl, (None, None))
-        rows.append([f"{cl}", f"{r['params']:,}", f"{ref_params:,}" if ref_params else "-",
-                     pct(r["accuracy"], r["accuracy_std"]), pct(ref_acc), num(r["uf1"], 3), num(r["uar"], 3),
-                     pct(r["majority"])])
-        csv_rows.append([cl, r["params"], ref_params, r["accuracy"], r["accuracy_std"], ref_acc, r["uf1"],
-                         r["uar"], r["majority"]])
+        rows.append(
+            [
+                f"{cl}",
+                f"{r['params']:,}",
+                f"{ref_params:,}" if ref_params else "-",
+                pct(r["accuracy"], r["accuracy_std"]),
+                pct(ref_acc),
+                num(r["uf1"], 3),
+                num(r["uar"], 3),
+                pct(r["majority"]),
+            ]
+        )
+        csv_rows.append(
+            [
+                cl,
+                r["params"],
+                ref_params,
+                r["accuracy"],
+                r["accuracy_std"],
+                ref_acc,
+                r["uf1"],
+                r["uar"],
+                r["majority"],
+            ]
+        )
     rep = ctx.report("ResNet depth study (paper Table 3)")
     rep.table(
         "table3",
-        ["CL", f"params ({cfg.size}x{cfg.size})", "paper params (64x64)", "accuracy", "paper", "UF1", "UAR", "majority class"],
-        rows, title="Table 3: accuracy and parameters by number of conv layers", csv_rows=csv_rows,
-        csv_header=["CL", "params", "paper_params", "accuracy", "accuracy_std", "paper", "uf1", "uar", "majority"],
+        [
+            "CL",
+            f"params ({cfg.size}x{cfg.size})",
+            "paper params (64x64)",
+            "accuracy",
+            "paper",
+            "UF1",
+            "UAR",
+            "majority class",
+        ],
+        rows,
+        title="Table 3: accuracy and parameters by number of conv layers",
+        csv_rows=csv_rows,
+        csv_header=[
+            "CL",
+            "params",
+            "paper_params",
+            "accuracy",
+            "accuracy_std",
+            "paper",
+            "uf1",
+            "uar",
+            "majority",
+        ],
     )
-    rep.text("Parameters for 1-13 CL match the paper exactly; for 15 and 17 CL the paper's counts do "
-             "not follow from its architecture (DESIGN.md section 3), so both are shown.")
+    rep.text(
+        "Parameters for 1-13 CL match the paper exactly; for 15 and 17 CL the paper's counts do "
+        "not follow from its architecture (DESIGN.md section 3), so both are shown."
+    )
     nets = list(results)
     cls = [int(n[6:]) - 1 for n in nets]
     params64 = [models.count_params(models.by_name(n)[0], (64, 64, 3)) for n in nets]
     rep.figure(
         "accuracy_vs_depth",
-        series_figure({"ResNet depth variants": (cls, [results[n]["accuracy"] for n in nets])},
-                      {"ResNet depth variants": (cls, [paper.TABLE3.get(c, (None, None))[1] for c in cls])},
-                      results[nets[0]]["majority"], xlabel="conv layers (parameters at 64x64)",
-                      title="ResNet depth variants: held-out accuracy (paper Table 3)",
-                      xticks=(cls, [f"{c}\n{p / 1e6:.2f}M" for c, p in zip(cls, params64)])),
-        "Held-out accuracy by depth; dashed: the paper's Table 3; dotted: the majority class. Tick labels: "
+        series_figure(
+            {"ResNet depth variants": (cls, [results[n]["accuracy"] for n in nets])},
+            {"ResNet depth variants": (cls, [paper.TABLE3.get(c, (None, None))[1] for c in cls])},
+            results[nets[0]]["majority"],
+            xlabel="conv layers (parameters at 64x64)",
+            title="ResNet depth variants: held-out accuracy (paper Table 3)",
+            xticks=(cls, [f"{c}\n{p / 1e6:.2f}M" for c, p in zip(cls, params64, strict=True)]),
+        ),
+        "Held-out accuracy by depth; dashed: the paper's Table 3; dotted: the majority class. "
+        "Tick labels: "
         f"parameters at 64x64, the paper's input size (this run's inputs: {cfg.size}x{cfg.size}).",
     )
     head = cfg.headline if cfg.headline in results else nets[0]
     if ctx.model_text(head):
         rep.text(ctx.model_text(head))
-    return rep.write(context.summary("depth_study", cfg, data, head, results,
-                                     model=str(ctx.model_dir(head) or "")))
+    return rep.write(
+        context.summary(
+            "depth_study", cfg, data, head, results, model=str(ctx.model_dir(head) or "")
+        )
+    )

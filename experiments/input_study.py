@@ -11,7 +11,8 @@ choice).
 
 from __future__ import annotations
 
-from merjax import context, models, paper_numbers as paper
+from merjax import context, models
+from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.report import confusion_figure, num, pct, series_figure
 
@@ -37,36 +38,87 @@ def run(ctx: context.Context) -> dict:
         d = int(depth[:-2])
         ref = paper.TABLE4.get(rep, (None,) * 4)[d - 1] if 1 <= d <= 4 else None
         name = paper.REPRESENTATION_NAMES.get(rep, rep)
-        rows.append([name, f"{d} CL", pct(r["accuracy"], r["accuracy_std"]), pct(ref), num(r["uf1"], 3),
-                     num(r["uar"], 3), f"{r['params']:,}", pct(r["majority"])])
-        csv_rows.append([name, d, r["accuracy"], r["accuracy_std"], ref, r["uf1"], r["uar"], r["params"], r["majority"]])
+        rows.append(
+            [
+                name,
+                f"{d} CL",
+                pct(r["accuracy"], r["accuracy_std"]),
+                pct(ref),
+                num(r["uf1"], 3),
+                num(r["uar"], 3),
+                f"{r['params']:,}",
+                pct(r["majority"]),
+            ]
+        )
+        csv_rows.append(
+            [
+                name,
+                d,
+                r["accuracy"],
+                r["accuracy_std"],
+                ref,
+                r["uf1"],
+                r["uar"],
+                r["params"],
+                r["majority"],
+            ]
+        )
     rep = ctx.report("Input study (paper Table 4)")
     rep.table(
         "table4",
-        ["input", "CL", "accuracy", "paper", "UF1", "UAR", f"params ({cfg.size}x{cfg.size})", "majority class"],
-        rows, title="Table 4: accuracy by input representation and conv layers", csv_rows=csv_rows,
-        csv_header=["input", "CL", "accuracy", "accuracy_std", "paper", "uf1", "uar", "params", "majority"],
+        [
+            "input",
+            "CL",
+            "accuracy",
+            "paper",
+            "UF1",
+            "UAR",
+            f"params ({cfg.size}x{cfg.size})",
+            "majority class",
+        ],
+        rows,
+        title="Table 4: accuracy by input representation and conv layers",
+        csv_rows=csv_rows,
+        csv_header=[
+            "input",
+            "CL",
+            "accuracy",
+            "accuracy_std",
+            "paper",
+            "uf1",
+            "uar",
+            "params",
+            "majority",
+        ],
     )
     rep.text(_grid(results))
     rep.figure(
-        "accuracy_vs_params", _params_figure(results),
-        "Held-out accuracy against learnable parameters, one line per input (markers: conv layers); "
+        "accuracy_vs_params",
+        _params_figure(results),
+        "Held-out accuracy against learnable parameters, one line per input (markers: conv "
+        "layers); "
         "dashed: the paper's Table 4; dotted: the majority class. Parameters are the networks' at "
-        f"64x64, the paper's input size (this run's inputs: {cfg.size}x{cfg.size}; table4 has its counts).",
+        f"64x64, the paper's input size (this run's inputs: {cfg.size}x{cfg.size}; table4 has its "
+        "counts).",
     )
     head = cfg.headline if cfg.headline in results else cfg.nets[0]
     headline = ctx.evaluate(head)
     rep.figure(
         f"confusion_{head}",
-        confusion_figure(headline.confusion, context.class_labels(), f"{head}, pooled held-out, all seeds"),
+        confusion_figure(
+            headline.confusion, context.class_labels(), f"{head}, pooled held-out, all seeds"
+        ),
         f"Confusion matrix of {head} (rows: true class).",
     )
     if ctx.model_text(head):
         rep.text(ctx.model_text(head))
     if data.notes:
         rep.text("Notes on the data:\n\n" + "\n".join(f"- {n}" for n in data.notes))
-    return rep.write(context.summary("input_study", cfg, data, head, results,
-                                     model=str(ctx.model_dir(head) or "")))
+    return rep.write(
+        context.summary(
+            "input_study", cfg, data, head, results, model=str(ctx.model_dir(head) or "")
+        )
+    )
 
 
 def _params_figure(results: dict):
@@ -76,22 +128,35 @@ def _params_figure(results: dict):
         depths = [d for d in DEPTHS if f"{r}-{d}cl" in results]
         if not depths:
             continue
-        params = [models.count_params(models.by_name(f"{r}-{d}cl")[0], (64, 64, 2 if r == "vxvy" else 1))
-                  for d in depths]
+        params = [
+            models.count_params(models.by_name(f"{r}-{d}cl")[0], (64, 64, 2 if r == "vxvy" else 1))
+            for d in depths
+        ]
         name = paper.REPRESENTATION_NAMES[r]
         ours[name] = (params, [results[f"{r}-{d}cl"]["accuracy"] for d in depths])
         ref[name] = (params, [paper.TABLE4[r][d - 1] for d in depths])
         kinds[name] = [d - 1 for d in depths]
     majority = next(iter(results.values()))["majority"]
-    return series_figure(ours, ref, majority, xlabel="learnable parameters (networks at 64x64)",
-                         title="Shallow CNNs: held-out accuracy against parameters (paper Table 4)",
-                         logx=True, marker_names=[f"{d} CL" for d in DEPTHS], kinds=kinds)
+    return series_figure(
+        ours,
+        ref,
+        majority,
+        xlabel="learnable parameters (networks at 64x64)",
+        title="Shallow CNNs: held-out accuracy against parameters (paper Table 4)",
+        logx=True,
+        marker_names=[f"{d} CL" for d in DEPTHS],
+        kinds=kinds,
+    )
 
 
 def _grid(results: dict) -> str:
     """The paper's layout: representations in rows, 1-4 CL in columns, ours (paper)."""
-    lines = ["Layout of the paper's Table 4 — ours (paper):", "",
-             "| | " + " | ".join(f"{d} CL" for d in DEPTHS) + " |", "|---|" + "---|" * len(DEPTHS)]
+    lines = [
+        "Layout of the paper's Table 4 — ours (paper):",
+        "",
+        "| | " + " | ".join(f"{d} CL" for d in DEPTHS) + " |",
+        "|---|" + "---|" * len(DEPTHS),
+    ]
     for r in REPRESENTATIONS:
         cells = []
         for d in DEPTHS:

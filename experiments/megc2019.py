@@ -34,7 +34,8 @@ import dataclasses
 
 import numpy as np
 
-from merjax import context, metrics, paper_numbers as paper, train
+from merjax import context, metrics, train
+from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.report import bar_figure, confusion_figure, num, pct
 from merjax.train import TrainConfig
@@ -62,9 +63,18 @@ def ststnet_training(profile: str, seeds: tuple[int, ...]) -> TrainConfig:
     epochs = {"paper": 800, "quick": 100, "tiny": 2}[profile]
     # PyTorch's DataLoader(shuffle=True) and BatchNorm: a fresh order each epoch, the last partial
     # batch kept, running statistics for prediction.
-    return TrainConfig(optimizer="adam", learning_rate=5e-5, batch_size=256 if profile != "tiny" else 16,
-                       epochs=epochs, weight_decay=0.0, seeds=seeds, epochs_per_call=min(epochs, 25),
-                       shuffle="every-epoch", drop_last=False, bn_stats="moving")
+    return TrainConfig(
+        optimizer="adam",
+        learning_rate=5e-5,
+        batch_size=256 if profile != "tiny" else 16,
+        epochs=epochs,
+        weight_decay=0.0,
+        seeds=seeds,
+        epochs_per_call=min(epochs, 25),
+        shuffle="every-epoch",
+        drop_last=False,
+        bn_stats="moving",
+    )
 
 
 def setups(cfg: Config) -> list[Setup]:
@@ -76,8 +86,11 @@ def setups(cfg: Config) -> list[Setup]:
     paper_train = dataclasses.replace(cfg.train, seeds=seeds)
     size28 = 28 if cfg.profile != "tiny" else 8
     rows = []
-    for net, size, tc, every in (("ststnet", size28, st, st_every), ("vy-3cl", cfg.size, paper_train, paper_every),
-                                    ("resnet8", cfg.size, paper_train, paper_every)):
+    for net, size, tc, every in (
+        ("ststnet", size28, st, st_every),
+        ("vy-3cl", cfg.size, paper_train, paper_every),
+        ("resnet8", cfg.size, paper_train, paper_every),
+    ):
         flows = ("tvl1", "horn_schunck") if net == "ststnet" else ("horn_schunck", "tvl1")
         for flow in flows:
             rows.append(Setup(f"{net}-{flow}", net, flow, size, tc, every))
@@ -87,8 +100,9 @@ def setups(cfg: Config) -> list[Setup]:
 
 
 def config(profile: str) -> Config:
-    cfg = base(profile).replace(composite="megc2019", nets=("ststnet", "vy-3cl", "resnet8"),
-                                headline="ststnet-tvl1")
+    cfg = base(profile).replace(
+        composite="megc2019", nets=("ststnet", "vy-3cl", "resnet8"), headline="ststnet-tvl1"
+    )
     if profile == "quick":
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, seeds=(0, 1)))
     if profile == "tiny":
@@ -100,78 +114,167 @@ def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
     rows, csv_rows, results, oracle, by_name = [], [], {}, {}, {}
     for setup in setups(cfg):
-        sub = ctx.derive(flow=dataclasses.replace(cfg.flow, method=setup.flow), size=setup.size, train=setup.train,
-                         save_model=cfg.save_model and setup.name == cfg.headline, headline=setup.net)
-        res = by_name[setup.name] = sub.evaluate(setup.net, eval_every=setup.eval_every, name=setup.name)
+        sub = ctx.derive(
+            flow=dataclasses.replace(cfg.flow, method=setup.flow),
+            size=setup.size,
+            train=setup.train,
+            save_model=cfg.save_model and setup.name == cfg.headline,
+            headline=setup.net,
+        )
+        res = by_name[setup.name] = sub.evaluate(
+            setup.net, eval_every=setup.eval_every, name=setup.name
+        )
         data = sub.data()
-        r = res.row() | {"flow": setup.flow, "size": setup.size, "optimizer": setup.train.optimizer,
-                         "epochs": setup.train.epochs}
+        r = res.row() | {
+            "flow": setup.flow,
+            "size": setup.size,
+            "optimizer": setup.train.optimizer,
+            "epochs": setup.train.epochs,
+        }
         results[setup.name] = r
         oracle[setup.name] = _best_test_epoch(res, data, ctx.num_classes)
-        published = paper.MEGC2019_STSTNET if setup.net == "ststnet" and setup.flow == "tvl1" else {}
+        published = (
+            paper.MEGC2019_STSTNET if setup.net == "ststnet" and setup.flow == "tvl1" else {}
+        )
         parts = [r["per_dataset"].get(p, {}) for p in PARTS]
         rows.append(
-            [NET_NAMES[setup.net], FLOWS[setup.flow], f"{setup.size}x{setup.size}",
-             f"{num(r['uf1'], 3)} ± {num(r['uf1_std'], 3)}", f"{num(r['uar'], 3)} ± {num(r['uar_std'], 3)}",
-             pct(r["accuracy"], r["accuracy_std"])]
+            [
+                NET_NAMES[setup.net],
+                FLOWS[setup.flow],
+                f"{setup.size}x{setup.size}",
+                f"{num(r['uf1'], 3)} ± {num(r['uf1_std'], 3)}",
+                f"{num(r['uar'], 3)} ± {num(r['uar_std'], 3)}",
+                pct(r["accuracy"], r["accuracy_std"]),
+            ]
             + [f"{num(p.get('uf1'), 3)} / {num(p.get('uar'), 3)}" for p in parts]
-            + [f"{published['all'][0]:.4f} / {published['all'][1]:.4f}" if published else "-",
-               f"{num(oracle[setup.name]['uf1'], 3)} / {num(oracle[setup.name]['uar'], 3)}"]
+            + [
+                f"{published['all'][0]:.4f} / {published['all'][1]:.4f}" if published else "-",
+                f"{num(oracle[setup.name]['uf1'], 3)} / {num(oracle[setup.name]['uar'], 3)}",
+            ]
         )
-        csv_rows.append([setup.name, setup.net, setup.flow, setup.size, r["uf1"], r["uf1_std"], r["uar"], r["uar_std"],
-                         r["accuracy"], r["accuracy_std"]]
-                        + [p.get(k) for p in parts for k in ("uf1", "uar")]
-                        + [published.get("all", (None, None))[0], published.get("all", (None, None))[1],
-                           oracle[setup.name]["uf1"], oracle[setup.name]["uar"]])
+        csv_rows.append(
+            [
+                setup.name,
+                setup.net,
+                setup.flow,
+                setup.size,
+                r["uf1"],
+                r["uf1_std"],
+                r["uar"],
+                r["uar_std"],
+                r["accuracy"],
+                r["accuracy_std"],
+            ]
+            + [p.get(k) for p in parts for k in ("uf1", "uar")]
+            + [
+                published.get("all", (None, None))[0],
+                published.get("all", (None, None))[1],
+                oracle[setup.name]["uf1"],
+                oracle[setup.name]["uar"],
+            ]
+        )
     data = ctx.derive(flow=dataclasses.replace(cfg.flow, method="tvl1")).data()
-    rep = ctx.report("MEGC 2019 benchmark: STSTNet and the paper's networks on TV-L1 and Horn-Schunck flows",
-                     _protocol(cfg))
+    rep = ctx.report(
+        "MEGC 2019 benchmark: STSTNet and the paper's networks on TV-L1 and Horn-Schunck flows",
+        _protocol(cfg),
+    )
     rep.table(
         "megc2019",
-        ["network", "flow", "input", "UF1", "UAR", "accuracy"] + [f"{PART_NAMES[p]} UF1 / UAR" for p in PARTS]
+        ["network", "flow", "input", "UF1", "UAR", "accuracy"]
+        + [f"{PART_NAMES[p]} UF1 / UAR" for p in PARTS]
         + ["published UF1 / UAR", "NOT VALID: best test epoch per subject, UF1 / UAR"],
-        rows, title="MEGC 2019 composite (negative / positive / surprise), pooled LOSO predictions, mean ± std over seeds",
-        csv_header=["config", "net", "flow", "input", "uf1", "uf1_std", "uar", "uar_std", "accuracy", "accuracy_std"]
+        rows,
+        title="MEGC 2019 composite (negative / positive / surprise), pooled LOSO predictions, "
+        "mean ± std over seeds",
+        csv_header=[
+            "config",
+            "net",
+            "flow",
+            "input",
+            "uf1",
+            "uf1_std",
+            "uar",
+            "uar_std",
+            "accuracy",
+            "accuracy_std",
+        ]
         + [f"{p}_{k}" for p in PARTS for k in ("uf1", "uar")]
-        + ["published_uf1", "published_uar", "not_valid_best_epoch_uf1", "not_valid_best_epoch_uar"],
+        + [
+            "published_uf1",
+            "published_uar",
+            "not_valid_best_epoch_uf1",
+            "not_valid_best_epoch_uar",
+        ],
         csv_rows=csv_rows,
     )
     always = np.full_like(data.labels, np.bincount(data.labels).argmax())
     rep.text(
         f"Majority class (always predicting the most frequent class): accuracy "
-        f"{pct(metrics.accuracy(data.labels, always))}, UF1 {metrics.uf1(data.labels, always, 3):.3f}, "
+        f"{pct(metrics.accuracy(data.labels, always))}, UF1 "
+        f"{metrics.uf1(data.labels, always, 3):.3f}, "
         f"UAR {metrics.uar(data.labels, always, 3):.3f}.",
         "Published: STSTNet (Liong et al., FG 2019) on TV-L1 flow: UF1 / UAR "
-        + ", ".join(f"{PART_NAMES.get(k, 'whole composite')} {u:.4f} / {a:.4f}"
-                    for k, (u, a) in paper.MEGC2019_STSTNET.items())
-        + ". These, like many published MEGC 2019 numbers, may come from choosing epochs by test results: the "
+        + ", ".join(
+            f"{PART_NAMES.get(k, 'whole composite')} {u:.4f} / {a:.4f}"
+            for k, (u, a) in paper.MEGC2019_STSTNET.items()
+        )
+        + ". These, like many published MEGC 2019 numbers, may come from choosing epochs by test "
+        "results: the "
         "Micro-Expression Benchmark measured STSTNet's UF1 at "
         f"{paper.MEB_FIXED_VS_BEST_EPOCH['STSTNet'][0]:.3f} with a fixed number of epochs against "
-        f"{paper.MEB_FIXED_VS_BEST_EPOCH['STSTNet'][1]:.3f} picking each subject's best test epoch.",
-        "**The last column is not a valid result.** It picks, for each held-out subject group, the evaluated "
-        "epoch where that group's test samples scored best, which selects on the test set. It is shown only to "
+        f"{paper.MEB_FIXED_VS_BEST_EPOCH['STSTNet'][1]:.3f} picking each subject's best test "
+        "epoch.",
+        "**The last column is not a valid result.** It picks, for each held-out subject group, "
+        "the evaluated "
+        "epoch where that group's test samples scored best, which selects on the test set. It is "
+        "shown only to "
         "measure how much that practice inflates a score; our results are the fixed-epoch columns.",
     )
     head = cfg.headline
     labels = context.class_labels("megc2019")
-    rep.figure(f"confusion_{head}", confusion_figure(by_name[head].confusion, labels, f"{head}, pooled held-out, all seeds"),
-               f"Confusion matrix of {head} (rows: true class; counts summed over seeds).")
-    rep.figure("uf1_by_config", _uf1_figure(setups(cfg), results, oracle),
-               "UF1 of each network on each flow: fixed epochs (ours), hollow the NOT VALID best test epoch, "
-               "and the black bar STSTNet's published UF1.")
+    rep.figure(
+        f"confusion_{head}",
+        confusion_figure(by_name[head].confusion, labels, f"{head}, pooled held-out, all seeds"),
+        f"Confusion matrix of {head} (rows: true class; counts summed over seeds).",
+    )
+    rep.figure(
+        "uf1_by_config",
+        _uf1_figure(setups(cfg), results, oracle),
+        "UF1 of each network on each flow: fixed epochs (ours), hollow the NOT VALID best test "
+        "epoch, "
+        "and the black bar STSTNet's published UF1.",
+    )
     if ctx.model_text("ststnet"):
         rep.text(ctx.model_text("ststnet"))
-    return rep.write(context.summary("megc2019", cfg, data, head, results,
-                                     not_valid_best_test_epoch=oracle, published=paper.MEGC2019_STSTNET))
+    return rep.write(
+        context.summary(
+            "megc2019",
+            cfg,
+            data,
+            head,
+            results,
+            not_valid_best_test_epoch=oracle,
+            published=paper.MEGC2019_STSTNET,
+        )
+    )
 
 
 def _protocol(cfg: Config) -> str:
-    folds = "leave-one-subject-out" if cfg.num_folds is None else f"{cfg.num_folds} subject-grouped folds"
+    folds = (
+        "leave-one-subject-out"
+        if cfg.num_folds is None
+        else f"{cfg.num_folds} subject-grouped folds"
+    )
     st = ststnet_training(cfg.profile, cfg.train.seeds)
-    return (f"{cfg.profile} profile: MEGC 2019 composite, {folds}; flows at {cfg.flow.size[0]}x{cfg.flow.size[1]}; "
-            f"STSTNet: Adam lr {st.learning_rate}, batch {st.batch_size}, {st.epochs} epochs; Vy-3CL and ResNet8 at "
-            f"{cfg.size}x{cfg.size}: RMSprop lr {cfg.train.learning_rate}, batch {cfg.train.batch_size}, "
-            f"{cfg.train.epochs} epochs; seeds {list(cfg.train.seeds)}")
+    return (
+        f"{cfg.profile} profile: MEGC 2019 composite, {folds}; flows at "
+        f"{cfg.flow.size[0]}x{cfg.flow.size[1]}; "
+        f"STSTNet: Adam lr {st.learning_rate}, batch {st.batch_size}, {st.epochs} epochs; Vy-3CL "
+        "and ResNet8 at "
+        f"{cfg.size}x{cfg.size}: RMSprop lr {cfg.train.learning_rate}, batch "
+        f"{cfg.train.batch_size}, "
+        f"{cfg.train.epochs} epochs; seeds {list(cfg.train.seeds)}"
+    )
 
 
 def _best_test_epoch(res: context.NetResult, data: context.Data, num_classes: int) -> dict:
@@ -183,14 +286,18 @@ def _best_test_epoch(res: context.NetResult, data: context.Data, num_classes: in
     per_seed, chosen_epochs = [], []
     for s, seed in enumerate(loso.seeds):
         preds = train.predictions(loso.eval_logits[:, s])
-        folds = [loso.plan.tested(r) for r in range(len(loso.losses))
-                 if int(loso.plan.seeds[r]) == seed and loso.plan.held_out[r] != train.FINAL]
+        folds = [
+            loso.plan.tested(r)
+            for r in range(len(loso.losses))
+            if int(loso.plan.seeds[r]) == seed and loso.plan.held_out[r] != train.FINAL
+        ]
         picked, chosen = metrics.best_test_epoch_predictions(preds, data.labels, folds)
         held = picked >= 0
         per_seed.append(metrics.summarize(data.labels[held], picked[held], num_classes))
         chosen_epochs += [loso.eval_epochs[c] for c in chosen]
     return {k: float(np.mean([p[k] for p in per_seed])) for k in ("uf1", "uar", "accuracy")} | {
-        "epochs": chosen_epochs}
+        "epochs": chosen_epochs
+    }
 
 
 NET_NAMES = {"ststnet": "STSTNet", "vy-3cl": "Vy-3CL", "resnet8": "ResNet8"}
@@ -200,10 +307,18 @@ def _uf1_figure(rows: list[Setup], results: dict, oracle: dict):
     names = [r.name for r in rows]
     return bar_figure(
         [f"{NET_NAMES[r.net]}\n{FLOWS[r.flow]}" for r in rows],
-        {"fixed epochs (ours)": [results[n]["uf1"] for n in names],
-         "NOT VALID: best test epoch per subject": [oracle[n]["uf1"] for n in names]},
+        {
+            "fixed epochs (ours)": [results[n]["uf1"] for n in names],
+            "NOT VALID: best test epoch per subject": [oracle[n]["uf1"] for n in names],
+        },
         errors={"fixed epochs (ours)": [results[n]["uf1_std"] for n in names]},
-        ylabel="UF1 (pooled, macro)", title="MEGC 2019: UF1 by network and flow", hollow=("NOT VALID: best test epoch per subject",),
-        markers={"published (Liong et al. 2019, real data)": [
-            paper.MEGC2019_STSTNET["all"][0] if (r.net, r.flow) == ("ststnet", "tvl1") else None for r in rows]},
+        ylabel="UF1 (pooled, macro)",
+        title="MEGC 2019: UF1 by network and flow",
+        hollow=("NOT VALID: best test epoch per subject",),
+        markers={
+            "published (Liong et al. 2019, real data)": [
+                paper.MEGC2019_STSTNET["all"][0] if (r.net, r.flow) == ("ststnet", "tvl1") else None
+                for r in rows
+            ]
+        },
     )

@@ -29,7 +29,9 @@ def config(profile: str) -> Config:
 def run(ctx: context.Context) -> dict:
     o = ctx.options
     # Train the similarity study's networks with features the first time any part needs them.
-    ctx.keep_features.update(runner.make_config(HERE / "similarity.py", o.profile, o.overrides, o.seeds).nets)
+    ctx.keep_features.update(
+        runner.make_config(HERE / "similarity.py", o.profile, o.overrides, o.seeds).nets
+    )
     parts = {}
     for part in PARTS:
         ctx.say(f"=== {part} ===")
@@ -37,12 +39,38 @@ def run(ctx: context.Context) -> dict:
     head = parts["performance"]
     data = ctx.data()
     rep = ctx.report("The paper's experiments", head["protocol"])
-    rep.text("\n".join(
-        ["| experiment | headline | accuracy | UF1 | UAR | majority class | report |", "|" + "---|" * 7]
-        + [f"| {p} | {s['headline']} | {pct(s['accuracy'])} | {s['uf1']:.3f} | {s['uar']:.3f} | "
-           f"{pct(s['majority'])} | [{p}/report.md]({p}/report.md) |" for p, s in parts.items()]))
-    keys = ("experiment", "headline", "accuracy", "accuracy_std", "uf1", "uf1_std", "uar", "uar_std", "majority")
-    return rep.write({k: head[k] for k in keys} | {
-        "experiment": "paper", "profile": ctx.cfg.profile, "protocol": head["protocol"], "data": data.source,
-        "parts": {p: {k: s[k] for k in keys + ("seconds",)} for p, s in parts.items()},
-    })
+    rep.text(
+        "\n".join(
+            [
+                "| experiment | headline | accuracy | UF1 | UAR | majority class | report |",
+                "|" + "---|" * 7,
+            ]
+            + [
+                f"| {p} | {s['headline']} | {pct(s['accuracy'])} | {s['uf1']:.3f} | "
+                f"{s['uar']:.3f} | "
+                f"{pct(s['majority'])} | [{p}/report.md]({p}/report.md) |"
+                for p, s in parts.items()
+            ]
+        )
+    )
+    keys = (
+        "experiment",
+        "headline",
+        "accuracy",
+        "accuracy_std",
+        "uf1",
+        "uf1_std",
+        "uar",
+        "uar_std",
+        "majority",
+    )
+    return rep.write(
+        {k: head[k] for k in keys}
+        | {
+            "experiment": "paper",
+            "profile": ctx.cfg.profile,
+            "protocol": head["protocol"],
+            "data": data.source,
+            "parts": {p: {k: s[k] for k in keys + ("seconds",)} for p, s in parts.items()},
+        }
+    )

@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import context, inference, models, paper_numbers as paper
-from merjax.data import cache
+from merjax import context, inference, models
+from merjax import paper_numbers as paper
 from merjax.config import Config, base
+from merjax.data import cache
 from merjax.report import confusion_figure, num, pct
 
 
@@ -35,26 +36,55 @@ def run(ctx: context.Context) -> dict:
     rep = ctx.report(f"Performance of {head} (paper Tables 8-9, Figure 7)")
 
     rows = [[name, "-", pct(acc), "-", "-"] for name, acc in paper.TABLE8]
-    rows.append([f"merjax {head} (this run)", pct(r["accuracy"], r["accuracy_std"]), "-", num(r["uf1"], 3),
-                 num(r["uar"], 3)])
+    rows.append(
+        [
+            f"merjax {head} (this run)",
+            pct(r["accuracy"], r["accuracy_std"]),
+            "-",
+            num(r["uf1"], 3),
+            num(r["uar"], 3),
+        ]
+    )
     rows.append(["majority class (this data)", pct(r["majority"]), "-", "-", "-"])
     for g, v in r["per_dataset"].items():
-        rows.append([f"merjax {head}, {g} only (n={v['n']})", pct(v["accuracy"]), "-", num(v["uf1"], 3), num(v["uar"], 3)])
-    rep.table("table8", ["method", "accuracy", "paper", "UF1", "UAR"], rows,
-              title="Table 8: accuracy against the literature (5 objective classes, LOSO)")
+        rows.append(
+            [
+                f"merjax {head}, {g} only (n={v['n']})",
+                pct(v["accuracy"]),
+                "-",
+                num(v["uf1"], 3),
+                num(v["uar"], 3),
+            ]
+        )
+    rep.table(
+        "table8",
+        ["method", "accuracy", "paper", "UF1", "UAR"],
+        rows,
+        title="Table 8: accuracy against the literature (5 objective classes, LOSO)",
+    )
 
     labels = context.class_labels()
     cm = res.confusion
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     rep.table(
-        "figure7", ["true \\ predicted"] + labels,
-        [[labels[i]] + [f"{pct(rates[i, j])} ({pct(paper.FIGURE7[i][j])})" for j in range(5)] for i in range(5)],
+        "figure7",
+        ["true \\ predicted"] + labels,
+        [
+            [labels[i]] + [f"{pct(rates[i, j])} ({pct(paper.FIGURE7[i][j])})" for j in range(5)]
+            for i in range(5)
+        ],
         title=f"Figure 7: confusion matrix of {head}, rows normalised — ours (paper)",
         csv_header=["true"] + [h for c in labels for h in (c, f"{c} paper")],
-        csv_rows=[[labels[i]] + [v for j in range(5) for v in (float(rates[i, j]), paper.FIGURE7[i][j])] for i in range(5)],
+        csv_rows=[
+            [labels[i]] + [v for j in range(5) for v in (float(rates[i, j]), paper.FIGURE7[i][j])]
+            for i in range(5)
+        ],
     )
-    rep.figure("figure7", confusion_figure(cm, labels, f"{head}: pooled held-out predictions"),
-               f"Confusion matrix of {head} (rows: true class; counts summed over seeds).")
+    rep.figure(
+        "figure7",
+        confusion_figure(cm, labels, f"{head}: pooled held-out predictions"),
+        f"Confusion matrix of {head} (rows: true class; counts summed over seeds).",
+    )
 
     rows, csv_rows = [], []
     for channels, name, rep_name in ((1, "single channel", "vy"), (2, "double channel", "vxvy")):
@@ -67,32 +97,55 @@ def run(ctx: context.Context) -> dict:
             cells.append(f"{ours:,} ({filters}) — paper {ref:,} ({ref_filters})")
             csv_rows.append([name, d, ours, filters, ref, ref_filters])
         rows.append([name] + cells)
-    rep.table("table9", ["input", "1 CL", "2 CL", "3 CL", "4 CL"], rows,
-              title="Table 9: learnable parameters (filters) at 64x64 — ours and the paper's",
-              csv_header=["input", "CL", "params", "filters", "paper_params", "paper_filters"], csv_rows=csv_rows)
-    rep.text("The paper's 333,121 for the single-channel 3 CL network does not follow from the "
-             "architecture of the other seven cells, which gives 331,301 (DESIGN.md section 3).")
+    rep.table(
+        "table9",
+        ["input", "1 CL", "2 CL", "3 CL", "4 CL"],
+        rows,
+        title="Table 9: learnable parameters (filters) at 64x64 — ours and the paper's",
+        csv_header=["input", "CL", "params", "filters", "paper_params", "paper_filters"],
+        csv_rows=csv_rows,
+    )
+    rep.text(
+        "The paper's 333,121 for the single-channel 3 CL network does not follow from the "
+        "architecture of the other seven cells, which gives 331,301 (DESIGN.md section 3)."
+    )
 
     timing = clip_timing(ctx, head)
     rep.table(
-        "timing", ["step", "median (ms)", "p99 (ms)", "paper (ms, GTX 1060)", "batched (clips/s)"],
-        [[k, num(v["median_ms"], 3), num(v["p99_ms"], 3), num(paper.TIMING_MS[k], 1),
-          f"{v['clips_per_s']:,.0f}"] for k, v in timing.items()],
+        "timing",
+        ["step", "median (ms)", "p99 (ms)", "paper (ms, GTX 1060)", "batched (clips/s)"],
+        [
+            [
+                k,
+                num(v["median_ms"], 3),
+                num(v["p99_ms"], 3),
+                num(paper.TIMING_MS[k], 1),
+                f"{v['clips_per_s']:,.0f}",
+            ]
+            for k, v in timing.items()
+        ],
         title=f"Time per clip on {timing['total']['device']}: two frames -> class",
         csv_header=["step", "median_ms", "p99_ms", "paper_ms", "clips_per_s"],
-        csv_rows=[[k, v["median_ms"], v["p99_ms"], paper.TIMING_MS[k], v["clips_per_s"]] for k, v in timing.items()],
+        csv_rows=[
+            [k, v["median_ms"], v["p99_ms"], paper.TIMING_MS[k], v["clips_per_s"]]
+            for k, v in timing.items()
+        ],
     )
-    rep.text(f"Frames {cfg.flow.size[0]}x{cfg.flow.size[1]} uint8, {cfg.flow.describe()}, "
-             f"{head} on {cfg.size}x{cfg.size} inputs; each step jitted, "
-             f"timed after a warm-up call over {cfg.timing_repeats} calls; batched: {cfg.timing_batch} "
-             "clips per call. The network's weights do not change its time.")
+    rep.text(
+        f"Frames {cfg.flow.size[0]}x{cfg.flow.size[1]} uint8, {cfg.flow.describe()}, "
+        f"{head} on {cfg.size}x{cfg.size} inputs; each step jitted, "
+        f"timed after a warm-up call over {cfg.timing_repeats} calls; batched: {cfg.timing_batch} "
+        "clips per call. The network's weights do not change its time."
+    )
     return rep.write(context.summary("performance", cfg, data, head, {head: r}, timing=timing))
 
 
 def clip_timing(ctx: context.Context, net: str) -> dict[str, dict]:
     """Median and p99 latency of flow, network and both for one clip, and batched throughput."""
     cfg, data = ctx.cfg, ctx.data()
-    frames, _ = cache.sample_frames(data.samples[0], cfg.flow)  # [3, H, W] uint8: onset, apex, apex+1
+    frames, _ = cache.sample_frames(
+        data.samples[0], cfg.flow
+    )  # [3, H, W] uint8: onset, apex, apex+1
     onset, apex = jnp.asarray(frames[:1]), jnp.asarray(frames[1:2])
     model = inference.untrained(net, cfg.size, cfg.flow)
 
@@ -100,21 +153,29 @@ def clip_timing(ctx: context.Context, net: str) -> dict[str, dict]:
         return inference.flow_of(f0, f1, model.spec)
 
     def net_fn(uv):
-        return inference.network_probabilities(model.variables, uv, module=model.module, spec=model.spec)
+        return inference.network_probabilities(
+            model.variables, uv, module=model.module, spec=model.spec
+        )
 
     fns = {"flow": jax.jit(flow_fn), "network": jax.jit(net_fn), "total": model.jitted()}
     uv = fns["flow"](onset, apex)
     args = {"flow": (onset, apex), "network": (uv,), "total": (onset, apex)}
     b = cfg.timing_batch
-    batch_args = {"flow": (jnp.repeat(onset, b, 0), jnp.repeat(apex, b, 0)),
-                  "network": (jnp.repeat(uv, b, 0),),
-                  "total": (jnp.repeat(onset, b, 0), jnp.repeat(apex, b, 0))}
+    batch_args = {
+        "flow": (jnp.repeat(onset, b, 0), jnp.repeat(apex, b, 0)),
+        "network": (jnp.repeat(uv, b, 0),),
+        "total": (jnp.repeat(onset, b, 0), jnp.repeat(apex, b, 0)),
+    }
     device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
     out = {}
     for name, fn in fns.items():
         ctx.say(f"timing {name} ({cfg.timing_repeats} calls)")
         t = context.timed(fn, *args[name], repeats=cfg.timing_repeats)
         tb = context.timed(fn, *batch_args[name], repeats=max(3, cfg.timing_repeats // 20))
-        out[name] = {"median_ms": float(np.median(t) * 1e3), "p99_ms": float(np.percentile(t, 99) * 1e3),
-                     "clips_per_s": float(b / np.median(tb)), "device": device}
+        out[name] = {
+            "median_ms": float(np.median(t) * 1e3),
+            "p99_ms": float(np.percentile(t, 99) * 1e3),
+            "clips_per_s": float(b / np.median(tb)),
+            "device": device,
+        }
     return out

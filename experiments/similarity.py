@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from merjax import context, metrics, paper_numbers as paper
+from merjax import context, metrics
+from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.report import num, pct, similarity_figure
 
@@ -28,7 +29,9 @@ def config(profile: str) -> Config:
     return base(profile).replace(nets=nets, headline="vy-3cl")
 
 
-def paper_style_subset(labels: np.ndarray, valid: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+def paper_style_subset(
+    labels: np.ndarray, valid: np.ndarray, per_class: int, seed: int
+) -> np.ndarray:
     """Indices of ``per_class`` held-out samples of each class, drawn reproducibly from ``seed``."""
     rng = np.random.default_rng(seed)
     picks = []
@@ -60,31 +63,67 @@ def run(ctx: context.Context) -> dict:
         name = f"table{number}" if number else f"similarity_{net}"
         tables = [("every held-out sample", sim_all, "")]
         if sims_pair:
-            tables.insert(0, (f"{cfg.similarity_per_class} held-out samples per class, as the paper",
-                              np.nanmean(sims_pair, axis=0), "_paper_style"))
+            tables.insert(
+                0,
+                (
+                    f"{cfg.similarity_per_class} held-out samples per class, as the paper",
+                    np.nanmean(sims_pair, axis=0),
+                    "_paper_style",
+                ),
+            )
         for what, sim, suffix in tables:
-            rows = [[labels[i]] + [f"{num(float(sim[i, j]), 4)} ({ref[i][j]:.4f})" if ref else num(float(sim[i, j]), 4)
-                                   for j in range(5)] for i in range(5)]
-            csv_rows = [[labels[i]] + [v for j in range(5) for v in (float(sim[i, j]), ref[i][j] if ref else None)]
-                        for i in range(5)]
-            title = (f"Table {number}: " if number else "") + f"cosine similarity, {net}, {what}" + (
-                " — ours (paper)" if ref else "")
-            rep.table(name + suffix, ["class"] + labels, rows, title=title, csv_rows=csv_rows,
-                      csv_header=["class"] + [h for c in labels for h in (c, f"{c} paper")])
-        rep.figure(f"similarity_{net}", similarity_figure(sim_all, labels, f"{net}: cosine similarity, held-out features"),
-                   f"Cosine similarity of {net}'s penultimate features (every held-out sample).")
+            rows = [
+                [labels[i]]
+                + [
+                    f"{num(float(sim[i, j]), 4)} ({ref[i][j]:.4f})"
+                    if ref
+                    else num(float(sim[i, j]), 4)
+                    for j in range(5)
+                ]
+                for i in range(5)
+            ]
+            csv_rows = [
+                [labels[i]]
+                + [v for j in range(5) for v in (float(sim[i, j]), ref[i][j] if ref else None)]
+                for i in range(5)
+            ]
+            title = (
+                (f"Table {number}: " if number else "")
+                + f"cosine similarity, {net}, {what}"
+                + (" — ours (paper)" if ref else "")
+            )
+            rep.table(
+                name + suffix,
+                ["class"] + labels,
+                rows,
+                title=title,
+                csv_rows=csv_rows,
+                csv_header=["class"] + [h for c in labels for h in (c, f"{c} paper")],
+            )
+        rep.figure(
+            f"similarity_{net}",
+            similarity_figure(sim_all, labels, f"{net}: cosine similarity, held-out features"),
+            f"Cosine similarity of {net}'s penultimate features (every held-out sample).",
+        )
         off = ~np.eye(5, dtype=bool)
         similarity[net] = {
-            "intra": float(np.nanmean(np.diag(sim_all))), "inter": float(np.nanmean(sim_all[off])),
+            "intra": float(np.nanmean(np.diag(sim_all))),
+            "inter": float(np.nanmean(sim_all[off])),
             "matrix": sim_all.tolist(),
             "paper_intra": float(np.mean(np.diag(ref))) if ref else None,
             "paper_inter": float(np.mean(np.asarray(ref)[off])) if ref else None,
         }
-    rep.text("Mean intra- and inter-class similarity (every held-out sample), ours (paper):", "\n".join(
-        ["| net | intra | inter | accuracy | majority class |", "|---|---|---|---|---|"] + [
-            f"| {n} | {num(v['intra'], 3)} ({num(v['paper_intra'], 3)}) | {num(v['inter'], 3)} "
-            f"({num(v['paper_inter'], 3)}) | {pct(results[n]['accuracy'])} | {pct(results[n]['majority'])} |"
-            for n, v in similarity.items()]))
+    rep.text(
+        "Mean intra- and inter-class similarity (every held-out sample), ours (paper):",
+        "\n".join(
+            ["| net | intra | inter | accuracy | majority class |", "|---|---|---|---|---|"]
+            + [
+                f"| {n} | {num(v['intra'], 3)} ({num(v['paper_intra'], 3)}) | {num(v['inter'], 3)} "
+                f"({num(v['paper_inter'], 3)}) | {pct(results[n]['accuracy'])} | "
+                f"{pct(results[n]['majority'])} |"
+                for n, v in similarity.items()
+            ]
+        ),
+    )
     head = cfg.headline if cfg.headline in results else cfg.nets[0]
     return rep.write(context.summary("similarity", cfg, data, head, results, similarity=similarity))
-

@@ -27,8 +27,12 @@ def nearest_class_mean_loso(
         x, y = features[~test], labels[~test]
         mu, sd = x.mean(0), x.std(0) + 1e-8
         x = (x - mu) / sd
-        means = np.stack([x[y == c].mean(0) if (y == c).any() else np.full(x.shape[1], np.inf)
-                          for c in range(num_classes)])
+        means = np.stack(
+            [
+                x[y == c].mean(0) if (y == c).any() else np.full(x.shape[1], np.inf)
+                for c in range(num_classes)
+            ]
+        )
         t = (features[test] - mu) / sd
         d = ((t[:, None, :] - means[None]) ** 2).sum(-1)
         pred[test] = d.argmin(1)

@@ -79,16 +79,24 @@ class RunCheckpoints:
     metadata file) is skipped for the next older one, and ``progress`` says so.
     """
 
-    def __init__(self, path: str | Path, fingerprint: str, *, max_to_keep: int = 2,
-                 progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        fingerprint: str,
+        *,
+        max_to_keep: int = 2,
+        progress: Callable[[str], None] | None = None,
+    ):
         ocp = orbax()
         self.path = Path(path).absolute()
         self.progress = progress
         meta = self.path / "fingerprint.json"
         if self.path.exists() and self._fingerprint(meta) != fingerprint:
             moved = files.move_aside(self.path, "other-config")
-            self._say(f"checkpoints in {self.path} are for another configuration; moved them to "
-                      f"{moved.name} and starting afresh")
+            self._say(
+                f"checkpoints in {self.path} are for another configuration; moved them to "
+                f"{moved.name} and starting afresh"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         files.write_json(meta, fingerprint)
         self._quiet = contextlib.ExitStack()
@@ -123,8 +131,10 @@ class RunCheckpoints:
                 restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
             except Exception as e:  # orbax raises many kinds for a damaged checkpoint
                 failures.append((step, self._why(step, e)))
-                self._say(f"the checkpoint of epoch {step} in {self.path} does not restore "
-                          f"({failures[-1][1]}); trying an older one")
+                self._say(
+                    f"the checkpoint of epoch {step} in {self.path} does not restore "
+                    f"({failures[-1][1]}); trying an older one"
+                )
                 continue
             for bad, _ in failures:  # out of the manager's way (this epoch is trained again), kept
                 moved = files.move_aside(self.path / str(bad), "damaged")
@@ -133,13 +143,18 @@ class RunCheckpoints:
             self._say(f"resumed from the checkpoint of epoch {step} in {self.path}")
             return int(step), restored, self._history()
         raise CheckpointError(
-            f"no checkpoint in {self.path} restores ({'; '.join(f'epoch {k}: {w}' for k, w in failures)}); "
+            f"no checkpoint in {self.path} restores "
+            f"({'; '.join(f'epoch {k}: {w}' for k, w in failures)}); "
             f"move that folder away (or delete it) to train afresh"
         )
 
     def _why(self, step: int, e: BaseException) -> str:
         """The failure in one line, naming the file when it is a metadata file that is not JSON."""
-        if isinstance(e, ValueError) and "Expecting value" in str(e) or type(e).__name__ == "JSONDecodeError":
+        if (
+            isinstance(e, ValueError)
+            and "Expecting value" in str(e)
+            or type(e).__name__ == "JSONDecodeError"
+        ):
             for meta in sorted((self.path / str(step)).rglob("*METADATA")):
                 try:
                     json.loads(meta.read_text())
@@ -164,8 +179,10 @@ class RunCheckpoints:
             self.manager.save(epoch, args=orbax().args.StandardSave(states))
             self.manager.wait_until_finished()
         except Exception as e:
-            raise OSError(f"cannot write the checkpoint of epoch {epoch} in {self.path} ({_first_line(e)}); "
-                          "free some space and rerun: training resumes from the last checkpoint") from e
+            raise OSError(
+                f"cannot write the checkpoint of epoch {epoch} in {self.path} ({_first_line(e)}); "
+                "free some space and rerun: training resumes from the last checkpoint"
+            ) from e
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -198,14 +215,17 @@ def quiet_orbax():
     hook = sys.unraisablehook
 
     def filtered(unraisable):
-        if not (quiet and isinstance(unraisable.exc_value, RuntimeError)
-                and "Event loop is closed" in str(unraisable.exc_value)):
+        if not (
+            quiet
+            and isinstance(unraisable.exc_value, RuntimeError)
+            and "Event loop is closed" in str(unraisable.exc_value)
+        ):
             hook(unraisable)
 
     sys.unraisablehook = filtered
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
         sys.unraisablehook = hook

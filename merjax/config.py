@@ -44,7 +44,9 @@ class Config:
     synthetic: str = "full"  # synthetic database size when no real roots are given
     synthetic_seed: int = 0
     apex_policy: str = "midpoint"  # CASME II rows whose apex is '/' (merjax.data.casme2)
-    on_error: str = "raise"  # or "skip": bad samples are listed in the report, never dropped silently
+    on_error: str = (
+        "raise"  # or "skip": bad samples are listed in the report, never dropped silently
+    )
     similarity_per_class: int = 2  # the paper's "2 samples x 5 classes" (0: every held-out sample)
     timing_repeats: int = 200  # clips timed one at a time (performance)
     timing_batch: int = 256  # clips per call for throughput (performance)
@@ -68,7 +70,11 @@ class Config:
     @property
     def protocol(self) -> str:
         """One line a report prints so that nobody mistakes a quick run for the paper's."""
-        folds = "leave-one-subject-out" if self.num_folds is None else f"{self.num_folds} subject-grouped folds"
+        folds = (
+            "leave-one-subject-out"
+            if self.num_folds is None
+            else f"{self.num_folds} subject-grouped folds"
+        )
         return (
             f"{self.profile} profile: {self.size}x{self.size} inputs (flows at "
             f"{self.flow.size[0]}x{self.flow.size[1]}, {self.flow.describe()}), {folds}, "
@@ -82,12 +88,19 @@ def base(profile: str) -> Config:
     if profile == "paper":
         return Config(profile="paper")
     if profile == "quick":
-        return Config(profile="quick", size=16, num_folds=4, train=TrainConfig(epochs=6, epochs_per_call=1))
+        return Config(
+            profile="quick", size=16, num_folds=4, train=TrainConfig(epochs=6, epochs_per_call=1)
+        )
     if profile == "tiny":
         return Config(
-            profile="tiny", size=8, num_folds=2, synthetic="tiny", flow=FlowSettings(size=(16, 16)),
+            profile="tiny",
+            size=8,
+            num_folds=2,
+            synthetic="tiny",
+            flow=FlowSettings(size=(16, 16)),
             train=TrainConfig(epochs=2, batch_size=16, epochs_per_call=1),
-            timing_repeats=3, timing_batch=4,
+            timing_repeats=3,
+            timing_batch=4,
         )
     raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
 
@@ -136,7 +149,8 @@ def _assign(obj, path: list[str], text: str, assignment: str):
     head = path[0]
     if head not in fields:
         raise ValueError(
-            f"--set {assignment!r}: {type(obj).__name__} has no field {head!r}; fields: {', '.join(sorted(fields))}"
+            f"--set {assignment!r}: {type(obj).__name__} has no field {head!r}; fields: "
+            f"{', '.join(sorted(fields))}"
         )
     if len(path) > 1:
         inner = getattr(obj, head)

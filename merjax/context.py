@@ -1,8 +1,8 @@
 """The run context every experiment gets: its config, workdir, data, and one network's evaluation.
 
     ctx = Context(cfg, "runs/x", options=RunOptions(cache_dir="~/.cache/merjax"))
-    data = ctx.data()                         # samples + flows (synthetic database by default)
-    result = ctx.evaluate("vy-3cl")           # trains every fold, pools, scores; reused when asked again
+    data = ctx.data()                # samples + flows (synthetic database by default)
+    result = ctx.evaluate("vy-3cl")  # trains every fold, pools, scores; reused when asked again
 
 :mod:`merjax.runner` builds it; experiments (``experiments/*.py``) only use it.
 """
@@ -22,9 +22,9 @@ import jax
 import numpy as np
 
 from merjax import flow, inference, metrics, models, train
+from merjax.config import Config
 from merjax.data import cache, composite, synthetic
 from merjax.data.sample import SampleList
-from merjax.config import Config
 from merjax.report import Report
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def class_labels(composite_name: str = "megc2018") -> list[str]:
     paper's emotion names), or MEGC 2019's negative / positive / surprise."""
     if composite_name == "megc2019":
         return list(composite.MEGC2019_CLASSES)
-    return [f"{c} ({n})" for c, n in zip(composite.MEGC2018_CLASSES, CLASS_NAMES)]
+    return [f"{c} ({n})" for c, n in zip(composite.MEGC2018_CLASSES, CLASS_NAMES, strict=True)]
 
 
 @dataclasses.dataclass
@@ -74,7 +74,9 @@ class NetResult:
     net: str
     representation: str
     params: int
-    per_seed: list[dict]  # metrics.by_group per seed ("all", then each dataset: "casme2", "samm", "smic")
+    per_seed: list[
+        dict
+    ]  # metrics.by_group per seed ("all", then each dataset: "casme2", "samm", "smic")
     loso: train.LosoResult
     model_dir: Path | None = None  # the saved final model (trained on every subject), if any
 
@@ -95,7 +97,8 @@ class NetResult:
         out["n"] = self.per_seed[0]["all"]["n"]
         out["per_dataset"] = {
             g: {k: self.mean_std(k, g)[0] for k in ("accuracy", "uf1", "uar")} | {"n": v["n"]}
-            for g, v in self.per_seed[0].items() if g != "all"
+            for g, v in self.per_seed[0].items()
+            if g != "all"
         }
         out["seeds"] = list(self.loso.seeds)
         out["final_train_loss"] = float(np.nanmean(self.loso.losses[:, -1]))
@@ -114,7 +117,9 @@ class RunOptions:
     casme2_root: str | Path | None = None  # both roots: the MEGC 2018 composite; neither: synthetic
     samm_root: str | Path | None = None
     smic_root: str | Path | None = None  # with both others: the MEGC 2019 composite
-    cache_dir: str | Path | None = None  # synthetic database and flow cache (default: workdir/cache)
+    cache_dir: str | Path | None = (
+        None  # synthetic database and flow cache (default: workdir/cache)
+    )
 
     def __post_init__(self):
         if (self.casme2_root is None) != (self.samm_root is None):
@@ -123,7 +128,9 @@ class RunOptions:
                 "(the synthetic database)"
             )
         if self.smic_root is not None and self.casme2_root is None:
-            raise ValueError("--smic_root goes with --casme2_root and --samm_root (the MEGC 2019 composite)")
+            raise ValueError(
+                "--smic_root goes with --casme2_root and --samm_root (the MEGC 2019 composite)"
+            )
 
 
 class Context:
@@ -144,7 +151,11 @@ class Context:
         if parent is not None:
             self.cache_dir = parent.cache_dir
         else:
-            self.cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else self.workdir / "cache"
+            self.cache_dir = (
+                Path(options.cache_dir).expanduser()
+                if options.cache_dir
+                else self.workdir / "cache"
+            )
         self.progress = progress
         # A parent (the `paper` experiment) shares its data and trained networks.
         self._datasets: dict[tuple, Data] = parent._datasets if parent else {}
@@ -155,7 +166,9 @@ class Context:
         """A report of this run: its title, the data (with any loud warnings about it) and the
         protocol (default: the config's)."""
         data = self.data()
-        return Report(self.workdir, title, protocol or self.cfg.protocol, data.source, data.warnings)
+        return Report(
+            self.workdir, title, protocol or self.cfg.protocol, data.source, data.warnings
+        )
 
     def say(self, message: str) -> None:
         if self.progress:
@@ -173,13 +186,26 @@ class Context:
 
     def _data_key(self) -> tuple:
         c = self.cfg
-        return (self.roots, c.composite, c.synthetic, c.synthetic_seed, c.apex_policy, c.on_error, c.flow)
+        return (
+            self.roots,
+            c.composite,
+            c.synthetic,
+            c.synthetic_seed,
+            c.apex_policy,
+            c.on_error,
+            c.flow,
+        )
 
     def derive(self, **changes) -> Context:
         """This run with another config (``cfg.replace(**changes)``: e.g. another flow, input size
         or training), sharing the data already loaded and the networks already trained."""
-        return Context(self.cfg.replace(**changes), self.workdir, options=self.options,
-                       progress=self.progress, parent=self)
+        return Context(
+            self.cfg.replace(**changes),
+            self.workdir,
+            options=self.options,
+            progress=self.progress,
+            parent=self,
+        )
 
     def _load(self) -> Data:
         c = self.cfg
@@ -189,27 +215,43 @@ class Context:
             roots = synthetic.ensure(self.cache_dir, size=c.synthetic, seed=c.synthetic_seed)
             casme2_root, samm_root, smic_root = roots["casme2"], roots["samm"], roots["smic"]
             name = f"synthetic-{c.synthetic}-seed{c.synthetic_seed}" + ("-megc2019" if mega else "")
-            source = f"the synthetic database ({c.synthetic}, seed {c.synthetic_seed}) in {roots['casme2'].parent}"
+            source = (
+                f"the synthetic database ({c.synthetic}, seed {c.synthetic_seed}) "
+                f"in {roots['casme2'].parent}"
+            )
         elif mega:
             if smic_root is None:
-                raise ValueError("the MEGC 2019 composite needs --smic_root as well as --casme2_root and --samm_root")
+                raise ValueError(
+                    "the MEGC 2019 composite needs --smic_root as well as --casme2_root and "
+                    "--samm_root"
+                )
             name = "megc2019"
-            source = f"SMIC-HS at {smic_root}, CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2019 composite)"
+            source = (
+                f"SMIC-HS at {smic_root}, CASME II at {casme2_root} and SAMM at {samm_root} "
+                "(MEGC 2019 composite)"
+            )
         else:
             name = "megc2018"
             source = f"CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2018 composite)"
         self.say(f"reading {source}")
         if mega:
-            samples = composite.megc2019(smic_root, casme2_root, samm_root, apex_policy=c.apex_policy,
-                                         on_error=c.on_error)
+            samples = composite.megc2019(
+                smic_root, casme2_root, samm_root, apex_policy=c.apex_policy, on_error=c.on_error
+            )
         else:
-            samples = composite.megc2018(casme2_root, samm_root, apex_policy=c.apex_policy, on_error=c.on_error)
+            samples = composite.megc2018(
+                casme2_root, samm_root, apex_policy=c.apex_policy, on_error=c.on_error
+            )
         if not samples:
             raise ValueError(f"no usable samples in {source}")
         self.say(samples.summary())
-        flows, _ = cache.load_or_compute(samples, c.flow, self.cache_dir, name, progress=self.progress)
+        flows, _ = cache.load_or_compute(
+            samples, c.flow, self.cache_dir, name, progress=self.progress
+        )
         return Data(
-            samples, flows, source,
+            samples,
+            flows,
+            source,
             labels=np.array([s.label for s in samples], np.int32),
             subjects=[s.subject for s in samples],
             datasets=[s.dataset for s in samples],
@@ -218,7 +260,9 @@ class Context:
     def inputs(self, representation: str) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs ``[N, size, size, C]`` of the onset->apex and onset->apex+1 flows."""
         data = self.data()
-        prepare = jax.jit(functools.partial(flow.input_maps, size=self.cfg.size, kind=representation))
+        prepare = jax.jit(
+            functools.partial(flow.input_maps, size=self.cfg.size, kind=representation)
+        )
         return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augment))
 
     # ------------------------------------------------------------------ training
@@ -226,8 +270,15 @@ class Context:
     def groups(self) -> list[list[str]]:
         return train.subject_groups(self.data().subjects, self.cfg.num_folds)
 
-    def evaluate(self, net: str, *, features: bool = False, final: bool = False, eval_every: int = 0,
-                 name: str | None = None) -> NetResult:
+    def evaluate(
+        self,
+        net: str,
+        *,
+        features: bool = False,
+        final: bool = False,
+        eval_every: int = 0,
+        name: str | None = None,
+    ) -> NetResult:
         """Trains ``net`` on every fold (and seed), pools the held-out predictions and scores them.
 
         Writes ``runs/<name or net>/metrics.jsonl``: the training curve, then one line per fold and
@@ -240,9 +291,12 @@ class Context:
         final = final or (c.save_model and net == c.headline)
         key = (net, c.size, c.num_folds, c.train, c.conv, self._data_key())
         cached = self._results.get(key)
-        if cached and (cached.loso.features is not None or not features) and (
-            cached.loso.states is not None or not final
-        ) and (cached.loso.eval_epochs or not eval_every):
+        if (
+            cached
+            and (cached.loso.features is not None or not features)
+            and (cached.loso.states is not None or not final)
+            and (cached.loso.eval_epochs or not eval_every)
+        ):
             return cached
         model, rep = models.by_name(net, num_classes=self.num_classes, conv=c.conv)
         data = self.data()
@@ -250,28 +304,47 @@ class Context:
         run_dir = self.workdir / "runs" / (name or net)
         run_dir.mkdir(parents=True, exist_ok=True)
         groups = self.groups()
-        self.say(f"{net}: {len(groups)} folds x {len(c.train.seeds)} seeds, {c.train.epochs} epochs, {x.shape[1]}x{x.shape[2]}x{x.shape[3]} inputs")
+        self.say(
+            f"{net}: {len(groups)} folds x {len(c.train.seeds)} seeds, {c.train.epochs} epochs, "
+            f"{x.shape[1]}x{x.shape[2]}x{x.shape[3]} inputs"
+        )
         tc = dataclasses.replace(c.train, train_final=final)
         loso = train.train_loso(
-            model, x, xa, data.labels, data.subjects, tc, groups=groups, workdir=run_dir,
-            progress=self.progress, keep_states=final, features=features, eval_every=eval_every,
+            model,
+            x,
+            xa,
+            data.labels,
+            data.subjects,
+            tc,
+            groups=groups,
+            workdir=run_dir,
+            progress=self.progress,
+            keep_states=final,
+            features=features,
+            eval_every=eval_every,
         )
         per_seed = []
         for s in range(len(loso.seeds)):
             held = loso.preds[s] >= 0
-            per_seed.append(metrics.by_group(
-                data.labels[held], loso.preds[s][held], np.asarray(data.datasets)[held], self.num_classes
-            ))
+            per_seed.append(
+                metrics.by_group(
+                    data.labels[held],
+                    loso.preds[s][held],
+                    np.asarray(data.datasets)[held],
+                    self.num_classes,
+                )
+            )
         result = NetResult(net, rep, models.count_params(model, x.shape[1:]), per_seed, loso)
         _write_jsonl(run_dir / "metrics.jsonl", result, data)
         if final:
             result.model_dir = self._save_model(net, rep, loso)
         row = result.row()
-        self.say(f"{net}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
-                 f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s")
+        self.say(
+            f"{net}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
+            f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s"
+        )
         self._results[key] = result
         return result
-
 
     def _save_model(self, net: str, rep: str, loso: train.LosoResult) -> Path:
         """Saves the first seed's final run (trained on every subject) as a model folder."""
@@ -279,30 +352,48 @@ class Context:
         r = next(i for i, h in enumerate(loso.plan.held_out) if h == train.FINAL)
         state = jax.tree.map(lambda a: np.asarray(a[r]), loso.states)
         spec = inference.ModelSpec(
-            net=net, representation=rep, input_size=c.size, flow=c.flow,
+            net=net,
+            representation=rep,
+            input_size=c.size,
+            flow=c.flow,
             class_names=tuple(class_labels(c.composite)),
-            trained_on={"data": data.source, "samples": len(data.samples),
-                        "subjects": len(set(data.subjects)), "seed": int(loso.plan.seeds[r]),
-                        "protocol": c.protocol},
+            trained_on={
+                "data": data.source,
+                "samples": len(data.samples),
+                "subjects": len(set(data.subjects)),
+                "seed": int(loso.plan.seeds[r]),
+                "protocol": c.protocol,
+            },
         )
-        variables = {"params": state.params, "batch_stats": state.batch_stats, "mean": state.mean,
-                     "scale": state.scale}
+        variables = {
+            "params": state.params,
+            "batch_stats": state.batch_stats,
+            "mean": state.mean,
+            "scale": state.scale,
+        }
         path = inference.save(self.workdir / "models" / net, spec, variables)
-        self.say(f"{net}: final model (every subject, seed {spec.trained_on['seed']}) saved to {path}")
+        self.say(
+            f"{net}: final model (every subject, seed {spec.trained_on['seed']}) saved to {path}"
+        )
         return path
 
     def model_dir(self, net: str) -> Path | None:
         """Where the final model of ``net`` was saved in this run (None if it was not)."""
-        return next((r.model_dir for k, r in self._results.items() if k[0] == net and r.model_dir), None)
+        return next(
+            (r.model_dir for k, r in self._results.items() if k[0] == net and r.model_dir), None
+        )
 
     def model_text(self, net: str) -> str:
         """A report paragraph on the saved final model of ``net`` ('' if none)."""
         path = self.model_dir(net)
         if path is None:
             return ""
-        return (f"Final model: `{os.path.relpath(path, self.workdir)}` — {net} trained on every subject "
-                f"(not scored: it has no held-out data). On new clips: `python -m merjax.predict "
-                f"--model={path} --onset=ONSET.jpg --apex=APEX.jpg`.")
+        return (
+            f"Final model: `{os.path.relpath(path, self.workdir)}` — {net} trained on every "
+            "subject "
+            f"(not scored: it has no held-out data). On new clips: `python -m merjax.predict "
+            f"--model={path} --onset=ONSET.jpg --apex=APEX.jpg`."
+        )
 
 
 def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
@@ -317,18 +408,32 @@ def _write_jsonl(path: Path, result: NetResult, data: Data) -> None:
         s = loso.seeds.index(seed)
         idx = loso.plan.tested(r)
         correct = loso.preds[s][idx] == data.labels[idx]
-        lines.append({
-            "kind": "fold", "net": result.net, "seed": seed, "held_out": list(held), "n": int(len(idx)),
-            "accuracy": float(correct.mean()) if len(idx) else None,
-            "final_train_loss": float(loso.losses[r, -1]),
-            "final_train_accuracy": float(loso.train_accuracy[r, -1]),
-        })
-    for s, (seed, per) in enumerate(zip(loso.seeds, result.per_seed)):
+        lines.append(
+            {
+                "kind": "fold",
+                "net": result.net,
+                "seed": seed,
+                "held_out": list(held),
+                "n": int(len(idx)),
+                "accuracy": float(correct.mean()) if len(idx) else None,
+                "final_train_loss": float(loso.losses[r, -1]),
+                "final_train_accuracy": float(loso.train_accuracy[r, -1]),
+            }
+        )
+    for s, (seed, per) in enumerate(zip(loso.seeds, result.per_seed, strict=True)):
         # The pooled held-out predictions themselves (-1: in no held-out group), so every score
         # above can be recomputed from this file.
-        lines.append({"kind": "predictions", "net": result.net, "seed": seed,
-                      "labels": data.labels.tolist(), "preds": loso.preds[s].tolist(),
-                      "subjects": list(data.subjects), "datasets": list(data.datasets)})
+        lines.append(
+            {
+                "kind": "predictions",
+                "net": result.net,
+                "seed": seed,
+                "labels": data.labels.tolist(),
+                "preds": loso.preds[s].tolist(),
+                "subjects": list(data.subjects),
+                "datasets": list(data.datasets),
+            }
+        )
         lines.append({"kind": "pooled", "net": result.net, "seed": seed} | per)
     with open(path, "a") as f:
         f.write("".join(json.dumps(line) + "\n" for line in lines))
@@ -345,15 +450,20 @@ def timed(fn: Callable, *args, repeats: int) -> np.ndarray:
     return out
 
 
-def summary(experiment: str, cfg: Config, data: Data, head: str, results: dict[str, dict], **extra) -> dict:
+def summary(
+    experiment: str, cfg: Config, data: Data, head: str, results: dict[str, dict], **extra
+) -> dict:
     """summary.json: the headline configuration's accuracy, UF1 and UAR first, then the rest."""
     h = results[head]
     return {
         "experiment": experiment,
         "headline": head,
-        "accuracy": h["accuracy"], "accuracy_std": h["accuracy_std"],
-        "uf1": h["uf1"], "uf1_std": h["uf1_std"],
-        "uar": h["uar"], "uar_std": h["uar_std"],
+        "accuracy": h["accuracy"],
+        "accuracy_std": h["accuracy_std"],
+        "uf1": h["uf1"],
+        "uf1_std": h["uf1_std"],
+        "uar": h["uar"],
+        "uar_std": h["uar_std"],
         "majority": h["majority"],
         "profile": cfg.profile,
         "protocol": cfg.protocol,

@@ -104,7 +104,7 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
 
 
 def move_aside(path: str | Path, suffix: str) -> Path:
-    """Renames ``path`` to ``<path>.<suffix>`` (or ``.<suffix>.2``, ...) and returns the new name."""
+    """Renames ``path`` to ``<path>.<suffix>`` (or ``.<suffix>.2``, ...); returns the new name."""
     path = Path(path)
     target = path.with_name(f"{path.name}.{suffix}")
     n = 2
@@ -146,18 +146,24 @@ class WorkdirLock:
             f.close()
             if e.errno in (errno.EAGAIN, errno.EACCES):
                 raise WorkdirBusy(
-                    f"workdir {str(self.path.parent)!r} is in use by {holder}; wait for it to finish or "
+                    f"workdir {str(self.path.parent)!r} is in use by {holder}; wait for it to "
+                    "finish or "
                     "choose another --workdir"
                 ) from None
             raise
         f.seek(0)
         previous = f.read().strip()
         if previous and self.progress:
-            self.progress(f"taking over the stale lock of {previous} in {self.path.parent} (it is no longer running)")
+            self.progress(
+                f"taking over the stale lock of {previous} in {self.path.parent} (it is no longer "
+                "running)"
+            )
         f.seek(0)
         f.truncate()
-        f.write(f"process {os.getpid()} on {os.uname().nodename} since "
-                f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n")
+        f.write(
+            f"process {os.getpid()} on {os.uname().nodename} since "
+            f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n"
+        )
         f.flush()
         self._file = f
         return self
@@ -169,4 +175,3 @@ class WorkdirLock:
                 self._file.truncate()  # a clean exit leaves no stale holder behind
             self._file.close()  # releases the flock
             self._file = None
-

@@ -15,10 +15,10 @@ Use::
     probs_BxK = classify(onset_BxHxW, apex_BxHxW)
 
 :func:`probabilities` is the whole pipeline as a pure function of ``(variables, onset, apex)``:
-the flow (Horn-Schunck or TV-L1, as trained) at the training flow size, resize to the network's input, the flow
-representation, the training-set normalisation, the network in eval mode, softmax. Frames
-must already be face-cropped and resized to ``frame_size`` (:func:`prepare_frames` does it as the
-datasets do).
+the flow (Horn-Schunck or TV-L1, as trained) at the training flow size, resize to the network's
+input, the flow representation, the training-set normalisation, the network in eval mode,
+softmax. Frames must already be face-cropped and resized to ``frame_size``
+(:func:`prepare_frames` does it as the datasets do).
 """
 
 from __future__ import annotations
@@ -69,12 +69,18 @@ class ModelSpec:
     @classmethod
     def from_json(cls, d: dict, where: str) -> ModelSpec:
         if d.get("format") != FORMAT:
-            raise DataError(f"{where}: model format {d.get('format')!r}, this merjax reads {FORMAT}")
+            raise DataError(
+                f"{where}: model format {d.get('format')!r}, this merjax reads {FORMAT}"
+            )
         try:
             return cls(
-                net=d["net"], representation=d["representation"], input_size=int(d["input_size"]),
-                flow=FlowSettings.from_json(d["flow"]), class_names=tuple(d["class_names"]),
-                trained_on=d.get("trained_on", {}), param_shapes=d.get("param_shapes", {}),
+                net=d["net"],
+                representation=d["representation"],
+                input_size=int(d["input_size"]),
+                flow=FlowSettings.from_json(d["flow"]),
+                class_names=tuple(d["class_names"]),
+                trained_on=d.get("trained_on", {}),
+                param_shapes=d.get("param_shapes", {}),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"{where}: not a merjax model description ({e})") from None
@@ -82,7 +88,9 @@ class ModelSpec:
 
 def _shapes(tree: Any) -> dict[str, list[int]]:
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(str(getattr(k, "key", k)) for k in path): list(np.shape(v)) for path, v in flat}
+    return {
+        "/".join(str(getattr(k, "key", k)) for k in path): list(np.shape(v)) for path, v in flat
+    }
 
 
 def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> jax.Array:
@@ -93,19 +101,30 @@ def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> j
 def network_input(variables: dict, uv_BxHxWx2: jax.Array, spec: ModelSpec) -> jax.Array:
     """What the network reads ``[B, s, s, C]``: the flow resized to its input, its representation,
     the training normalisation -- the steps training took from the cached flows."""
-    return (flow.input_maps(uv_BxHxWx2, spec.input_size, spec.representation) - variables["mean"]) / variables["scale"]
+    return (
+        flow.input_maps(uv_BxHxWx2, spec.input_size, spec.representation) - variables["mean"]
+    ) / variables["scale"]
 
 
-def network_probabilities(variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec) -> jax.Array:
+def network_probabilities(
+    variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec
+) -> jax.Array:
     """Class probabilities ``[B, K]`` from flows: :func:`network_input`, the network in eval mode,
     softmax."""
     x = network_input(variables, uv_BxHxWx2, spec)
-    logits = module.apply({"params": variables["params"], "batch_stats": variables["batch_stats"]}, x)
+    logits = module.apply(
+        {"params": variables["params"], "batch_stats": variables["batch_stats"]}, x
+    )
     return jax.nn.softmax(logits, axis=-1)
 
 
 def probabilities(
-    variables: dict, onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, *, module: nn.Module, spec: ModelSpec
+    variables: dict,
+    onset_BxHxW: jax.Array,
+    apex_BxHxW: jax.Array,
+    *,
+    module: nn.Module,
+    spec: ModelSpec,
 ) -> jax.Array:
     """Class probabilities ``[B, K]`` for pairs of frames ``[B, H, W]`` (uint8 or float in [0, 1])
     at ``spec.frame_size``. Pure: jit it, vmap it, export it."""
@@ -117,8 +136,12 @@ def _fresh_variables(module: nn.Module, spec: ModelSpec, key: jax.Array) -> dict
     """Initialised weights and an identity normalisation: the structure every model folder holds."""
     s, c = spec.input_size, flow.REPRESENTATIONS[spec.representation]
     v = models.init(module, key, (s, s, c))
-    return {"params": v["params"], "batch_stats": v.get("batch_stats", {}),
-            "mean": jnp.zeros((s, s, c), jnp.float32), "scale": jnp.float32(1.0)}
+    return {
+        "params": v["params"],
+        "batch_stats": v.get("batch_stats", {}),
+        "mean": jnp.zeros((s, s, c), jnp.float32),
+        "scale": jnp.float32(1.0),
+    }
 
 
 @dataclasses.dataclass
@@ -144,8 +167,14 @@ class Model:
         return jax.jit(lambda a, b: self._jitted(self.variables, a, b))
 
 
-def untrained(net: str, input_size: int, flow_settings: FlowSettings = FlowSettings(), *, seed: int = 0,
-              class_names: Sequence[str] = tuple(f"class {i}" for i in range(5))) -> Model:
+def untrained(
+    net: str,
+    input_size: int,
+    flow_settings: FlowSettings = FlowSettings(),
+    *,
+    seed: int = 0,
+    class_names: Sequence[str] = tuple(f"class {i}" for i in range(5)),
+) -> Model:
     """A model with initialised weights: for timing (weights do not change the time) and tests."""
     module, rep = models.by_name(net, num_classes=len(class_names))
     spec = ModelSpec(net, rep, input_size, flow_settings, tuple(class_names))
@@ -161,7 +190,8 @@ def check_pairs(onset, apex, frame_size: tuple[int, int]) -> tuple[np.ndarray, n
         raise DataError(f"onset and apex frames differ in shape: {onset.shape} vs {apex.shape}")
     if onset.ndim != 3 or tuple(onset.shape[1:]) != tuple(frame_size):
         raise DataError(
-            f"frames must be [B, {frame_size[0]}, {frame_size[1]}] grey (the model's frame size), got "
+            f"frames must be [B, {frame_size[0]}, {frame_size[1]}] grey (the model's frame size), "
+            "got "
             f"{onset.shape}; prepare_frames crops and resizes raw frames"
         )
     return onset, apex
@@ -201,17 +231,23 @@ def face_box_of(gray: np.ndarray, crop: str, where: str) -> faces.Box | None:
 
 
 def prepare_frames(
-    images: Sequence[np.ndarray], size: tuple[int, int], *, crop: str = "face",
-    names: Sequence[str] | None = None, box: faces.Box | None = None,
+    images: Sequence[np.ndarray],
+    size: tuple[int, int],
+    *,
+    crop: str = "face",
+    names: Sequence[str] | None = None,
+    box: faces.Box | None = None,
 ) -> tuple[np.ndarray, faces.Box | None]:
     """Grey frames ``[N, H, W]`` uint8 at ``size``, cropped as the datasets are: one face box,
     detected on the first frame (or ``box`` when given), crops every frame, so the crop adds no
     motion. Returns the frames and the box. Frames of different sizes are an error."""
     names = list(names) if names is not None else [f"frame {i}" for i in range(len(images))]
-    grays = [to_gray(im, n) for im, n in zip(images, names)]
+    grays = [to_gray(im, n) for im, n in zip(images, names, strict=True)]
     sizes = {g.shape for g in grays}
     if len(sizes) > 1:
-        detail = ", ".join(f"{n}: {g.shape[1]}x{g.shape[0]}" for n, g in zip(names, grays))
+        detail = ", ".join(
+            f"{n}: {g.shape[1]}x{g.shape[0]}" for n, g in zip(names, grays, strict=True)
+        )
         raise DataError(f"frames differ in size ({detail}); flow needs frames of one size")
     if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
@@ -252,18 +288,24 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
         raise DataError(f"{str(path)!r} holds a {spec.net} model, not {expect_net}")
     module, rep = models.by_name(spec.net, num_classes=len(spec.class_names))
     if rep != spec.representation:
-        raise DataError(f"{str(meta)!r}: {spec.net} reads {rep}, the file says {spec.representation}")
+        raise DataError(
+            f"{str(meta)!r}: {spec.net} reads {rep}, the file says {spec.representation}"
+        )
     abstract = jax.eval_shape(lambda k: _fresh_variables(module, spec, k), jax.random.key(0))
     want = _shapes(abstract)
     if not spec.param_shapes:  # checked here: a failed orbax restore is slow and noisy
-        raise DataError(f"{str(meta)!r} lists no param_shapes; it was not written by merjax.inference.save")
+        raise DataError(
+            f"{str(meta)!r} lists no param_shapes; it was not written by merjax.inference.save"
+        )
     if spec.param_shapes != want:
         keys = sorted(set(want) | set(spec.param_shapes))
         diff = [k for k in keys if want.get(k) != spec.param_shapes.get(k)][:3]
         raise DataError(
-            f"{str(path)!r}: its weights do not fit a {spec.net} on {spec.input_size}x{spec.input_size} "
+            f"{str(path)!r}: its weights do not fit a {spec.net} on "
+            f"{spec.input_size}x{spec.input_size} "
             f"{spec.representation} (first "
-            f"differences: {', '.join(f'{k} {spec.param_shapes.get(k)} vs {want.get(k)}' for k in diff)}); "
+            "differences: "
+            f"{', '.join(f'{k} {spec.param_shapes.get(k)} vs {want.get(k)}' for k in diff)}); "
             "the checkpoint is from another architecture"
         )
     try:
@@ -289,8 +331,12 @@ def export(model: Model, path: str | Path, *, platforms: Sequence[str] = ("cpu",
     arg = jax.ShapeDtypeStruct((b, h, w), jnp.uint8)
     exported = jax_export.export(model.jitted(), platforms=tuple(platforms))(arg, arg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    files.commit({path: bytes(exported.serialize()),
-                  Path(f"{path}.json"): (json.dumps(model.spec.to_json(), indent=1) + "\n").encode()})
+    files.commit(
+        {
+            path: bytes(exported.serialize()),
+            Path(f"{path}.json"): (json.dumps(model.spec.to_json(), indent=1) + "\n").encode(),
+        }
+    )
     return path
 
 

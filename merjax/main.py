@@ -24,19 +24,35 @@ from merjax import console, runner
 from merjax.config import PROFILES
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", "input_study",
-                    f"Experiment name ({', '.join(runner.available()) or 'none found'}) or a .py file.")
-flags.DEFINE_enum("profile", "quick", PROFILES, "quick: minutes on a CPU; paper: the paper's protocol.")
+flags.DEFINE_string(
+    "experiment",
+    "input_study",
+    f"Experiment name ({', '.join(runner.available()) or 'none found'}) or a .py file.",
+)
+flags.DEFINE_enum(
+    "profile", "quick", PROFILES, "quick: minutes on a CPU; paper: the paper's protocol."
+)
 flags.DEFINE_string("workdir", None, "Output folder (default: runs/<experiment>-<profile>).")
-flags.DEFINE_string("casme2_root", None, "CASME II folder (with --samm_root: the MEGC 2018 composite).")
+flags.DEFINE_string(
+    "casme2_root", None, "CASME II folder (with --samm_root: the MEGC 2018 composite)."
+)
 flags.DEFINE_string("samm_root", None, "SAMM folder (with --casme2_root).")
-flags.DEFINE_string("smic_root", None, "SMIC-HS folder (with both others: the MEGC 2019 composite, megc2019).")
-flags.DEFINE_string("cache_dir", None, "Synthetic database, flow cache and XLA's compiled programs (default: ~/.cache/merjax).")
+flags.DEFINE_string(
+    "smic_root", None, "SMIC-HS folder (with both others: the MEGC 2019 composite, megc2019)."
+)
+flags.DEFINE_string(
+    "cache_dir",
+    None,
+    "Synthetic database, flow cache and XLA's compiled programs (default: ~/.cache/merjax).",
+)
 flags.DEFINE_list("seeds", None, "Training seeds, e.g. 0,1,2 (mean ± std over them).")
-flags.DEFINE_multi_string("set", [], "Config override name=value, e.g. train.epochs=20 (repeatable).")
+flags.DEFINE_multi_string(
+    "set", [], "Config override name=value, e.g. train.epochs=20 (repeatable)."
+)
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
-flags.DEFINE_enum("log_level", None, console.LEVELS,
-                  "Library logging (orbax, jax, absl); default: warnings only.")
+flags.DEFINE_enum(
+    "log_level", None, console.LEVELS, "Library logging (orbax, jax, absl); default: warnings only."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -57,9 +73,16 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}") from None
     try:
         summary = runner.run(
-            FLAGS.experiment, workdir, profile=FLAGS.profile, overrides=FLAGS.set, seeds=seeds,
-            casme2_root=FLAGS.casme2_root, samm_root=FLAGS.samm_root, smic_root=FLAGS.smic_root,
-            cache_dir=cache_dir, progress=print,
+            FLAGS.experiment,
+            workdir,
+            profile=FLAGS.profile,
+            overrides=FLAGS.set,
+            seeds=seeds,
+            casme2_root=FLAGS.casme2_root,
+            samm_root=FLAGS.samm_root,
+            smic_root=FLAGS.smic_root,
+            cache_dir=cache_dir,
+            progress=print,
         )
     except (ValueError, OSError, KeyError, FloatingPointError) as e:  # DataError is a ValueError
         if os.environ.get("MERJAX_TRACEBACK"):
@@ -67,7 +90,8 @@ def main(argv: list[str]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(
-        f"{summary['experiment']} ({summary['headline']}): accuracy {100 * summary['accuracy']:.2f}% "
+        f"{summary['experiment']} ({summary['headline']}): accuracy "
+        f"{100 * summary['accuracy']:.2f}% "
         f"(majority class {100 * summary['majority']:.2f}%), UF1 {summary['uf1']:.3f}, "
         f"UAR {summary['uar']:.3f}, {summary['seconds']:.0f} s -> {Path(workdir) / 'report.md'}"
     )

@@ -7,7 +7,7 @@ ground truth.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -105,8 +105,9 @@ def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int)
     return out
 
 
-def best_test_epoch_predictions(eval_preds_ExN: np.ndarray, labels: np.ndarray,
-                                folds: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+def best_test_epoch_predictions(
+    eval_preds_ExN: np.ndarray, labels: np.ndarray, folds: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
     """NOT A VALID RESULT: the predictions of each fold at the evaluated epoch where that fold's
     own test samples scored best, pooled; and the epoch index chosen per fold.
 

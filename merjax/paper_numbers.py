@@ -7,9 +7,15 @@ from __future__ import annotations
 
 # Table 3: ResNet depth study, keyed by conv layers -> (parameters, accuracy).
 TABLE3: dict[int, tuple[int, float]] = {
-    17: (10_670_932, 0.5726), 15: (5_400_725, 0.5726), 13: (2_790_149, 0.6058),
-    11: (1_608_965, 0.5934), 9: (694_277, 0.6017), 7: (398_597, 0.6100),
-    5: (178_309, 0.5851), 3: (104_197, 0.6017), 1: (91_525, 0.5892),
+    17: (10_670_932, 0.5726),
+    15: (5_400_725, 0.5726),
+    13: (2_790_149, 0.6058),
+    11: (1_608_965, 0.5934),
+    9: (694_277, 0.6017),
+    7: (398_597, 0.6100),
+    5: (178_309, 0.5851),
+    3: (104_197, 0.6017),
+    1: (91_525, 0.5892),
 }
 
 # Table 4: input study, keyed by representation -> accuracy for 1..4 CL.
@@ -59,7 +65,9 @@ FIGURE7: tuple[tuple[float, ...], ...] = (
 
 # Table 8: accuracy of the paper's method against the literature (5 objective classes, LOSO).
 TABLE8: tuple[tuple[str, float], ...] = (
-    ("LBP-TOP [27]", 0.4229), ("Khor et al. [27]", 0.5700), ("Peng et al. [39]", 0.7470),
+    ("LBP-TOP [27]", 0.4229),
+    ("Khor et al. [27]", 0.5700),
+    ("Peng et al. [39]", 0.7470),
     ("Belaiche et al. 2020 (Vy-3CL)", 0.6017),
 )
 
@@ -76,8 +84,14 @@ TIMING_MS = {"flow": 11.8, "network": 12.8, "total": 24.6}
 # MEGC 2019 composite (SMIC-HS + CASME II + SAMM, 3 classes, LOSO over 68 subjects): STSTNet's
 # published UF1 and UAR (Liong et al., FG 2019, Table 3), whole composite and each part.
 MEGC2019_STSTNET: dict[str, tuple[float, float]] = {
-    "all": (0.7353, 0.7605), "smic": (0.6801, 0.7013), "casme2": (0.8382, 0.8686), "samm": (0.6588, 0.6810),
+    "all": (0.7353, 0.7605),
+    "smic": (0.6801, 0.7013),
+    "casme2": (0.8382, 0.8686),
+    "samm": (0.6588, 0.6810),
 }
 # The Micro-Expression Benchmark's leak-free comparison (Varanka et al.): UF1 on the whole
 # composite with a fixed number of epochs, against picking each subject's best test epoch.
-MEB_FIXED_VS_BEST_EPOCH: dict[str, tuple[float, float]] = {"STSTNet": (0.713, 0.774), "OFF-ApexNet": (0.703, 0.839)}
+MEB_FIXED_VS_BEST_EPOCH: dict[str, tuple[float, float]] = {
+    "STSTNet": (0.713, 0.774),
+    "OFF-ApexNet": (0.703, 0.839),
+}

@@ -1,9 +1,10 @@
 """Micro-expression classes for new clips, from a model that training saved.
 
     python -m merjax.predict --model=runs/input_study-quick/models/vy-3cl --onset=a.jpg --apex=b.jpg
-    python -m merjax.predict --model=M --clip=CASME2/Cropped/sub01/EP02_01f --onset_frame=46 --apex_frame=59
+    python -m merjax.predict --model=M --clip=CASME2/Cropped/sub01/EP02_01f \\
+        --onset_frame=46 --apex_frame=59
     python -m merjax.predict --model=M --video=face.mp4 --window=10 --out=probs.csv
-    python -m merjax.predict --model=M --export=vy-3cl.jaxexport     # serialized, runs without merjax
+    python -m merjax.predict --model=M --export=vy-3cl.jaxexport  # serialized, runs without merjax
 
 Frames are cropped as the datasets are: a face box found on the first (onset) frame by OpenCV's
 Haar cascade crops every frame (``--crop=none`` for frames that are already face crops), then
@@ -35,23 +36,39 @@ from merjax.data.spreadsheets import DataError
 # --------------------------------------------------------------------------- library
 
 
-def predict_pair(model: inference.Model, onset: np.ndarray, apex: np.ndarray, *, crop: str = "face",
-                 names: tuple[str, str] = ("onset", "apex")) -> dict:
+def predict_pair(
+    model: inference.Model,
+    onset: np.ndarray,
+    apex: np.ndarray,
+    *,
+    crop: str = "face",
+    names: tuple[str, str] = ("onset", "apex"),
+) -> dict:
     """Class probabilities for one clip given its onset and apex images (grey or BGR)."""
     t0 = time.perf_counter()
-    frames, box = inference.prepare_frames([onset, apex], model.spec.frame_size, crop=crop, names=names)
+    frames, box = inference.prepare_frames(
+        [onset, apex], model.spec.frame_size, crop=crop, names=names
+    )
     t1 = time.perf_counter()
     probs = model.classify(frames[:1], frames[1:])[0]  # first call compiles
     t2 = time.perf_counter()
     probs = model.classify(frames[:1], frames[1:])[0]
     t3 = time.perf_counter()
     k = int(np.argmax(probs))
-    return {"class": model.spec.class_names[k], "index": k, "probabilities": probs.tolist(),
-            "face_box": box, "prepare_ms": 1e3 * (t1 - t0), "first_call_s": t2 - t1,
-            "classify_ms": 1e3 * (t3 - t2)}
+    return {
+        "class": model.spec.class_names[k],
+        "index": k,
+        "probabilities": probs.tolist(),
+        "face_box": box,
+        "prepare_ms": 1e3 * (t1 - t0),
+        "first_call_s": t2 - t1,
+        "classify_ms": 1e3 * (t3 - t2),
+    }
 
 
-def read_clip(folder: str | Path, onset: int, apex: int) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
+def read_clip(
+    folder: str | Path, onset: int, apex: int
+) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
     """The onset and apex frames of a clip folder, found by the numbers in their file names
     (as the datasets name them: ``reg_img46.jpg``, ``006_05562.jpg``, ``img46.jpg``)."""
     folder = Path(folder)
@@ -72,7 +89,12 @@ def read_clip(folder: str | Path, onset: int, apex: int) -> tuple[np.ndarray, np
 
 
 def predict_video(
-    model: inference.Model, path: str | Path, *, window: int = 0, crop: str = "face", batch: int = 64,
+    model: inference.Model,
+    path: str | Path,
+    *,
+    window: int = 0,
+    crop: str = "face",
+    batch: int = 64,
     progress=None,
 ) -> dict:
     """Per-frame class probabilities of a video: frame ``t`` against frame ``t - window``.
@@ -105,7 +127,9 @@ def predict_video(
             size = gray.shape
             box = inference.face_box_of(gray, crop, f"the first frame of {str(path)!r}")
         elif gray.shape != size:
-            raise DataError(f"{str(path)!r}: frame {len(small)} is {gray.shape}, frame 0 was {size}")
+            raise DataError(
+                f"{str(path)!r}: frame {len(small)} is {gray.shape}, frame 0 was {size}"
+            )
         small.append(faces.crop_resize(gray, box, model.spec.frame_size))
     cap.release()
     if not small:
@@ -123,35 +147,60 @@ def predict_video(
         idx = targets[start : start + b]
         pad = b - len(idx)
         idx_p = np.concatenate([idx, np.repeat(idx[-1:], pad)])  # one batch shape: one compilation
-        probs[start : start + len(idx)] = model.classify(frames[idx_p - window], frames[idx_p])[: len(idx)]
+        probs[start : start + len(idx)] = model.classify(frames[idx_p - window], frames[idx_p])[
+            : len(idx)
+        ]
         if progress and (start // b) % 10 == 0:
             progress(f"{min(start + b, len(targets))}/{len(targets)} frames classified")
     t2 = time.perf_counter()
-    return {"frames": targets, "seconds": targets / fps if fps > 0 else np.full(len(targets), np.nan),
-            "probabilities": probs, "window": window, "fps": fps, "face_box": box,
-            "read_s": t1 - t0, "classify_s": t2 - t1, "num_frames": len(frames)}
+    return {
+        "frames": targets,
+        "seconds": targets / fps if fps > 0 else np.full(len(targets), np.nan),
+        "probabilities": probs,
+        "window": window,
+        "fps": fps,
+        "face_box": box,
+        "read_s": t1 - t0,
+        "classify_s": t2 - t1,
+        "num_frames": len(frames),
+    }
 
 
 def format_probabilities(class_names, probs) -> str:
-    return "\n".join(f"  {name:<18} {p:7.2%}" for name, p in zip(class_names, probs))
+    return "\n".join(f"  {name:<18} {p:7.2%}" for name, p in zip(class_names, probs, strict=True))
 
 
 # --------------------------------------------------------------------------- command line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Model folder written by training (runs/<experiment>/models/<net>).")
+flags.DEFINE_string(
+    "model", None, "Model folder written by training (runs/<experiment>/models/<net>)."
+)
 flags.DEFINE_string("net", None, "Check that the model is this network (e.g. vy-3cl).")
 flags.DEFINE_string("onset", None, "Onset frame image (with --apex).")
 flags.DEFINE_string("apex", None, "Apex frame image (with --onset).")
-flags.DEFINE_string("clip", None, "Clip folder of numbered frames (with --onset_frame, --apex_frame).")
+flags.DEFINE_string(
+    "clip", None, "Clip folder of numbered frames (with --onset_frame, --apex_frame)."
+)
 flags.DEFINE_integer("onset_frame", None, "Onset frame number in --clip.")
 flags.DEFINE_integer("apex_frame", None, "Apex frame number in --clip.")
 flags.DEFINE_string("video", None, "Video file: per-frame probabilities with a sliding window.")
-flags.DEFINE_integer("window", 0, "Video: compare frame t with frame t - window (0: 0.15 s of video).")
+flags.DEFINE_integer(
+    "window", 0, "Video: compare frame t with frame t - window (0: 0.15 s of video)."
+)
 flags.DEFINE_integer("batch", 64, "Video: frame pairs per call.")
-flags.DEFINE_string("out", None, "Video: write per-frame probabilities to this CSV instead of printing.")
-flags.DEFINE_enum("crop", "face", ["face", "none"], "face: Haar face box on the first frame; none: frames are face crops.")
-flags.DEFINE_string("export", None, "Write the model as a jax.export file (runs without merjax) and exit.")
+flags.DEFINE_string(
+    "out", None, "Video: write per-frame probabilities to this CSV instead of printing."
+)
+flags.DEFINE_enum(
+    "crop",
+    "face",
+    ["face", "none"],
+    "face: Haar face box on the first frame; none: frames are face crops.",
+)
+flags.DEFINE_string(
+    "export", None, "Write the model as a jax.export file (runs without merjax) and exit."
+)
 
 
 def writable_file(path: str, flag: str) -> Path:
@@ -165,7 +214,9 @@ def writable_file(path: str, flag: str) -> Path:
         with tempfile.TemporaryFile(dir=p.parent):
             pass
     except OSError as e:
-        raise DataError(f"{flag} {str(p)!r}: cannot write in {str(p.parent)!r} ({e.strerror or e})") from None
+        raise DataError(
+            f"{flag} {str(p)!r}: cannot write in {str(p.parent)!r} ({e.strerror or e})"
+        ) from None
     return p
 
 
@@ -181,21 +232,46 @@ def _run() -> None:
             writable_file(value, flag)
     model = inference.load(FLAGS.model, expect_net=FLAGS.net)
     spec = model.spec
-    print(f"model: {spec.net} on {spec.representation}, frames {spec.frame_size[0]}x{spec.frame_size[1]}, "
-          f"trained on {spec.trained_on.get('data', '?')}")
-    modes = [m for m, on in (("--onset/--apex", FLAGS.onset or FLAGS.apex), ("--clip", FLAGS.clip),
-                             ("--video", FLAGS.video), ("--export", FLAGS.export)) if on]
+    print(
+        f"model: {spec.net} on {spec.representation}, frames "
+        f"{spec.frame_size[0]}x{spec.frame_size[1]}, "
+        f"trained on {spec.trained_on.get('data', '?')}"
+    )
+    modes = [
+        m
+        for m, on in (
+            ("--onset/--apex", FLAGS.onset or FLAGS.apex),
+            ("--clip", FLAGS.clip),
+            ("--video", FLAGS.video),
+            ("--export", FLAGS.export),
+        )
+        if on
+    ]
     if len(modes) != 1:
-        raise DataError(f"give exactly one of --onset/--apex, --clip, --video or --export (got {modes or 'none'})")
+        raise DataError(
+            "give exactly one of --onset/--apex, --clip, --video or --export (got "
+            f"{modes or 'none'})"
+        )
     if FLAGS.export:
         path = inference.export(model, FLAGS.export)
-        print(f"exported to {path} (+ {path}.json); load with jax.export.deserialize(open(p, 'rb').read()).call")
+        print(
+            f"exported to {path} (+ {path}.json); load with jax.export.deserialize(open(p, "
+            "'rb').read()).call"
+        )
         return
     if FLAGS.video:
-        res = predict_video(model, FLAGS.video, window=FLAGS.window, crop=FLAGS.crop, batch=FLAGS.batch,
-                            progress=lambda m: print(m, file=sys.stderr))
-        rows = [[int(t), float(s), spec.class_names[int(p.argmax())], *map(float, p)]
-                for t, s, p in zip(res["frames"], res["seconds"], res["probabilities"])]
+        res = predict_video(
+            model,
+            FLAGS.video,
+            window=FLAGS.window,
+            crop=FLAGS.crop,
+            batch=FLAGS.batch,
+            progress=lambda m: print(m, file=sys.stderr),
+        )
+        rows = [
+            [int(t), float(s), spec.class_names[int(p.argmax())], *map(float, p)]
+            for t, s, p in zip(res["frames"], res["seconds"], res["probabilities"], strict=True)
+        ]
         header = ["frame", "seconds", "class", *spec.class_names]
         if FLAGS.out:
             buf = io.StringIO(newline="")
@@ -207,9 +283,12 @@ def _run() -> None:
             for r in rows:
                 print("\t".join([str(r[0]), f"{r[1]:.3f}", r[2], *(f"{p:.4f}" for p in r[3:])]))
         n = len(rows)
-        print(f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: read + crop "
-              f"{res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "
-              f"({1e3 * res['classify_s'] / n:.2f} ms per frame, compilation included)")
+        print(
+            f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: read + "
+            "crop "
+            f"{res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "
+            f"({1e3 * res['classify_s'] / n:.2f} ms per frame, compilation included)"
+        )
         return
     if FLAGS.clip:
         if FLAGS.onset_frame is None or FLAGS.apex_frame is None:
@@ -218,19 +297,30 @@ def _run() -> None:
     else:
         if not (FLAGS.onset and FLAGS.apex):
             raise DataError("give both --onset and --apex")
-        onset, apex, names = read_gray(FLAGS.onset), read_gray(FLAGS.apex), (FLAGS.onset, FLAGS.apex)
+        onset, apex, names = (
+            read_gray(FLAGS.onset),
+            read_gray(FLAGS.apex),
+            (FLAGS.onset, FLAGS.apex),
+        )
     res = predict_pair(model, onset, apex, crop=FLAGS.crop, names=names)
     print(f"class: {res['class']}")
     print(format_probabilities(spec.class_names, res["probabilities"]))
-    print(f"time: {res['classify_ms']:.2f} ms flow + network (compiled; first call {res['first_call_s']:.2f} s "
-          f"with compilation), {res['prepare_ms']:.1f} ms face crop + resize")
+    print(
+        f"time: {res['classify_ms']:.2f} ms flow + network (compiled; first call "
+        f"{res['first_call_s']:.2f} s "
+        f"with compilation), {res['prepare_ms']:.1f} ms face crop + resize"
+    )
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    console.setup(absl_verbosity_given=FLAGS["verbosity"].present)  # orbax logs every restore at INFO
-    runner.compilation_cache(Path.home() / ".cache" / "merjax" / "xla")  # the next call compiles nothing
+    console.setup(
+        absl_verbosity_given=FLAGS["verbosity"].present
+    )  # orbax logs every restore at INFO
+    runner.compilation_cache(
+        Path.home() / ".cache" / "merjax" / "xla"
+    )  # the next call compiles nothing
     try:
         _run()
     except (ValueError, OSError) as e:  # DataError is a ValueError

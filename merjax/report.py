@@ -38,11 +38,16 @@ class Report:
     renames: :func:`merjax.files.commit`), so a crash or a full disk during a rerun leaves the
     previous run's files whole and never a mix of two runs."""
 
-    def __init__(self, workdir: Path, title: str, protocol: str, source: str, warnings: Sequence[str] = ()):
+    def __init__(
+        self, workdir: Path, title: str, protocol: str, source: str, warnings: Sequence[str] = ()
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.lines = [f"# {title}", ""] + [f"**{w}**\n" for w in warnings] + [
-            f"Data: {source}.", "", f"Protocol: {protocol}.", ""]
+        self.lines = (
+            [f"# {title}", ""]
+            + [f"**{w}**\n" for w in warnings]
+            + [f"Data: {source}.", "", f"Protocol: {protocol}.", ""]
+        )
         self.files: list[str] = []
         self._pending: dict[str, bytes] = {}
 
@@ -55,10 +60,18 @@ class Report:
         self._pending[name] = data
         self.files.append(name)
 
-    def table(self, name: str, header: Sequence[str], rows: Sequence[Sequence], *, title: str,
-              csv_header: Sequence[str] | None = None, csv_rows: Sequence[Sequence] | None = None) -> None:
-        """``name.csv`` (raw values: ``csv_header``/``csv_rows``, else the shown ones) and a Markdown
-        table in report.md (also written alone to ``name.md``)."""
+    def table(
+        self,
+        name: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence],
+        *,
+        title: str,
+        csv_header: Sequence[str] | None = None,
+        csv_rows: Sequence[Sequence] | None = None,
+    ) -> None:
+        """``name.csv`` (raw values: ``csv_header``/``csv_rows``, else the shown ones) and a
+        Markdown table in report.md (also written alone to ``name.md``)."""
         if (csv_rows is None) != (csv_header is None):
             raise ValueError("give csv_header and csv_rows together")
         buf = io.StringIO(newline="")
@@ -69,7 +82,14 @@ class Report:
         md += [f"| {' | '.join(map(str, r))} |" for r in rows]
         self.add_file(f"{name}.csv", buf.getvalue().encode())
         self.add_file(f"{name}.md", (f"## {title}\n\n" + "\n".join(md) + "\n").encode())
-        self.lines += [f"## {title}", "", *md, "", f"Files: [{name}.csv]({name}.csv), [{name}.md]({name}.md)", ""]
+        self.lines += [
+            f"## {title}",
+            "",
+            *md,
+            "",
+            f"Files: [{name}.csv]({name}.csv), [{name}.md]({name}.md)",
+            "",
+        ]
 
     def figure(self, name: str, fig, caption: str) -> None:
         import matplotlib.pyplot as plt
@@ -85,7 +105,9 @@ class Report:
         summary = summary | {"files": sorted(set(self.files + ["report.md", "summary.json"]))}
         files = {self.workdir / n: d for n, d in self._pending.items()}
         files[self.workdir / "report.md"] = "\n".join(self.lines).encode()
-        files[self.workdir / "summary.json"] = (json.dumps(_plain(summary), indent=1) + "\n").encode()
+        files[self.workdir / "summary.json"] = (
+            json.dumps(_plain(summary), indent=1) + "\n"
+        ).encode()
         commit(files)
         self._pending.clear()
         return summary
@@ -127,8 +149,15 @@ def confusion_figure(cm: np.ndarray, labels: Sequence[str], title: str):
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{100 * rates[i, j]:.1f}%\n({int(cm[i, j])})", ha="center", va="center",
-                    fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{100 * rates[i, j]:.1f}%\n({int(cm[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("predicted")
@@ -169,11 +198,15 @@ def series_figure(
         c = colours[i % len(colours)]
         ax.plot(xs, 100 * np.asarray(ys, float), "-", color=c, lw=1.6, zorder=3)
         pts = paper.get(name)
-        known = [(x, 100 * y) for x, y in zip(*pts) if y is not None] if pts is not None else []
+        known = (
+            [(x, 100 * y) for x, y in zip(*pts, strict=True) if y is not None]
+            if pts is not None
+            else []
+        )
         if known:
-            ax.plot(*zip(*known), "--", color=c, lw=1.2, zorder=2)
+            ax.plot(*zip(*known, strict=True), "--", color=c, lw=1.2, zorder=2)
         marks = (kinds or {}).get(name, range(len(xs)))
-        for j, (x, y, k) in enumerate(zip(xs, ys, marks)):
+        for j, (x, y, k) in enumerate(zip(xs, ys, marks, strict=True)):
             m = MARKERS[k % len(MARKERS)] if marker_names else "o"
             ax.plot([x], [100 * y], m, color=c, ms=6, zorder=4)
             if pts is not None and j < len(pts[1]) and pts[1][j] is not None:
@@ -185,8 +218,10 @@ def series_figure(
         Line2D([], [], color="black", ls="--", marker="o", mfc="white", label="paper"),
         Line2D([], [], color="grey", ls=":", label=f"majority class ({100 * majority:.1f}%)"),
     ]
-    handles += [Line2D([], [], color="black", ls="", marker=MARKERS[j % len(MARKERS)], label=t)
-                for j, t in enumerate(marker_names)]
+    handles += [
+        Line2D([], [], color="black", ls="", marker=MARKERS[j % len(MARKERS)], label=t)
+        for j, t in enumerate(marker_names)
+    ]
     if logx:
         ax.set_xscale("log")
     if xticks is not None:
@@ -196,13 +231,22 @@ def series_figure(
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.legend(
+        handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0
+    )
     return fig
 
 
-def bar_figure(groups: Sequence[str], series: dict[str, Sequence[float | None]], *, ylabel: str, title: str,
-               errors: dict[str, Sequence[float]] | None = None, hollow: Sequence[str] = (),
-               markers: dict[str, Sequence[float | None]] | None = None):
+def bar_figure(
+    groups: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    ylabel: str,
+    title: str,
+    errors: dict[str, Sequence[float]] | None = None,
+    hollow: Sequence[str] = (),
+    markers: dict[str, Sequence[float | None]] | None = None,
+):
     """Grouped bars: one group per name, one bar per series (``hollow`` series drawn as outlines,
     e.g. numbers that are not valid results); ``markers``: values drawn as a black bar across
     their group (e.g. published numbers; None draws nothing); the legend outside the axes."""
@@ -216,12 +260,27 @@ def bar_figure(groups: Sequence[str], series: dict[str, Sequence[float | None]],
         err = None if not errors or name not in errors else errors[name]
         c = colours[i % len(colours)]
         kw = dict(facecolor="none", edgecolor=c, hatch="//") if name in hollow else dict(color=c)
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, v, width * 0.95, yerr=err, capsize=3, label=name, **kw)
+        ax.bar(
+            x + (i - (len(series) - 1) / 2) * width,
+            v,
+            width * 0.95,
+            yerr=err,
+            capsize=3,
+            label=name,
+            **kw,
+        )
     for name, values in (markers or {}).items():
         at = [(i, float(a)) for i, a in enumerate(values) if a is not None]
         if at:
-            ax.hlines([a for _, a in at], [i - 0.42 for i, _ in at], [i + 0.42 for i, _ in at], colors="black",
-                      linewidth=2, zorder=3, label=name)
+            ax.hlines(
+                [a for _, a in at],
+                [i - 0.42 for i, _ in at],
+                [i + 0.42 for i, _ in at],
+                colors="black",
+                linewidth=2,
+                zorder=3,
+                label=name,
+            )
     ax.set_xticks(x, list(groups), fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -230,8 +289,9 @@ def bar_figure(groups: Sequence[str], series: dict[str, Sequence[float | None]],
     return fig
 
 
-def flow_grid_figure(maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str,
-                     unit: str = "px"):
+def flow_grid_figure(
+    maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, unit: str = "px"
+):
     """A grid of maps (rows: Vx, Vy, M; columns: classes), one colour scale per row, with its
     colour bar (in ``unit``) at the row's end."""
     plt = _plt()
@@ -242,8 +302,12 @@ def flow_grid_figure(maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequen
         signed = float(np.nanmin(maps_RxKxHxW[i])) < 0
         for j in range(k):
             ax = axes[i, j]
-            im = ax.imshow(maps_RxKxHxW[i, j], cmap="RdBu_r" if signed else "magma",
-                           vmin=-lim if signed else 0, vmax=lim)
+            im = ax.imshow(
+                maps_RxKxHxW[i, j],
+                cmap="RdBu_r" if signed else "magma",
+                vmin=-lim if signed else 0,
+                vmax=lim,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -266,8 +330,15 @@ def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str):
     for i in range(len(labels)):
         for j in range(len(labels)):
             light = (float(sim[i, j]) - lo) / (1 - lo) > 0.6 if np.isfinite(sim[i, j]) else False
-            ax.text(j, i, num(float(sim[i, j]), 3), ha="center", va="center", fontsize=7,
-                    color="black" if light else "white")
+            ax.text(
+                j,
+                i,
+                num(float(sim[i, j]), 3),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if light else "white",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_title(title, fontsize=9)

@@ -33,7 +33,8 @@ import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from merjax import config as config_lib, files
+from merjax import config as config_lib
+from merjax import files
 from merjax.context import Context, RunOptions
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,14 @@ def find(experiment: str | Path) -> Path:
     names = available()
     if not names:
         raise ValueError(
-            f"unknown experiment {text!r}: no experiments folder at {experiments_dir()} (a pip install "
+            f"unknown experiment {text!r}: no experiments folder at {experiments_dir()} (a pip "
+            "install "
             "brings the library, not experiments/: clone the repository, set MERJAX_EXPERIMENTS to "
             "its experiments/ folder, or give --experiment=path/to/file.py)"
         )
-    raise ValueError(f"unknown experiment {text!r}; available: {', '.join(names)} (or a path to a .py file)")
+    raise ValueError(
+        f"unknown experiment {text!r}; available: {', '.join(names)} (or a path to a .py file)"
+    )
 
 
 _LOADED: dict[Path, types.ModuleType] = {}
@@ -96,17 +100,25 @@ def load(experiment: str | Path) -> types.ModuleType:
             raise
         for fn in ("config", "run"):
             if not callable(getattr(module, fn, None)):
-                raise ValueError(f"{path} is not an experiment: it defines no {fn}() "
-                                 "(an experiment file defines config(profile) and run(ctx))")
+                raise ValueError(
+                    f"{path} is not an experiment: it defines no {fn}() "
+                    "(an experiment file defines config(profile) and run(ctx))"
+                )
         _LOADED[path] = module
     return _LOADED[path]
 
 
-def make_config(experiment: str | Path, profile: str = "quick", overrides: Sequence[str] = (),
-                seeds: Sequence[int] | None = None) -> config_lib.Config:
+def make_config(
+    experiment: str | Path,
+    profile: str = "quick",
+    overrides: Sequence[str] = (),
+    seeds: Sequence[int] | None = None,
+) -> config_lib.Config:
     """The experiment's config for ``profile``, with ``name=value`` overrides and seeds applied."""
     if profile not in config_lib.PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(config_lib.PROFILES)}")
+        raise ValueError(
+            f"unknown profile {profile!r}; expected one of {', '.join(config_lib.PROFILES)}"
+        )
     cfg = load(experiment).config(profile)
     if seeds:
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, seeds=tuple(int(s) for s in seeds)))
@@ -154,10 +166,15 @@ def run(
     if parent is not None:
         options, progress = parent.options, parent.progress
     else:
-        options = RunOptions(profile=profile, overrides=tuple(overrides),
-                             seeds=tuple(int(s) for s in seeds) if seeds else None,
-                             casme2_root=casme2_root, samm_root=samm_root, smic_root=smic_root,
-                             cache_dir=cache_dir)
+        options = RunOptions(
+            profile=profile,
+            overrides=tuple(overrides),
+            seeds=tuple(int(s) for s in seeds) if seeds else None,
+            casme2_root=casme2_root,
+            samm_root=samm_root,
+            smic_root=smic_root,
+            cache_dir=cache_dir,
+        )
     module = load(experiment)
     name = Path(module.__file__).stem
     cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
@@ -184,7 +201,10 @@ def environment() -> dict:
 
     devices = jax.devices()
     return {
-        "versions": {p: version(p) for p in ("merjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")}
+        "versions": {
+            p: version(p)
+            for p in ("merjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
+        }
         | {"python": sys.version.split()[0]},
         "backend": jax.default_backend(),
         "devices": [f"{d.device_kind} ({d.platform}:{d.id})" for d in devices],
@@ -202,20 +222,32 @@ def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -
 
     strategy, chunk = train.resolve(cfg.train)
     doc = {
-        "experiment": name, "file": str(file),
+        "experiment": name,
+        "file": str(file),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "argv": sys.argv,
-        "strategy": {"requested": cfg.train.strategy, "resolved": strategy,
-                     "chunk": (("planned from device memory" if cfg.train.strategy == "auto" else chunk)
-                               if strategy == "chunked" else None)},
+        "strategy": {
+            "requested": cfg.train.strategy,
+            "resolved": strategy,
+            "chunk": (
+                ("planned from device memory" if cfg.train.strategy == "auto" else chunk)
+                if strategy == "chunked"
+                else None
+            ),
+        },
         "conv": {"requested": cfg.conv, "resolved": conv_impl(cfg.conv)},
         "config": dataclasses.asdict(cfg),
     } | env
     files.write_json(workdir / "config.json", doc, default=str)
     kinds = [d.split(" (")[0] for d in env["devices"]]
     devices = ", ".join(f"{kinds.count(k)} x {k}" for k in sorted(set(kinds), key=kinds.index))
-    runs = ((" sized to the device's memory" if cfg.train.strategy == "auto" else f" of {chunk} runs")
-            if strategy == "chunked" else "")
-    return (f"{name}: {devices} ({env['backend']}), strategy {strategy}{runs}"
-            f"{' (auto)' if cfg.train.strategy == 'auto' else ''}, {conv_impl(cfg.conv)} convolutions; "
-            f"config in {workdir / 'config.json'}")
+    runs = (
+        (" sized to the device's memory" if cfg.train.strategy == "auto" else f" of {chunk} runs")
+        if strategy == "chunked"
+        else ""
+    )
+    return (
+        f"{name}: {devices} ({env['backend']}), strategy {strategy}{runs}"
+        f"{' (auto)' if cfg.train.strategy == 'auto' else ''}, {conv_impl(cfg.conv)} convolutions; "
+        f"config in {workdir / 'config.json'}"
+    )

@@ -12,7 +12,7 @@ BN_EPSILON = 1e-5  # MATLAB's batchNormalizationLayer Epsilon default
 
 
 def conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``[N, H, W, C] * [k, k, C, F]`` + bias, stride 1, SAME padding (k odd), as loops over taps."""
+    """``[N, H, W, C] * [k, k, C, F]`` + bias, stride 1, SAME padding (k odd), looping over taps."""
     k = kernel.shape[0]
     p = k // 2
     xp = np.pad(np.asarray(x, np.float64), ((0, 0), (p, p), (p, p), (0, 0)))
@@ -32,7 +32,9 @@ def batch_moments(y: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.nda
     return flat.mean(0), flat.var(0)
 
 
-def tiny_forward(params: dict, stats: dict, x: np.ndarray, normalise=None) -> tuple[np.ndarray, np.ndarray]:
+def tiny_forward(
+    params: dict, stats: dict, x: np.ndarray, normalise=None
+) -> tuple[np.ndarray, np.ndarray]:
     """merjax's TinyCNN in eval mode: conv 3x3 SAME -> BatchNorm with ``stats`` -> ReLU ->
     spatial mean (the features) -> dense (the logits). Returns ``(logits, features)``."""
     if normalise is not None:
@@ -40,6 +42,8 @@ def tiny_forward(params: dict, stats: dict, x: np.ndarray, normalise=None) -> tu
     c = params["conv1"]["conv"]
     y = conv_same(x, c["kernel"], c["bias"])
     bn, st = params["conv1"]["bn"], stats["conv1"]["bn"]
-    y = (y - st["mean"]) / np.sqrt(np.asarray(st["var"], np.float64) + BN_EPSILON) * bn["scale"] + bn["bias"]
+    y = (y - st["mean"]) / np.sqrt(np.asarray(st["var"], np.float64) + BN_EPSILON) * bn[
+        "scale"
+    ] + bn["bias"]
     feats = np.maximum(y, 0).mean(axis=(1, 2))
     return feats @ np.asarray(params["fc"]["kernel"], np.float64) + params["fc"]["bias"], feats

@@ -1,4 +1,4 @@
-"""Fixtures the test files share: the tiny synthetic database, and a way to edit its spreadsheets."""
+"""Fixtures the test files share: the tiny synthetic database and a way to edit its spreadsheets."""
 
 from __future__ import annotations
 

@@ -17,8 +17,14 @@ def test_gpu_suite_smoke_runs_every_part(tmp_path):
     """benchmarks/gpu_suite.sh --smoke runs the GPU suite's code paths on CPU with tiny shapes, so
     a lent GPU's time is not lost to a typo."""
     env = dict(os.environ, PYTHON=sys.executable, OUT_SMOKE=str(tmp_path / "smoke"))
-    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh"), "--smoke"], capture_output=True,
-                         text=True, env=env, timeout=600, cwd=tmp_path)
+    out = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_suite.sh"), "--smoke"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
     md = (tmp_path / "smoke" / "gpu_suite.md").read_text()
     assert out.returncode == 0, md + out.stderr
     for part in ("Horn-Schunck bandwidth", "Latency", "LOSO training programs", "Memory per run"):

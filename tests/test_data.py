@@ -211,7 +211,9 @@ def test_unreadable_image(db):
     s.onset_path.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match=f"cannot decode image .*{s.onset_path.name}"):
         samm.load(db / "SAMM")
-    assert len(samm.load(db / "SAMM", check=False)) == len(samm.load(db / "SAMM", on_error="skip")) + 1
+    assert (
+        len(samm.load(db / "SAMM", check=False)) == len(samm.load(db / "SAMM", on_error="skip")) + 1
+    )
 
 
 def test_frames_of_different_sizes(db):
@@ -293,7 +295,9 @@ def _fake_tree(root: Path) -> None:
         shutil.copy(SHARED / name, root / "CASME2")
     shutil.copy(SHARED / samm.CODES, root / "SAMM")
     shutil.copy(SHARED / smic.ANNOTATION, root / "SMIC")
-    for row in list(openpyxl.load_workbook(SHARED / casme2.CODING).worksheets[0].iter_rows(values_only=True))[1:]:
+    for row in list(
+        openpyxl.load_workbook(SHARED / casme2.CODING).worksheets[0].iter_rows(values_only=True)
+    )[1:]:
         d = root / "CASME2" / "Cropped" / f"sub{row[0]}" / row[1]
         d.mkdir(parents=True, exist_ok=True)
         for f in range(row[3], row[5] + 1):
@@ -304,7 +308,9 @@ def _fake_tree(root: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
         for f in (row[3], row[4], row[4] + 1):
             (d / f"{row[0]}_{f:05d}.jpg").touch()
-    for row in list(openpyxl.load_workbook(SHARED / smic.ANNOTATION)["HS"].iter_rows(values_only=True))[1:]:
+    for row in list(
+        openpyxl.load_workbook(SHARED / smic.ANNOTATION)["HS"].iter_rows(values_only=True)
+    )[1:]:
         if row[0] is None:
             continue
         d = root / "SMIC" / "HS" / f"s{row[0]}" / "micro" / row[16] / row[1]
@@ -346,12 +352,16 @@ def test_cache_hit_and_miss(tiny_db, tmp_path):
     s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")
     settings = cache.FlowSettings(size=(24, 24), num_iter=5)
     seen = []
-    a, hit = cache.load_or_compute(s, settings, tmp_path, "tiny", progress=seen.append, batch_size=8)
+    a, hit = cache.load_or_compute(
+        s, settings, tmp_path, "tiny", progress=seen.append, batch_size=8
+    )
     assert not hit and a.apex.shape == (len(s), 24, 24, 2) and a.augment.shape == a.apex.shape
     assert any("flow" in m and "pairs" in m for m in seen)
     b, hit = cache.load_or_compute(s, settings, tmp_path, "tiny")
     assert hit and np.array_equal(a.apex, b.apex) and np.array_equal(a.augment, b.augment)
-    _, hit = cache.load_or_compute(s, cache.FlowSettings(size=(24, 24), num_iter=6), tmp_path, "tiny")
+    _, hit = cache.load_or_compute(
+        s, cache.FlowSettings(size=(24, 24), num_iter=6), tmp_path, "tiny"
+    )
     assert not hit
     _, hit = cache.load_or_compute(s[1:], settings, tmp_path, "tiny")
     assert not hit, "another sample list must not reuse the file"
@@ -388,7 +398,9 @@ def test_nearest_class_mean_baseline():
     x = np.array([[10.0], [0.0], [4.0], [4.0], [3.8]])
     y = np.array([0, 0, 1, 1, 1])
     subjects = np.array(["A", "B", "B", "C", "C"])
-    np.testing.assert_array_equal(baselines.nearest_class_mean_loso(x, y, subjects, 2), [1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(
+        baselines.nearest_class_mean_loso(x, y, subjects, 2), [1, 1, 1, 1, 1]
+    )
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 8)
     x = np.eye(3)[y] * 5 + rng.normal(0, 0.1, (24, 3))
@@ -402,8 +414,13 @@ def test_tvl1_flows_in_the_cache(tiny_db, tmp_path):
     s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")[:4]
     tv = cache.FlowSettings(size=(16, 16), method="tvl1")
     hs = cache.FlowSettings(size=(16, 16))
-    assert tv.digest() != hs.digest() != cache.FlowSettings(size=(16, 16), method="tvl1",
-                                                           tvl1=cache.TVL1Settings(num_iter=5)).digest()
+    assert (
+        tv.digest()
+        != hs.digest()
+        != cache.FlowSettings(
+            size=(16, 16), method="tvl1", tvl1=cache.TVL1Settings(num_iter=5)
+        ).digest()
+    )
     a, hit = cache.load_or_compute(s, tv, tmp_path, "tiny", progress=None)
     frames0, _ = cache.sample_frames(s[0], tv)
     np.testing.assert_allclose(a.apex[0], flow.tvl1(frames0[0], frames0[1]), atol=1e-4)

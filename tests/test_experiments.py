@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from merjax import context, metrics, runner
 from merjax import config as config_lib
+from merjax import context, metrics, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE_KEYS = ("accuracy", "uf1", "uar", "majority", "headline", "configs")
@@ -40,7 +40,12 @@ def _csv(path: Path) -> list[list[str]]:
 
 def test_profiles_say_what_they_are():
     paper = config_lib.base("paper")
-    assert (paper.size, paper.num_folds, paper.train.epochs, paper.train.batch_size) == (64, None, 150, 64)
+    assert (paper.size, paper.num_folds, paper.train.epochs, paper.train.batch_size) == (
+        64,
+        None,
+        150,
+        64,
+    )
     assert paper.flow.size == (64, 64) and "leave-one-subject-out" in paper.protocol
     quick = runner.make_config("input_study", "quick")
     assert len(quick.nets) == 16 and "4 subject-grouped folds" in quick.protocol
@@ -49,9 +54,17 @@ def test_profiles_say_what_they_are():
 
 def test_experiments_are_files_at_the_top_level():
     assert runner.experiments_dir() == ROOT / "experiments"
-    assert set(runner.available()) >= {"input_study", "depth_study", "similarity", "performance",
-                                        "class_average_flow", "paper"}
-    with pytest.raises(ValueError, match="unknown experiment 'table10'; available: class_average_flow, "):
+    assert set(runner.available()) >= {
+        "input_study",
+        "depth_study",
+        "similarity",
+        "performance",
+        "class_average_flow",
+        "paper",
+    }
+    with pytest.raises(
+        ValueError, match="unknown experiment 'table10'; available: class_average_flow, "
+    ):
         runner.find("table10")
     with pytest.raises(ValueError, match="no such file"):
         runner.find("nowhere/table10.py")
@@ -63,8 +76,10 @@ def test_experiments_are_files_at_the_top_level():
 def test_experiments_folder_from_the_environment(tmp_path, monkeypatch):
     (tmp_path / "mine.py").write_text(
         "from merjax.config import base\n"
-        "def config(profile):\n    return base(profile).replace(nets=('vy-1cl',), headline='vy-1cl')\n"
-        "def run(ctx):\n    return {}\n")
+        "def config(profile):\n    return base(profile).replace(nets=('vy-1cl',), "
+        "headline='vy-1cl')\n"
+        "def run(ctx):\n    return {}\n"
+    )
     (tmp_path / "broken.py").write_text("def config(profile):\n    pass\n")
     monkeypatch.setenv("MERJAX_EXPERIMENTS", str(tmp_path))
     assert runner.available() == ["broken", "mine"]
@@ -78,12 +93,20 @@ def test_experiments_folder_from_the_environment(tmp_path, monkeypatch):
 
 def test_config_json_says_what_ran_where(tmp_path):
     cfg = runner.make_config("input_study", "tiny")
-    line = runner.write_config(tmp_path, "input_study", ROOT / "experiments" / "input_study.py", cfg)
+    line = runner.write_config(
+        tmp_path, "input_study", ROOT / "experiments" / "input_study.py", cfg
+    )
     doc = json.loads((tmp_path / "config.json").read_text())
-    assert doc["config"]["train"]["epochs"] == cfg.train.epochs and doc["config"]["nets"] == list(cfg.nets)
+    assert doc["config"]["train"]["epochs"] == cfg.train.epochs and doc["config"]["nets"] == list(
+        cfg.nets
+    )
     assert doc["strategy"] == {"requested": "auto", "resolved": "loop", "chunk": None}
     assert doc["conv"] == {"requested": "auto", "resolved": "im2col"}
-    assert doc["backend"] == "cpu" and doc["devices"] and {"merjax", "jax", "flax"} <= set(doc["versions"])
+    assert (
+        doc["backend"] == "cpu"
+        and doc["devices"]
+        and {"merjax", "jax", "flax"} <= set(doc["versions"])
+    )
     assert "strategy" in line and "cpu" in line and str(tmp_path / "config.json") in line
 
 
@@ -91,14 +114,17 @@ def test_accuracy_vs_params_has_a_line_per_input():
     """Four representations: four solid lines of ours and four dashed of the paper's, one colour
     each, in order of parameters (not table order)."""
     input_study = runner.load("input_study")
-    results = {f"{r}-{d}cl": {"accuracy": 0.5 + 0.01 * d, "majority": 0.47}
-               for r in input_study.REPRESENTATIONS for d in input_study.DEPTHS}
+    results = {
+        f"{r}-{d}cl": {"accuracy": 0.5 + 0.01 * d, "majority": 0.47}
+        for r in input_study.REPRESENTATIONS
+        for d in input_study.DEPTHS
+    }
     fig = input_study._params_figure(results)
     ax = fig.axes[0]
     solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 4]
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
     assert len(solid) == 4 and len(dashed) == 4
-    for a, b in zip(solid, dashed):
+    for a, b in zip(solid, dashed, strict=True):
         assert a.get_color() == b.get_color()
         assert list(a.get_xdata()) == sorted(a.get_xdata())
     assert len({ln.get_color() for ln in solid}) == 4
@@ -109,13 +135,32 @@ def test_accuracy_vs_params_has_a_line_per_input():
 
 def test_overrides_and_their_errors():
     cfg = runner.make_config(
-        "input_study", "quick", ["train.epochs=3", "size=32", "num_folds=None", "nets=vy-1cl,vx-2cl",
-                                 "flow.size=(32,32)", "train.seeds=1,2"], seeds=None)
-    assert (cfg.train.epochs, cfg.size, cfg.num_folds, cfg.nets) == (3, 32, None, ("vy-1cl", "vx-2cl"))
+        "input_study",
+        "quick",
+        [
+            "train.epochs=3",
+            "size=32",
+            "num_folds=None",
+            "nets=vy-1cl,vx-2cl",
+            "flow.size=(32,32)",
+            "train.seeds=1,2",
+        ],
+        seeds=None,
+    )
+    assert (cfg.train.epochs, cfg.size, cfg.num_folds, cfg.nets) == (
+        3,
+        32,
+        None,
+        ("vy-1cl", "vx-2cl"),
+    )
     assert cfg.flow.size == (32, 32) and cfg.train.seeds == (1, 2)
     assert runner.make_config("input_study", "quick", seeds=[3, 4]).train.seeds == (3, 4)
-    for bad, words in (("epochs=3", "no field 'epochs'"), ("train.epochs=many", "cannot read"),
-                       ("size", "expected name=value"), ("size.x=1", "no sub-fields")):
+    for bad, words in (
+        ("epochs=3", "no field 'epochs'"),
+        ("train.epochs=many", "cannot read"),
+        ("size", "expected name=value"),
+        ("size.x=1", "no sub-fields"),
+    ):
         with pytest.raises(ValueError, match=words):
             runner.make_config("input_study", "quick", [bad])
     with pytest.raises(ValueError, match="unknown experiment"):
@@ -126,12 +171,32 @@ def test_overrides_and_their_errors():
 def test_every_experiment_writes_its_files(paper_run):
     workdir, summary = paper_run
     expected = {
-        "class_average_flow": ["figure6.png", "class_average_flow.npz", "table_flow.csv", "table_nearest_mean.md"],
-        "depth_study": ["table3.csv", "table3.md", "accuracy_vs_depth.png", "runs/resnet4/metrics.jsonl",
-                        "models/resnet4/model.json"],
-        "input_study": ["table4.csv", "table4.md", "accuracy_vs_params.png", "confusion_vy-3cl.png",
-                        "models/vy-3cl/model.json"],
-        "similarity": ["table5.csv", "table5_paper_style.md", "similarity_vy-3cl.png", "similarity_resnet2.csv"],
+        "class_average_flow": [
+            "figure6.png",
+            "class_average_flow.npz",
+            "table_flow.csv",
+            "table_nearest_mean.md",
+        ],
+        "depth_study": [
+            "table3.csv",
+            "table3.md",
+            "accuracy_vs_depth.png",
+            "runs/resnet4/metrics.jsonl",
+            "models/resnet4/model.json",
+        ],
+        "input_study": [
+            "table4.csv",
+            "table4.md",
+            "accuracy_vs_params.png",
+            "confusion_vy-3cl.png",
+            "models/vy-3cl/model.json",
+        ],
+        "similarity": [
+            "table5.csv",
+            "table5_paper_style.md",
+            "similarity_vy-3cl.png",
+            "similarity_resnet2.csv",
+        ],
         "performance": ["table8.md", "figure7.csv", "figure7.png", "table9.csv", "timing.csv"],
     }
     for part, files in expected.items():
@@ -144,7 +209,9 @@ def test_every_experiment_writes_its_files(paper_run):
         for f in part_summary["files"]:
             assert (workdir / part / f).is_file(), f"{part}/{f} listed but missing"
             if f.endswith((".png", ".csv", ".npz")):
-                assert f"({f})" in (workdir / part / "report.md").read_text(), f"{part}: {f} not linked"
+                assert f"({f})" in (workdir / part / "report.md").read_text(), (
+                    f"{part}: {f} not linked"
+                )
     assert summary["experiment"] == "paper" and summary["headline"] == "vy-3cl"
     assert set(summary["parts"]) == set(expected)
     report = (workdir / "report.md").read_text()
@@ -159,7 +226,10 @@ def test_networks_trained_once_and_shared(paper_run):
     a = json.loads((workdir / "input_study" / "summary.json").read_text())["configs"]["vy-3cl"]
     b = json.loads((workdir / "performance" / "summary.json").read_text())["configs"]["vy-3cl"]
     assert a["accuracy"] == b["accuracy"] and a["seconds"] == b["seconds"]
-    lines = [json.loads(line) for line in (workdir / "input_study" / "runs" / "vy-3cl" / "metrics.jsonl").open()]
+    lines = [
+        json.loads(line)
+        for line in (workdir / "input_study" / "runs" / "vy-3cl" / "metrics.jsonl").open()
+    ]
     folds = [line for line in lines if line["kind"] == "fold"]
     assert len(folds) == 2 and sum(f["n"] for f in folds) == a["n"]
     held = [s for f in folds for s in f["held_out"]]
@@ -171,17 +241,43 @@ def test_networks_trained_once_and_shared(paper_run):
 def test_tables_have_the_papers_layout(paper_run):
     workdir, _ = paper_run
     t4 = _csv(workdir / "input_study" / "table4.csv")
-    assert t4[0] == ["input", "CL", "accuracy", "accuracy_std", "paper", "uf1", "uar", "params", "majority"]
-    assert {row[0] for row in t4[1:]} == {"Vy"} and [row[4] for row in t4[1:]] == ["0.5809", "0.6017"]
+    assert t4[0] == [
+        "input",
+        "CL",
+        "accuracy",
+        "accuracy_std",
+        "paper",
+        "uf1",
+        "uar",
+        "params",
+        "majority",
+    ]
+    assert {row[0] for row in t4[1:]} == {"Vy"} and [row[4] for row in t4[1:]] == [
+        "0.5809",
+        "0.6017",
+    ]
     report4 = (workdir / "input_study" / "report.md").read_text()
-    assert "| | 1 CL | 2 CL | 3 CL | 4 CL |" in report4 and "| Vx-Vy |" in report4 and "(60.17%)" in report4
+    assert (
+        "| | 1 CL | 2 CL | 3 CL | 4 CL |" in report4
+        and "| Vx-Vy |" in report4
+        and "(60.17%)" in report4
+    )
     t3 = _csv(workdir / "depth_study" / "table3.csv")
     assert t3[0][:3] == ["CL", "params", "paper_params"]
     assert [r[0] for r in t3[1:]] == ["3", "1"] and [r[2] for r in t3[1:]] == ["104197", "91525"]
     t5 = _csv(workdir / "similarity" / "table5.csv")
     assert len(t5) == 6 and len(t5[0]) == 11 and t5[1][2] == "0.6007"  # ours, paper per class
     t9 = _csv(workdir / "performance" / "table9.csv")
-    assert [r[2] for r in t9[1:]] == ["82373", "168997", "331301", "712933", "165541", "348005", "709477", "1620197"]
+    assert [r[2] for r in t9[1:]] == [
+        "82373",
+        "168997",
+        "331301",
+        "712933",
+        "165541",
+        "348005",
+        "709477",
+        "1620197",
+    ]
     f7 = _csv(workdir / "performance" / "figure7.csv")
     assert len(f7) == 6 and float(f7[3][6]) == pytest.approx(0.833)
     timing = _csv(workdir / "performance" / "timing.csv")
@@ -202,10 +298,23 @@ def test_class_average_flow_is_an_honest_classifier(paper_run, cache_dir):
     assert s["headline"] == "nearest-class-mean-vy"
     assert set(s["configs"]) == {f"nearest-class-mean-{k}" for k in ("vx", "vy", "vxvy", "mag")}
     cfg = runner.make_config("class_average_flow", "tiny")
-    data = context.Context(cfg, workdir / "probe", options=context.RunOptions(profile="tiny", cache_dir=cache_dir),
-                           progress=None).data()
-    uv, y, subjects = np.asarray(data.flows.apex, np.float64), data.labels, np.asarray(data.subjects)
-    reps = {"vx": uv[..., :1], "vy": uv[..., 1:], "vxvy": uv, "mag": np.linalg.norm(uv, axis=-1, keepdims=True)}
+    data = context.Context(
+        cfg,
+        workdir / "probe",
+        options=context.RunOptions(profile="tiny", cache_dir=cache_dir),
+        progress=None,
+    ).data()
+    uv, y, subjects = (
+        np.asarray(data.flows.apex, np.float64),
+        data.labels,
+        np.asarray(data.subjects),
+    )
+    reps = {
+        "vx": uv[..., :1],
+        "vy": uv[..., 1:],
+        "vxvy": uv,
+        "mag": np.linalg.norm(uv, axis=-1, keepdims=True),
+    }
 
     def nearest_mean(x, leak):
         x = x.reshape(len(x), -1)
@@ -215,8 +324,14 @@ def test_class_average_flow_is_an_honest_classifier(paper_run, cache_dir):
             fit = np.ones_like(test) if leak else ~test
             mu, sd = x[fit].mean(0), x[fit].std(0) + 1e-8
             z = (x - mu) / sd
-            means = np.stack([z[fit & (y == k)].mean(0) if (fit & (y == k)).any() else np.full(z.shape[1], np.inf)
-                              for k in range(5)])
+            means = np.stack(
+                [
+                    z[fit & (y == k)].mean(0)
+                    if (fit & (y == k)).any()
+                    else np.full(z.shape[1], np.inf)
+                    for k in range(5)
+                ]
+            )
             pred[test] = ((z[test][:, None] - means[None]) ** 2).sum(-1).argmin(1)
         return pred
 
@@ -226,7 +341,9 @@ def test_class_average_flow_is_an_honest_classifier(paper_run, cache_dir):
         assert row["accuracy"] == pytest.approx(float((honest == y).mean()), abs=1e-9), kind
         assert row["uf1"] == pytest.approx(metrics.uf1(y, honest, 5), abs=1e-9), kind
     leaky = nearest_mean(reps["vy"], leak=True)
-    assert s["accuracy"] != pytest.approx(float((leaky == y).mean()), abs=1e-9), "the leak must be visible here"
+    assert s["accuracy"] != pytest.approx(float((leaky == y).mean()), abs=1e-9), (
+        "the leak must be visible here"
+    )
 
 
 @pytest.mark.slow
@@ -239,7 +356,9 @@ def test_scores_recompute_from_the_pooled_predictions(paper_run):
     s = json.loads((workdir / "input_study" / "summary.json").read_text())
     table = {(r[0], r[1]): r for r in _csv(workdir / "input_study" / "table4.csv")[1:]}
     for net, row in s["configs"].items():
-        lines = [json.loads(x) for x in (workdir / "input_study" / "runs" / net / "metrics.jsonl").open()]
+        lines = [
+            json.loads(x) for x in (workdir / "input_study" / "runs" / net / "metrics.jsonl").open()
+        ]
         preds = [x for x in lines if x["kind"] == "predictions"]
         pooled = {x["seed"]: x for x in lines if x["kind"] == "pooled"}
         assert [p["seed"] for p in preds] == row["seeds"] == sorted(pooled)
@@ -248,14 +367,23 @@ def test_scores_recompute_from_the_pooled_predictions(paper_run):
             y, yhat, ds = np.array(p["labels"]), np.array(p["preds"]), np.array(p["datasets"])
             held = yhat >= 0
             assert held.all()  # LOSO: every sample held out once
-            got = {"accuracy": float((yhat == y).mean()), "uf1": metrics.uf1(y, yhat, 5), "uar": metrics.uar(y, yhat, 5)}
+            got = {
+                "accuracy": float((yhat == y).mean()),
+                "uf1": metrics.uf1(y, yhat, 5),
+                "uar": metrics.uar(y, yhat, 5),
+            }
             for key, value in got.items():
                 assert pooled[p["seed"]]["all"][key] == pytest.approx(value, abs=1e-12), (net, key)
             for d in set(ds):
-                assert pooled[p["seed"]][d]["accuracy"] == pytest.approx(float((yhat[ds == d] == y[ds == d]).mean()))
+                assert pooled[p["seed"]][d]["accuracy"] == pytest.approx(
+                    float((yhat[ds == d] == y[ds == d]).mean())
+                )
             scores.append(got)
         for key in ("accuracy", "uf1", "uar"):
-            assert row[key] == pytest.approx(np.mean([g[key] for g in scores]), abs=1e-12), (net, key)
+            assert row[key] == pytest.approx(np.mean([g[key] for g in scores]), abs=1e-12), (
+                net,
+                key,
+            )
         rep, depth = net.rsplit("-", 1)
         csv_row = table[("Vy", depth[:-2])] if rep == "vy" else None
         assert csv_row is not None and float(csv_row[2]) == pytest.approx(row["accuracy"], abs=1e-9)
@@ -269,8 +397,14 @@ def _main(*args: str, cwd: Path, platforms: str | None = "cpu") -> subprocess.Co
     if platforms:
         env["JAX_PLATFORMS"] = platforms
     env.pop("MERJAX_TRACEBACK", None)
-    return subprocess.run([sys.executable, "-m", "merjax.main", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "merjax.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -278,9 +412,17 @@ def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir):
     """From the repository root: merjax's lines only (no absl/orbax INFO, no TPU probe), and the
     workdir has config.json and a metrics.jsonl with a line per epoch."""
     w = tmp_path / "w"
-    out = _main("--experiment=input_study", "--profile=tiny", f"--workdir={w}", f"--cache_dir={cache_dir}",
-                "--set=nets=vy-1cl", "--set=headline=vy-1cl", "--set=train.epochs=3", cwd=ROOT,
-                platforms=None)  # as a user runs it: jax probes for accelerators
+    out = _main(
+        "--experiment=input_study",
+        "--profile=tiny",
+        f"--workdir={w}",
+        f"--cache_dir={cache_dir}",
+        "--set=nets=vy-1cl",
+        "--set=headline=vy-1cl",
+        "--set=train.epochs=3",
+        cwd=ROOT,
+        platforms=None,
+    )  # as a user runs it: jax probes for accelerators
     assert out.returncode == 0, out.stderr
     console = out.stdout + out.stderr
     assert not re.search(r"^[IWE]\d{4} ", console, re.M), console  # absl's log-line prefix
@@ -288,38 +430,63 @@ def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir):
     assert "input_study: 1 x cpu (cpu), strategy loop (auto), im2col convolutions" in out.stdout
     assert (w / "models" / "vy-1cl" / "model.json").is_file()  # orbax did write
     assert json.loads((w / "config.json").read_text())["config"]["nets"] == ["vy-1cl"]
-    lines = [json.loads(x) for x in (w / "runs" / "vy-1cl" / "metrics.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x) for x in (w / "runs" / "vy-1cl" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [x["epoch"] for x in lines if x["kind"] == "epoch"] == [1, 2, 3]
     assert [x["kind"] for x in lines][-1] == "pooled"
-    louder = _main("--experiment=input_study", "--profile=tiny", f"--workdir={w}2", f"--cache_dir={cache_dir}",
-                   "--set=nets=vy-1cl", "--set=headline=vy-1cl", "--set=train.epochs=1", "--log_level=info",
-                   cwd=ROOT)
-    assert louder.returncode == 0 and re.search(r"^I\d{4} .*checkpoint", louder.stderr, re.M), louder.stderr
+    louder = _main(
+        "--experiment=input_study",
+        "--profile=tiny",
+        f"--workdir={w}2",
+        f"--cache_dir={cache_dir}",
+        "--set=nets=vy-1cl",
+        "--set=headline=vy-1cl",
+        "--set=train.epochs=1",
+        "--log_level=info",
+        cwd=ROOT,
+    )
+    assert louder.returncode == 0 and re.search(r"^I\d{4} .*checkpoint", louder.stderr, re.M), (
+        louder.stderr
+    )
 
 
 @pytest.mark.slow
 def test_main_runs_an_experiment(tmp_path, cache_dir):
-    out = _main("--experiment=class_average_flow", "--profile=tiny", f"--workdir={tmp_path / 'w'}",
-                f"--cache_dir={cache_dir}", cwd=tmp_path)
+    out = _main(
+        "--experiment=class_average_flow",
+        "--profile=tiny",
+        f"--workdir={tmp_path / 'w'}",
+        f"--cache_dir={cache_dir}",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "class_average_flow (nearest-class-mean-vy): accuracy" in out.stdout
     assert (tmp_path / "w" / "report.md").is_file()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, message", [
-    (["--experiment=table10"], "table10"),
-    (["--workdir=FILE"], "is a file"),
-    (["--casme2_root=/nowhere"], "give both --casme2_root and --samm_root"),
-    (["--casme2_root=/nowhere/casme", "--samm_root=/nowhere/samm"], "/nowhere/casme"),
-    (["--set=train.epochs=lots"], "cannot read 'lots'"),
-    (["--seeds=a,b"], "--seeds must be integers"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--experiment=table10"], "table10"),
+        (["--workdir=FILE"], "is a file"),
+        (["--casme2_root=/nowhere"], "give both --casme2_root and --samm_root"),
+        (["--casme2_root=/nowhere/casme", "--samm_root=/nowhere/samm"], "/nowhere/casme"),
+        (["--set=train.epochs=lots"], "cannot read 'lots'"),
+        (["--seeds=a,b"], "--seeds must be integers"),
+    ],
+)
 def test_main_rejects_bad_input_clearly(tmp_path, args, message):
     (tmp_path / "FILE").write_text("not a folder")
     args = [a.replace("FILE", str(tmp_path / "FILE")) for a in args]
-    out = _main("--profile=tiny", f"--cache_dir={tmp_path / 'cache'}", f"--workdir={tmp_path / 'w'}", *args,
-                cwd=tmp_path)  # a later --workdir wins
+    out = _main(
+        "--profile=tiny",
+        f"--cache_dir={tmp_path / 'cache'}",
+        f"--workdir={tmp_path / 'w'}",
+        *args,
+        cwd=tmp_path,
+    )  # a later --workdir wins
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
@@ -342,7 +509,13 @@ def test_final_model_is_saved_and_loads(paper_run):
 
 def test_an_experiment_on_tvl1_flows(tmp_path, cache_dir):
     """`--set=flow.method=tvl1` reaches the flows and says so in the report."""
-    s = runner.run("class_average_flow", tmp_path / "w", profile="tiny", cache_dir=cache_dir, progress=None,
-                   overrides=["flow.method=tvl1", "flow.tvl1.num_iter=5"])
+    s = runner.run(
+        "class_average_flow",
+        tmp_path / "w",
+        profile="tiny",
+        cache_dir=cache_dir,
+        progress=None,
+        overrides=["flow.method=tvl1", "flow.tvl1.num_iter=5"],
+    )
     assert "TV-L1" in s["protocol"] or "TV-L1" in (tmp_path / "w" / "report.md").read_text()
     assert s["config"]["flow"]["method"] == "tvl1" and s["config"]["flow"]["tvl1"]["num_iter"] == 5

@@ -122,11 +122,15 @@ def face():
     return grey[20:220, 150:330] / 255.0  # the astronaut's face, 200 x 180
 
 
-@pytest.mark.parametrize("variant,smoothness,niter", [("classic", 0.05, 500), ("matlab", 0.002, 500)])
+@pytest.mark.parametrize(
+    "variant,smoothness,niter", [("classic", 0.05, 500), ("matlab", 0.002, 500)]
+)
 def test_sign_convention_on_shifted_face(face, variant, smoothness, niter):
     dx, dy = 0.6, -0.4  # right and up
     moved = ndimage.shift(face, (dy, dx), order=3, mode="nearest")
-    f = np.asarray(horn_schunck(face, moved, smoothness=smoothness, num_iter=niter, variant=variant))
+    f = np.asarray(
+        horn_schunck(face, moved, smoothness=smoothness, num_iter=niter, variant=variant)
+    )
     inner = f[30:-30, 30:-30]
     vx, vy = np.median(inner[..., 0]), np.median(inner[..., 1])
     assert vx > 0 and vy < 0, (vx, vy)
@@ -243,7 +247,9 @@ def test_bad_inputs_raise_clear_errors():
         horn_schunck(a, a, num_iter=-1)
     with pytest.raises(ValueError, match="velocity_difference"):
         horn_schunck(a, a, variant="classic", velocity_difference=0.1)
-    np.testing.assert_array_equal(horn_schunck([[0.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]), 0.0)
+    np.testing.assert_array_equal(
+        horn_schunck([[0.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]), 0.0
+    )
     with pytest.raises(TypeError, match="dtype"):
         horn_schunck(a.astype(bool), a.astype(bool))
 
@@ -259,7 +265,9 @@ def test_representation_channels_and_values():
         assert r.shape == (2, 9, 10, channels), kind
     np.testing.assert_array_equal(representation(f, "vx")[..., 0], f[..., 0])
     np.testing.assert_array_equal(representation(f, "vy")[..., 0], f[..., 1])
-    np.testing.assert_allclose(representation(f, "mag")[..., 0], np.hypot(f[..., 0], f[..., 1]), rtol=1e-6)
+    np.testing.assert_allclose(
+        representation(f, "mag")[..., 0], np.hypot(f[..., 0], f[..., 1]), rtol=1e-6
+    )
     np.testing.assert_array_equal(representation(f, "vxvym")[..., :2], f)
     with pytest.raises(ValueError, match="unknown flow representation"):
         representation(f, "rgb")
@@ -276,7 +284,9 @@ def test_optical_strain_of_known_fields():
     y, x = np.mgrid[0:12, 0:12].astype(np.float32)
     # Pure stretch u = a x: e_xx = a, all else 0.
     stretch = np.stack([0.3 * x, 0 * y], -1)
-    np.testing.assert_allclose(representation(jnp.asarray(stretch), "strain")[..., 0], 0.3, atol=1e-6)
+    np.testing.assert_allclose(
+        representation(jnp.asarray(stretch), "strain")[..., 0], 0.3, atol=1e-6
+    )
     # Pure shear u = b y: e_xy = e_yx = b/2, |e| = sqrt(2) * b / 2.
     shear = np.stack([0.2 * y, 0 * x], -1)
     np.testing.assert_allclose(

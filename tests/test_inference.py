@@ -1,4 +1,4 @@
-"""Inference on new clips: the model folder, the jitted pipeline, jax.export, predict's command line."""
+"""Inference on new clips: model folder, jitted pipeline, jax.export, predict's command line."""
 
 from __future__ import annotations
 
@@ -35,11 +35,20 @@ def model_dir(tmp_path_factory) -> Path:
     module, rep = models.by_name("vy-1cl")
     variables = models.init(module, jax.random.key(3), (8, 8, 1))
     rng = np.random.default_rng(0)
-    spec = inference.ModelSpec(net="vy-1cl", representation=rep, input_size=8, flow=FlowSettings(size=FRAME),
-                               class_names=CLASSES, trained_on={"data": "test"})
+    spec = inference.ModelSpec(
+        net="vy-1cl",
+        representation=rep,
+        input_size=8,
+        flow=FlowSettings(size=FRAME),
+        class_names=CLASSES,
+        trained_on={"data": "test"},
+    )
     mean = rng.normal(0, 0.1, (8, 8, 1)).astype(np.float32)
-    return inference.save(tmp_path_factory.mktemp("m") / "vy-1cl", spec,
-                          dict(variables, mean=mean, scale=np.float32(0.5)))
+    return inference.save(
+        tmp_path_factory.mktemp("m") / "vy-1cl",
+        spec,
+        dict(variables, mean=mean, scale=np.float32(0.5)),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +59,10 @@ def model(model_dir) -> inference.Model:
 def _pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = [cv2.resize(_texture(rng), FRAME[::-1], interpolation=cv2.INTER_AREA) for _ in range(n)]
-    b = [cv2.resize(_texture(rng, 1.0 + i), FRAME[::-1], interpolation=cv2.INTER_AREA) for i in range(n)]
+    b = [
+        cv2.resize(_texture(rng, 1.0 + i), FRAME[::-1], interpolation=cv2.INTER_AREA)
+        for i in range(n)
+    ]
     return np.stack(a), np.stack(b)
 
 
@@ -59,11 +71,14 @@ def test_pipeline_is_flow_then_network(model):
     probs = model.classify(onset, apex)
     uv = flow.resize_flow(flow.horn_schunck(onset, apex, num_iter=10), (8, 8))
     x = (flow.representation(uv, "vy") - model.variables["mean"]) / model.variables["scale"]
-    logits = model.module.apply({"params": model.variables["params"],
-                                 "batch_stats": model.variables["batch_stats"]}, x)
+    logits = model.module.apply(
+        {"params": model.variables["params"], "batch_stats": model.variables["batch_stats"]}, x
+    )
     np.testing.assert_allclose(probs, jax.nn.softmax(logits), atol=1e-6)
     assert probs.shape == (3, 5) and np.allclose(probs.sum(1), 1)
-    np.testing.assert_allclose(model.classify(onset[1], apex[1])[0], probs[1], atol=1e-6)  # one pair
+    np.testing.assert_allclose(
+        model.classify(onset[1], apex[1])[0], probs[1], atol=1e-6
+    )  # one pair
 
 
 def test_inference_reads_a_dataset_clip_as_training_did(tiny_db, tmp_path):
@@ -73,12 +88,27 @@ def test_inference_reads_a_dataset_clip_as_training_did(tiny_db, tmp_path):
     pipeline that resized before the flow, swapped onset and apex, flipped a flow component or
     normalised differently would fail."""
     cfg = runner.make_config("input_study", "tiny")
-    ctx = context.Context(cfg, tmp_path / "w", progress=None, options=context.RunOptions(
-        profile="tiny", casme2_root=tiny_db / "CASME2", samm_root=tiny_db / "SAMM", cache_dir=tmp_path / "cache"))
+    ctx = context.Context(
+        cfg,
+        tmp_path / "w",
+        progress=None,
+        options=context.RunOptions(
+            profile="tiny",
+            casme2_root=tiny_db / "CASME2",
+            samm_root=tiny_db / "SAMM",
+            cache_dir=tmp_path / "cache",
+        ),
+    )
     data = ctx.data()
     x_train, _ = ctx.inputs("vy")
-    spec = inference.ModelSpec(net="vy-1cl", representation="vy", input_size=cfg.size, flow=cfg.flow,
-                               class_names=CLASSES, trained_on={"data": "test"})
+    spec = inference.ModelSpec(
+        net="vy-1cl",
+        representation="vy",
+        input_size=cfg.size,
+        flow=cfg.flow,
+        class_names=CLASSES,
+        trained_on={"data": "test"},
+    )
     identity = {"mean": np.zeros(x_train.shape[1:], np.float32), "scale": np.float32(1)}
     checked = 0
     for i, s in enumerate(data.samples):
@@ -102,7 +132,9 @@ def test_save_load_round_trip(model_dir, model):
     assert spec["net"] == "vy-1cl" and spec["flow"]["size"] == [16, 16]
     assert spec["param_shapes"]["mean"] == [8, 8, 1]
     again = inference.load(model_dir, expect_net="VY-1CL")
-    for a, b in zip(jax.tree.leaves(model.variables), jax.tree.leaves(again.variables)):
+    for a, b in zip(
+        jax.tree.leaves(model.variables), jax.tree.leaves(again.variables), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -135,22 +167,34 @@ def test_exported_function_runs_without_merjax(model, tmp_path):
         import numpy as np
         from jax import export
         fn = export.deserialize(bytearray(open({str(path)!r}, "rb").read())).call
-        out = fn(np.load({str(tmp_path / 'onset.npy')!r}), np.load({str(tmp_path / 'apex.npy')!r}))
-        np.save({str(tmp_path / 'out.npy')!r}, np.asarray(out))
+        out = fn(np.load({str(tmp_path / "onset.npy")!r}), np.load({str(tmp_path / "apex.npy")!r}))
+        np.save({str(tmp_path / "out.npy")!r}, np.asarray(out))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
     assert done.returncode == 0, done.stderr
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.classify(onset, apex), atol=1e-5)
-    np.testing.assert_allclose(inference.load_exported(path)(onset[:1], apex[:1]),
-                               model.classify(onset[:1], apex[:1]), atol=1e-5)  # any batch size
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out.npy"), model.classify(onset, apex), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        inference.load_exported(path)(onset[:1], apex[:1]),
+        model.classify(onset[:1], apex[:1]),
+        atol=1e-5,
+    )  # any batch size
     assert json.loads(Path(f"{path}.json").read_text())["net"] == "vy-1cl"
 
 
 def test_frames_are_prepared_as_the_datasets_are(model):
     rng = np.random.default_rng(0)
     a, b = _texture(rng), _texture(rng, 2.0)
-    frames, box = inference.prepare_frames([a, cv2.cvtColor(b, cv2.COLOR_GRAY2BGR)], FRAME, crop="none")
+    frames, box = inference.prepare_frames(
+        [a, cv2.cvtColor(b, cv2.COLOR_GRAY2BGR)], FRAME, crop="none"
+    )
     assert frames.shape == (2, *FRAME) and frames.dtype == np.uint8 and box is None
     with pytest.raises(DataError, match="no face found in onset"):
         inference.prepare_frames([a, b], FRAME, crop="face", names=["onset", "apex"])
@@ -191,7 +235,9 @@ def _write_video(path: Path, n: int = 12) -> Path | None:
     writes: MJPG, mp4v, XVID); None when it writes none of them."""
     for fourcc, suffix in VIDEO_CODECS:
         out = path.with_suffix(suffix)
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), 20.0, (96, 96), isColor=False)
+        writer = cv2.VideoWriter(
+            str(out), cv2.VideoWriter_fourcc(*fourcc), 20.0, (96, 96), isColor=False
+        )
         if writer.isOpened():
             break
     else:
@@ -203,7 +249,9 @@ def _write_video(path: Path, n: int = 12) -> Path | None:
     return out
 
 
-NO_CODEC = f"this OpenCV build writes none of {[c for c, _ in VIDEO_CODECS]}: the video path is untested here"
+NO_CODEC = (
+    f"this OpenCV build writes none of {[c for c, _ in VIDEO_CODECS]}: the video path is untested"
+)
 
 
 def test_video_sliding_window(tmp_path, model):
@@ -212,13 +260,21 @@ def test_video_sliding_window(tmp_path, model):
         pytest.skip(NO_CODEC)
     res = predict_video(model, video, window=3, crop="none", batch=4)
     assert res["num_frames"] == 12 and list(res["frames"]) == list(range(3, 12))
-    assert res["probabilities"].shape == (9, 5) and np.allclose(res["probabilities"].sum(1), 1, atol=1e-5)
+    assert res["probabilities"].shape == (9, 5) and np.allclose(
+        res["probabilities"].sum(1), 1, atol=1e-5
+    )
     cap = cv2.VideoCapture(str(video))
     frames = []
     while (got := cap.read())[0]:
-        frames.append(cv2.resize(cv2.cvtColor(got[1], cv2.COLOR_BGR2GRAY), FRAME[::-1], interpolation=cv2.INTER_AREA))
+        frames.append(
+            cv2.resize(
+                cv2.cvtColor(got[1], cv2.COLOR_BGR2GRAY), FRAME[::-1], interpolation=cv2.INTER_AREA
+            )
+        )
     frames = np.stack(frames)
-    np.testing.assert_allclose(res["probabilities"][4], model.classify(frames[4], frames[7])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        res["probabilities"][4], model.classify(frames[4], frames[7])[0], atol=1e-5
+    )
     assert predict_video(model, video, crop="none")["window"] == 3  # 0.15 s at 20 fps
     (tmp_path / "bad.avi").write_text("not a video")
     with pytest.raises(DataError, match="bad.avi"):
@@ -228,15 +284,25 @@ def test_video_sliding_window(tmp_path, model):
 def _predict(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("MERJAX_TRACEBACK", None)
-    return subprocess.run([sys.executable, "-m", "merjax.predict", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "merjax.predict", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 @pytest.mark.slow
 def test_command_line(tmp_path, model_dir):
     _write_clip(tmp_path / "clip")
-    out = _predict(f"--model={model_dir}", f"--clip={tmp_path / 'clip'}", "--onset_frame=40", "--apex_frame=44",
-                   "--crop=none")
+    out = _predict(
+        f"--model={model_dir}",
+        f"--clip={tmp_path / 'clip'}",
+        "--onset_frame=40",
+        "--apex_frame=44",
+        "--crop=none",
+    )
     assert out.returncode == 0, out.stderr
     assert "class: class " in out.stdout and "ms flow + network" in out.stdout
     assert "Restoring checkpoint" not in out.stdout + out.stderr  # orbax's INFO lines are off
@@ -248,31 +314,46 @@ def test_command_line_on_a_video(tmp_path, model_dir):
     video = _write_video(tmp_path / "v")
     if video is None:
         pytest.skip(NO_CODEC)
-    out = _predict(f"--model={model_dir}", f"--video={video}", "--window=2", "--crop=none",
-                   f"--out={tmp_path / 'p.csv'}")
+    out = _predict(
+        f"--model={model_dir}",
+        f"--video={video}",
+        "--window=2",
+        "--crop=none",
+        f"--out={tmp_path / 'p.csv'}",
+    )
     assert out.returncode == 0, out.stderr
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0].startswith("frame,seconds,class,class 0") and len(lines) == 11
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, message", [
-    (["--video=BAD"], "cannot open video"),
-    (["--onset=CLIP/reg_img40.png", "--apex=SMALL"], "differ in size"),
-    (["--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "no face found"),
-    (["--net=resnet8", "--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "not resnet8"),
-    (["--onset=CLIP/nothing.png", "--apex=CLIP/reg_img41.png"], "cannot read image"),
-    (["--clip=CLIP", "--onset_frame=40"], "needs --onset_frame and --apex_frame"),
-    ([], "give exactly one of"),
-    (["--video=BAD", "--window=-1"], "--window must be >= 0"),
-    (["--video=BAD", "--out=CLIP"], "is a folder"),
-    (["--export=/proc/merjax/m.jaxexport"], "cannot write in"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--video=BAD"], "cannot open video"),
+        (["--onset=CLIP/reg_img40.png", "--apex=SMALL"], "differ in size"),
+        (["--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "no face found"),
+        (
+            ["--net=resnet8", "--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"],
+            "not resnet8",
+        ),
+        (["--onset=CLIP/nothing.png", "--apex=CLIP/reg_img41.png"], "cannot read image"),
+        (["--clip=CLIP", "--onset_frame=40"], "needs --onset_frame and --apex_frame"),
+        ([], "give exactly one of"),
+        (["--video=BAD", "--window=-1"], "--window must be >= 0"),
+        (["--video=BAD", "--out=CLIP"], "is a folder"),
+        (["--export=/proc/merjax/m.jaxexport"], "cannot write in"),
+    ],
+)
 def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, message):
     _write_clip(tmp_path / "clip")
     (tmp_path / "bad.mp4").write_text("not a video")
     cv2.imwrite(str(tmp_path / "small.png"), np.zeros((40, 50), np.uint8))
-    subs = {"CLIP": str(tmp_path / "clip"), "BAD": str(tmp_path / "bad.mp4"), "SMALL": str(tmp_path / "small.png")}
+    subs = {
+        "CLIP": str(tmp_path / "clip"),
+        "BAD": str(tmp_path / "bad.mp4"),
+        "SMALL": str(tmp_path / "small.png"),
+    }
     for k, v in subs.items():
         args = [a.replace(k, v) for a in args]
     out = _predict(f"--model={model_dir}", *args)
@@ -284,14 +365,20 @@ def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, messa
 def test_a_tvl1_model_runs_end_to_end(tmp_path):
     """A model trained on TV-L1 flows records the method; load + classify and export compute
     TV-L1 (not Horn-Schunck) on new frames."""
-    from merjax.flow import representation as rep_of, tvl1
+    from merjax.flow import representation as rep_of
+    from merjax.flow import tvl1
 
     module, rep = models.by_name("vy-1cl")
     settings = FlowSettings(size=FRAME, method="tvl1")
-    spec = inference.ModelSpec(net="vy-1cl", representation=rep, input_size=8, flow=settings, class_names=CLASSES)
+    spec = inference.ModelSpec(
+        net="vy-1cl", representation=rep, input_size=8, flow=settings, class_names=CLASSES
+    )
     variables = models.init(module, jax.random.key(3), (8, 8, 1))
-    path = inference.save(tmp_path / "tvl1-model", spec, dict(variables, mean=np.zeros((8, 8, 1), np.float32),
-                                                              scale=np.float32(1.0)))
+    path = inference.save(
+        tmp_path / "tvl1-model",
+        spec,
+        dict(variables, mean=np.zeros((8, 8, 1), np.float32), scale=np.float32(1.0)),
+    )
     assert json.loads((path / "model.json").read_text())["flow"]["method"] == "tvl1"
     model = inference.load(path)
     assert model.spec.flow == settings

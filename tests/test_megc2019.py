@@ -1,4 +1,4 @@
-"""The MEGC 2019 benchmark: STSTNet, the synthetic SMIC-HS layout, the NOT-VALID column, the experiment."""
+"""The MEGC 2019 benchmark: STSTNet, the synthetic SMIC-HS layout, the NOT-VALID column, the run."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ def test_ststnet_has_its_authors_parameter_count():
     logits = jax.jit(model.apply)(variables, x)
     assert logits.shape == (4, 3)
     # Dropout draws its masks from the key training passes: two keys, two different outputs.
-    train = jax.jit(lambda k: model.apply(variables, x, train=True, mutable=["batch_stats"], rngs={"dropout": k})[0])
+    train = jax.jit(
+        lambda k: model.apply(
+            variables, x, train=True, mutable=["batch_stats"], rngs={"dropout": k}
+        )[0]
+    )
     assert not np.allclose(train(jax.random.key(2)), train(jax.random.key(3)))
 
 
@@ -38,16 +42,22 @@ def test_synthetic_database_has_a_smic_layout(tiny_db):
     assert all(x.subject.startswith("smic/s") and x.apex == (x.onset + x.offset) // 2 for x in s)
     assert next((tiny_db / "SMIC").rglob("*.bmp")).parent.parent.parent.name == "micro"
     both = composite.megc2019(tiny_db / "SMIC", tiny_db / "CASME2", tiny_db / "SAMM")
-    assert {x.dataset for x in both} == {"smic", "casme2", "samm"} and max(x.label for x in both) == 2
+    assert {x.dataset for x in both} == {"smic", "casme2", "samm"} and max(
+        x.label for x in both
+    ) == 2
 
 
 def test_best_test_epoch_is_chosen_per_fold_on_its_test_samples():
     """Each fold takes the epoch where its own held-out samples scored best (ties: earliest):
     fold 0 is right at epoch 1 only, fold 1 at epochs 0 and 2."""
     labels = np.array([0, 1, 2, 0])
-    preds = np.array([[1, 1, 2, 0],    # epoch 0: fold 0 (samples 0, 1) 1 right; fold 1 2 right
-                      [0, 1, 0, 1],    # epoch 1: fold 0 2 right; fold 1 none
-                      [1, 0, 2, 0]])   # epoch 2: fold 0 none; fold 1 2 right
+    preds = np.array(
+        [
+            [1, 1, 2, 0],  # epoch 0: fold 0 (samples 0, 1) 1 right; fold 1 2 right
+            [0, 1, 0, 1],  # epoch 1: fold 0 2 right; fold 1 none
+            [1, 0, 2, 0],
+        ]
+    )  # epoch 2: fold 0 none; fold 1 2 right
     picked, chosen = metrics.best_test_epoch_predictions(preds, labels, [[0, 1], [2, 3]])
     assert chosen.tolist() == [1, 0]
     assert picked.tolist() == [0, 1, 2, 0]  # every prediction right: the inflation in one line
@@ -57,9 +67,14 @@ def test_best_test_epoch_is_chosen_per_fold_on_its_test_samples():
 def test_the_experiment_end_to_end(tmp_path):
     """In the tiny profile: every configuration trains, the table has the published and the
     NOT-VALID columns, and its numbers are those of the pooled predictions."""
-    s = runner.run("megc2019", tmp_path / "w", profile="tiny", cache_dir=tmp_path / "cache", progress=None)
+    s = runner.run(
+        "megc2019", tmp_path / "w", profile="tiny", cache_dir=tmp_path / "cache", progress=None
+    )
     assert s["headline"] == "ststnet-tvl1" and set(s["configs"]) == {
-        "ststnet-tvl1", "vy-3cl-horn_schunck", "vy-3cl-tvl1"}
+        "ststnet-tvl1",
+        "vy-3cl-horn_schunck",
+        "vy-3cl-tvl1",
+    }
     assert tuple(s["published"]["all"]) == (0.7353, 0.7605)
     for name, row in s["configs"].items():
         assert set(row["per_dataset"]) == {"smic", "casme2", "samm"}
@@ -71,9 +86,16 @@ def test_the_experiment_end_to_end(tmp_path):
     report = (tmp_path / "w" / "report.md").read_text()
     assert "**The last column is not a valid result.**" in report
     # The headline's UF1 and UAR are those of its pooled held-out predictions (metrics.jsonl).
-    lines = [json.loads(x) for x in (tmp_path / "w" / "runs" / "ststnet-tvl1" / "metrics.jsonl").open()]
+    lines = [
+        json.loads(x) for x in (tmp_path / "w" / "runs" / "ststnet-tvl1" / "metrics.jsonl").open()
+    ]
     pooled = [x for x in lines if x["kind"] == "pooled"]
     assert pooled and pooled[0]["all"]["uf1"] == pytest.approx(s["uf1"])
-    assert json.loads((tmp_path / "w" / "models" / "ststnet" / "model.json").read_text())["flow"]["method"] == "tvl1"
+    assert (
+        json.loads((tmp_path / "w" / "models" / "ststnet" / "model.json").read_text())["flow"][
+            "method"
+        ]
+        == "tvl1"
+    )
     for png in ("confusion_ststnet-tvl1.png", "uf1_by_config.png"):
         assert (tmp_path / "w" / png).stat().st_size > 1000

@@ -10,7 +10,6 @@ from merjax.models import resnet, shallow
 
 import by_hand
 
-
 # ------------------------------------------------------------------ parameter counts
 
 
@@ -34,7 +33,10 @@ def test_resnet_parameter_counts_table1(num_layers):
     if num_layers <= 13:
         assert got == resnet.PAPER_PARAMS[num_layers]
     else:
-        assert (got, resnet.PAPER_PARAMS[num_layers]) in [(6_462_213, 5_400_725), (11_183_877, 10_670_932)]
+        assert (got, resnet.PAPER_PARAMS[num_layers]) in [
+            (6_462_213, 5_400_725),
+            (11_183_877, 10_670_932),
+        ]
 
 
 def test_table9_filter_sums():
@@ -42,11 +44,16 @@ def test_table9_filter_sums():
     for in_channels, sums in [(1, [16, 48, 112, 240]), (2, [32, 96, 224, 480])]:
         for n, want in enumerate(sums, start=1):
             variables = jax.eval_shape(
-                lambda k: models.init(models.build("shallow", n, in_channels), k, (64, 64, in_channels)),
+                lambda k: models.init(
+                    models.build("shallow", n, in_channels), k, (64, 64, in_channels)
+                ),
                 jax.random.key(0),
             )
-            convs = [v for path, v in jax.tree_util.tree_flatten_with_path(variables["params"])[0]
-                     if jax.tree_util.keystr(path).endswith("['conv']['bias']")]
+            convs = [
+                v
+                for path, v in jax.tree_util.tree_flatten_with_path(variables["params"])[0]
+                if jax.tree_util.keystr(path).endswith("['conv']['bias']")
+            ]
             assert sum(b.shape[0] for b in convs) == want
 
 
@@ -57,7 +64,10 @@ def _x(n, hw, c, seed=0):
     return jax.random.normal(jax.random.key(seed), (n, hw, hw, c))
 
 
-@pytest.mark.parametrize("num_layers,feature_dim", [(1, 16 * 32 * 32), (2, 32 * 32 * 32), (3, 64 * 31 * 31), (4, 128 * 31 * 31)])
+@pytest.mark.parametrize(
+    "num_layers,feature_dim",
+    [(1, 16 * 32 * 32), (2, 32 * 32 * 32), (3, 64 * 31 * 31), (4, 128 * 31 * 31)],
+)
 def test_shallow_forward_shapes_and_features(num_layers, feature_dim):
     model = models.build("shallow", num_layers, 1)
     variables = models.init(model, jax.random.key(0), (64, 64, 1))
@@ -107,7 +117,9 @@ def test_train_mode_updates_batch_stats_and_eval_uses_them():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,num_layers,channels", [("shallow", 3, 1), ("resnet", 3, 3), ("tiny", 1, 2)])
+@pytest.mark.parametrize(
+    "arch,num_layers,channels", [("shallow", 3, 1), ("resnet", 3, 3), ("tiny", 1, 2)]
+)
 def test_vmapped_forward_equals_separate_calls(arch, num_layers, channels):
     model = models.build(arch, num_layers, channels)
     keys = jax.random.split(jax.random.key(7), 3)
@@ -124,7 +136,7 @@ def test_vmapped_forward_equals_separate_calls(arch, num_layers, channels):
         np.testing.assert_allclose(eval_v[f], jax.jit(model.apply)(v_f, x[f]), rtol=1e-5, atol=1e-5)
         logits_f, stats_f = jax.jit(train_fwd)(v_f, x[f])
         np.testing.assert_allclose(train_v[f], logits_f, rtol=1e-5, atol=1e-5)
-        for a, b in zip(jax.tree.leaves(stats_v), jax.tree.leaves(stats_f)):
+        for a, b in zip(jax.tree.leaves(stats_v), jax.tree.leaves(stats_f), strict=True):
             np.testing.assert_allclose(a[f], b, rtol=1e-5, atol=1e-6)
 
 
@@ -137,9 +149,11 @@ def test_batchnorm_mask_excludes_padding_samples():
     padded = jnp.concatenate([real, junk])
     mask = jnp.arange(8) < 5
     alone, st_alone = model.apply(variables, real, train=True, mutable=["batch_stats"])
-    masked, st_masked = model.apply(variables, padded, train=True, mask=mask, mutable=["batch_stats"])
+    masked, st_masked = model.apply(
+        variables, padded, train=True, mask=mask, mutable=["batch_stats"]
+    )
     np.testing.assert_allclose(masked[:5], alone, rtol=1e-4, atol=1e-4)
-    for a, b in zip(jax.tree.leaves(st_alone), jax.tree.leaves(st_masked)):
+    for a, b in zip(jax.tree.leaves(st_alone), jax.tree.leaves(st_masked), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -148,7 +162,12 @@ def test_batchnorm_mask_excludes_padding_samples():
 
 def test_by_name():
     model, rep = models.by_name("Vy-3CL")
-    assert rep == "vy" and isinstance(model, models.ShallowCNN) and model.num_layers == 3 and model.in_channels == 1
+    assert (
+        rep == "vy"
+        and isinstance(model, models.ShallowCNN)
+        and model.num_layers == 3
+        and model.in_channels == 1
+    )
     model, rep = models.by_name("vxvy-4cl")
     assert rep == "vxvy" and model.in_channels == 2 and model.num_layers == 4
     model, rep = models.by_name("resnet8")
@@ -184,7 +203,8 @@ def test_wrong_input_raises_clear_errors():
         model.apply(variables, jnp.zeros((16, 16, 1)))
 
 
-# ------------------------------------------------------------------ the convolution's two formulations
+# ------------------------------------------------------------------ the convolution's two
+# formulations
 
 # Every kind of convolution the networks use: (kernel, stride, padding, Cin, F, input side). The
 # channel counts are cut down (the code path does not depend on them); odd sides check padding.
@@ -219,9 +239,11 @@ def test_conv_equals_flax_conv(impl, k, s, pad, cin, f, side):
     w = jax.random.normal(jax.random.key(2), y.shape)  # a loss that weighs every output differently
 
     def grads(module):
-        return jax.jit(jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * w), argnums=(0, 1)))(v_ref, x)
+        return jax.jit(jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * w), argnums=(0, 1)))(
+            v_ref, x
+        )
 
-    for a, b in zip(jax.tree.leaves(grads(ours)), jax.tree.leaves(grads(ref))):
+    for a, b in zip(jax.tree.leaves(grads(ours)), jax.tree.leaves(grads(ref)), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
@@ -252,7 +274,9 @@ def test_paper_networks_initialise_as_matlab_2018a_and_ststnet_as_pytorch():
     w = np.asarray(q["fc"]["kernel"])
     assert w.std() == pytest.approx(400**-0.5 / np.sqrt(3), rel=0.1)  # uniform, not normal
     with pytest.raises(ValueError, match="init"):
-        models.init(models.build("tiny", 1, 1).clone(weight_init="glorot"), jax.random.key(0), (4, 4, 1))
+        models.init(
+            models.build("tiny", 1, 1).clone(weight_init="glorot"), jax.random.key(0), (4, 4, 1)
+        )
 
 
 @pytest.mark.parametrize("name", ["vy-3cl", "resnet8"])
@@ -261,11 +285,16 @@ def test_networks_give_the_same_logits_either_way(name):
     im2col_net, _ = models.by_name(name, conv="im2col")
     c = {"vy": 1, "vxvy": 2, "vxvym": 3}[rep]
     shapes = jax.eval_shape(lambda k: models.init(lax_net, k, (16, 16, c)), jax.random.key(0))
-    assert shapes == jax.eval_shape(lambda k: models.init(im2col_net, k, (16, 16, c)), jax.random.key(0))
+    assert shapes == jax.eval_shape(
+        lambda k: models.init(im2col_net, k, (16, 16, c)), jax.random.key(0)
+    )
     rng = np.random.default_rng(0)
     v = jax.tree.map(lambda a: (0.1 * rng.normal(size=a.shape)).astype(np.float32), shapes)
     x = _x(4, 16, c)
-    train_mode = lambda net: jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"])[0])(v, x)  # noqa: E731
+
+    def train_mode(net):
+        return jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=["batch_stats"])[0])(v, x)
+
     np.testing.assert_allclose(train_mode(im2col_net), train_mode(lax_net), rtol=1e-4, atol=1e-4)
     assert models.count_params(im2col_net, (64, 64, c)) == models.count_params(lax_net, (64, 64, c))
 

@@ -20,9 +20,13 @@ def test_committed_without_outputs_or_library_code(path):
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}: outputs not stripped"
+            assert cell["outputs"] == [] and cell["execution_count"] is None, (
+                f"{path.name}: outputs not stripped"
+            )
             src = "".join(cell["source"])
-            assert "\ndef " not in f"\n{src}" and "\nclass " not in f"\n{src}", f"{path.name}: library code in a cell"
+            assert "\ndef " not in f"\n{src}" and "\nclass " not in f"\n{src}", (
+                f"{path.name}: library code in a cell"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -31,18 +35,27 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    for k, v in {"MERJAX_PROFILE": "tiny", "MERJAX_WORKDIR": str(tmp_path / "runs"),
-                 "MERJAX_CACHE": str(tmp_path / "cache"), "MERJAX_ALLOW_SYNTHETIC": "1",
-                 "MERJAX_CASME2_ROOT": str(tmp_path / "no-casme2"), "MERJAX_SAMM_ROOT": str(tmp_path / "no-samm"),
-                 "JAX_PLATFORMS": "cpu"}.items():
+    for k, v in {
+        "MERJAX_PROFILE": "tiny",
+        "MERJAX_WORKDIR": str(tmp_path / "runs"),
+        "MERJAX_CACHE": str(tmp_path / "cache"),
+        "MERJAX_ALLOW_SYNTHETIC": "1",
+        "MERJAX_CASME2_ROOT": str(tmp_path / "no-casme2"),
+        "MERJAX_SAMM_ROOT": str(tmp_path / "no-samm"),
+        "JAX_PLATFORMS": "cpu",
+    }.items():
         monkeypatch.setenv(k, v)  # the kernel inherits this environment
     nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     if path.stem == "quickstart":
         assert "Vy-3CL: accuracy" in text and "predicted:" in text
     else:
         assert "SYNTHETIC database" in text and "accuracy" in text
         assert (tmp_path / "runs" / "paper-tiny" / "input_study" / "table4.md").is_file()
-        assert "STSTNet on TV-L1: UF1" in text and (tmp_path / "runs" / "megc2019-tiny" / "megc2019.md").is_file()
-
+        assert (
+            "STSTNet on TV-L1: UF1" in text
+            and (tmp_path / "runs" / "megc2019-tiny" / "megc2019.md").is_file()
+        )

@@ -35,7 +35,9 @@ def _rows(path: Path) -> tuple[openpyxl.Workbook, list]:
     book = openpyxl.load_workbook(path)
     ws = book.worksheets[0]
     header = next(r for r in ws.iter_rows() if any(c.value == "Filename" for c in r))
-    return book, [r for r in ws.iter_rows(min_row=header[0].row + 1) if any(c.value is not None for c in r)]
+    return book, [
+        r for r in ws.iter_rows(min_row=header[0].row + 1) if any(c.value is not None for c in r)
+    ]
 
 
 _set = edit_cell
@@ -69,19 +71,25 @@ def test_2_truncated_jpeg_is_undecodable(db):
     s = casme2.load(db / "CASME2")[0]
     data = s.apex_path.read_bytes()
     s.apex_path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match=rf"{casme2.CODING} row \d+ \({s.clip}\): apex frame {s.apex}: "
-                                        rf"image '.*{s.apex_path.name}' is a JPEG without its end marker"):
+    with pytest.raises(
+        DataError,
+        match=rf"{casme2.CODING} row \d+ \({s.clip}\): apex frame {s.apex}: "
+        rf"image '.*{s.apex_path.name}' is a JPEG without its end marker",
+    ):
         casme2.load(db / "CASME2")
     kept = casme2.load(db / "CASME2", on_error="skip")
-    assert [p.clip for p in kept.skipped] == [s.clip] and "truncated or corrupt" in kept.skipped[0].reason
+    assert [p.clip for p in kept.skipped] == [s.clip] and "truncated or corrupt" in kept.skipped[
+        0
+    ].reason
     with pytest.raises(DataError, match="truncated"):
         frames.read_gray(s.apex_path)  # predict reads frames through it too
 
 
 def test_2_whole_images_decode_as_opencv_reads_them(tiny_db):
     for s in casme2.load(tiny_db / "CASME2")[:3]:
-        np.testing.assert_array_equal(frames.read_gray(s.apex_path),
-                                      cv2.imread(str(s.apex_path), cv2.IMREAD_GRAYSCALE))
+        np.testing.assert_array_equal(
+            frames.read_gray(s.apex_path), cv2.imread(str(s.apex_path), cv2.IMREAD_GRAYSCALE)
+        )
     png = tiny_db.parent / "x.png"
     cv2.imwrite(str(png), np.arange(64, dtype=np.uint8).reshape(8, 8))
     assert frames.read_gray(png).shape == (8, 8)
@@ -98,7 +106,9 @@ def test_3_a_database_without_rows_is_an_error(db):
     for r in reversed(rows):
         ws.delete_rows(r[0].row)
     book.save(db / "CASME2" / casme2.CODING)
-    with pytest.raises(DataError, match=rf"{casme2.CODING}' yields no usable samples \(a header and no rows\)"):
+    with pytest.raises(
+        DataError, match=rf"{casme2.CODING}' yields no usable samples \(a header and no rows\)"
+    ):
         composite.megc2018(db / "CASME2", db / "SAMM")
 
 
@@ -107,8 +117,10 @@ def test_3_a_composite_that_loses_a_third_says_so(db):
     for s in c[:5]:  # 5 of the 12 CASME II rows lose their apex frame
         s.apex_path.unlink()
     out = composite.megc2018(db / "CASME2", db / "SAMM", on_error="skip")
-    assert out.losses() == ["WARNING: casme2 lost 5 of its 12 spreadsheet rows to skips (42%); "
-                            "results on this data are not results on casme2"]
+    assert out.losses() == [
+        "WARNING: casme2 lost 5 of its 12 spreadsheet rows to skips (42%); "
+        "results on this data are not results on casme2"
+    ]
     assert out.summary().startswith("WARNING: casme2 lost 5")
     assert composite.megc2018(db / "CASME2", db / "SAMM", on_error="skip").losses() == out.losses()
     rep = report.Report(db / "r", "t", "p", "s", out.losses())
@@ -128,7 +140,9 @@ def test_4_a_duplicated_row_is_named_not_counted_twice(db):
     ws.append([c.value for c in rows[0]])
     book.save(path)
     last = ws.max_row
-    with pytest.raises(DataError, match=rf"row {last}: samm/\S+ \S+ is also in {samm.CODES} row {rows[0][0].row}"):
+    with pytest.raises(
+        DataError, match=rf"row {last}: samm/\S+ \S+ is also in {samm.CODES} row {rows[0][0].row}"
+    ):
         samm.load(db / "SAMM")
     kept = samm.load(db / "SAMM", on_error="skip")
     assert len(kept) == n and [p.source for p in kept.skipped] == [f"{samm.CODES} row {last}"]
@@ -169,11 +183,14 @@ def test_6_flow_refuses_nan_colour_and_signed_frames():
     with pytest.raises(TypeError, match="cast signed integer frames"):
         horn_schunck((a * 255).astype(np.int32), (b * 255).astype(np.int32))
     a16, b16 = (a * 65535).astype(np.uint16), (b * 65535).astype(np.uint16)
-    np.testing.assert_allclose(horn_schunck(a16, b16), horn_schunck(a16 / 65535.0, b16 / 65535.0), atol=1e-6)
+    np.testing.assert_allclose(
+        horn_schunck(a16, b16), horn_schunck(a16 / 65535.0, b16 / 65535.0), atol=1e-6
+    )
     assert float(np.abs(horn_schunck(a16, b16)).max()) < 5
 
 
-# --------------------------------------------------------------------------- 7. learning rate, divergence
+# --------------------------------------------------------------------------- 7. learning rate,
+# divergence
 
 
 X = np.random.default_rng(0).normal(size=(24, 8, 8, 1)).astype(np.float32)
@@ -190,23 +207,31 @@ def test_7_learning_rate_must_be_positive_and_finite(lr):
 
 def test_7_an_exploding_loss_stops_the_run():
     """Before: only a non-finite loss stopped training; 1e6 went on."""
-    cfg = train.TrainConfig(epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", max_loss=1e-3)
-    with pytest.raises(train.LossExploded, match=r"above 0.001 in run 0 \(seed 0, held out s0\) at epoch 2"):
+    cfg = train.TrainConfig(
+        epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", max_loss=1e-3
+    )
+    with pytest.raises(
+        train.LossExploded, match=r"above 0.001 in run 0 \(seed 0, held out s0\) at epoch 2"
+    ):
         train.train_loso(TINY, X, X, Y, SUBJ, cfg, progress=None)
     wild = dataclasses.replace(cfg, learning_rate=1e4, max_loss=1e4)
     with pytest.raises(train.Diverged):
         train.train_loso(TINY, X, X, Y, SUBJ, wild, progress=None)
 
 
-# --------------------------------------------------------------------------- 8. nothing half-written
+# --------------------------------------------------------------------------- 8. nothing
+# half-written
 
 
 def _model_dir(tmp_path: Path, seed: int) -> Path:
     module, rep = models.by_name("vy-1cl")
     spec = inference.ModelSpec("vy-1cl", rep, 8, FlowSettings(size=(16, 16)), tuple("abcde"))
     variables = models.init(module, jax.random.key(seed), (8, 8, 1))
-    return inference.save(tmp_path / "model", spec, dict(variables, mean=np.zeros((8, 8, 1), np.float32),
-                                                        scale=np.float32(1)))
+    return inference.save(
+        tmp_path / "model",
+        spec,
+        dict(variables, mean=np.zeros((8, 8, 1), np.float32), scale=np.float32(1)),
+    )
 
 
 def test_8_a_save_killed_midway_leaves_the_old_model(tmp_path, monkeypatch):
@@ -224,12 +249,15 @@ def test_8_a_save_killed_midway_leaves_the_old_model(tmp_path, monkeypatch):
         _model_dir(tmp_path, 1)
     monkeypatch.undo()
     after = inference.load(path).variables
-    for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+    for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True):
         np.testing.assert_array_equal(x, y)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     _model_dir(tmp_path, 1)  # a save that completes replaces it
     replaced = jax.tree.leaves(inference.load(path).variables["params"])
-    assert not all(np.array_equal(x, y) for x, y in zip(replaced, jax.tree.leaves(before["params"])))
+    assert not all(
+        np.array_equal(x, y)
+        for x, y in zip(replaced, jax.tree.leaves(before["params"]), strict=True)
+    )
 
 
 def test_8_a_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -254,7 +282,14 @@ def test_8_a_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes() == b"x\r\nold\r\n"
     assert json.loads((tmp_path / "summary.json").read_text())["run"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.md", "b.csv", "b.md", "report.md", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.csv",
+        "a.md",
+        "b.csv",
+        "b.md",
+        "report.md",
+        "summary.json",
+    ]
 
 
 # --------------------------------------------------------------------------- 9. one run per workdir
@@ -271,13 +306,25 @@ with files.WorkdirLock(sys.argv[1]):
 
 def test_9_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
     """Before: both runs proceeded, and the second deleted the first's checkpoints."""
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(files.WorkdirBusy, match=rf"workdir '{tmp_path}' is in use by process {holder.pid} on "):
-            runner.run("class_average_flow", tmp_path, profile="tiny", cache_dir=tmp_path / "cache", progress=None)
+        with pytest.raises(
+            files.WorkdirBusy, match=rf"workdir '{tmp_path}' is in use by process {holder.pid} on "
+        ):
+            runner.run(
+                "class_average_flow",
+                tmp_path,
+                profile="tiny",
+                cache_dir=tmp_path / "cache",
+                progress=None,
+            )
         with pytest.raises(files.WorkdirBusy):
-            train.train_loso(TINY, X, X, Y, SUBJ, train.TrainConfig(epochs=1), workdir=tmp_path, progress=None)
+            train.train_loso(
+                TINY, X, X, Y, SUBJ, train.TrainConfig(epochs=1), workdir=tmp_path, progress=None
+            )
     finally:
         holder.kill()
         holder.wait()
@@ -288,13 +335,17 @@ def test_9_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
 
 
 def test_9_checkpoints_of_another_configuration_are_moved_aside(tmp_path):
-    cfg = train.TrainConfig(epochs=2, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1)
+    cfg = train.TrainConfig(
+        epochs=2, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
+    )
     train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None)
     seen = []
     other = dataclasses.replace(cfg, learning_rate=5e-4)
     train.train_loso(TINY, X, X, Y, SUBJ, other, workdir=tmp_path, progress=seen.append)
     assert any("moved them to checkpoints.other-config" in m for m in seen)
-    assert (tmp_path / "checkpoints.other-config" / "2").is_dir() and (tmp_path / "checkpoints" / "2").is_dir()
+    assert (tmp_path / "checkpoints.other-config" / "2").is_dir() and (
+        tmp_path / "checkpoints" / "2"
+    ).is_dir()
 
 
 # --------------------------------------------------------------------------- 10. a full disk
@@ -305,17 +356,30 @@ def test_10_a_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, tiny_db):
     """Before: the right error line, and 17 orbax tracebacks with it."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        args = [sys.executable, "-m", "merjax.main", "--experiment=input_study", "--profile=tiny",
-                f"--workdir={mnt / 'w'}", f"--cache_dir={tmp_path / 'cache'}", "--set=nets=vy-3cl",
-                "--set=train.checkpoint_every=1"]
+        args = [
+            sys.executable,
+            "-m",
+            "merjax.main",
+            "--experiment=input_study",
+            "--profile=tiny",
+            f"--workdir={mnt / 'w'}",
+            f"--cache_dir={tmp_path / 'cache'}",
+            "--set=nets=vy-3cl",
+            "--set=train.checkpoint_every=1",
+        ]
         env = dict(os.environ, JAX_PLATFORMS="cpu")
         env.pop("MERJAX_TRACEBACK", None)
         out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
         assert out.returncode == 1
-        assert out.stderr.startswith("error: cannot write the checkpoint of epoch 1") and "no space left" in out.stderr
+        assert (
+            out.stderr.startswith("error: cannot write the checkpoint of epoch 1")
+            and "no space left" in out.stderr
+        )
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
         subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)
         again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
@@ -325,15 +389,20 @@ def test_10_a_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, tiny_db):
         subprocess.run(["umount", str(mnt)])
 
 
-# --------------------------------------------------------------------------- 11, 13. damaged checkpoints
+# --------------------------------------------------------------------------- 11, 13. damaged
+# checkpoints
 
 
 def test_11_a_truncated_checkpoint_falls_back_to_an_older_one(tmp_path):
     """Before: every rerun failed with orbax tracebacks although epoch 1's checkpoint was whole."""
-    cfg = train.TrainConfig(epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1)
+    cfg = train.TrainConfig(
+        epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
+    )
     whole = train.train_loso(TINY, X, X, Y, SUBJ, cfg, progress=None)
     train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None, stop_after_epoch=2)
-    for data in (tmp_path / "checkpoints" / "2" / "default" / "d").iterdir():  # the data files orbax reads
+    for data in (
+        tmp_path / "checkpoints" / "2" / "default" / "d"
+    ).iterdir():  # the data files orbax reads
         data.write_bytes(data.read_bytes()[:10])
     seen = []
     resumed = train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=seen.append)
@@ -345,16 +414,22 @@ def test_11_a_truncated_checkpoint_falls_back_to_an_older_one(tmp_path):
 
 def test_13_an_emptied_metadata_file_is_named(tmp_path):
     """Before: 'error: Expecting value: line 1 column 1 (char 0)' and nothing else."""
-    cfg = train.TrainConfig(epochs=2, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1)
+    cfg = train.TrainConfig(
+        epochs=2, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
+    )
     train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None, stop_after_epoch=1)
     meta = next((tmp_path / "checkpoints" / "1").rglob("_METADATA"))
     meta.write_text("")
-    with pytest.raises(checkpoint.CheckpointError, match=rf"no checkpoint in {tmp_path / 'checkpoints'} restores "
-                                                         rf"\(epoch 1: {meta} is empty or not JSON\); move that folder away"):
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=rf"no checkpoint in {tmp_path / 'checkpoints'} restores "
+        rf"\(epoch 1: {meta} is empty or not JSON\); move that folder away",
+    ):
         train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None)
 
 
-# --------------------------------------------------------------------------- 12. a damaged flow cache
+# --------------------------------------------------------------------------- 12. a damaged flow
+# cache
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -385,8 +460,11 @@ def test_12_a_damaged_flow_cache_is_a_miss(tiny_db, tmp_path, damage):
 def test_14_decode_errors_name_row_and_file_and_skips_say_it_once(db):
     s = samm.load(db / "SAMM")[1]
     s.onset_path.write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match=rf"{samm.CODES} row \d+ \({s.clip}\): onset frame {s.onset}: "
-                                        rf"cannot decode image '.*{s.onset_path.name}'"):
+    with pytest.raises(
+        DataError,
+        match=rf"{samm.CODES} row \d+ \({s.clip}\): onset frame {s.onset}: "
+        rf"cannot decode image '.*{s.onset_path.name}'",
+    ):
         samm.load(db / "SAMM")
     kept = samm.load(db / "SAMM", on_error="skip")
     line = str(kept.skipped[0])
@@ -406,7 +484,10 @@ def test_15_predict_refuses_a_negative_window_and_unwritable_outputs(tmp_path):
         predict.writable_file(str(tmp_path), "--out")
     with pytest.raises(DataError, match="--export .*cannot write in '/proc/merjax'"):
         predict.writable_file("/proc/merjax/m.jaxexport", "--export")
-    assert predict.writable_file(str(tmp_path / "new" / "p.csv"), "--out") == tmp_path / "new" / "p.csv"
+    assert (
+        predict.writable_file(str(tmp_path / "new" / "p.csv"), "--out")
+        == tmp_path / "new" / "p.csv"
+    )
 
 
 # --------------------------------------------------------------------------- 16. text cells

@@ -46,7 +46,10 @@ def test_strategies_agree_and_match_separate_runs():
     x, xa, y, subj = toy_data()
     out = {}
     runs = [(s, "im2col") for s in ("vmap", "loop", "map", "chunked", "auto")] + [("loop", "lax")]
-    for strategy, conv in runs:  # the formulations agree layer by layer (test_models): one lax run here
+    for (
+        strategy,
+        conv,
+    ) in runs:  # the formulations agree layer by layer (test_models): one lax run here
         model = models.build("tiny", 1, 1, num_classes=3, conv=conv)
         cfg = train.TrainConfig(strategy=strategy, seeds=(0, 1), chunk_size=3, **FAST)
         out[f"{strategy}, {conv}"] = train.train_loso(model, x, xa, y, subj, cfg, progress=None)
@@ -115,7 +118,7 @@ def test_held_out_onset_apex_flows_change_nothing_in_their_fold():
     b = train.train_loso(MODEL, x2, xa, y, subj, cfg, progress=None, keep_states=True)
     r = a.plan.held_out.index(("s1",))
     np.testing.assert_array_equal(a.losses[r], b.losses[r])
-    for u, v in zip(jax.tree.leaves(a.states), jax.tree.leaves(b.states)):
+    for u, v in zip(jax.tree.leaves(a.states), jax.tree.leaves(b.states), strict=True):
         np.testing.assert_array_equal(np.asarray(u)[r], np.asarray(v)[r])
     s1 = np.array(subj) == "s1"
     assert not np.allclose(a.logits[0, s1], b.logits[0, s1])
@@ -129,11 +132,13 @@ def test_kill_and_resume_gives_the_same_predictions(tmp_path):
     cfg = train.TrainConfig(strategy="vmap", checkpoint_every=2, **FAST)
     whole = train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "a", progress=None)
     seen = []
-    train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "b", progress=seen.append,
-                     stop_after_epoch=2)  # as if killed after the epoch-2 checkpoint
+    train.train_loso(
+        MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "b", progress=seen.append, stop_after_epoch=2
+    )  # as if killed after the epoch-2 checkpoint
     assert (tmp_path / "b" / "checkpoints" / "2").is_dir()
-    resumed = train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "b",
-                               progress=seen.append)
+    resumed = train.train_loso(
+        MODEL, x, xa, y, subj, cfg, workdir=tmp_path / "b", progress=seen.append
+    )
     assert any("resumed from the checkpoint of epoch 2" in m for m in seen)
     np.testing.assert_array_equal(resumed.preds, whole.preds)
     np.testing.assert_allclose(resumed.logits, whole.logits, atol=1e-6)
@@ -153,20 +158,26 @@ def test_final_model_and_features():
     training mode fail. The final run trains on every item and is never scored."""
     x, xa, y, subj = toy_data()
     cfg = train.TrainConfig(strategy="vmap", train_final=True, **FAST)
-    r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None, keep_states=True,
-                         features=True)
-    assert r.plan.held_out[-1] == ("*",) and r.plan.train_mask[-1].all() and not r.plan.test_valid[-1].any()
+    r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=None, keep_states=True, features=True)
+    assert (
+        r.plan.held_out[-1] == ("*",)
+        and r.plan.train_mask[-1].all()
+        and not r.plan.test_valid[-1].any()
+    )
     assert jax.tree.leaves(r.states.params)[0].shape[0] == 5
     assert r.features.shape == (1, len(y), 4)
     for run, held in enumerate(r.plan.held_out[:-1]):
         st = jax.tree.map(lambda a: np.asarray(a[run]), r.states)
         test = np.isin(subj, held)
-        want_logits, want_feats = by_hand.tiny_forward(st.params, st.batch_stats, x[test],
-                                                       normalise=lambda v: (v - st.mean) / st.scale)
+        want_logits, want_feats = by_hand.tiny_forward(
+            st.params, st.batch_stats, x[test], normalise=lambda v: (v - st.mean) / st.scale
+        )
         np.testing.assert_allclose(r.features[0, test], want_feats, rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(r.logits[0, test], want_logits, rtol=1e-3, atol=1e-4)
     # The extra run is never scored and changes no held-out prediction.
-    plain = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, train_final=False), progress=None)
+    plain = train.train_loso(
+        MODEL, x, xa, y, subj, dataclasses.replace(cfg, train_final=False), progress=None
+    )
     np.testing.assert_allclose(r.logits, plain.logits, atol=1e-5)
 
 
@@ -196,8 +207,9 @@ def test_bad_arguments():
 @pytest.mark.slow
 def test_learns_the_toy_task():
     x, xa, y, subj = toy_data(per_subject=10)
-    cfg = train.TrainConfig(strategy="vmap", epochs=30, batch_size=16, epochs_per_call=10,
-                            learning_rate=3e-3)
+    cfg = train.TrainConfig(
+        strategy="vmap", epochs=30, batch_size=16, epochs_per_call=10, learning_rate=3e-3
+    )
     model = models.build("shallow", 1, 1, num_classes=3)  # tiny's global pooling cannot see where
     r = train.train_loso(model, x, xa, y, subj, cfg, progress=None)
     assert metrics.accuracy(y, r.preds[0]) > 0.7
@@ -225,11 +237,18 @@ def test_multi_device_matches_single_device():
     """The run axis sharded over 4 CPU devices (3 runs, padded to 4) gives the same numbers."""
     outs = {}
     for count in (1, 4):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
-                   JAX_PLATFORMS="cpu")
+        env = dict(
+            os.environ,
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+            JAX_PLATFORMS="cpu",
+        )
         proc = subprocess.run(
             [sys.executable, "-c", _MULTI.format(tests=str(ROOT / "tests"))],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs[count] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -270,8 +289,12 @@ def test_uf1_and_uar_when_a_class_is_never_predicted_or_absent():
     y, p = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])  # class 2 predicted, never true
     assert metrics.uf1(y, p, 3) == pytest.approx((2 / 3 + 1) / 2)
     assert metrics.uar(y, p, 3) == pytest.approx((0.5 + 1) / 2)
-    parts = metrics.by_group(np.array([0, 1, 2, 0, 1, 1]), np.array([0, 1, 2, 2, 1, 0]),
-                             ["a", "a", "a", "b", "b", "b"], 3)
+    parts = metrics.by_group(
+        np.array([0, 1, 2, 0, 1, 1]),
+        np.array([0, 1, 2, 2, 1, 0]),
+        ["a", "a", "a", "b", "b", "b"],
+        3,
+    )
     # Part b has no class 2: its scores average classes 0 and 1 (F1 0 and 2/3; recall 0 and 1/2).
     assert parts["b"]["uf1"] == pytest.approx(1 / 3) and parts["b"]["uar"] == pytest.approx(0.25)
     assert parts["a"]["uf1"] == 1.0 and parts["all"]["n"] == 6
@@ -287,8 +310,11 @@ def test_cosine_similarity():
     out each sample's similarity with itself (always 1): a version that keeps it reports
     (1 + 1 + 2 * 0.6) / 4 = 0.8 for class 0 instead of 0.6, and fails."""
     f = np.array([[1.0, 0], [0.6, 0.8], [0, 1.0], [0.8, -0.6]])
-    np.testing.assert_allclose(metrics.cosine_similarity(f), [[1, 0.6, 0, 0.8], [0.6, 1, 0.8, 0],
-                                                              [0, 0.8, 1, -0.6], [0.8, 0, -0.6, 1]], atol=1e-12)
+    np.testing.assert_allclose(
+        metrics.cosine_similarity(f),
+        [[1, 0.6, 0, 0.8], [0.6, 1, 0.8, 0], [0, 0.8, 1, -0.6], [0.8, 0, -0.6, 1]],
+        atol=1e-12,
+    )
     sim = metrics.class_similarity(f, np.array([0, 0, 1, 1]), 2)
     # class 0 with itself: only the pair (0, 1): 0.6; class 1 with itself: pair (2, 3): -0.6;
     # across: mean of (0,2) 0, (0,3) 0.8, (1,2) 0.8, (1,3) 0 = 0.4.
@@ -313,8 +339,12 @@ def test_train_step_reports_loss_count_and_batch_accuracy():
     new, m = step(state, x, y, idx, valid)
     assert set(m) == {"loss", "count", "accuracy"} and int(m["count"]) == 5
     xb = (x[idx[:5]] - state.mean) / state.scale
-    logits, _ = MODEL.apply({"params": state.params, "batch_stats": state.batch_stats}, xb, train=True,
-                            mutable=["batch_stats"])
+    logits, _ = MODEL.apply(
+        {"params": state.params, "batch_stats": state.batch_stats},
+        xb,
+        train=True,
+        mutable=["batch_stats"],
+    )
     want_acc = float((np.asarray(logits).argmax(-1) == y[:5]).mean())
     logp = jax.nn.log_softmax(logits)
     want_loss = float(-np.mean(np.asarray(logp)[np.arange(5), y[:5]]))
@@ -323,7 +353,7 @@ def test_train_step_reports_loss_count_and_batch_accuracy():
     # A batch with nothing valid changes nothing and reports zeros.
     same, m0 = step(state, x, y, idx, np.zeros(8, bool))
     assert int(m0["count"]) == 0 and float(m0["loss"]) == 0 and float(m0["accuracy"]) == 0
-    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(state)):
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -335,7 +365,9 @@ def test_metrics_jsonl_grows_while_training_and_survives_a_kill(tmp_path):
     """An epoch line lands after every compiled call, while training runs; a killed run keeps
     its curve and the resumed run continues it."""
     x, xa, y, subj = toy_data(n_subjects=3)
-    cfg = train.TrainConfig(strategy="loop", checkpoint_every=1, epochs=3, batch_size=8, epochs_per_call=1)
+    cfg = train.TrainConfig(
+        strategy="loop", checkpoint_every=1, epochs=3, batch_size=8, epochs_per_call=1
+    )
     path = tmp_path / "metrics.jsonl"
     seen_during = []
 
@@ -343,7 +375,9 @@ def test_metrics_jsonl_grows_while_training_and_survives_a_kill(tmp_path):
         if message.startswith("epoch "):
             seen_during.append([d["epoch"] for d in _lines(path) if d["kind"] == "epoch"])
 
-    train.train_loso(MODEL, x, xa, y, subj, cfg, workdir=tmp_path, progress=progress, stop_after_epoch=2)
+    train.train_loso(
+        MODEL, x, xa, y, subj, cfg, workdir=tmp_path, progress=progress, stop_after_epoch=2
+    )
     assert seen_during == [[1], [1, 2]]
     lines = _lines(path)
     assert lines[0]["kind"] == "start" and lines[0]["runs"] == 3 and lines[0]["strategy"] == "loop"
@@ -360,7 +394,9 @@ def test_metrics_jsonl_grows_while_training_and_survives_a_kill(tmp_path):
     assert [d["resumed_from"] for d in lines if d["kind"] == "start"] == [0, 2]
     assert epochs[:2] == first  # the killed run's curve is kept as it was
     np.testing.assert_allclose([d["loss"] for d in epochs], result.losses.mean(0), rtol=1e-5)
-    np.testing.assert_allclose([d["accuracy"] for d in epochs], result.train_accuracy.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        [d["accuracy"] for d in epochs], result.train_accuracy.mean(0), rtol=1e-5
+    )
 
 
 # --------------------------------------------------------------------------- memory-aware chunks
@@ -378,18 +414,24 @@ def test_plan_chunk_fits_the_limit():
     assert 1 <= chunk <= 3
     assert train.program_memory(MODEL, cfg, x.shape[1:], 2 * len(x), runs=chunk).peak <= three
     assert train.plan_chunk(MODEL, cfg, x.shape[1:], 2 * len(x), num_runs=8) == 8
-    with pytest.raises(train.DoesNotFit, match=r"needs .* GiB, more than the .* limit; lower the batch size \(now 8\)"):
+    with pytest.raises(
+        train.DoesNotFit,
+        match=r"needs .* GiB, more than the .* limit; lower the batch size \(now 8\)",
+    ):
         train.plan_chunk(MODEL, cfg, x.shape[1:], 2 * len(x), num_runs=8, memory_limit=one // 2)
 
 
 def test_training_under_a_memory_limit_equals_the_loop():
     x, xa, y, subj = toy_data()
     cfg = train.TrainConfig(seeds=(0, 1), **FAST)
-    loop = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None)
+    loop = train.train_loso(
+        MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None
+    )
     limit = train.program_memory(MODEL, cfg, x.shape[1:], 2 * len(x), runs=3).peak
     seen = []
-    limited = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, memory_limit=limit),
-                               progress=seen.append)
+    limited = train.train_loso(
+        MODEL, x, xa, y, subj, dataclasses.replace(cfg, memory_limit=limit), progress=seen.append
+    )
     assert any("run(s) per device per chunk" in m for m in seen), seen
     np.testing.assert_allclose(limited.logits, loop.logits, atol=1e-5)
     np.testing.assert_array_equal(limited.preds, loop.preds)
@@ -408,23 +450,38 @@ def test_out_of_memory_halves_the_chunk_and_goes_on(monkeypatch):
     def oom_once(strategy, chunk):
         calls.append((strategy, chunk))
         if len(calls) == 2:  # the second compiled call: epochs 3-4
-            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 6.9GiB.")
+            raise jax.errors.JaxRuntimeError(
+                "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 6.9GiB."
+            )
 
     monkeypatch.setattr(loso, "OOM_HOOK", oom_once)
     seen = []
     r = train.train_loso(MODEL, x, xa, y, subj, cfg, progress=seen.append)
     assert calls[:3] == [("vmap", 8), ("vmap", 8), ("chunked", 4)]
-    assert any("out of memory at epoch 3; going on from the same epoch and states with chunks of 4 runs" in m
-               for m in seen)
+    assert any(
+        "out of memory at epoch 3; going on from the same epoch and states with chunks of 4 runs"
+        in m
+        for m in seen
+    )
     np.testing.assert_allclose(r.logits, whole.logits, atol=1e-5)
     np.testing.assert_allclose(r.losses, whole.losses, atol=1e-5)
-    monkeypatch.setattr(loso, "OOM_HOOK", lambda s, c: (_ for _ in ()).throw(
-        jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")))
-    with pytest.raises(MemoryError, match="1 run\\(s\\) per program, the fewest possible: lower the batch size"):
-        train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None)
+    monkeypatch.setattr(
+        loso,
+        "OOM_HOOK",
+        lambda s, c: (_ for _ in ()).throw(
+            jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")
+        ),
+    )
+    with pytest.raises(
+        MemoryError, match="1 run\\(s\\) per program, the fewest possible: lower the batch size"
+    ):
+        train.train_loso(
+            MODEL, x, xa, y, subj, dataclasses.replace(cfg, strategy="loop"), progress=None
+        )
 
 
-# --------------------------------------------------------------------------- MATLAB R2018a's training
+# --------------------------------------------------------------------------- MATLAB R2018a's
+# training
 
 
 def test_one_rmsprop_step_is_matlabs_rule_by_hand():
@@ -434,7 +491,9 @@ def test_one_rmsprop_step_is_matlabs_rule_by_hand():
     inside the square root (optax's default), L2 on every parameter, or none on BatchNorm fail:
     eps = 1e-3 and lambda = 0.05 make each visible."""
     x, _, y, _ = toy_data()
-    cfg = train.TrainConfig(learning_rate=0.01, eps=1e-3, weight_decay=0.05, rms_decay=0.9, batch_size=8)
+    cfg = train.TrainConfig(
+        learning_rate=0.01, eps=1e-3, weight_decay=0.05, rms_decay=0.9, batch_size=8
+    )
     tx = train.optimizer(cfg)
     state = train.init_run(MODEL, tx, jax.numpy.asarray(x), np.ones(len(y), bool), 0)
     step = jax.jit(functools.partial(train.train_step, model=MODEL, tx=tx))
@@ -443,15 +502,24 @@ def test_one_rmsprop_step_is_matlabs_rule_by_hand():
         xb = (x[idx] - state.mean) / state.scale
 
         def loss(p):
-            logits, _ = MODEL.apply({"params": p, "batch_stats": state.batch_stats}, xb, train=True,
-                                    mutable=["batch_stats"])
+            logits, _ = MODEL.apply(
+                {"params": p, "batch_stats": state.batch_stats},
+                xb,
+                train=True,
+                mutable=["batch_stats"],
+            )
             return -jax.numpy.mean(jax.nn.log_softmax(logits)[np.arange(len(idx)), y[idx]])
 
         return jax.tree.map(np.asarray, jax.grad(loss)(params))
 
-    decayed = {("conv1", "conv", "kernel"): True, ("conv1", "conv", "bias"): False,
-               ("conv1", "bn", "scale"): True, ("conv1", "bn", "bias"): True,
-               ("fc", "kernel"): True, ("fc", "bias"): False}
+    decayed = {
+        ("conv1", "conv", "kernel"): True,
+        ("conv1", "conv", "bias"): False,
+        ("conv1", "bn", "scale"): True,
+        ("conv1", "bn", "bias"): True,
+        ("fc", "kernel"): True,
+        ("fc", "bias"): False,
+    }
     want = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
     v = jax.tree.map(np.zeros_like, want)
     for idx in (np.arange(8), np.arange(8, 16)):
@@ -465,7 +533,7 @@ def test_one_rmsprop_step_is_matlabs_rule_by_hand():
             node_w[path[-1]] = node_w[path[-1]] - 0.01 * g / (np.sqrt(node_v[path[-1]]) + 1e-3)
         state, _ = step(state, x, y, idx, np.ones(8, bool))
     assert len(jax.tree.leaves(want)) == len(decayed)
-    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(want)):
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
 
 
@@ -474,7 +542,9 @@ def test_l2_reaches_what_matlabs_default_factors_reach():
     for name in ("vy-3cl", "resnet8", "ststnet"):
         model, rep = models.by_name(name, num_classes=3)
         c = {"vy": 1, "vxvym": 3, "ststnet": 3}[rep]
-        shapes = jax.eval_shape(lambda k: models.init(model, k, (16, 16, c)), jax.random.key(0))["params"]
+        shapes = jax.eval_shape(lambda k: models.init(model, k, (16, 16, c)), jax.random.key(0))[
+            "params"
+        ]
         flat = jax.tree_util.tree_flatten_with_path(train.l2_mask(shapes))[0]
         for path, decayed in flat:
             keys = [p.key for p in path]
@@ -490,7 +560,9 @@ def test_shuffle_once_and_the_last_partial_batch():
     mask[:21] = True
     steps = train.num_steps(np.array([21]), 8, True)
     assert steps == 2 and train.num_steps(np.array([21]), 8, False) == 3
-    batches = jax.jit(train.epoch_batches, static_argnames=("steps", "batch_size", "shuffle", "drop_last"))
+    batches = jax.jit(
+        train.epoch_batches, static_argnames=("steps", "batch_size", "shuffle", "drop_last")
+    )
     idx0, valid0 = batches(mask, 3, 0, steps=2, batch_size=8)
     idx1, valid1 = batches(mask, 3, 1, steps=2, batch_size=8)
     assert valid0.sum() == 16 and set(np.asarray(idx0)[np.asarray(valid0)]) < set(range(21))
@@ -499,7 +571,9 @@ def test_shuffle_once_and_the_last_partial_batch():
     e1, _ = batches(mask, 3, 1, steps=2, batch_size=8, shuffle="every-epoch")
     assert not np.array_equal(e0, e1)
     full, fvalid = batches(mask, 3, 0, steps=3, batch_size=8, drop_last=False)
-    assert fvalid.sum() == 21 and sorted(np.asarray(full)[np.asarray(fvalid)].tolist()) == list(range(21))
+    assert fvalid.sum() == 21 and sorted(np.asarray(full)[np.asarray(fvalid)].tolist()) == list(
+        range(21)
+    )
     # A run with fewer items than a batch trains on them as one partial batch.
     few = np.zeros(30, bool)
     few[:5] = True
@@ -521,9 +595,23 @@ def test_batchnorm_statistics_are_the_training_sets_after_training():
         c = st.params["conv1"]["conv"]
         conv = by_hand.conv_same((items - st.mean) / st.scale, c["kernel"], c["bias"])
         mean, var = by_hand.batch_moments(conv, r.plan.train_mask[run])
-        np.testing.assert_allclose(st.batch_stats["conv1"]["bn"]["mean"], mean, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(
+            st.batch_stats["conv1"]["bn"]["mean"], mean, rtol=1e-3, atol=1e-5
+        )
         np.testing.assert_allclose(st.batch_stats["conv1"]["bn"]["var"], var, rtol=1e-3, atol=1e-6)
-    moving = train.train_loso(MODEL, x, xa, y, subj, dataclasses.replace(cfg, bn_stats="moving"), progress=None,
-                              keep_states=True)
-    np.testing.assert_array_equal(moving.states.params["fc"]["kernel"], r.states.params["fc"]["kernel"])
-    assert not np.allclose(moving.states.batch_stats["conv1"]["bn"]["var"], r.states.batch_stats["conv1"]["bn"]["var"])
+    moving = train.train_loso(
+        MODEL,
+        x,
+        xa,
+        y,
+        subj,
+        dataclasses.replace(cfg, bn_stats="moving"),
+        progress=None,
+        keep_states=True,
+    )
+    np.testing.assert_array_equal(
+        moving.states.params["fc"]["kernel"], r.states.params["fc"]["kernel"]
+    )
+    assert not np.allclose(
+        moving.states.batch_stats["conv1"]["bn"]["var"], r.states.batch_stats["conv1"]["bn"]["var"]
+    )

@@ -45,7 +45,9 @@ def _field(seed: int, magnitude: float) -> np.ndarray:
 def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """The second frame: what is at x in ``img`` is at x + flow(x) (to first order)."""
     yy, xx = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
-    return ndimage.map_coordinates(img, [yy - flow[..., 1], xx - flow[..., 0]], order=3, mode="nearest")
+    return ndimage.map_coordinates(
+        img, [yy - flow[..., 1], xx - flow[..., 0]], order=3, mode="nearest"
+    )
 
 
 def _epe(est: np.ndarray, truth: np.ndarray, border: int = 6) -> float:
@@ -61,8 +63,14 @@ def _skimage(f0, f1, **kw) -> np.ndarray:
 @pytest.fixture(scope="module")
 def pairs():
     images = ["camera", "astronaut", "coffee"]
-    out = [(_image(n), f) for n, f in zip(images * 2, [_field(s, m) for s, m in
-                                                        zip(range(6), (0.5, 1.0, 1.5, 2.0, 1.0, 1.5))])]
+    out = [
+        (_image(n), f)
+        for n, f in zip(
+            images * 2,
+            [_field(s, m) for s, m in zip(range(6), (0.5, 1.0, 1.5, 2.0, 1.0, 1.5), strict=True)],
+            strict=True,
+        )
+    ]
     f0 = np.stack([img for img, _ in out])
     truth = np.stack([f for _, f in out])
     f1 = np.stack([_warp(img, f) for img, f in out])
@@ -74,7 +82,7 @@ def test_better_than_scikit_image_on_warped_real_images(pairs):
     defaults (within 10%), and with scikit-image's parameters no worse than it with them."""
     f0, f1, truth = pairs
     ours = np.asarray(tvl1(f0, f1))  # one batched call
-    theirs = np.stack([_skimage(a, b) for a, b in zip(f0, f1)])
+    theirs = np.stack([_skimage(a, b) for a, b in zip(f0, f1, strict=True)])
     zero = _epe(np.zeros_like(truth), truth)
     assert _epe(ours, truth) <= 1.1 * _epe(theirs, truth) < 0.5 * zero
     matched = np.asarray(tvl1(f0, f1, lambda_=15.0, theta=0.3, nwarps=5, num_iter=10))
@@ -101,7 +109,9 @@ def test_conventions_batch_uint8_and_one_trace(pairs):
     batched = np.asarray(tvl1(f0[:2].reshape(2, 1, 32, 40), f1[:2].reshape(2, 1, 32, 40)))
     assert batched.shape == (2, 1, 32, 40, 2) and batched.dtype == np.float32
     for i in range(2):
-        np.testing.assert_allclose(batched[i, 0], tvl1(f0[i], f1[i]), atol=2e-4)  # one program vs another
+        np.testing.assert_allclose(
+            batched[i, 0], tvl1(f0[i], f1[i]), atol=2e-4
+        )  # one program vs another
     a8, b8 = (f0[0] * 255).round().astype(np.uint8), (f1[0] * 255).round().astype(np.uint8)
     # uint8 is scaled to [0, 1]: the same flow up to a 1-ulp rounding of the scaling, which the
     # thresholding step can amplify at a few pixels.
@@ -120,7 +130,9 @@ def test_differentiable_with_fixed_iterations():
     rng = np.random.default_rng(0)
     f0 = ndimage.gaussian_filter(rng.random((16, 16)), 2).astype(np.float32)
     f1 = np.roll(f0, 1, axis=1)
-    g = jax.jit(jax.grad(lambda a: jnp.sum(tvl1(a, f1, nwarps=2, num_iter=3) ** 2)))(jnp.asarray(f0))
+    g = jax.jit(jax.grad(lambda a: jnp.sum(tvl1(a, f1, nwarps=2, num_iter=3) ** 2)))(
+        jnp.asarray(f0)
+    )
     assert g.shape == f0.shape and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
 
 
@@ -128,8 +140,12 @@ def test_ipol_stopping_rule_and_bad_arguments(pairs):
     f0, f1, truth = pairs
     stopped = np.asarray(tvl1(f0[:2], f1[:2], epsilon=0.01, num_iter=300))
     assert _epe(stopped, truth[:2]) < 0.5 * _epe(np.zeros_like(truth[:2]), truth[:2])
-    for kwargs, words in (({"lambda_": -1.0}, "lambda_"), ({"zfactor": 1.5}, "zfactor"),
-                          ({"nwarps": 0}, "nwarps"), ({"epsilon": 0.0}, "epsilon")):
+    for kwargs, words in (
+        ({"lambda_": -1.0}, "lambda_"),
+        ({"zfactor": 1.5}, "zfactor"),
+        ({"nwarps": 0}, "nwarps"),
+        ({"epsilon": 0.0}, "epsilon"),
+    ):
         with pytest.raises(ValueError, match=words):
             tvl1(f0[0], f1[0], **kwargs)
     with pytest.raises(ValueError, match="at least 8x8"):

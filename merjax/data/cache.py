@@ -18,12 +18,13 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from merjax import files, flow as flow_lib
+from merjax import files
+from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.sample import Sample
 
@@ -63,7 +64,9 @@ class FlowSettings:
         if self.method not in flow_lib.METHODS:
             raise ValueError(f"flow method must be one of {flow_lib.METHODS}, got {self.method!r}")
         if self.variant not in flow_lib.VARIANTS:
-            raise ValueError(f"flow variant must be one of {flow_lib.VARIANTS}, got {self.variant!r}")
+            raise ValueError(
+                f"flow variant must be one of {flow_lib.VARIANTS}, got {self.variant!r}"
+            )
         if self.crop not in ("dataset", "none"):
             raise ValueError(f"crop must be 'dataset' or 'none', got {self.crop!r}")
         if len(self.size) != 2 or min(self.size) < 4:
@@ -84,9 +87,13 @@ class FlowSettings:
         """The flow in a few words, for reports."""
         if self.method == "tvl1":
             t = self.tvl1
-            return (f"TV-L1 (lambda {t.lambda_:g} for [0, 1] frames, theta {t.theta:g}, tau {t.tau:g}, "
-                    f"{t.nwarps} warps x {t.num_iter} iterations per scale)")
-        return f"Horn-Schunck {self.variant}, {self.num_iter} iterations, smoothness {self.smoothness}"
+            return (
+                f"TV-L1 (lambda {t.lambda_:g} for [0, 1] frames, theta {t.theta:g}, tau {t.tau:g}, "
+                f"{t.nwarps} warps x {t.num_iter} iterations per scale)"
+            )
+        return (
+            f"Horn-Schunck {self.variant}, {self.num_iter} iterations, smoothness {self.smoothness}"
+        )
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "size": list(self.size), "format": _FORMAT}
@@ -135,7 +142,9 @@ def compute(
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # cv2 releases the GIL
         loaded = list(pool.map(lambda s: sample_frames(s, settings), samples))
     frames = np.stack([f for f, _ in loaded])  # [N, 3, H, W] uint8: onset, apex, augment
-    notes = tuple(f"{s.source} ({s.clip}): {n}" for s, (_, n) in zip(samples, loaded) if n)
+    notes = tuple(
+        f"{s.source} ({s.clip}): {n}" for s, (_, n) in zip(samples, loaded, strict=True) if n
+    )
     if progress:
         progress(f"read {len(samples)} clips in {time.perf_counter() - t0:.1f} s")
     first = np.concatenate([frames[:, 0], frames[:, 0]])
@@ -206,7 +215,9 @@ def load_or_compute(
                 elif meta["frames"] != digest:
                     reason = "was computed from frames that have changed since"
                 else:
-                    flows = FlowSet(tuple(keys), f["apex"], f["augment"], settings, tuple(meta["notes"]))
+                    flows = FlowSet(
+                        tuple(keys), f["apex"], f["augment"], settings, tuple(meta["notes"])
+                    )
                     say(f"flows from cache {path}")
                     return flows, True
         except Exception as e:  # a truncated or damaged file: BadZipFile, CRC errors, EOF, ...
@@ -214,6 +225,11 @@ def load_or_compute(
         say(f"flow cache {path} {reason}; recomputing")
     flows = compute(samples, settings, progress=progress, batch_size=batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"settings": settings.to_json(), "keys": keys, "frames": digest, "notes": list(flows.notes)}
+    meta = {
+        "settings": settings.to_json(),
+        "keys": keys,
+        "frames": digest,
+        "notes": list(flows.notes),
+    }
     files.savez(path, apex=flows.apex, augment=flows.augment, meta=json.dumps(meta))
     return flows, False

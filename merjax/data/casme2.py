@@ -85,12 +85,15 @@ def load(
         (
             f"{coding.name} row {row}",
             as_str(r["Filename"]),
-            functools.partial(_sample, r, f"{coding.name} row {row}", classes, frames_root,
-                              cropped, apex_policy),
+            functools.partial(
+                _sample, r, f"{coding.name} row {row}", classes, frames_root, cropped, apex_policy
+            ),
         )
         for row, r in read_table(coding, header)
     )
-    return frames_lib.gather(items, on_error=on_error, decode=check, dataset="casme2", spreadsheet=str(coding))
+    return frames_lib.gather(
+        items, on_error=on_error, decode=check, dataset="casme2", spreadsheet=str(coding)
+    )
 
 
 def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:

@@ -56,8 +56,14 @@ def megc2018(
     ``casme2_frames`` and ``apex_policy`` go to :func:`merjax.data.casme2.load`; ``on_error``
     ("raise" or "skip") and ``check`` (decode the frames) to every loader.
     """
-    c, s = _casme2_and_samm(casme2_root, samm_root, casme2_frames=casme2_frames,
-                            apex_policy=apex_policy, on_error=on_error, check=check)
+    c, s = _casme2_and_samm(
+        casme2_root,
+        samm_root,
+        casme2_frames=casme2_frames,
+        apex_policy=apex_policy,
+        on_error=on_error,
+        check=check,
+    )
     return (c + s).filter(lambda x: x.label < len(MEGC2018_CLASSES))
 
 
@@ -69,11 +75,16 @@ def megc2019(
 ) -> SampleList:
     """SMIC-HS + CASME II + SAMM with labels 0/1/2 = negative/positive/surprise; ``options``
     as for :func:`megc2018`."""
-    options = {"casme2_frames": "auto", "apex_policy": "midpoint", "on_error": "raise",
-               "check": True, **options}
+    options = {
+        "casme2_frames": "auto",
+        "apex_policy": "midpoint",
+        "on_error": "raise",
+        "check": True,
+        **options,
+    }
     out = smic.load(smic_root, on_error=options["on_error"], check=options["check"])
     loaded = _casme2_and_samm(casme2_root, samm_root, **options)
-    for name, samples in zip(("casme2", "samm"), loaded):
+    for name, samples in zip(("casme2", "samm"), loaded, strict=True):
         mapping = MEGC2019_EMOTIONS[name]
         kept = [
             replace(x, label=mapping[x.emotion], class_name=MEGC2019_CLASSES[mapping[x.emotion]])

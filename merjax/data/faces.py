@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _local = threading.local()
 
 
-def _cascade() -> "cv2.CascadeClassifier":
+def _cascade() -> cv2.CascadeClassifier:
     """One classifier per thread: a CascadeClassifier shared between threads returns wrong
     boxes (seen with the flow cache's reader pool)."""
     if not hasattr(_local, "cascade"):
@@ -34,7 +34,7 @@ def _cascade() -> "cv2.CascadeClassifier":
     return _local.cascade
 
 
-def _load_cascade() -> "cv2.CascadeClassifier":
+def _load_cascade() -> cv2.CascadeClassifier:
     if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
         raise DataError(
             f"OpenCV {cv2.__version__} has no bundled Haar cascades (OpenCV 5 dropped them); "

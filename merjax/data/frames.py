@@ -55,7 +55,9 @@ def read_gray(path: Path | str) -> np.ndarray:
         raise DataError(f"cannot read image {path!r}: {e.strerror or e}") from None
     problem = incomplete(data)
     if problem:
-        raise DataError(f"image {path!r} is {problem}: truncated or corrupt (re-export or replace it)")
+        raise DataError(
+            f"image {path!r} is {problem}: truncated or corrupt (re-export or replace it)"
+        )
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise DataError(f"cannot decode image {path!r} (not an image, or corrupt)")
@@ -67,13 +69,17 @@ def incomplete(data: bytes) -> str:
     PNG without its IEND chunk, BMP shorter than its header says, or no bytes at all."""
     if not data:
         return "empty"
-    if data[:2] == b"\xff\xd8":  # JPEG: entropy-coded data stuffs 0xFF, so FFD9 is only the end marker
+    if (
+        data[:2] == b"\xff\xd8"
+    ):  # JPEG: entropy-coded data stuffs 0xFF, so FFD9 is only the end marker
         return "" if b"\xff\xd9" in data[-64:] else "a JPEG without its end marker"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "" if b"IEND" in data[-12:] else "a PNG without its IEND chunk"
     if data[:2] == b"BM" and len(data) >= 6:
         size = int.from_bytes(data[2:6], "little")
-        return "" if len(data) >= size else f"a BMP of {len(data)} bytes where its header says {size}"
+        return (
+            "" if len(data) >= size else f"a BMP of {len(data)} bytes where its header says {size}"
+        )
     return ""
 
 
@@ -98,8 +104,10 @@ def check(sample: Sample, *, num_classes: int | None = None, decode: bool = True
     second = ("apex+1", sample.apex + 1)
     if at_offset and sample.apex + 1 not in numbers:
         if sample.apex - 1 <= sample.onset:
-            raise DataError(f"{where}: apex == offset ({sample.apex}) with no later frame and no frame "
-                            "between onset and apex for the second training flow")
+            raise DataError(
+                f"{where}: apex == offset ({sample.apex}) with no later frame and no frame "
+                "between onset and apex for the second training flow"
+            )
         second = ("apex-1", sample.apex - 1)
         extra = f"apex == offset ({sample.apex}) and no later frame: apex-1 replaces apex+1"
         sample = dataclasses.replace(sample, note="; ".join(x for x in (sample.note, extra) if x))
@@ -116,7 +124,9 @@ def check(sample: Sample, *, num_classes: int | None = None, decode: bool = True
             except DataError as e:
                 raise DataError(f"{where}: {role} frame {n}: {e}") from None
     if len(shapes) > 1:
-        raise DataError(f"{where}: onset, apex and {second[0]} frames differ in size: {sorted(shapes)}")
+        raise DataError(
+            f"{where}: onset, apex and {second[0]} frames differ in size: {sorted(shapes)}"
+        )
     return sample
 
 
@@ -125,7 +135,7 @@ def _problem(source: str, clip: str, dataset: str, error: DataError) -> Problem:
     reason = str(error)
     for prefix in (f"{source} ({clip}): ", f"{source}: "):
         if reason.startswith(prefix):
-            reason = reason[len(prefix):]
+            reason = reason[len(prefix) :]
             break
     return Problem(source, clip, reason, dataset)
 
@@ -148,7 +158,9 @@ def check_all(samples, *, on_error: str, num_classes: int | None = None, decode:
     return good, problems
 
 
-def gather(items, *, on_error: str, decode: bool = True, dataset: str = "", spreadsheet: str = "") -> SampleList:
+def gather(
+    items, *, on_error: str, decode: bool = True, dataset: str = "", spreadsheet: str = ""
+) -> SampleList:
     """Builds and checks samples; the one place where loaders decide between raising and
     skipping. ``items`` yields ``(where, clip, make)`` where ``make()`` returns a Sample or
     raises DataError; every skip is logged as a warning and kept in ``.skipped``.
@@ -163,8 +175,10 @@ def gather(items, *, on_error: str, decode: bool = True, dataset: str = "", spre
             sample = make()
             key = (sample.subject, sample.clip)
             if key in first_row:
-                raise DataError(f"{where}: {sample.subject} {sample.clip} is also in {first_row[key]}; "
-                                "a clip counts once (remove one of the rows)")
+                raise DataError(
+                    f"{where}: {sample.subject} {sample.clip} is also in {first_row[key]}; "
+                    "a clip counts once (remove one of the rows)"
+                )
             first_row[key] = where
             samples.append(sample)
         except DataError as e:
@@ -176,10 +190,19 @@ def gather(items, *, on_error: str, decode: bool = True, dataset: str = "", spre
         logging.getLogger(__name__).warning("skipped %s", p)
     if not good:
         what = f"{spreadsheet!r}" if spreadsheet else "the spreadsheet"
-        raise DataError(f"{what} yields no usable samples" + (
-            f" ({len(problems + bad)} row(s) skipped, first: {(problems + bad)[0]})" if problems + bad
-            else " (a header and no rows)"))
-    return SampleList(good, problems + bad, rows={dataset: len(good) + len(problems) + len(bad)} if dataset else {})
+        raise DataError(
+            f"{what} yields no usable samples"
+            + (
+                f" ({len(problems + bad)} row(s) skipped, first: {(problems + bad)[0]})"
+                if problems + bad
+                else " (a header and no rows)"
+            )
+        )
+    return SampleList(
+        good,
+        problems + bad,
+        rows={dataset: len(good) + len(problems) + len(bad)} if dataset else {},
+    )
 
 
 def replace(sample: Sample, **changes) -> Sample:

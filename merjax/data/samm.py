@@ -45,7 +45,8 @@ def find_frames_root(root: Path, subjects: list[str]) -> Path:
         if c.is_dir() and any((c / s).is_dir() for s in subjects):
             return c
     raise DataError(
-        f"SAMM: no subject folders (e.g. {subjects[0]!r}) in {str(root)!r} or {str(root / 'SAMM')!r}"
+        f"SAMM: no subject folders (e.g. {subjects[0]!r}) in {str(root)!r} or "
+        f"{str(root / 'SAMM')!r}"
     )
 
 
@@ -60,11 +61,16 @@ def load(
         raise DataError(f"{str(codes)!r} has a header but no rows")
     frames_root = find_frames_root(root, [_subject(r["Subject"]) for _, r in rows])
     items = (
-        (f"{codes.name} row {row}", as_str(r["Filename"]),
-         functools.partial(_sample, r, f"{codes.name} row {row}", frames_root, cropped))
+        (
+            f"{codes.name} row {row}",
+            as_str(r["Filename"]),
+            functools.partial(_sample, r, f"{codes.name} row {row}", frames_root, cropped),
+        )
         for row, r in rows
     )
-    return frames_lib.gather(items, on_error=on_error, decode=check, dataset="samm", spreadsheet=str(codes))
+    return frames_lib.gather(
+        items, on_error=on_error, decode=check, dataset="samm", spreadsheet=str(codes)
+    )
 
 
 def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:

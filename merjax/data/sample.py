@@ -100,9 +100,11 @@ class SampleList(list):
         rows = dict(self.rows)
         for k, v in getattr(other, "rows", {}).items():
             rows[k] = rows.get(k, 0) + v
-        return SampleList(list(self) + list(other), self.skipped + getattr(other, "skipped", []), rows)
+        return SampleList(
+            list(self) + list(other), self.skipped + getattr(other, "skipped", []), rows
+        )
 
-    def filter(self, keep) -> "SampleList":
+    def filter(self, keep) -> SampleList:
         return SampleList([s for s in self if keep(s)], self.skipped, self.rows)
 
     def losses(self) -> list[str]:
@@ -111,8 +113,10 @@ class SampleList(list):
         for ds, total in sorted(self.rows.items()):
             lost = sum(p.dataset == ds for p in self.skipped)
             if total and lost / total > self.LOSS_WARNING:
-                out.append(f"WARNING: {ds} lost {lost} of its {total} spreadsheet rows to skips "
-                           f"({lost / total:.0%}); results on this data are not results on {ds}")
+                out.append(
+                    f"WARNING: {ds} lost {lost} of its {total} spreadsheet rows to skips "
+                    f"({lost / total:.0%}); results on this data are not results on {ds}"
+                )
         return out
 
     def summary(self) -> str:

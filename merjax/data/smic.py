@@ -45,11 +45,16 @@ def load(
     header = ("Subject", "Filename", "OnsetF", "OffsetF", "TotalMF1", "Emotion")
     folders = _clip_folders(root)
     items = (
-        (f"{path.name} (HS) row {row}", as_str(r["Filename"]),
-         functools.partial(_sample, r, f"{path.name} (HS) row {row}", root, folders, cropped))
+        (
+            f"{path.name} (HS) row {row}",
+            as_str(r["Filename"]),
+            functools.partial(_sample, r, f"{path.name} (HS) row {row}", root, folders, cropped),
+        )
         for row, r in read_table(path, header, sheet="HS")
     )
-    return frames_lib.gather(items, on_error=on_error, decode=check, dataset="smic", spreadsheet=str(path))
+    return frames_lib.gather(
+        items, on_error=on_error, decode=check, dataset="smic", spreadsheet=str(path)
+    )
 
 
 def _sample(r, where: str, root: Path, folders: dict[str, Path], cropped: bool) -> Sample:

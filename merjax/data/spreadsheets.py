@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import openpyxl
 
@@ -18,7 +19,7 @@ def find_file(root: Path, name: str, *, what: str, max_depth: int = 2) -> Path:
     if not root.is_dir():
         raise DataError(f"{what} root {str(root)!r} is not a folder")
     pattern = name
-    for depth in range(max_depth + 1):
+    for _ in range(max_depth + 1):
         hits = sorted(root.glob(pattern))
         if hits:
             return hits[0]
@@ -57,7 +58,7 @@ def read_table(
         if columns is None:
             cells = [_norm(c) for c in row]
             if all(w in cells for w in wanted):
-                columns = {h: cells.index(w) for h, w in zip(header, wanted)}
+                columns = {h: cells.index(w) for h, w in zip(header, wanted, strict=True)}
             elif number >= max_scan:
                 break
             continue
@@ -67,8 +68,7 @@ def read_table(
     book.close()
     if columns is None:
         raise DataError(
-            f"{str(path)!r}: no header row with columns {list(header)} in its first "
-            f"{max_scan} rows"
+            f"{str(path)!r}: no header row with columns {list(header)} in its first {max_scan} rows"
         )
 
 
@@ -89,8 +89,12 @@ def as_class(value: Any, *, where: str, column: str, classes: range = range(1, 8
     """A class number cell (a number, or the number written as text: "1"), or a DataError."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
-            or int(value) not in classes:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not float(value).is_integer()
+        or int(value) not in classes
+    ):
         raise DataError(f"{where}: {column} {value!r} is not {classes.start}-{classes.stop - 1}")
     return int(value)
 

@@ -41,7 +41,9 @@ from merjax.data import samm as samm_lib
 
 log = logging.getLogger(__name__)
 
-_VERSION = 2  # bump when the generator's output changes (2: a SMIC-HS layout beside CASME II and SAMM)
+_VERSION = (
+    2  # bump when the generator's output changes (2: a SMIC-HS layout beside CASME II and SAMM)
+)
 
 CASME2_EMOTIONS = ("happiness", "surprise", "disgust", "disgust", "repression", "fear", "others")
 SAMM_EMOTIONS = ("Happiness", "Surprise", "Anger", "Disgust", "Sadness", "Contempt", "Other")
@@ -51,7 +53,11 @@ ACTION_UNITS = ("6+12", "1+2+5", "4+7", "9+10", "15+17", "R14", "24")
 # box, (vx, vy) its direction; "m" mirrors the blob to the other side with vx negated.
 _AU_BLOBS: dict[int, list[tuple[float, float, float, float, bool]]] = {
     0: [(0.38, 0.70, -0.4, -0.9, True), (0.30, 0.55, 0.0, -0.5, True)],
-    1: [(0.33, 0.31, 0.0, -1.0, True), (0.42, 0.31, 0.0, -0.8, True), (0.33, 0.38, 0.0, -0.4, True)],
+    1: [
+        (0.33, 0.31, 0.0, -1.0, True),
+        (0.42, 0.31, 0.0, -0.8, True),
+        (0.33, 0.38, 0.0, -0.4, True),
+    ],
     2: [(0.35, 0.31, 0.6, 0.8, True), (0.33, 0.41, 0.0, -0.3, True)],
     3: [(0.44, 0.52, 0.0, -0.8, True), (0.50, 0.63, 0.0, -1.0, False)],
     4: [(0.38, 0.70, 0.0, 1.0, True), (0.50, 0.82, 0.0, -0.6, False)],
@@ -128,15 +134,31 @@ def _draw_face(rng: np.random.Generator, side: int) -> np.ndarray:
     img = np.where(ell < 1, skin - 25 * (xx - cx) - 30 * np.clip(ell, 0, 1), img).astype(np.float32)
 
     def ellipse(x, y, ax, ay, value, angle=0.0):
-        cv2.ellipse(img, (int(x * s * 16), int(y * s * 16)), (int(ax * s * 16), int(ay * s * 16)),
-                    angle, 0, 360, float(value), -1, cv2.LINE_AA, 4)
+        cv2.ellipse(
+            img,
+            (int(x * s * 16), int(y * s * 16)),
+            (int(ax * s * 16), int(ay * s * 16)),
+            angle,
+            0,
+            360,
+            float(value),
+            -1,
+            cv2.LINE_AA,
+            4,
+        )
 
     ey, ex = rng.uniform(0.38, 0.43), rng.uniform(0.15, 0.19)
     for sign in (-1, 1):
         ellipse(cx + sign * ex, ey, 0.08, 0.035, skin * 0.65)  # eye socket
         ellipse(cx + sign * ex, ey, 0.025, 0.022, 30)  # iris
-        ellipse(cx + sign * ex, ey - rng.uniform(0.07, 0.09), 0.08, 0.02, skin * 0.3,
-                sign * rng.uniform(0, 12))  # brow
+        ellipse(
+            cx + sign * ex,
+            ey - rng.uniform(0.07, 0.09),
+            0.08,
+            0.02,
+            skin * 0.3,
+            sign * rng.uniform(0, 12),
+        )  # brow
     ellipse(cx, 0.57, 0.05, 0.025, skin * 0.55)  # nose base
     ellipse(cx, 0.50, 0.025, 0.08, min(255.0, skin * 1.15))  # nose bridge
     ellipse(cx, rng.uniform(0.68, 0.72), rng.uniform(0.10, 0.14), 0.025, skin * 0.4)  # mouth
@@ -153,7 +175,9 @@ def _blobs(rng: np.random.Generator, cls: int) -> list[tuple[float, float, float
             sides = ((x, vx), (1 - x, -vx)) if mirror else ((x, vx),)
             for bx, bvx in sides:
                 gain = rng.uniform(0.4, 1.0)  # asymmetry
-                out.append((bx + rng.normal(0, 0.025), y + rng.normal(0, 0.025), bvx * gain, vy * gain))
+                out.append(
+                    (bx + rng.normal(0, 0.025), y + rng.normal(0, 0.025), bvx * gain, vy * gain)
+                )
         return out
     if cls == 5:  # one lip corner, pulled sideways (AU14, contempt)
         side = rng.choice([-1, 1])
@@ -168,7 +192,9 @@ def _field(blobs, box, shape, width: float) -> np.ndarray:
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     d = np.zeros((*shape, 2), np.float32)
     for bx, by, vx, vy in blobs:
-        g = np.exp(-((xx - x0 - bx * side) ** 2 + (yy - y0 - by * side) ** 2) / (2 * (width * side) ** 2))
+        g = np.exp(
+            -((xx - x0 - bx * side) ** 2 + (yy - y0 - by * side) ** 2) / (2 * (width * side) ** 2)
+        )
         d[..., 0] += vx * g
         d[..., 1] += vy * g
     peak = np.abs(d).max()
@@ -180,11 +206,17 @@ def _profile(num: int, apex: int, fall_to: float) -> np.ndarray:
     the last frame (smooth sin^2 ramps)."""
     t = np.arange(num, dtype=np.float32)
     rise = np.sin(0.5 * np.pi * np.clip(t / max(apex, 1), 0, 1)) ** 2
-    down = 1 - (1 - fall_to) * np.sin(0.5 * np.pi * np.clip((t - apex) / max(num - 1 - apex, 1), 0, 1)) ** 2
+    down = (
+        1
+        - (1 - fall_to)
+        * np.sin(0.5 * np.pi * np.clip((t - apex) / max(num - 1 - apex, 1), 0, 1)) ** 2
+    )
     return np.where(t <= apex, rise, down)
 
 
-def _render_clip(rng, spec: Spec, canvas, box, cls, rise, fall, extra_after: int) -> list[np.ndarray]:
+def _render_clip(
+    rng, spec: Spec, canvas, box, cls, rise, fall, extra_after: int
+) -> list[np.ndarray]:
     """Frames onset..offset(+extra_after) of one clip as uint8 images."""
     h, w = canvas.shape
     side = box[2]
@@ -204,8 +236,9 @@ def _render_clip(rng, spec: Spec, canvas, box, cls, rise, fall, extra_after: int
     out = []
     for i in range(num):
         d = intensity[i] * motion + head[i]
-        img = cv2.remap(canvas, xx - d[..., 0], yy - d[..., 1], cv2.INTER_CUBIC,
-                        borderMode=cv2.BORDER_REFLECT)
+        img = cv2.remap(
+            canvas, xx - d[..., 0], yy - d[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+        )
         img = img + rng.normal(0, spec.noise, img.shape).astype(np.float32)
         out.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
     return out
@@ -229,7 +262,7 @@ def _assign(rng, counts: tuple[int, ...], num_subjects: int) -> list[tuple[int, 
     for i in range(len(labels)):
         if i not in first:
             subject[i] = rng.choice(num_subjects, p=weights / weights.sum())
-    return sorted(zip(subject.tolist(), labels))
+    return sorted(zip(subject.tolist(), labels, strict=True))
 
 
 def _write_jpeg(path: Path, img: np.ndarray) -> None:
@@ -241,8 +274,10 @@ def _write_jpeg(path: Path, img: np.ndarray) -> None:
 
 
 def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
-    faces = [_draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
-             for _ in range(spec.casme2_subjects)]
+    faces = [
+        _draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
+        for _ in range(spec.casme2_subjects)
+    ]
     pairs = _assign(rng, spec.casme2_counts, spec.casme2_subjects)
     main_rows = [i for i, (_, c) in enumerate(pairs) if c < 5]
     slash_row, ends_row = main_rows[len(main_rows) // 3], main_rows[2 * len(main_rows) // 3]
@@ -265,14 +300,36 @@ def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         for j, img in enumerate(frames):
             _write_jpeg(folder / f"reg_img{onset + j}.jpg", img)
         apex_cell = "/" if i == slash_row else apex
-        coding.append((sub, name, None, onset, apex_cell, offset, None, ACTION_UNITS[cls],
-                       CASME2_EMOTIONS[cls]))
+        coding.append(
+            (
+                sub,
+                name,
+                None,
+                onset,
+                apex_cell,
+                offset,
+                None,
+                ACTION_UNITS[cls],
+                CASME2_EMOTIONS[cls],
+            )
+        )
         objective.append((sub, name, cls + 1))
     book = openpyxl.Workbook()
     ws = book.active
     ws.title = "Sheet1"
-    ws.append(("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
-               "Action Units", "Estimated Emotion"))
+    ws.append(
+        (
+            "Subject",
+            "Filename",
+            None,
+            "OnsetFrame",
+            "ApexFrame",
+            "OffsetFrame",
+            None,
+            "Action Units",
+            "Estimated Emotion",
+        )
+    )
     for r in coding:
         ws.append(r)
     book.create_sheet("Sheet2")
@@ -329,16 +386,43 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
             _write_jpeg(folder / f"{sid}_{onset + j:0{pad}d}.jpg", img)
-        rows.append((sid, name, int(rng.integers(1, 8)), onset, apex, offset, None,
-                     "Micro - 1/2", ACTION_UNITS[cls], SAMM_EMOTIONS[cls], cls + 1, None))
+        rows.append(
+            (
+                sid,
+                name,
+                int(rng.integers(1, 8)),
+                onset,
+                apex,
+                offset,
+                None,
+                "Micro - 1/2",
+                ACTION_UNITS[cls],
+                SAMM_EMOTIONS[cls],
+                cls + 1,
+                None,
+            )
+        )
     book = openpyxl.Workbook()
     ws = book.active
     ws.title = "MICRO_ONLY"
     for r in _SAMM_NOTES:
         ws.append(r)
-    ws.append(("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
-               "Offset Frame", "Duration", "Micro", "Action Units", "Estimated Emotion",
-               "Objective Classes", "Notes"))
+    ws.append(
+        (
+            "Subject",
+            "Filename",
+            "Inducement Code",
+            "Onset Frame",
+            "Apex Frame",
+            "Offset Frame",
+            "Duration",
+            "Micro",
+            "Action Units",
+            "Estimated Emotion",
+            "Objective Classes",
+            "Notes",
+        )
+    )
     for r in rows:
         n = ws.max_row + 1
         ws.append(r[:6] + (f"=SUM(F{n}-D{n})+1",) + r[7:])
@@ -368,7 +452,7 @@ def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     rng.shuffle(labels)
     subjects = [i % spec.smic_subjects for i in range(len(labels))]  # every subject has clips
     rows, clip_numbers = [], {}
-    for subj, emotion in sorted(zip(subjects, labels)):
+    for subj, emotion in sorted(zip(subjects, labels, strict=True)):
         sid = ids[subj]
         code = {0: "ne", 1: "po", 2: "sur"}[emotion]
         k = clip_numbers[(sid, code)] = clip_numbers.get((sid, code), 0) + 1
@@ -387,13 +471,50 @@ def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     book = openpyxl.Workbook()
     ws = book.active
     ws.title = "HS"
-    ws.append(("Subject", "Filename", None, "OnsetF", "OffsetF", "Onset2F", "Offset2F", "Onset3F", "Offset3F",
-               None, "FirstF", "LastF", "TotalMF1", "TotalMF2", "TotalMF3", "TotalVL", "Emotion"))
+    ws.append(
+        (
+            "Subject",
+            "Filename",
+            None,
+            "OnsetF",
+            "OffsetF",
+            "Onset2F",
+            "Offset2F",
+            "Onset3F",
+            "Offset3F",
+            None,
+            "FirstF",
+            "LastF",
+            "TotalMF1",
+            "TotalMF2",
+            "TotalMF3",
+            "TotalVL",
+            "Emotion",
+        )
+    )
     for sid, name, onset, total, emotion in rows:
         n = ws.max_row + 1
-        ws.append((sid, name, None, onset, f"=D{n}+M{n}-1", None, None, None, None, None,
-                   f"=D{n}-100*(VIS!D{n}-VIS!I{n})/25", f"=K{n}+100*(VIS!L{n})/25-1", total, None, None,
-                   f"=L{n}-K{n}+1", emotion))
+        ws.append(
+            (
+                sid,
+                name,
+                None,
+                onset,
+                f"=D{n}+M{n}-1",
+                None,
+                None,
+                None,
+                None,
+                None,
+                f"=D{n}-100*(VIS!D{n}-VIS!I{n})/25",
+                f"=K{n}+100*(VIS!L{n})/25-1",
+                total,
+                None,
+                None,
+                f"=L{n}-K{n}+1",
+                emotion,
+            )
+        )
     book.create_sheet("VIS")
     book.save(root / smic_lib.ANNOTATION)
 
@@ -413,7 +534,11 @@ def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Pa
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     roots = {"casme2": tmp / "CASME2", "samm": tmp / "SAMM", "smic": tmp / "SMIC"}
-    streams = {"casme2": [seed, 6], "samm": [seed, 4], "smic": [seed, 104]}  # CASME II, SAMM: as in v1
+    streams = {
+        "casme2": [seed, 6],
+        "samm": [seed, 4],
+        "smic": [seed, 104],
+    }  # CASME II, SAMM: as in v1
     for name, writer in (("casme2", _write_casme2), ("samm", _write_samm), ("smic", _write_smic)):
         roots[name].mkdir(parents=True)
         writer(roots[name], spec, np.random.default_rng(streams[name]))
@@ -431,12 +556,14 @@ def _stamp(size: str, seed: int) -> dict:
     return {"size": size, "seed": seed, "version": _VERSION, "spec": spec, "digest": digest[:16]}
 
 
-
 def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
     """The database for ``(size, seed)`` under ``cache_dir``, written on first use."""
     out = Path(cache_dir) / f"synthetic-{size}-seed{seed}-v{_VERSION}"
     stamp = out / "synthetic.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(_stamp(size, seed)))):
+    if not (
+        stamp.is_file()
+        and json.loads(stamp.read_text()) == json.loads(json.dumps(_stamp(size, seed)))
+    ):
         if out.exists():
             shutil.rmtree(out)
         log.info("writing the synthetic database (%s, seed %d) to %s", size, seed, out)
@@ -471,8 +598,11 @@ def _main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
     parser.add_argument("--size", default="full", choices=sorted(SPECS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baseline", action="store_true",
-                        help="then report LOSO nearest-class-mean accuracy against the majority")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="then report LOSO nearest-class-mean accuracy against the majority",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -15,10 +15,17 @@ experiments and inference do. :func:`representation` turns a flow into a network
 :func:`input_maps` resizes it to the network first (training and inference both call it).
 """
 
+from merjax.flow.dual_tvl1 import DEFAULTS as tvl1_defaults
+from merjax.flow.dual_tvl1 import tvl1
 from merjax.flow.hs import VARIANTS, Variant, horn_schunck
 from merjax.flow.inputs import check_finite, intensities, to_intensity
-from merjax.flow.representations import REPRESENTATIONS, input_maps, optical_strain, representation, resize_flow
-from merjax.flow.dual_tvl1 import DEFAULTS as tvl1_defaults, tvl1
+from merjax.flow.representations import (
+    REPRESENTATIONS,
+    input_maps,
+    optical_strain,
+    representation,
+    resize_flow,
+)
 
 METHODS: tuple[str, ...] = ("horn_schunck", "tvl1")
 
@@ -33,7 +40,19 @@ def compute(frame0, frame1, method: str = "horn_schunck", **params):
 
 
 __all__ = [
-    "METHODS", "REPRESENTATIONS", "VARIANTS", "Variant", "check_finite", "compute", "horn_schunck",
-    "input_maps", "intensities", "optical_strain", "representation", "resize_flow", "to_intensity", "tvl1",
+    "METHODS",
+    "REPRESENTATIONS",
+    "VARIANTS",
+    "Variant",
+    "check_finite",
+    "compute",
+    "horn_schunck",
+    "input_maps",
+    "intensities",
+    "optical_strain",
+    "representation",
+    "resize_flow",
+    "to_intensity",
+    "tvl1",
     "tvl1_defaults",
 ]

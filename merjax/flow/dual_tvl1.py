@@ -20,10 +20,11 @@ energy on [0, 1] frames has ``lambda`` multiplied by 255: the default ``lambda_=
 0.15. ``tau``, ``theta`` and ``epsilon`` are in flow units and do not change.
 
 Iterations. IPOL stops each warp's iterations when the mean squared update falls below
-``epsilon**2`` (at most 300). Here the count is fixed by default (``num_iter=10``, ``epsilon=None``):
-a ``lax.fori_loop`` whose cost is known and which is differentiable with respect to the frames;
-``epsilon=0.01, num_iter=300`` gives IPOL's stopping rule (a ``lax.while_loop``, each pair of a
-batch stopping on its own). Warps are bilinear (IPOL's are bicubic, scikit-image's bilinear).
+``epsilon**2`` (at most 300). Here the count is fixed by default (``num_iter=10``,
+``epsilon=None``): a ``lax.fori_loop`` whose cost is known and which is differentiable with
+respect to the frames; ``epsilon=0.01, num_iter=300`` gives IPOL's stopping rule (a
+``lax.while_loop``, each pair of a batch stopping on its own). Warps are bilinear (IPOL's are
+bicubic, scikit-image's bilinear).
 
 Conventions as :func:`merjax.flow.horn_schunck`: frames ``[..., H, W]`` with any leading batch
 axes, output ``[..., H, W, 2]`` float32 ``(vx, vy)``, ``vx > 0`` right, ``vy > 0`` down; jitted
@@ -46,8 +47,16 @@ from merjax.flow.stencils import gradient
 IPOL_LAMBDA = 0.15
 """IPOL's lambda, for intensities in 0-255."""
 
-DEFAULTS = {"tau": 0.25, "lambda_": 255 * IPOL_LAMBDA, "theta": 0.3, "nscales": 100, "zfactor": 0.5,
-            "nwarps": 5, "num_iter": 10, "epsilon": None}
+DEFAULTS = {
+    "tau": 0.25,
+    "lambda_": 255 * IPOL_LAMBDA,
+    "theta": 0.3,
+    "nscales": 100,
+    "zfactor": 0.5,
+    "nwarps": 5,
+    "num_iter": 10,
+    "epsilon": None,
+}
 """The defaults of :func:`tvl1`: IPOL's, with lambda for [0, 1] intensities and a fixed count of
 10 iterations per warp (scikit-image's). On real images warped by known smooth fields
 (tests/test_tvl1.py) 10 gave 0.098 px end-point error, 30 0.107 and 50 0.110: more iterations
@@ -80,7 +89,10 @@ def _blur(x: jax.Array, sigma: float) -> jax.Array:
         pad = [(0, 0)] * x.ndim
         pad[axis] = (r, r)
         xp = jnp.pad(x, pad, mode="edge")
-        x = sum(float(k[i]) * lax.slice_in_dim(xp, i, i + n, axis=x.ndim + axis) for i in range(2 * r + 1))
+        x = sum(
+            float(k[i]) * lax.slice_in_dim(xp, i, i + n, axis=x.ndim + axis)
+            for i in range(2 * r + 1)
+        )
     return x
 
 
@@ -147,7 +159,9 @@ def _warp_step(state, frames, params, num_iter: int, epsilon: float | None):
     def iteration(s):
         u1, u2, p11, p12, p21, p22 = s
         rho = rho_c + i1wx * u1 + i1wy * u2
-        step = jnp.where(rho < -l_t * grad, l_t, jnp.where(rho > l_t * grad, -l_t, -rho / safe_grad))
+        step = jnp.where(
+            rho < -l_t * grad, l_t, jnp.where(rho > l_t * grad, -l_t, -rho / safe_grad)
+        )
         step = jnp.where((grad > _GRAD_IS_ZERO) | (jnp.abs(rho) > l_t * grad), step, 0.0)
         v1, v2 = u1 + step * i1wx, u2 + step * i1wy
         new1 = v1 + theta * _divergence(p11, p12)
@@ -156,8 +170,14 @@ def _warp_step(state, frames, params, num_iter: int, epsilon: float | None):
         g2x, g2y = _forward_gradient(new2)
         n1 = 1.0 + taut * _norm(g1x, g1y)
         n2 = 1.0 + taut * _norm(g2x, g2y)
-        return (new1, new2, (p11 + taut * g1x) / n1, (p12 + taut * g1y) / n1,
-                (p21 + taut * g2x) / n2, (p22 + taut * g2y) / n2)
+        return (
+            new1,
+            new2,
+            (p11 + taut * g1x) / n1,
+            (p12 + taut * g1y) / n1,
+            (p21 + taut * g2x) / n2,
+            (p22 + taut * g2y) / n2,
+        )
 
     state = (u1, u2, p11, p12, p21, p22)
     if epsilon is None:
@@ -173,7 +193,7 @@ def _warp_step(state, frames, params, num_iter: int, epsilon: float | None):
         new = iteration(s)
         change = ((new[0] - s[0]) ** 2 + (new[1] - s[1]) ** 2).mean(axis=(-2, -1))
         keep = active[:, None, None]
-        s = tuple(jnp.where(keep, a, b) for a, b in zip(new, s))
+        s = tuple(jnp.where(keep, a, b) for a, b in zip(new, s, strict=True))
         return n + 1, s, active & (change >= epsilon * epsilon)
 
     active = jnp.ones(u1.shape[:1], bool)
@@ -181,8 +201,19 @@ def _warp_step(state, frames, params, num_iter: int, epsilon: float | None):
 
 
 @functools.partial(jax.jit, static_argnames=("nscales", "zfactor", "nwarps", "num_iter", "epsilon"))
-def _tvl1(f0: jax.Array, f1: jax.Array, tau, lam, theta, *, nscales: int, zfactor: float, nwarps: int,
-          num_iter: int, epsilon: float | None) -> jax.Array:
+def _tvl1(
+    f0: jax.Array,
+    f1: jax.Array,
+    tau,
+    lam,
+    theta,
+    *,
+    nscales: int,
+    zfactor: float,
+    nwarps: int,
+    num_iter: int,
+    epsilon: float | None,
+) -> jax.Array:
     """Jitted core on float32 ``[B, H, W]`` frames in [0, 1]; returns ``[B, H, W, 2]``."""
     h, w = f0.shape[-2:]
     sizes = _sizes(h, w, num_scales(h, w, nscales, zfactor), zfactor)
@@ -193,7 +224,7 @@ def _tvl1(f0: jax.Array, f1: jax.Array, tau, lam, theta, *, nscales: int, zfacto
         pyramid.append((_zoom(_blur(a, sigma), size), _zoom(_blur(b, sigma), size)))
     params = (tau, lam, theta)
     u1 = u2 = None
-    for (i0, i1), size in zip(reversed(pyramid), reversed(sizes)):
+    for (i0, i1), size in zip(reversed(pyramid), reversed(sizes), strict=True):
         if u1 is None:
             u1 = u2 = jnp.zeros_like(i0)
         else:  # zoom the coarser flow in, with its vectors
@@ -204,7 +235,9 @@ def _tvl1(f0: jax.Array, f1: jax.Array, tau, lam, theta, *, nscales: int, zfacto
         zeros = jnp.zeros_like(i0)
         state = (u1, u2, zeros, zeros, zeros, zeros)
         frames = (i0, i1, i1x, i1y)
-        state = lax.fori_loop(0, nwarps, lambda _, s: _warp_step(s, frames, params, num_iter, epsilon), state)
+        state = lax.fori_loop(
+            0, nwarps, lambda _, s: _warp_step(s, frames, params, num_iter, epsilon), state
+        )
         u1, u2 = state[0], state[1]
     return jnp.stack([u1, u2], axis=-1)
 
@@ -257,7 +290,16 @@ def tvl1(
     batch = f0.shape[:-2]
     f0 = f0.reshape((-1,) + f0.shape[-2:])
     f1 = f1.reshape((-1,) + f1.shape[-2:])
-    flow = _tvl1(f0, f1, jnp.float32(tau), jnp.float32(lambda_), jnp.float32(theta), nscales=int(nscales),
-                 zfactor=float(zfactor), nwarps=int(nwarps), num_iter=int(num_iter),
-                 epsilon=None if epsilon is None else float(epsilon))
+    flow = _tvl1(
+        f0,
+        f1,
+        jnp.float32(tau),
+        jnp.float32(lambda_),
+        jnp.float32(theta),
+        nscales=int(nscales),
+        zfactor=float(zfactor),
+        nwarps=int(nwarps),
+        num_iter=int(num_iter),
+        epsilon=None if epsilon is None else float(epsilon),
+    )
     return flow.reshape(batch + flow.shape[-3:])

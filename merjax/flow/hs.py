@@ -65,7 +65,8 @@ def _zero_pad1(x: jax.Array) -> jax.Array:
 
 
 def _mean4_edge(p: jax.Array) -> jax.Array:
-    """4-neighbour mean, kernel [[0,1,0],[1,0,1],[0,1,0]]/4, replicate borders, of a zero-padded field.
+    """4-neighbour mean (kernel [[0,1,0],[1,0,1],[0,1,0]]/4, replicate borders) of a zero-padded
+    field.
 
     A replicated neighbour is the pixel itself, so the mean is the zero-padded neighbour sum plus
     the pixel times its number of neighbours outside the image (1 on an edge, 2 in a corner).
@@ -98,6 +99,7 @@ def _cube_derivatives(f0: jax.Array, f1: jax.Array) -> tuple[jax.Array, jax.Arra
     kernels, flipped by the convolution, yield the negatives of these three; Horn-Schunck's update
     is invariant to negating all three, so the flow is the same number for number.
     """
+
     def up_left(x):  # returns x[i, j], x[i, j-1], x[i-1, j], x[i-1, j-1]
         p = _pad_hw(x, ((1, 0), (1, 0)), "constant")
         h, w = x.shape[-2:]
@@ -181,7 +183,9 @@ def _check_smoothness(smoothness) -> None:
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return
     except (TypeError, ValueError):
-        raise ValueError(f"smoothness must be a positive finite scalar, got {smoothness!r}") from None
+        raise ValueError(
+            f"smoothness must be a positive finite scalar, got {smoothness!r}"
+        ) from None
     if s.ndim != 0 or not np.isfinite(s) or s <= 0:
         raise ValueError(f"smoothness must be a positive finite scalar, got {smoothness!r}")
 
@@ -228,7 +232,9 @@ def horn_schunck(
     stop_rule = bool(velocity_difference)
     if stop_rule:
         if variant != "matlab":
-            raise ValueError("velocity_difference is MATLAB's stopping rule; use it with variant='matlab'")
+            raise ValueError(
+                "velocity_difference is MATLAB's stopping rule; use it with variant='matlab'"
+            )
         if velocity_difference < 0:
             raise ValueError(f"velocity_difference must be >= 0, got {velocity_difference!r}")
     f0, f1 = intensities(frame0, frame1, check_frames=check_frames)

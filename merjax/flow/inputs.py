@@ -24,8 +24,10 @@ def to_intensity(frame: jax.Array | np.ndarray) -> jax.Array:
     if jnp.issubdtype(dtype, jnp.floating):
         return jnp.asarray(frame, jnp.float32)
     raise TypeError(
-        f"frames must be unsigned integers (uint8, uint16: scaled to [0, 1]) or floating point in [0, 1], "
-        f"got dtype {dtype}" + ("; cast signed integer frames first" if jnp.issubdtype(dtype, jnp.integer) else "")
+        "frames must be unsigned integers (uint8, uint16: scaled to [0, 1]) or floating point in "
+        "[0, 1], "
+        f"got dtype {dtype}"
+        + ("; cast signed integer frames first" if jnp.issubdtype(dtype, jnp.integer) else "")
     )
 
 
@@ -36,21 +38,26 @@ def check_finite(frame: jax.Array, name: str = "frame") -> None:
         return
     bad = int(jnp.size(frame) - jnp.isfinite(frame).sum())
     if bad:
-        raise ValueError(f"{name} has {bad} non-finite pixel(s) (NaN or inf); fix or drop those frames")
+        raise ValueError(
+            f"{name} has {bad} non-finite pixel(s) (NaN or inf); fix or drop those frames"
+        )
 
 
 def check_layout(shape: tuple[int, ...]) -> None:
     """Colour images ``[H, W, 3]`` would silently be read as a batch of H grey frames W x 3."""
     if len(shape) >= 3 and shape[-1] in (3, 4):
         raise ValueError(
-            f"frames of shape {shape} look like colour images (last axis {shape[-1]}): convert them to "
-            "grey [..., H, W] first (e.g. merjax.inference.to_gray for OpenCV's BGR); frames 3 or 4 "
+            f"frames of shape {shape} look like colour images (last axis {shape[-1]}): convert "
+            "them to "
+            "grey [..., H, W] first (e.g. merjax.inference.to_gray for OpenCV's BGR); frames 3 or "
+            "4 "
             "pixels wide are not accepted"
         )
 
 
-
-def intensities(frame0, frame1, *, min_side: int = 2, check_frames: bool = True) -> tuple[jax.Array, jax.Array]:
+def intensities(
+    frame0, frame1, *, min_side: int = 2, check_frames: bool = True
+) -> tuple[jax.Array, jax.Array]:
     """Both frames as float32 intensities after every check (shape, layout, dtype, values)."""
     shape0, shape1 = np.shape(frame0), np.shape(frame1)
     if len(shape0) < 2:
@@ -58,7 +65,9 @@ def intensities(frame0, frame1, *, min_side: int = 2, check_frames: bool = True)
     if shape0 != shape1:
         raise ValueError(f"frame0 and frame1 must have the same shape, got {shape0} and {shape1}")
     if shape0[-1] < min_side or shape0[-2] < min_side:
-        raise ValueError(f"frames must be at least {min_side}x{min_side} pixels, got H, W = {shape0[-2:]}")
+        raise ValueError(
+            f"frames must be at least {min_side}x{min_side} pixels, got H, W = {shape0[-2:]}"
+        )
     check_layout(shape0)
     f0, f1 = to_intensity(frame0), to_intensity(frame1)
     if check_frames:

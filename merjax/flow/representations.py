@@ -50,7 +50,9 @@ def representation(flow: jax.Array, kind: str) -> jax.Array:
     are in ``REPRESENTATIONS``.
     """
     if kind not in REPRESENTATIONS:
-        raise ValueError(f"unknown flow representation {kind!r}; expected one of {sorted(REPRESENTATIONS)}")
+        raise ValueError(
+            f"unknown flow representation {kind!r}; expected one of {sorted(REPRESENTATIONS)}"
+        )
     if flow.ndim < 3 or flow.shape[-1] != 2:
         raise ValueError(f"flow must have shape [..., H, W, 2], got {flow.shape}")
     vx, vy = flow[..., 0], flow[..., 1]

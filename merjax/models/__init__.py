@@ -49,16 +49,25 @@ class TinyCNN(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        return_features: bool = False,
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
         check_input(x, self.in_channels, "TinyCNN")
-        x = ConvBN(4, 3, conv=self.conv, weight_init=self.weight_init, name="conv1")(x, train=train, mask=mask)
+        x = ConvBN(4, 3, conv=self.conv, weight_init=self.weight_init, name="conv1")(
+            x, train=train, mask=mask
+        )
         features = x.mean(axis=(1, 2))
         logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits
 
 
-def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *, conv: str = "auto") -> nn.Module:
+def build(
+    arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *, conv: str = "auto"
+) -> nn.Module:
     """A network of the paper.
 
     Args:
@@ -83,17 +92,23 @@ def build(arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *,
     if arch == "resnet":
         if num_layers not in resnet.DEPTHS:
             raise ValueError(
-                f"a ResNet depth variant has an odd number of conv layers in 1..17 (stem + 2 per block), "
+                "a ResNet depth variant has an odd number of conv layers in 1..17 (stem + 2 per "
+                "block), "
                 f"got num_layers={num_layers}"
             )
         return ResNetDepth(int(num_layers), int(in_channels), int(num_classes), conv=conv)
     if arch == "ststnet":
         if num_layers != 1:
-            raise ValueError(f"STSTNet has one layer of three parallel convolutions, got num_layers={num_layers}")
+            raise ValueError(
+                f"STSTNet has one layer of three parallel convolutions, got num_layers={num_layers}"
+            )
         return STSTNet(int(in_channels), int(num_classes), conv=conv)
     if arch == "shallow":
         if not 1 <= num_layers <= shallow.MAX_LAYERS:
-            raise ValueError(f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got num_layers={num_layers}")
+            raise ValueError(
+                f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got "
+                f"num_layers={num_layers}"
+            )
         return ShallowCNN(int(num_layers), int(in_channels), int(num_classes), conv=conv)
     if num_layers != 1:
         raise ValueError(f"the tiny test network has 1 conv layer, got num_layers={num_layers}")
@@ -116,13 +131,14 @@ def by_name(name: str, num_classes: int = 5, *, conv: str = "auto") -> tuple[nn.
     if rep in REPRESENTATIONS and depth.endswith("cl") and depth[:-2].isdigit():
         return build("shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv=conv), rep
     raise ValueError(
-        f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or 'vy-3cl' "
+        f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or "
+        "'vy-3cl' "
         f"(representation in {sorted(REPRESENTATIONS)}, 1-4 cl)"
     )
 
 
 def init(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
-    """Variables (``params`` and ``batch_stats``) for inputs of shape ``input_shape = (H, W, C)``."""
+    """Variables (``params`` and ``batch_stats``) for inputs of shape ``(H, W, C)``."""
     return model.init(key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
 
 

@@ -45,7 +45,9 @@ MATLAB_WEIGHT_STD = 0.01
 
 def _pytorch_uniform(fan_in: int):
     bound = 1.0 / max(fan_in, 1) ** 0.5
-    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+        key, shape, dtype, -bound, bound
+    )
 
 
 def initializers(init: str, fan_in: int):
@@ -83,8 +85,9 @@ def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def im2col_conv(x: jax.Array, kernel: jax.Array, stride: int,
-                pads: Sequence[tuple[int, int]]) -> jax.Array:
+def im2col_conv(
+    x: jax.Array, kernel: jax.Array, stride: int, pads: Sequence[tuple[int, int]]
+) -> jax.Array:
     """``[N, H, W, Cin] * [k, k, Cin, F] -> [N, Ho, Wo, F]`` as one matrix product (no bias)."""
     k = kernel.shape[0]
     x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
@@ -94,8 +97,16 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, stride: int,
         cols = x[:, : stride * (ho - 1) + 1 : stride, : stride * (wo - 1) + 1 : stride, :]
     else:
         cols = jnp.concatenate(
-            [x[:, dy : dy + stride * (ho - 1) + 1 : stride, dx : dx + stride * (wo - 1) + 1 : stride, :]
-             for dy in range(k) for dx in range(k)],
+            [
+                x[
+                    :,
+                    dy : dy + stride * (ho - 1) + 1 : stride,
+                    dx : dx + stride * (wo - 1) + 1 : stride,
+                    :,
+                ]
+                for dy in range(k)
+                for dx in range(k)
+            ],
             axis=-1,
         )  # [N, Ho, Wo, k*k*Cin], channel index (dy * k + dx) * Cin + c, as kernel.reshape below
     return jnp.einsum("nhwp,pf->nhwf", cols, kernel.reshape(-1, kernel.shape[-1]))
@@ -127,8 +138,11 @@ class Conv(nn.Module):
         if conv_impl(self.impl, training=train) == "im2col":
             y = im2col_conv(x, kernel, s, pads)
         else:
-            y = lax.conv_general_dilated(x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = lax.conv_general_dilated(
+                x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
         return y + bias
+
 
 # MATLAB's batchNormalizationLayer epsilon 1e-5. Running averages move by 0.1 per step (Flax's
 # momentum 0.9; PyTorch's momentum 0.1, and MATLAB's MeanDecay since R2021a); the paper's MATLAB
@@ -151,8 +165,15 @@ class ConvBN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
-        x = Conv(self.features, self.kernel, self.stride, self.padding, self.conv, self.weight_init,
-                 name="conv")(x, train=train)
+        x = Conv(
+            self.features,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.conv,
+            self.weight_init,
+            name="conv",
+        )(x, train=train)
         x = batch_norm(x, mask, train=train, name="bn")
         return nn.relu(x) if self.relu else x
 
@@ -160,9 +181,14 @@ class ConvBN(nn.Module):
 def batch_norm(x: jax.Array, mask: jax.Array | None, *, train: bool, name: str) -> jax.Array:
     """BatchNorm (MATLAB's epsilon, BN_MOMENTUM) over the samples ``mask`` ``[N]`` marks real;
     called inside a compact module, which owns the layer as ``name``."""
-    bn_mask = None if mask is None else jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape)
-    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(
-        x, mask=bn_mask)
+    bn_mask = (
+        None
+        if mask is None
+        else jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x.shape)
+    )
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+    )(x, mask=bn_mask)
 
 
 def check_input(x: jax.Array, in_channels: int, name: str) -> None:
@@ -172,5 +198,6 @@ def check_input(x: jax.Array, in_channels: int, name: str) -> None:
     if x.shape[-1] != in_channels:
         raise ValueError(
             f"{name} was built for {in_channels} input channel(s) but got {x.shape[-1]} "
-            f"(input shape {x.shape}); build it with in_channels={x.shape[-1]} or change the representation"
+            f"(input shape {x.shape}); build it with in_channels={x.shape[-1]} or change the "
+            "representation"
         )

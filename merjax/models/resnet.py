@@ -49,12 +49,16 @@ class BasicBlock(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
         pad = ((1, 1), (1, 1))
         kw = dict(conv=self.conv, weight_init=self.weight_init)
-        y = ConvBN(self.features, 3, self.stride, pad, name="conv1", **kw)(x, train=train, mask=mask)
-        y = ConvBN(self.features, 3, 1, pad, relu=False, name="conv2", **kw)(y, train=train, mask=mask)
+        y = ConvBN(self.features, 3, self.stride, pad, name="conv1", **kw)(
+            x, train=train, mask=mask
+        )
+        y = ConvBN(self.features, 3, 1, pad, relu=False, name="conv2", **kw)(
+            y, train=train, mask=mask
+        )
         if self.stride != 1 or x.shape[-1] != self.features:
-            x = ConvBN(self.features, 1, self.stride, padding="VALID", relu=False, name="proj", **kw)(
-                x, train=train, mask=mask
-            )
+            x = ConvBN(
+                self.features, 1, self.stride, padding="VALID", relu=False, name="proj", **kw
+            )(x, train=train, mask=mask)
         return nn.relu(x + y)
 
 
@@ -65,23 +69,38 @@ class ResNetDepth(nn.Module):
     in_channels: int = 3
     num_classes: int = 5
     conv: str = "auto"  # how the convolutions compute (layers.Conv); same parameters either way
-    weight_init: str = "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
+    weight_init: str = (
+        "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
+    )
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        return_features: bool = False,
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """``x``: ``[N, H, W, C]``. Returns logits ``[N, K]`` (and features ``[N, D]``)."""
         check_input(x, self.in_channels, f"ResNetDepth({self.num_layers} CL)")
-        x = ConvBN(64, 7, 2, padding=((3, 3), (3, 3)), conv=self.conv, weight_init=self.weight_init, name="stem")(
-            x, train=train, mask=mask)
+        x = ConvBN(
+            64,
+            7,
+            2,
+            padding=((3, 3), (3, 3)),
+            conv=self.conv,
+            weight_init=self.weight_init,
+            name="stem",
+        )(x, train=train, mask=mask)
         num_blocks = (self.num_layers - 1) // 2
         if num_blocks:
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for i in range(num_blocks):
             stride = 2 if i in (2, 4, 6) else 1
-            x = BasicBlock(BLOCK_FILTERS[i], stride, self.conv, self.weight_init, name=f"block{i + 1}")(
-                x, train=train, mask=mask)
+            x = BasicBlock(
+                BLOCK_FILTERS[i], stride, self.conv, self.weight_init, name=f"block{i + 1}"
+            )(x, train=train, mask=mask)
         # SAME: identical to VALID on 64x64 inputs (every map before this pool has an even side),
         # and it lets inputs below 48x48 (the quick profile) reach the Dense layer with a 1x1 map.
         x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")

@@ -59,19 +59,30 @@ class ShallowCNN(nn.Module):
     num_classes: int = 5
     base_filters: int | None = None
     conv: str = "auto"
-    weight_init: str = "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
+    weight_init: str = (
+        "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
+    )
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None, return_features: bool = False
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        return_features: bool = False,
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
-        """``x``: ``[N, H, W, C]`` flow maps. Returns logits ``[N, K]`` (and features ``[N, D]``)."""
+        """``x``: ``[N, H, W, C]`` flow maps; returns logits ``[N, K]`` and features ``[N, D]``."""
         check_input(x, self.in_channels, f"ShallowCNN({self.num_layers} CL)")
         base = self.base_filters or 16 * self.in_channels
         for i in range(self.num_layers):
-            x = ConvBN(base * 2**i, kernel=5 if i == 0 else 3, conv=self.conv, weight_init=self.weight_init,
-                       name=f"conv{i + 1}")(
-                x, train=train, mask=mask)
+            x = ConvBN(
+                base * 2**i,
+                kernel=5 if i == 0 else 3,
+                conv=self.conv,
+                weight_init=self.weight_init,
+                name=f"conv{i + 1}",
+            )(x, train=train, mask=mask)
         if self.num_layers <= 2:
             x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
         else:

@@ -1,4 +1,4 @@
-"""STSTNet (Liong et al., FG 2019): the field's best-known small baseline on the MEGC 2019 composite.
+"""STSTNet (Liong et al., FG 2019): the best-known small baseline on the MEGC 2019 composite.
 
 "Shallow Triple Stream Three-dimensional CNN": three parallel 3x3 convolutions with 3, 5 and 8
 filters over a 28x28 input of optical strain and the two TV-L1 flow components; each stream
@@ -45,12 +45,20 @@ class STSTNet(nn.Module):
     weight_init: str = "pytorch"  # the released model's (torch.nn defaults; layers.initializers)
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None,
-                 return_features: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        return_features: bool = False,
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         check_input(x, self.in_channels, "STSTNet")
         streams = []
         for i, filters in enumerate(STREAMS):
-            y = Conv(filters, 3, 1, ((2, 2), (2, 2)), self.conv, self.weight_init, name=f"conv{i + 1}")(x, train=train)
+            y = Conv(
+                filters, 3, 1, ((2, 2), (2, 2)), self.conv, self.weight_init, name=f"conv{i + 1}"
+            )(x, train=train)
             y = nn.relu(y)
             y = batch_norm(y, mask, train=train, name=f"bn{i + 1}")
             y = nn.max_pool(y, (3, 3), strides=(3, 3), padding=((1, 1), (1, 1)))

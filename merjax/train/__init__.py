@@ -19,16 +19,17 @@ The parts, one concern each:
 - checkpoints live in :mod:`merjax.checkpoint` (inference's model folders use them too).
 
     from merjax import train
-    result = train.train_loso(model, x_NxHxWxC, x_aug, labels, subjects, train.TrainConfig(epochs=150))
-    result.preds                   # [seeds, N] pooled held-out predictions
+    config = train.TrainConfig(epochs=150)
+    result = train.train_loso(model, x_NxHxWxC, x_aug, labels, subjects, config)
+    result.preds  # [seeds, N] pooled held-out predictions
 """
 
 from merjax.train.config import STRATEGIES, TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
 from merjax.train.loso import (
     Diverged,
-    LossExploded,
     LosoResult,
+    LossExploded,
     NonFiniteLoss,
     fingerprint,
     predictions,
@@ -53,7 +54,37 @@ from merjax.train.step import (
 )
 
 __all__ = [
-    "Diverged", "DoesNotFit", "FINAL", "ProgramMemory", "device_memory", "plan_chunk", "program_memory", "LossExploded", "LosoResult", "Metrics", "NonFiniteLoss", "Plan", "RunState", "STRATEGIES", "TrainConfig",
-    "epoch_batches", "finalize_run", "fingerprint", "fold_plan", "init_run", "l2_mask", "normalise", "num_steps",
-    "optimizer", "pad_runs", "population_stats", "predict_run", "predictions", "resolve", "subject_groups", "train_epochs", "train_loso", "train_step",
+    "Diverged",
+    "DoesNotFit",
+    "FINAL",
+    "ProgramMemory",
+    "device_memory",
+    "plan_chunk",
+    "program_memory",
+    "LossExploded",
+    "LosoResult",
+    "Metrics",
+    "NonFiniteLoss",
+    "Plan",
+    "RunState",
+    "STRATEGIES",
+    "TrainConfig",
+    "epoch_batches",
+    "finalize_run",
+    "fingerprint",
+    "fold_plan",
+    "init_run",
+    "l2_mask",
+    "normalise",
+    "num_steps",
+    "optimizer",
+    "pad_runs",
+    "population_stats",
+    "predict_run",
+    "predictions",
+    "resolve",
+    "subject_groups",
+    "train_epochs",
+    "train_loso",
+    "train_step",
 ]

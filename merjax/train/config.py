@@ -1,4 +1,4 @@
-"""The training protocol as one frozen dataclass (hashable: the trainer caches its programs on it)."""
+"""The training protocol as one frozen dataclass (hashable: the trainer caches programs on it)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ class TrainConfig:
     strategy: str = "auto"
     chunk_size: int = 8
     # Bytes of device memory per device that vmapped chunks may use; None: what the device reports
-    # (no limit on CPU). Set, it makes `auto` size chunks to fit on any backend (merjax.train.plan_chunk).
+    # (no limit on CPU). Set, it makes `auto` size chunks to fit on any backend
+    # (merjax.train.plan_chunk).
     memory_limit: int | None = None
     epochs_per_call: int = 5  # epochs per compiled call: progress, NaN checks, checkpoints
     checkpoint_every: int = 0  # epochs between checkpoints; 0: none
@@ -68,7 +69,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name, allowed in (("shuffle", SHUFFLES), ("bn_stats", BN_STATS), ("l2_params", L2_PARAMS)):
+        for name, allowed in (
+            ("shuffle", SHUFFLES),
+            ("bn_stats", BN_STATS),
+            ("l2_params", L2_PARAMS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.strategy not in STRATEGIES:
@@ -85,6 +90,8 @@ class TrainConfig:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.memory_limit is not None and self.memory_limit <= 0:
-            raise ValueError(f"memory_limit must be a positive number of bytes, got {self.memory_limit!r}")
+            raise ValueError(
+                f"memory_limit must be a positive number of bytes, got {self.memory_limit!r}"
+            )
         if not 0 <= self.rms_decay < 1:
             raise ValueError(f"rms_decay must be in [0, 1), got {self.rms_decay!r}")

@@ -8,7 +8,8 @@ assert on these masks.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,8 +48,12 @@ def subject_groups(subjects: Sequence[str], num_folds: int | None = None) -> lis
 
 
 def fold_plan(
-    subjects: Sequence[str], groups: list[list[str]], seeds: Sequence[int], *,
-    augment: bool = True, train_final: bool = False,
+    subjects: Sequence[str],
+    groups: list[list[str]],
+    seeds: Sequence[int],
+    *,
+    augment: bool = True,
+    train_final: bool = False,
 ) -> Plan:
     """Masks for every (seed, group) run. Items ``0..N-1`` are the onset->apex flows and, with
     ``augment``, items ``N..2N-1`` the onset->apex+1 flows of the same samples."""

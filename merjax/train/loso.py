@@ -27,21 +27,30 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from merjax import checkpoint, files
 from merjax.train.config import TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
 from merjax.train.memory import plan_chunk
-from merjax.train.step import finalize_run, init_run, num_steps, optimizer, predict_run, train_epochs
+from merjax.train.step import (
+    finalize_run,
+    init_run,
+    num_steps,
+    optimizer,
+    predict_run,
+    train_epochs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +73,22 @@ def resolve(config: TrainConfig, backend: str | None = None) -> tuple[str, int]:
     return config.strategy, config.chunk_size
 
 
-def _plan_auto_chunk(model, config: TrainConfig, items_shape, num_runs: int, num_devices: int,
-                     progress) -> tuple[str, int]:
+def _plan_auto_chunk(
+    model, config: TrainConfig, items_shape, num_runs: int, num_devices: int, progress
+) -> tuple[str, int]:
     """``auto`` off CPU (or with a memory limit): chunks per device as large as fit, all devices
     in one program; one chunk of every run is plain ``vmap``."""
     per_device = -(-num_runs // num_devices)
-    fit = plan_chunk(model, config, items_shape[1:], items_shape[0], per_device, config.memory_limit)
+    fit = plan_chunk(
+        model, config, items_shape[1:], items_shape[0], per_device, config.memory_limit
+    )
     chunk = fit * num_devices
     if chunk >= num_runs:
         return "vmap", chunk
     if progress:
-        progress(f"memory: {fit} run(s) per device per chunk ({chunk} per program, {num_runs} runs)")
+        progress(
+            f"memory: {fit} run(s) per device per chunk ({chunk} per program, {num_runs} runs)"
+        )
     return "chunked", chunk
 
 
@@ -116,15 +130,21 @@ class _Programs:
     def __init__(self, model, config: TrainConfig, steps: int):
         self.model, self.tx = model, optimizer(config)
         self.single = functools.partial(
-            train_epochs, model=model, tx=self.tx, steps=steps, batch_size=config.batch_size,
-            shuffle=config.shuffle, drop_last=config.drop_last,
+            train_epochs,
+            model=model,
+            tx=self.tx,
+            steps=steps,
+            batch_size=config.batch_size,
+            shuffle=config.shuffle,
+            drop_last=config.drop_last,
         )
         self.population = config.bn_stats == "population"
         fin = functools.partial(finalize_run, model=model)
         self.finalize_one = jax.jit(fin)
         # lax.map: one run's whole training set at a time, whatever the strategy (memory).
-        self.finalize_many = jax.jit(lambda states, items, masks: lax.map(lambda a: fin(a[0], items, a[1]),
-                                                                          (states, masks)))
+        self.finalize_many = jax.jit(
+            lambda states, items, masks: lax.map(lambda a: fin(a[0], items, a[1]), (states, masks))
+        )
         init = functools.partial(init_run, model, self.tx)
         self.init_one = jax.jit(init)  # compiles faster than the vmapped one (threefry, 2 cores)
         self.init_many = jax.jit(jax.vmap(init, in_axes=(None, 0, 0)))
@@ -136,7 +156,9 @@ class _Programs:
         key = (strategy == "loop", features)
         if key not in self._predict:
             fn = functools.partial(predict_run, model=self.model, features=features)
-            self._predict[key] = jax.jit(fn) if key[0] else jax.jit(jax.vmap(fn, in_axes=(0, None, 0)))
+            self._predict[key] = (
+                jax.jit(fn) if key[0] else jax.jit(jax.vmap(fn, in_axes=(0, None, 0)))
+            )
         return self._predict[key]
 
     def train(self, strategy: str, num_epochs: int):
@@ -148,8 +170,12 @@ class _Programs:
             if strategy == "loop":
                 prog = jax.jit(fn)
             elif strategy == "map":
+
                 def prog_map(states, items, labels, masks, seeds, first):
-                    return lax.map(lambda a: fn(a[0], items, labels, a[1], a[2], first), (states, masks, seeds))
+                    return lax.map(
+                        lambda a: fn(a[0], items, labels, a[1], a[2], first), (states, masks, seeds)
+                    )
+
                 prog = jax.jit(prog_map)
             else:  # vmap and chunked
                 prog = jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))
@@ -167,7 +193,9 @@ class LosoResult:
     seeds: tuple[int, ...]
     plan: Plan
     losses: np.ndarray  # [R, epochs] mean training loss per run and epoch
-    train_accuracy: np.ndarray | None = None  # [R, epochs] mean mini-batch accuracy (training items)
+    train_accuracy: np.ndarray | None = (
+        None  # [R, epochs] mean mini-batch accuracy (training items)
+    )
     states: Any = None  # stacked RunState of every run (None unless kept)
     features: np.ndarray | None = None  # [S, N, D] held-out penultimate features
     seconds: float = 0.0
@@ -181,11 +209,21 @@ class LosoResult:
 def fingerprint(config: TrainConfig, model: nn.Module, items_shape, plan: Plan) -> str:
     """What a checkpoint must match to be resumed (not how it is computed: strategy etc.)."""
     return checkpoint.digest(
-        [2,  # the checkpoint layout (2: history.npz beside the run stack)
-         dataclasses.asdict(config) | {"strategy": None, "chunk_size": None, "epochs_per_call": None,
-                                       "checkpoint_every": None, "memory_limit": None},
-         repr(model), list(items_shape), hashlib.sha256(plan.train_mask.tobytes()).hexdigest(),
-         plan.seeds.tolist()]
+        [
+            2,  # the checkpoint layout (2: history.npz beside the run stack)
+            dataclasses.asdict(config)
+            | {
+                "strategy": None,
+                "chunk_size": None,
+                "epochs_per_call": None,
+                "checkpoint_every": None,
+                "memory_limit": None,
+            },
+            repr(model),
+            list(items_shape),
+            hashlib.sha256(plan.train_mask.tobytes()).hexdigest(),
+            plan.seeds.tolist(),
+        ]
     )
 
 
@@ -244,11 +282,15 @@ def train_loso(
     groups = groups or subject_groups(subjects)
     strategy, chunk = resolve(config)
     devices = jax.devices()
-    plan = fold_plan(subjects, groups, config.seeds, augment=use_aug, train_final=config.train_final)
+    plan = fold_plan(
+        subjects, groups, config.seeds, augment=use_aug, train_final=config.train_final
+    )
     num_real = len(plan.seeds)
     steps = num_steps(plan.train_mask.sum(1), config.batch_size, config.drop_last)
     if config.strategy == "auto" and strategy == "chunked":
-        strategy, chunk = _plan_auto_chunk(model, config, items.shape, num_real, len(devices), progress)
+        strategy, chunk = _plan_auto_chunk(
+            model, config, items.shape, num_real, len(devices), progress
+        )
     sharded = strategy in ("vmap", "chunked") and len(devices) > 1
     if sharded and strategy == "chunked":
         chunk = -(-chunk // len(devices)) * len(devices)  # whole devices per chunk
@@ -263,19 +305,40 @@ def train_loso(
     items_d, labels_d = put(items, shared), put(item_labels, shared)
     masks_d, seeds_d = put(plan.train_mask, run_sharding), put(plan.seeds, run_sharding)
     if strategy == "loop":  # a list of runs (see _stacked)
-        states = [programs.init_one(items_d, m, r) for m, r in zip(plan.train_mask, plan.seeds)]
+        states = [
+            programs.init_one(items_d, m, r)
+            for m, r in zip(plan.train_mask, plan.seeds, strict=True)
+        ]
     else:
         states = programs.init_many(items_d, masks_d, seeds_d)
 
     stack = _Stack(items_d, labels_d, masks_d, seeds_d, run_sharding)
     workdir = Path(workdir) if workdir is not None else None
     with files.WorkdirLock(workdir, progress) if workdir is not None else contextlib.nullcontext():
-        evals = _Evals(eval_every, lambda st: _predict(programs, _finalize(programs, st, stack, strategy), inputs,
-                                                       plan, strategy, False),
-                       lambda logits: _pool(np.asarray(logits), plan, labels, config.seeds, num_real).logits)
-        states, history = _fit(programs, strategy, chunk, len(devices), states, stack, plan, num_real,
-                               config, fingerprint(config, model, items.shape, plan), workdir=workdir,
-                               progress=progress, stop_after_epoch=stop_after_epoch, t0=t0, evals=evals)
+        evals = _Evals(
+            eval_every,
+            lambda st: _predict(
+                programs, _finalize(programs, st, stack, strategy), inputs, plan, strategy, False
+            ),
+            lambda logits: _pool(np.asarray(logits), plan, labels, config.seeds, num_real).logits,
+        )
+        states, history = _fit(
+            programs,
+            strategy,
+            chunk,
+            len(devices),
+            states,
+            stack,
+            plan,
+            num_real,
+            config,
+            fingerprint(config, model, items.shape, plan),
+            workdir=workdir,
+            progress=progress,
+            stop_after_epoch=stop_after_epoch,
+            t0=t0,
+            evals=evals,
+        )
 
     states = _finalize(programs, states, stack, strategy)
     out = _predict(programs, states, inputs, plan, strategy, features)
@@ -284,7 +347,9 @@ def train_loso(
     result.losses = history["loss"][:num_real]
     result.train_accuracy = history["accuracy"][:num_real]
     if features:
-        result.features = _pool_features(np.asarray(out[1]), plan, len(labels), config.seeds, num_real)
+        result.features = _pool_features(
+            np.asarray(out[1]), plan, len(labels), config.seeds, num_real
+        )
     if keep_states:
         result.states = jax.tree.map(lambda x: x[:num_real], _stacked(states))
     if evals.epochs:
@@ -324,20 +389,45 @@ raise an out-of-memory error once, as a device would."""
 
 
 def _out_of_memory(e: Exception) -> bool:
-    return isinstance(e, (jax.errors.JaxRuntimeError, MemoryError)) and "RESOURCE_EXHAUSTED" in str(e)
+    return isinstance(e, (jax.errors.JaxRuntimeError, MemoryError)) and "RESOURCE_EXHAUSTED" in str(
+        e
+    )
 
 
-def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Plan, num_real: int,
-         config: TrainConfig, fp: str, *, workdir: Path | None, progress, stop_after_epoch, t0, evals=None):
+def _fit(
+    programs,
+    strategy,
+    chunk,
+    num_devices,
+    states,
+    stack: _Stack,
+    plan: Plan,
+    num_real: int,
+    config: TrainConfig,
+    fp: str,
+    *,
+    workdir: Path | None,
+    progress,
+    stop_after_epoch,
+    t0,
+    evals=None,
+):
     """The epochs: compiled calls, checks, metrics.jsonl, checkpoints, progress. Returns the final
     states and the history (``loss`` and ``accuracy``, ``[R, epochs]``)."""
-    history = {k: np.full((len(plan.seeds), config.epochs), np.nan, np.float32) for k in ("loss", "accuracy")}
+    history = {
+        k: np.full((len(plan.seeds), config.epochs), np.nan, np.float32)
+        for k in ("loss", "accuracy")
+    }
     ckpts, start = None, 0
     if workdir is not None and config.checkpoint_every:
         ckpts = checkpoint.RunCheckpoints(workdir / "checkpoints", fp, progress=progress)
         start, restored, saved = ckpts.restore(_stacked(states))
         if start:
-            states = [_run(restored, r) for r in range(len(plan.seeds))] if strategy == "loop" else restored
+            states = (
+                [_run(restored, r) for r in range(len(plan.seeds))]
+                if strategy == "loop"
+                else restored
+            )
         for k, v in saved.items():
             if k in history and v.shape == history[k].shape:
                 history[k][:, :start] = v[:, :start]
@@ -353,14 +443,19 @@ def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Pl
                 if every:
                     n = min(n, every - epoch % every)
             try:
-                states, step_metrics = _train_call(programs, strategy, n, states, stack, epoch, chunk)
+                states, step_metrics = _train_call(
+                    programs, strategy, n, states, stack, epoch, chunk
+                )
             except Exception as e:
                 if not _out_of_memory(e):
                     raise
                 strategy, chunk = _smaller(strategy, chunk, len(plan.seeds), stack, e)
                 if progress:
-                    progress(f"out of memory at epoch {epoch + 1}; going on from the same epoch and states "
-                             f"with chunks of {chunk} runs")
+                    progress(
+                        f"out of memory at epoch {epoch + 1}; going on from the same epoch and "
+                        "states "
+                        f"with chunks of {chunk} runs"
+                    )
                 continue
             m = {k: np.asarray(v) for k, v in step_metrics.items()}  # [R, n, steps] each
             _check_finite(m["loss"], m["count"] > 0, plan, epoch, num_real)
@@ -368,7 +463,9 @@ def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Pl
             total = np.maximum(weight.sum(2), 1)
             history["loss"][:, epoch : epoch + n] = (m["loss"] * weight).sum(2) / total
             history["accuracy"][:, epoch : epoch + n] = (m["accuracy"] * weight).sum(2) / total
-            _check_exploded(history["loss"], plan, range(epoch, epoch + n), num_real, config.max_loss)
+            _check_exploded(
+                history["loss"], plan, range(epoch, epoch + n), num_real, config.max_loss
+            )
             epoch += n
             spent = time.perf_counter() - t0
             if curve:
@@ -380,7 +477,8 @@ def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Pl
             if progress:
                 eta = spent / max(epoch - start, 1) * (end - epoch)
                 progress(
-                    f"epoch {epoch}/{config.epochs}: loss {np.nanmean(history['loss'][:num_real, epoch - 1]):.4f}"
+                    f"epoch {epoch}/{config.epochs}: loss "
+                    f"{np.nanmean(history['loss'][:num_real, epoch - 1]):.4f}"
                     f", train accuracy {np.nanmean(history['accuracy'][:num_real, epoch - 1]):.1%}"
                     f" ({num_real} runs, {strategy}), {spent:.0f} s, ETA {eta:.0f} s"
                 )
@@ -390,13 +488,16 @@ def _fit(programs, strategy, chunk, num_devices, states, stack: _Stack, plan: Pl
     return states, history
 
 
-def _smaller(strategy: str, chunk: int, num_runs: int, stack: _Stack, error: Exception) -> tuple[str, int]:
+def _smaller(
+    strategy: str, chunk: int, num_runs: int, stack: _Stack, error: Exception
+) -> tuple[str, int]:
     """Half the runs per program after an out-of-memory error (whole devices per chunk)."""
     devices = stack.run_sharding.mesh.size if stack.run_sharding is not None else 1
     current = {"loop": 1, "vmap": num_runs, "map": num_runs}.get(strategy, chunk)
     if current <= devices:
         raise MemoryError(
-            f"out of memory with {current} run(s) per program, the fewest possible: lower the batch size "
+            f"out of memory with {current} run(s) per program, the fewest possible: lower the "
+            "batch size "
             f"or the input size ({str(error).splitlines()[0]})"
         ) from error
     half = max(devices, (current // 2) // devices * devices)
@@ -425,8 +526,16 @@ def _train_call(programs, strategy, n, states, stack: _Stack, epoch, chunk):
     outs = []
     for c in range(0, len(seeds), chunk):
         size = min(chunk, len(seeds) - c)  # after halving, the last chunk may be short
-        outs.append(prog(put(_runs(states, c, size)), items, labels, put(masks[c : c + size]),
-                         put(seeds[c : c + size]), first))
+        outs.append(
+            prog(
+                put(_runs(states, c, size)),
+                items,
+                labels,
+                put(masks[c : c + size]),
+                put(seeds[c : c + size]),
+                first,
+            )
+        )
     return _concat(outs)
 
 
@@ -494,8 +603,10 @@ def _check_exploded(losses, plan: Plan, epochs: range, num_real: int, max_loss: 
         if len(high):
             r = high[0]
             raise LossExploded(
-                f"training loss {losses[r, e]:.3g} above {max_loss:g} in run {r} (seed {plan.seeds[r]}, "
-                f"held out {', '.join(plan.held_out[r])}) at epoch {e + 1}; the run diverged: lower the "
+                f"training loss {losses[r, e]:.3g} above {max_loss:g} in run {r} (seed "
+                f"{plan.seeds[r]}, "
+                f"held out {', '.join(plan.held_out[r])}) at epoch {e + 1}; the run diverged: "
+                "lower the "
                 "learning rate or check the inputs (TrainConfig.max_loss sets the bound)"
             )
 
@@ -524,7 +635,9 @@ class _Curve:
                     d = json.loads(line)
                 except json.JSONDecodeError:
                     break  # a line cut short by a kill: the rest is rewritten
-                if d.get("kind") == "start" or (d.get("kind") == "epoch" and d.get("epoch", 0) <= start):
+                if d.get("kind") == "start" or (
+                    d.get("kind") == "epoch" and d.get("epoch", 0) <= start
+                ):
                     kept.append(line + "\n")
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(kept))
@@ -536,25 +649,47 @@ class _Curve:
             f.write("".join(json.dumps(line) + "\n" for line in lines))
             f.flush()
 
-    def begin(self, plan: Plan, num_real: int, config: TrainConfig, strategy: str, chunk: int,
-              devices: int) -> None:
-        self._write([{
-            "kind": "start", "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "runs": num_real, "held_out": [list(h) for h in plan.held_out[:num_real]],
-            "seeds": plan.seeds[:num_real].tolist(), "epochs": config.epochs, "resumed_from": self.start,
-            "strategy": strategy, "chunk": chunk if strategy == "chunked" else None, "devices": devices,
-        }])
+    def begin(
+        self,
+        plan: Plan,
+        num_real: int,
+        config: TrainConfig,
+        strategy: str,
+        chunk: int,
+        devices: int,
+    ) -> None:
+        self._write(
+            [
+                {
+                    "kind": "start",
+                    "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "runs": num_real,
+                    "held_out": [list(h) for h in plan.held_out[:num_real]],
+                    "seeds": plan.seeds[:num_real].tolist(),
+                    "epochs": config.epochs,
+                    "resumed_from": self.start,
+                    "strategy": strategy,
+                    "chunk": chunk if strategy == "chunked" else None,
+                    "devices": devices,
+                }
+            ]
+        )
 
-    def epochs(self, history: dict[str, np.ndarray], epochs: range, num_real: int, seconds: float) -> None:
+    def epochs(
+        self, history: dict[str, np.ndarray], epochs: range, num_real: int, seconds: float
+    ) -> None:
         lines = []
         for e in epochs:
             loss, acc = history["loss"][:num_real, e], history["accuracy"][:num_real, e]
-            lines.append({
-                "kind": "epoch", "epoch": e + 1,
-                "loss": _json_safe(float(np.nanmean(loss))) if num_real else None,
-                "accuracy": _json_safe(float(np.nanmean(acc))) if num_real else None,
-                "loss_per_run": _json_safe([round(float(v), 6) for v in loss]),
-                "accuracy_per_run": _json_safe([round(float(v), 6) for v in acc]),
-                "seconds": round(seconds, 2),
-            })
+            lines.append(
+                {
+                    "kind": "epoch",
+                    "epoch": e + 1,
+                    "loss": _json_safe(float(np.nanmean(loss))) if num_real else None,
+                    "accuracy": _json_safe(float(np.nanmean(acc))) if num_real else None,
+                    "loss_per_run": _json_safe([round(float(v), 6) for v in loss]),
+                    "accuracy_per_run": _json_safe([round(float(v), 6) for v in acc]),
+                    "seconds": round(seconds, 2),
+                }
+            )
         self._write(lines)

@@ -40,8 +40,14 @@ class ProgramMemory:
         return self.temp + self.arguments + self.outputs - self.aliased
 
 
-def _abstract_program(model: nn.Module, config: TrainConfig, input_shape: Sequence[int], num_items: int,
-                      runs: int, steps: int):
+def _abstract_program(
+    model: nn.Module,
+    config: TrainConfig,
+    input_shape: Sequence[int],
+    num_items: int,
+    runs: int,
+    steps: int,
+):
     """The jitted vmapped one-epoch program and abstract arguments for ``runs`` runs."""
     tx = optimizer(config)
     items = jax.ShapeDtypeStruct((num_items, *input_shape), jnp.float32)
@@ -50,26 +56,39 @@ def _abstract_program(model: nn.Module, config: TrainConfig, input_shape: Sequen
     seeds = jax.ShapeDtypeStruct((runs,), jnp.int32)
     one = functools.partial(init_run, model, tx)
     states = jax.eval_shape(jax.vmap(one, in_axes=(None, 0, 0)), items, masks, seeds)
-    fn = functools.partial(train_epochs, model=model, tx=tx, num_epochs=1, steps=steps,
-                           batch_size=config.batch_size)
+    fn = functools.partial(
+        train_epochs, model=model, tx=tx, num_epochs=1, steps=steps, batch_size=config.batch_size
+    )
     prog = jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))
     first = jax.ShapeDtypeStruct((), jnp.int32)
     return prog, (states, items, labels, masks, seeds, first)
 
 
-def program_memory(model: nn.Module, config: TrainConfig, input_shape: Sequence[int], num_items: int,
-                   runs: int = 1, steps: int = 1) -> ProgramMemory:
+def program_memory(
+    model: nn.Module,
+    config: TrainConfig,
+    input_shape: Sequence[int],
+    num_items: int,
+    runs: int = 1,
+    steps: int = 1,
+) -> ProgramMemory:
     """XLA's memory analysis of the training program for ``runs`` runs, compiled, not run."""
     prog, args = _abstract_program(model, config, input_shape, num_items, runs, steps)
     m = prog.lower(*args).compile().memory_analysis()
     if m is None:
         raise RuntimeError(f"the {jax.default_backend()} backend gives no memory analysis")
-    return ProgramMemory(runs, int(m.temp_size_in_bytes), int(m.argument_size_in_bytes),
-                         int(m.output_size_in_bytes), int(m.alias_size_in_bytes))
+    return ProgramMemory(
+        runs,
+        int(m.temp_size_in_bytes),
+        int(m.argument_size_in_bytes),
+        int(m.output_size_in_bytes),
+        int(m.alias_size_in_bytes),
+    )
 
 
-def per_run_bytes(model: nn.Module, config: TrainConfig, input_shape: Sequence[int],
-                  num_items: int) -> tuple[float, float]:
+def per_run_bytes(
+    model: nn.Module, config: TrainConfig, input_shape: Sequence[int], num_items: int
+) -> tuple[float, float]:
     """``(bytes per run, fixed bytes)`` of the program's peak, from programs of 1 and 2 runs."""
     one = program_memory(model, config, input_shape, num_items, 1).peak
     two = program_memory(model, config, input_shape, num_items, 2).peak
@@ -90,8 +109,14 @@ class DoesNotFit(MemoryError):
     """Not even one run's training program fits the memory limit."""
 
 
-def plan_chunk(model: nn.Module, config: TrainConfig, input_shape: Sequence[int], num_items: int,
-               num_runs: int, memory_limit: int | None = None) -> int:
+def plan_chunk(
+    model: nn.Module,
+    config: TrainConfig,
+    input_shape: Sequence[int],
+    num_items: int,
+    num_runs: int,
+    memory_limit: int | None = None,
+) -> int:
     """Runs per vmapped chunk: the largest number up to ``num_runs`` whose compiled program fits
     ``memory_limit`` bytes (default: ``config.memory_limit``, else what the device reports, with a
     :data:`SAFETY` margin; no limit known -- as on CPU -- means every run in one chunk).
@@ -109,7 +134,8 @@ def plan_chunk(model: nn.Module, config: TrainConfig, input_shape: Sequence[int]
     if one.peak > limit:
         raise DoesNotFit(
             f"one run's training program needs {one.peak / 2**30:.2f} GiB, more than the "
-            f"{limit / 2**30:.2f} GiB limit; lower the batch size (now {config.batch_size}) or the input size"
+            f"{limit / 2**30:.2f} GiB limit; lower the batch size (now {config.batch_size}) or "
+            "the input size"
         )
     two = program_memory(model, config, input_shape, num_items, 2)
     per_run = max(two.peak - one.peak, 1)

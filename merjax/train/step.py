@@ -48,7 +48,10 @@ def l2_mask(params: Any) -> Any:
         if not isinstance(tree, dict):
             return True
         is_bn = "scale" in tree
-        return {k: (is_bn or k != "bias") if not isinstance(v, dict) else mask(v) for k, v in tree.items()}
+        return {
+            k: (is_bn or k != "bias") if not isinstance(v, dict) else mask(v)
+            for k, v in tree.items()
+        }
 
     return mask(dict(params))
 
@@ -59,11 +62,18 @@ def optimizer(config: TrainConfig) -> optax.GradientTransformation:
     epsilon outside the square root. Or Adam (beta 0.9 / 0.999, epsilon ``config.eps``) for
     baselines published with it."""
     mask = l2_mask if config.l2_params == "matlab" else None
-    decay = [optax.add_decayed_weights(config.weight_decay, mask=mask)] if config.weight_decay else []
+    decay = (
+        [optax.add_decayed_weights(config.weight_decay, mask=mask)] if config.weight_decay else []
+    )
     if config.optimizer == "adam":
-        return optax.chain(*decay, optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=config.eps))
+        return optax.chain(
+            *decay, optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=config.eps)
+        )
     return optax.chain(
-        *decay, optax.rmsprop(config.learning_rate, decay=config.rms_decay, eps=config.eps, eps_in_sqrt=False)
+        *decay,
+        optax.rmsprop(
+            config.learning_rate, decay=config.rms_decay, eps=config.eps, eps_in_sqrt=False
+        ),
     )
 
 
@@ -77,7 +87,9 @@ def run_key(seed: jax.Array) -> jax.Array:
     return jax.random.key(seed)
 
 
-def init_run(model: nn.Module, tx, items: jax.Array, train_mask: jax.Array, seed: jax.Array) -> RunState:
+def init_run(
+    model: nn.Module, tx, items: jax.Array, train_mask: jax.Array, seed: jax.Array
+) -> RunState:
     """A fresh run: initialised network and optimizer, normalisation from its training items."""
     variables = model.init(jax.random.fold_in(run_key(seed), 0), items[:1], train=False)
     w = train_mask.reshape((-1,) + (1,) * (items.ndim - 1))
@@ -101,8 +113,14 @@ def num_steps(train_counts: np.ndarray, batch_size: int, drop_last: bool) -> int
 
 
 def epoch_batches(
-    train_mask: jax.Array, seed: jax.Array, epoch: jax.Array, *, steps: int, batch_size: int,
-    shuffle: str = "once", drop_last: bool = True,
+    train_mask: jax.Array,
+    seed: jax.Array,
+    epoch: jax.Array,
+    *,
+    steps: int,
+    batch_size: int,
+    shuffle: str = "once",
+    drop_last: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """One epoch's mini-batches of a run: item indices and validity, both ``[steps, batch_size]``.
 
@@ -125,8 +143,15 @@ def epoch_batches(
 
 
 def train_step(
-    state: RunState, items: jax.Array, labels: jax.Array, idx_B: jax.Array, valid_B: jax.Array, *,
-    model: nn.Module, tx, key: jax.Array | None = None,
+    state: RunState,
+    items: jax.Array,
+    labels: jax.Array,
+    idx_B: jax.Array,
+    valid_B: jax.Array,
+    *,
+    model: nn.Module,
+    tx,
+    key: jax.Array | None = None,
 ) -> tuple[RunState, Metrics]:
     """One optimizer step on the valid items of a mini-batch; returns ``(state, metrics)``.
     ``key`` draws the dropout masks of networks that have dropout.
@@ -136,8 +161,12 @@ def train_step(
 
     def loss_fn(params, batch_stats, x, y):
         logits, updates = model.apply(
-            {"params": params, "batch_stats": batch_stats}, x, train=True, mask=valid_B,
-            mutable=["batch_stats"], rngs=rngs,
+            {"params": params, "batch_stats": batch_stats},
+            x,
+            train=True,
+            mask=valid_B,
+            mutable=["batch_stats"],
+            rngs=rngs,
         )
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         loss = jnp.sum(ce * valid_B) / jnp.maximum(valid_B.sum(), 1)
@@ -165,9 +194,20 @@ def train_step(
 
 
 def train_epochs(
-    state: RunState, items: jax.Array, labels: jax.Array, train_mask: jax.Array, seed: jax.Array,
-    first_epoch: jax.Array, *, model: nn.Module, tx, num_epochs: int, steps: int, batch_size: int,
-    shuffle: str = "once", drop_last: bool = True,
+    state: RunState,
+    items: jax.Array,
+    labels: jax.Array,
+    train_mask: jax.Array,
+    seed: jax.Array,
+    first_epoch: jax.Array,
+    *,
+    model: nn.Module,
+    tx,
+    num_epochs: int,
+    steps: int,
+    batch_size: int,
+    shuffle: str = "once",
+    drop_last: bool = True,
 ) -> tuple[RunState, Metrics]:
     """``num_epochs`` epochs of one run in one program (``lax.scan`` over epochs and steps);
     returns the state and the steps' metrics, each ``[num_epochs, steps]``."""
@@ -175,18 +215,36 @@ def train_epochs(
     dropout = uses_dropout(model)
 
     def epoch(state, e):
-        idx, valid = epoch_batches(train_mask, seed, e, steps=steps, batch_size=batch_size, shuffle=shuffle,
-                                   drop_last=drop_last)
+        idx, valid = epoch_batches(
+            train_mask,
+            seed,
+            e,
+            steps=steps,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+        )
         if not dropout:
-            return lax.scan(lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx), state, (idx, valid))
-        keys = jax.random.split(jax.random.fold_in(run_key(seed), 2**20 + e), steps)  # a mask per step
-        return lax.scan(lambda s, b: train_step(s, items, labels, b[0], b[1], model=model, tx=tx, key=b[2]),
-                        state, (idx, valid, keys))
+            return lax.scan(
+                lambda s, b: train_step(s, items, labels, *b, model=model, tx=tx),
+                state,
+                (idx, valid),
+            )
+        keys = jax.random.split(
+            jax.random.fold_in(run_key(seed), 2**20 + e), steps
+        )  # a mask per step
+        return lax.scan(
+            lambda s, b: train_step(s, items, labels, b[0], b[1], model=model, tx=tx, key=b[2]),
+            state,
+            (idx, valid, keys),
+        )
 
     return lax.scan(epoch, state, first_epoch + jnp.arange(num_epochs))
 
 
-def population_stats(state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module) -> Any:
+def population_stats(
+    state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module
+) -> Any:
     """BatchNorm statistics of the whole training set, as MATLAB R2018a's trainNetwork sets them
     after training: each BatchNorm layer's input mean and (biased) variance over the run's
     training items, the layers before it normalising with theirs. One training-mode pass with
@@ -195,12 +253,20 @@ def population_stats(state: RunState, items: jax.Array, train_mask: jax.Array, *
     reads the batch statistics back."""
     zeros = jax.tree.map(jnp.zeros_like, state.batch_stats)
     rngs = {"dropout": jax.random.key(0)} if uses_dropout(model) else None
-    _, updates = model.apply({"params": state.params, "batch_stats": zeros}, normalise(state, items), train=True,
-                             mask=train_mask, mutable=["batch_stats"], rngs=rngs)
+    _, updates = model.apply(
+        {"params": state.params, "batch_stats": zeros},
+        normalise(state, items),
+        train=True,
+        mask=train_mask,
+        mutable=["batch_stats"],
+        rngs=rngs,
+    )
     return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), updates["batch_stats"])
 
 
-def finalize_run(state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module) -> RunState:
+def finalize_run(
+    state: RunState, items: jax.Array, train_mask: jax.Array, *, model: nn.Module
+) -> RunState:
     """The run as MATLAB R2018a predicts with it (``TrainConfig.bn_stats="population"``): its
     BatchNorm statistics replaced by the training set's (:func:`population_stats`). A network
     without BatchNorm is returned as it is."""
@@ -210,7 +276,11 @@ def finalize_run(state: RunState, items: jax.Array, train_mask: jax.Array, *, mo
 
 
 def predict_run(
-    state: RunState, inputs: jax.Array, test_idx: jax.Array, *, model: nn.Module,
+    state: RunState,
+    inputs: jax.Array,
+    test_idx: jax.Array,
+    *,
+    model: nn.Module,
     features: bool = False,
 ):
     """Eval-mode logits ``[T, K]`` (and penultimate features) for one run's test samples."""
