@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import subprocess
@@ -18,19 +19,6 @@ from merjax import context, metrics, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE_KEYS = ("accuracy", "uf1", "uar", "majority", "headline", "configs")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def paper_run(tmp_path_factory, cache_dir) -> tuple[Path, dict]:
-    """Every experiment once, through `paper` (which shares the data and trained networks)."""
-    workdir = tmp_path_factory.mktemp("paper")
-    summary = runner.run("paper", workdir, profile="tiny", cache_dir=cache_dir, progress=None)
-    return workdir, summary
 
 
 def _csv(path: Path) -> list[list[str]]:
@@ -391,11 +379,10 @@ def test_scores_recompute_from_the_pooled_predictions(paper_run):
     assert summary["parts"]["input_study"]["accuracy"] == s["accuracy"]
 
 
-def _main(*args: str, cwd: Path, platforms: str | None = "cpu") -> subprocess.CompletedProcess:
+def _main(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m merjax.main`` as a user runs it (jax probes for accelerators)."""
     env = dict(os.environ)
     env.pop("JAX_PLATFORMS", None)
-    if platforms:
-        env["JAX_PLATFORMS"] = platforms
     env.pop("MERJAX_TRACEBACK", None)
     return subprocess.run(
         [sys.executable, "-m", "merjax.main", *args],
@@ -407,22 +394,24 @@ def _main(*args: str, cwd: Path, platforms: str | None = "cpu") -> subprocess.Co
     )
 
 
+@pytest.fixture
+def main_in_process(command_in_process):
+    from merjax import main
+
+    return lambda *args: command_in_process(main.main, *args)
+
+
 @pytest.mark.slow
-def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir):
-    """From the repository root: merjax's lines only (no absl/orbax INFO, no TPU probe), and the
-    workdir has config.json and a metrics.jsonl with a line per epoch."""
+def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir, main_in_process, caplog):
+    """As a process, from the repository root: merjax's lines only (no absl/orbax INFO, no TPU
+    probe), and the workdir has config.json and a metrics.jsonl with a line per epoch. With
+    --log_level=info the libraries' lines come back (in process)."""
     w = tmp_path / "w"
+    one_net = [f"--cache_dir={cache_dir}", "--profile=tiny", "--set=nets=vy-1cl"]
+    one_net += ["--set=headline=vy-1cl"]
     out = _main(
-        "--experiment=input_study",
-        "--profile=tiny",
-        f"--workdir={w}",
-        f"--cache_dir={cache_dir}",
-        "--set=nets=vy-1cl",
-        "--set=headline=vy-1cl",
-        "--set=train.epochs=3",
-        cwd=ROOT,
-        platforms=None,
-    )  # as a user runs it: jax probes for accelerators
+        "--experiment=input_study", f"--workdir={w}", "--set=train.epochs=3", *one_net, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     console = out.stdout + out.stderr
     assert not re.search(r"^[IWE]\d{4} ", console, re.M), console  # absl's log-line prefix
@@ -435,37 +424,29 @@ def test_main_console_is_quiet_and_a_run_is_watchable(tmp_path, cache_dir):
     ]
     assert [x["epoch"] for x in lines if x["kind"] == "epoch"] == [1, 2, 3]
     assert [x["kind"] for x in lines][-1] == "pooled"
-    louder = _main(
-        "--experiment=input_study",
-        "--profile=tiny",
-        f"--workdir={w}2",
-        f"--cache_dir={cache_dir}",
-        "--set=nets=vy-1cl",
-        "--set=headline=vy-1cl",
-        "--set=train.epochs=1",
-        "--log_level=info",
-        cwd=ROOT,
-    )
-    assert louder.returncode == 0 and re.search(r"^I\d{4} .*checkpoint", louder.stderr, re.M), (
-        louder.stderr
-    )
+    caplog.set_level(logging.DEBUG)
+    louder = [f"--workdir={w}2", "--set=train.epochs=1", "--log_level=info"]
+    code, _, err = main_in_process("--experiment=input_study", *louder, *one_net)
+    info = [
+        r.getMessage() for r in caplog.records if r.name == "absl" and r.levelno == logging.INFO
+    ]
+    assert code == 0 and any("checkpoint" in m for m in info), err
 
 
 @pytest.mark.slow
-def test_main_runs_an_experiment(tmp_path, cache_dir):
-    out = _main(
+def test_main_runs_an_experiment_from_any_folder(tmp_path, cache_dir, main_in_process, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = main_in_process(
         "--experiment=class_average_flow",
         "--profile=tiny",
         f"--workdir={tmp_path / 'w'}",
         f"--cache_dir={cache_dir}",
-        cwd=tmp_path,
     )
-    assert out.returncode == 0, out.stderr
-    assert "class_average_flow (nearest-class-mean-vy): accuracy" in out.stdout
+    assert code == 0, err
+    assert "class_average_flow (nearest-class-mean-vy): accuracy" in out
     assert (tmp_path / "w" / "report.md").is_file()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -477,19 +458,18 @@ def test_main_runs_an_experiment(tmp_path, cache_dir):
         (["--seeds=a,b"], "--seeds must be integers"),
     ],
 )
-def test_main_rejects_bad_input_clearly(tmp_path, args, message):
+def test_main_rejects_bad_input_clearly(tmp_path, args, message, main_in_process, monkeypatch):
+    """Each mistake ends with one line naming it, before any work (in process: the same main())."""
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "FILE").write_text("not a folder")
     args = [a.replace("FILE", str(tmp_path / "FILE")) for a in args]
-    out = _main(
-        "--profile=tiny",
-        f"--cache_dir={tmp_path / 'cache'}",
-        f"--workdir={tmp_path / 'w'}",
-        *args,
-        cwd=tmp_path,
+    code, _, err = main_in_process(
+        "--profile=tiny", f"--cache_dir={tmp_path / 'cache'}", f"--workdir={tmp_path / 'w'}", *args
     )  # a later --workdir wins
-    assert out.returncode != 0
-    assert message in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    assert code == 1
+    assert message in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "cache").exists() or message == "table10", "work began"
 
 
 @pytest.mark.slow

@@ -102,13 +102,19 @@ def test_velocity_difference_stopping_rule():
 
 
 def test_velocity_difference_batched_pairs_stop_independently():
+    """In a batch, each pair stops on its own: as it does alone. A batch that stopped every pair
+    when the first converged (pair 1, at once) or ran all to the slowest would fail. Tolerance:
+    the batched and the single-pair programs round differently, which can move a pair's stop by
+    one sweep, and one sweep changes no velocity by more than the threshold itself."""
     a = np.stack([_smooth_pair((20, 20), s)[0] for s in range(3)])
     b = np.stack([_smooth_pair((20, 20), s)[1] for s in range(3)])
     b[1] = a[1]  # this pair converges at once
-    kw = dict(smoothness=0.01, num_iter=300, velocity_difference=1e-4)
-    batched = horn_schunck(a, b, **kw)
+    vd = 1e-4
+    kw = dict(smoothness=0.01, num_iter=300, velocity_difference=vd)
+    batched = np.asarray(horn_schunck(a, b, **kw))
     for k in range(3):
-        np.testing.assert_array_equal(batched[k], horn_schunck(a[k], b[k], **kw))
+        np.testing.assert_allclose(batched[k], horn_schunck(a[k], b[k], **kw), rtol=0, atol=vd)
+    assert np.abs(batched[0]).max() > 100 * vd  # pairs 0 and 2 move: the tolerance is small
 
 
 # ------------------------------------------------------------------ conventions on a real face

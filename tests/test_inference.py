@@ -293,8 +293,16 @@ def _predict(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture
+def predict_in_process(command_in_process):
+    from merjax import predict
+
+    return lambda *args: command_in_process(predict.main, *args)
+
+
 @pytest.mark.slow
 def test_command_line(tmp_path, model_dir):
+    """The command line as a process: a clip's two frames to a class."""
     _write_clip(tmp_path / "clip")
     out = _predict(
         f"--model={model_dir}",
@@ -308,25 +316,23 @@ def test_command_line(tmp_path, model_dir):
     assert "Restoring checkpoint" not in out.stdout + out.stderr  # orbax's INFO lines are off
 
 
-@pytest.mark.slow
-def test_command_line_on_a_video(tmp_path, model_dir):
+def test_command_line_on_a_video(tmp_path, model_dir, predict_in_process):
     """The --video path of the command line; skipped, saying so, where OpenCV writes no codec."""
     video = _write_video(tmp_path / "v")
     if video is None:
         pytest.skip(NO_CODEC)
-    out = _predict(
+    code, _, err = predict_in_process(
         f"--model={model_dir}",
         f"--video={video}",
         "--window=2",
         "--crop=none",
         f"--out={tmp_path / 'p.csv'}",
     )
-    assert out.returncode == 0, out.stderr
+    assert code == 0, err
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0].startswith("frame,seconds,class,class 0") and len(lines) == 11
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -345,7 +351,9 @@ def test_command_line_on_a_video(tmp_path, model_dir):
         (["--export=/proc/merjax/m.jaxexport"], "cannot write in"),
     ],
 )
-def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, message):
+def test_command_line_rejects_bad_input_clearly(
+    tmp_path, model_dir, args, message, predict_in_process
+):
     _write_clip(tmp_path / "clip")
     (tmp_path / "bad.mp4").write_text("not a video")
     cv2.imwrite(str(tmp_path / "small.png"), np.zeros((40, 50), np.uint8))
@@ -356,10 +364,10 @@ def test_command_line_rejects_bad_input_clearly(tmp_path, model_dir, args, messa
     }
     for k, v in subs.items():
         args = [a.replace(k, v) for a in args]
-    out = _predict(f"--model={model_dir}", *args)
-    assert out.returncode == 1
-    assert message in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+    code, _, err = predict_in_process(f"--model={model_dir}", *args)
+    assert code == 1
+    assert message in err, err
+    assert "Traceback" not in err
 
 
 def test_a_tvl1_model_runs_end_to_end(tmp_path):

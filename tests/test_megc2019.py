@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from merjax import metrics, models, runner
+from merjax import metrics, models
 from merjax.data import composite, smic
 from merjax.models import ststnet
 
@@ -64,12 +64,10 @@ def test_best_test_epoch_is_chosen_per_fold_on_its_test_samples():
 
 
 @pytest.mark.slow
-def test_the_experiment_end_to_end(tmp_path):
+def test_the_experiment_end_to_end(megc2019_run):
     """In the tiny profile: every configuration trains, the table has the published and the
     NOT-VALID columns, and its numbers are those of the pooled predictions."""
-    s = runner.run(
-        "megc2019", tmp_path / "w", profile="tiny", cache_dir=tmp_path / "cache", progress=None
-    )
+    w, s = megc2019_run
     assert s["headline"] == "ststnet-tvl1" and set(s["configs"]) == {
         "ststnet-tvl1",
         "vy-3cl-horn_schunck",
@@ -79,23 +77,19 @@ def test_the_experiment_end_to_end(tmp_path):
     for name, row in s["configs"].items():
         assert set(row["per_dataset"]) == {"smic", "casme2", "samm"}
         assert 0 <= s["not_valid_best_test_epoch"][name]["uf1"] <= 1
-    rows = list(csv.DictReader(open(tmp_path / "w" / "megc2019.csv")))
+    rows = list(csv.DictReader(open(w / "megc2019.csv")))
     assert [r["config"] for r in rows][0] == "ststnet-tvl1" and rows[0]["published_uf1"] == "0.7353"
-    md = (tmp_path / "w" / "megc2019.md").read_text()
+    md = (w / "megc2019.md").read_text()
     assert "NOT VALID: best test epoch per subject" in md and "| STSTNet | TV-L1 |" in md
-    report = (tmp_path / "w" / "report.md").read_text()
+    report = (w / "report.md").read_text()
     assert "**The last column is not a valid result.**" in report
     # The headline's UF1 and UAR are those of its pooled held-out predictions (metrics.jsonl).
-    lines = [
-        json.loads(x) for x in (tmp_path / "w" / "runs" / "ststnet-tvl1" / "metrics.jsonl").open()
-    ]
+    lines = [json.loads(x) for x in (w / "runs" / "ststnet-tvl1" / "metrics.jsonl").open()]
     pooled = [x for x in lines if x["kind"] == "pooled"]
     assert pooled and pooled[0]["all"]["uf1"] == pytest.approx(s["uf1"])
     assert (
-        json.loads((tmp_path / "w" / "models" / "ststnet" / "model.json").read_text())["flow"][
-            "method"
-        ]
+        json.loads((w / "models" / "ststnet" / "model.json").read_text())["flow"]["method"]
         == "tvl1"
     )
     for png in ("confusion_ststnet-tvl1.png", "uf1_by_config.png"):
-        assert (tmp_path / "w" / png).stat().st_size > 1000
+        assert (w / png).stat().st_size > 1000

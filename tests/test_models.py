@@ -60,6 +60,16 @@ def test_table9_filter_sums():
 # ------------------------------------------------------------------ forward, features
 
 
+def _init(model, input_shape, seed=0):
+    """models.init, jitted: one compiled program instead of a deep network's ops one by one."""
+    return jax.jit(lambda k: models.init(model, k, input_shape))(jax.random.key(seed))
+
+
+def _apply(model, variables, x, **kw):
+    """model.apply, jitted (keyword arguments are static)."""
+    return jax.jit(lambda v, x: model.apply(v, x, **kw))(variables, x)
+
+
 def _x(n, hw, c, seed=0):
     return jax.random.normal(jax.random.key(seed), (n, hw, hw, c))
 
@@ -70,20 +80,20 @@ def _x(n, hw, c, seed=0):
 )
 def test_shallow_forward_shapes_and_features(num_layers, feature_dim):
     model = models.build("shallow", num_layers, 1)
-    variables = models.init(model, jax.random.key(0), (64, 64, 1))
+    variables = _init(model, (64, 64, 1))
     x = _x(3, 64, 1)
-    logits, feats = model.apply(variables, x, return_features=True)
+    logits, feats = _apply(model, variables, x, return_features=True)
     assert logits.shape == (3, 5) and feats.shape == (3, feature_dim)
     fc = variables["params"]["fc"]
     np.testing.assert_allclose(logits, feats @ fc["kernel"] + fc["bias"], rtol=1e-4, atol=1e-4)
-    np.testing.assert_array_equal(model.apply(variables, x), logits)
+    np.testing.assert_allclose(_apply(model, variables, x), logits, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("num_layers,feature_dim", [(1, 64 * 16 * 16), (7, 128 * 4 * 4), (17, 512)])
 def test_resnet_forward_shapes_and_features(num_layers, feature_dim):
     model = models.build("resnet", num_layers, 3)
-    variables = models.init(model, jax.random.key(0), (64, 64, 3))
-    logits, feats = model.apply(variables, _x(2, 64, 3), return_features=True)
+    variables = _init(model, (64, 64, 3))
+    logits, feats = _apply(model, variables, _x(2, 64, 3), return_features=True)
     assert logits.shape == (2, 5) and feats.shape == (2, feature_dim)
     assert np.all(np.isfinite(logits))
 
@@ -143,15 +153,14 @@ def test_vmapped_forward_equals_separate_calls(arch, num_layers, channels):
 def test_batchnorm_mask_excludes_padding_samples():
     """A padded batch with a mask trains exactly like the real samples alone."""
     model = models.build("shallow", 2, 1)
-    variables = models.init(model, jax.random.key(0), (16, 16, 1))
+    variables = _init(model, (16, 16, 1))
     real = _x(5, 16, 1, seed=1)
     junk = _x(3, 16, 1, seed=2) * 100 + 50
     padded = jnp.concatenate([real, junk])
     mask = jnp.arange(8) < 5
-    alone, st_alone = model.apply(variables, real, train=True, mutable=["batch_stats"])
-    masked, st_masked = model.apply(
-        variables, padded, train=True, mask=mask, mutable=["batch_stats"]
-    )
+    train = jax.jit(lambda v, x, m: model.apply(v, x, train=True, mask=m, mutable=["batch_stats"]))
+    alone, st_alone = train(variables, real, None)
+    masked, st_masked = train(variables, padded, mask)
     np.testing.assert_allclose(masked[:5], alone, rtol=1e-4, atol=1e-4)
     for a, b in zip(jax.tree.leaves(st_alone), jax.tree.leaves(st_masked), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

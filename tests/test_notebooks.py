@@ -31,14 +31,14 @@ def test_committed_without_outputs_or_library_code(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.slow
-def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch):
+def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch, cache_dir, tiny_db):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     for k, v in {
         "MERJAX_PROFILE": "tiny",
         "MERJAX_WORKDIR": str(tmp_path / "runs"),
-        "MERJAX_CACHE": str(tmp_path / "cache"),
+        "MERJAX_CACHE": str(cache_dir),  # the session's: its database and flows
         "MERJAX_ALLOW_SYNTHETIC": "1",
         "MERJAX_CASME2_ROOT": str(tmp_path / "no-casme2"),
         "MERJAX_SAMM_ROOT": str(tmp_path / "no-samm"),

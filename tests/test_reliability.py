@@ -334,18 +334,33 @@ def test_9_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
     assert seen and f"stale lock of process {holder.pid}" in seen[0]
 
 
-def test_9_checkpoints_of_another_configuration_are_moved_aside(tmp_path):
-    cfg = train.TrainConfig(
-        epochs=2, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
-    )
-    train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None)
+CKPT = train.TrainConfig(
+    epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
+)
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory) -> Path:
+    """A workdir as a run of CKPT killed after its epoch-2 checkpoint leaves it (checkpoints of
+    epochs 1 and 2), made once; tests damage their own copy (``killed``)."""
+    path = tmp_path_factory.mktemp("killed")
+    train.train_loso(TINY, X, X, Y, SUBJ, CKPT, workdir=path, progress=None, stop_after_epoch=2)
+    return path
+
+
+@pytest.fixture
+def killed(killed_run, tmp_path) -> Path:
+    """A private copy of ``killed_run`` that a test may damage."""
+    return Path(shutil.copytree(killed_run, tmp_path / "workdir"))
+
+
+def test_9_checkpoints_of_another_configuration_are_moved_aside(killed):
     seen = []
-    other = dataclasses.replace(cfg, learning_rate=5e-4)
-    train.train_loso(TINY, X, X, Y, SUBJ, other, workdir=tmp_path, progress=seen.append)
+    other = dataclasses.replace(CKPT, learning_rate=5e-4, epochs=2)
+    train.train_loso(TINY, X, X, Y, SUBJ, other, workdir=killed, progress=seen.append)
     assert any("moved them to checkpoints.other-config" in m for m in seen)
-    assert (tmp_path / "checkpoints.other-config" / "2").is_dir() and (
-        tmp_path / "checkpoints" / "2"
-    ).is_dir()
+    assert (killed / "checkpoints.other-config" / "2").is_dir()
+    assert (killed / "checkpoints" / "2").is_dir()
 
 
 # --------------------------------------------------------------------------- 10. a full disk
@@ -393,39 +408,31 @@ def test_10_a_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, tiny_db):
 # checkpoints
 
 
-def test_11_a_truncated_checkpoint_falls_back_to_an_older_one(tmp_path):
-    """Before: every rerun failed with orbax tracebacks although epoch 1's checkpoint was whole."""
-    cfg = train.TrainConfig(
-        epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
-    )
-    whole = train.train_loso(TINY, X, X, Y, SUBJ, cfg, progress=None)
-    train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None, stop_after_epoch=2)
-    for data in (
-        tmp_path / "checkpoints" / "2" / "default" / "d"
-    ).iterdir():  # the data files orbax reads
+def test_11_a_truncated_checkpoint_falls_back_to_an_older_one(killed):
+    """Before: every rerun failed with orbax tracebacks although epoch 1's checkpoint was whole.
+    The resumed run predicts as an uninterrupted one: the same programs on the same states."""
+    whole = train.train_loso(TINY, X, X, Y, SUBJ, CKPT, progress=None)
+    for data in (killed / "checkpoints" / "2" / "default" / "d").iterdir():  # what orbax reads
         data.write_bytes(data.read_bytes()[:10])
     seen = []
-    resumed = train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=seen.append)
+    resumed = train.train_loso(TINY, X, X, Y, SUBJ, CKPT, workdir=killed, progress=seen.append)
     assert any("checkpoint of epoch 2" in m and "does not restore" in m for m in seen)
     assert any("resumed from the checkpoint of epoch 1" in m for m in seen)
-    assert (tmp_path / "checkpoints" / "2.damaged").is_dir()  # kept, out of the way
+    assert (killed / "checkpoints" / "2.damaged").is_dir()  # kept, out of the way
     np.testing.assert_allclose(resumed.logits, whole.logits, atol=1e-5)
 
 
-def test_13_an_emptied_metadata_file_is_named(tmp_path):
+def test_13_an_emptied_metadata_file_is_named(killed):
     """Before: 'error: Expecting value: line 1 column 1 (char 0)' and nothing else."""
-    cfg = train.TrainConfig(
-        epochs=2, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
-    )
-    train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None, stop_after_epoch=1)
-    meta = next((tmp_path / "checkpoints" / "1").rglob("_METADATA"))
+    shutil.rmtree(killed / "checkpoints" / "2")  # as if killed after epoch 1 (the test's copy)
+    meta = next((killed / "checkpoints" / "1").rglob("_METADATA"))
     meta.write_text("")
     with pytest.raises(
         checkpoint.CheckpointError,
-        match=rf"no checkpoint in {tmp_path / 'checkpoints'} restores "
+        match=rf"no checkpoint in {killed / 'checkpoints'} restores "
         rf"\(epoch 1: {meta} is empty or not JSON\); move that folder away",
     ):
-        train.train_loso(TINY, X, X, Y, SUBJ, cfg, workdir=tmp_path, progress=None)
+        train.train_loso(TINY, X, X, Y, SUBJ, CKPT, workdir=killed, progress=None)
 
 
 # --------------------------------------------------------------------------- 12. a damaged flow
