@@ -29,7 +29,7 @@ import numpy as np
 from absl import app, flags
 
 from merjax import inference
-from merjax.data.cache import FlowSettings
+from merjax.flow import FlowSettings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("nets", ["vy-3cl", "resnet8"], "Networks by paper name (merjax.models.by_name).")
@@ -96,8 +96,8 @@ def sequential_pipeline(model: inference.Model):
         u, v = HornSchunck(
             onset[0].astype(np.float32),
             apex[0].astype(np.float32),
-            alpha=spec.flow.smoothness,
-            Niter=spec.flow.num_iter,
+            alpha=spec.flow.horn_schunck.smoothness,
+            Niter=spec.flow.horn_schunck.num_iter,
         )
         return net(np.stack([u, v], -1)[None].astype(np.float32))
 

@@ -23,7 +23,7 @@ import dataclasses
 import typing
 from collections.abc import Sequence
 
-from merjax.data.cache import FlowSettings
+from merjax.flow import FlowSettings
 from merjax.train import TrainConfig
 
 PROFILES = ("quick", "paper", "tiny")

@@ -263,7 +263,7 @@ class Context:
         prepare = jax.jit(
             functools.partial(flow.input_maps, size=self.cfg.size, kind=representation)
         )
-        return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augment))
+        return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augmented))
 
     # ------------------------------------------------------------------ training
 

@@ -8,7 +8,8 @@
 
 Experiments are the files in the repository's ``experiments/`` folder (see merjax.runner);
 ``--set`` changes any config field (``size=32``, ``num_folds=None``,
-``train.learning_rate=5e-4``, ``flow.num_iter=100``). Errors a user can make end with one line;
+``train.learning_rate=5e-4``, ``flow.horn_schunck.num_iter=100``). Errors a user can make end
+with one line;
 ``MERJAX_TRACEBACK=1`` shows the traceback instead.
 """
 

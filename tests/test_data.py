@@ -16,6 +16,7 @@ from merjax import baselines, flow
 from merjax.data import cache, casme2, composite, faces, frames, samm, smic, synthetic
 from merjax.data.sample import SampleList
 from merjax.data.spreadsheets import DataError
+from merjax.flow import FlowSettings, HornSchunckSettings, TVL1Settings
 
 from conftest import edit_cell
 
@@ -350,17 +351,20 @@ def majority_share(samples) -> float:
 
 def test_cache_hit_and_miss(tiny_db, tmp_path):
     s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")
-    settings = cache.FlowSettings(size=(24, 24), num_iter=5)
+    settings = FlowSettings(size=(24, 24), horn_schunck=HornSchunckSettings(num_iter=5))
     seen = []
     a, hit = cache.load_or_compute(
         s, settings, tmp_path, "tiny", progress=seen.append, batch_size=8
     )
-    assert not hit and a.apex.shape == (len(s), 24, 24, 2) and a.augment.shape == a.apex.shape
+    assert not hit and a.apex.shape == (len(s), 24, 24, 2) and a.augmented.shape == a.apex.shape
     assert any("flow" in m and "pairs" in m for m in seen)
     b, hit = cache.load_or_compute(s, settings, tmp_path, "tiny")
-    assert hit and np.array_equal(a.apex, b.apex) and np.array_equal(a.augment, b.augment)
+    assert hit and np.array_equal(a.apex, b.apex) and np.array_equal(a.augmented, b.augmented)
     _, hit = cache.load_or_compute(
-        s, cache.FlowSettings(size=(24, 24), num_iter=6), tmp_path, "tiny"
+        s,
+        FlowSettings(size=(24, 24), horn_schunck=HornSchunckSettings(num_iter=6)),
+        tmp_path,
+        "tiny",
     )
     assert not hit
     _, hit = cache.load_or_compute(s[1:], settings, tmp_path, "tiny")
@@ -372,7 +376,10 @@ def test_cache_hit_and_miss(tiny_db, tmp_path):
 
 def test_cache_matches_direct_flow(tiny_db):
     s = samm.load(tiny_db / "SAMM")[:3]
-    settings = cache.FlowSettings(size=(32, 32), num_iter=7, variant="classic", smoothness=0.5)
+    settings = FlowSettings(
+        size=(32, 32),
+        horn_schunck=HornSchunckSettings(num_iter=7, variant="classic", smoothness=0.5),
+    )
     got = cache.compute(s, settings, progress=None, batch_size=2)
     for i, x in enumerate(s):
         box, _ = faces.face_box(x)
@@ -380,14 +387,14 @@ def test_cache_matches_direct_flow(tiny_db):
         want = flow.horn_schunck(f[0], f[1], smoothness=0.5, num_iter=7, variant="classic")
         np.testing.assert_allclose(got.apex[i], want, atol=1e-6)
         want = flow.horn_schunck(f[0], f[2], smoothness=0.5, num_iter=7, variant="classic")
-        np.testing.assert_allclose(got.augment[i], want, atol=1e-6)
+        np.testing.assert_allclose(got.augmented[i], want, atol=1e-6)
 
 
 def test_flow_settings_are_checked():
     with pytest.raises(ValueError, match="variant"):
-        cache.FlowSettings(variant="farneback")
+        HornSchunckSettings(variant="farneback")
     with pytest.raises(ValueError, match="size"):
-        cache.FlowSettings(size=(2, 64))
+        FlowSettings(size=(2, 64))
 
 
 def test_nearest_class_mean_baseline():
@@ -412,20 +419,32 @@ def test_nearest_class_mean_baseline():
 def test_tvl1_flows_in_the_cache(tiny_db, tmp_path):
     """FlowSettings carry the method and its parameters; the cache keys on them."""
     s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")[:4]
-    tv = cache.FlowSettings(size=(16, 16), method="tvl1")
-    hs = cache.FlowSettings(size=(16, 16))
+    tv = FlowSettings(size=(16, 16), method="tvl1")
+    hs = FlowSettings(size=(16, 16))
     assert (
         tv.digest()
         != hs.digest()
-        != cache.FlowSettings(
-            size=(16, 16), method="tvl1", tvl1=cache.TVL1Settings(num_iter=5)
-        ).digest()
+        != FlowSettings(size=(16, 16), method="tvl1", tvl1=TVL1Settings(num_iter=5)).digest()
     )
     a, hit = cache.load_or_compute(s, tv, tmp_path, "tiny", progress=None)
     frames0, _ = cache.sample_frames(s[0], tv)
     np.testing.assert_allclose(a.apex[0], flow.tvl1(frames0[0], frames0[1]), atol=1e-4)
     b, _ = cache.load_or_compute(s, hs, tmp_path, "tiny", progress=None)
     assert not np.allclose(a.apex, b.apex)
-    assert cache.FlowSettings.from_json(tv.to_json()) == tv
+    assert FlowSettings.from_json(tv.to_json()) == tv
     with pytest.raises(ValueError, match="flow method"):
-        cache.FlowSettings(method="farneback")
+        FlowSettings(method="farneback")
+
+
+def test_flow_settings_of_older_model_folders():
+    """Model folders of merjax before the methods' parameters were nested (format 1: Horn-Schunck's
+    at the top level) and before TV-L1 (no method) read as the settings they were."""
+    old = {"variant": "classic", "smoothness": 0.5, "num_iter": 7, "size": [32, 32], "format": 1}
+    got = FlowSettings.from_json(old | {"crop": "none"})
+    assert got == FlowSettings(
+        size=(32, 32),
+        crop="none",
+        horn_schunck=HornSchunckSettings(variant="classic", smoothness=0.5, num_iter=7),
+    )
+    tv = FlowSettings(method="tvl1", tvl1=TVL1Settings(num_iter=5))
+    assert FlowSettings.from_json(tv.to_json()) == tv and tv.params()["num_iter"] == 5

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from merjax import context, flow, inference, models, runner
-from merjax.data.cache import FlowSettings
 from merjax.data.spreadsheets import DataError
+from merjax.flow import FlowSettings
 from merjax.predict import predict_pair, predict_video, read_clip
 
 FRAME = (16, 16)

@@ -22,9 +22,8 @@ import pytest
 
 from merjax import checkpoint, files, inference, models, report, runner, train
 from merjax.data import cache, casme2, composite, frames, samm
-from merjax.data.cache import FlowSettings
 from merjax.data.spreadsheets import DataError
-from merjax.flow import horn_schunck
+from merjax.flow import FlowSettings, HornSchunckSettings, horn_schunck
 
 from conftest import edit_cell
 
@@ -49,7 +48,7 @@ _set = edit_cell
 def test_1_cache_sees_a_changed_frame(db, tmp_path):
     """Before: keyed on spreadsheet rows and settings only, a re-exported frame reused old flows."""
     s = composite.megc2018(db / "CASME2", db / "SAMM")
-    settings = FlowSettings(size=(16, 16), num_iter=5)
+    settings = FlowSettings(size=(16, 16), horn_schunck=HornSchunckSettings(num_iter=5))
     a, hit = cache.load_or_compute(s, settings, tmp_path, "tiny", progress=None)
     assert not hit
     _, hit = cache.load_or_compute(s, settings, tmp_path, "tiny", progress=None)
@@ -443,7 +442,7 @@ def test_13_an_emptied_metadata_file_is_named(killed):
 def test_12_a_damaged_flow_cache_is_a_miss(tiny_db, tmp_path, damage):
     """Before: BadZipFile or a CRC error on every rerun."""
     s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")
-    settings = FlowSettings(size=(16, 16), num_iter=5)
+    settings = FlowSettings(size=(16, 16), horn_schunck=HornSchunckSettings(num_iter=5))
     a, _ = cache.load_or_compute(s, settings, tmp_path, "tiny", progress=None)
     path = cache.cache_path(tmp_path, "tiny", settings)
     data = bytearray(path.read_bytes())

@@ -10,14 +10,13 @@ paths); samples skipped with ``on_error="skip"`` are in its ``.skipped``.
 """
 
 from merjax.data import casme2, composite, samm, smic
-from merjax.data.cache import FlowSet, FlowSettings, load_or_compute
+from merjax.data.cache import FlowSet, load_or_compute
 from merjax.data.sample import Problem, Sample, SampleList
 from merjax.data.spreadsheets import DataError
 
 __all__ = [
     "DataError",
     "FlowSet",
-    "FlowSettings",
     "Problem",
     "Sample",
     "SampleList",

@@ -27,94 +27,21 @@ from merjax import files
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.sample import Sample
+from merjax.flow import FlowSettings
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 1  # bump when what is stored changes
-
-
-@dataclasses.dataclass(frozen=True)
-class TVL1Settings:
-    """TV-L1's parameters (:func:`merjax.flow.tvl1`; IPOL's names, lambda for [0, 1] frames)."""
-
-    tau: float = flow_lib.tvl1_defaults["tau"]
-    lambda_: float = flow_lib.tvl1_defaults["lambda_"]
-    theta: float = flow_lib.tvl1_defaults["theta"]
-    nscales: int = flow_lib.tvl1_defaults["nscales"]
-    zfactor: float = flow_lib.tvl1_defaults["zfactor"]
-    nwarps: int = flow_lib.tvl1_defaults["nwarps"]
-    num_iter: int = flow_lib.tvl1_defaults["num_iter"]
-    epsilon: float | None = flow_lib.tvl1_defaults["epsilon"]
-
-
-@dataclasses.dataclass(frozen=True)
-class FlowSettings:
-    """Everything that determines a cached flow: the method and its parameters, the frame size
-    the flow is computed at, and how frames are cropped."""
-
-    variant: str = "matlab"  # Horn-Schunck's variant
-    smoothness: float = 1.0  # Horn-Schunck
-    num_iter: int = 10  # Horn-Schunck: MATLAB's default MaxIteration, as the paper used
-    size: tuple[int, int] = (64, 64)
-    crop: str = "dataset"  # the database's crops, else a Haar face box on the onset frame
-    method: str = "horn_schunck"  # or "tvl1" (merjax.flow.METHODS)
-    tvl1: TVL1Settings = TVL1Settings()
-
-    def __post_init__(self):
-        if self.method not in flow_lib.METHODS:
-            raise ValueError(f"flow method must be one of {flow_lib.METHODS}, got {self.method!r}")
-        if self.variant not in flow_lib.VARIANTS:
-            raise ValueError(
-                f"flow variant must be one of {flow_lib.VARIANTS}, got {self.variant!r}"
-            )
-        if self.crop not in ("dataset", "none"):
-            raise ValueError(f"crop must be 'dataset' or 'none', got {self.crop!r}")
-        if len(self.size) != 2 or min(self.size) < 4:
-            raise ValueError(f"size must be (H, W) with sides >= 4, got {self.size!r}")
-        if self.method == "tvl1" and min(self.size) < 8:
-            raise ValueError(f"TV-L1 needs frames of at least 8x8, got size {self.size!r}")
-        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
-        if isinstance(self.tvl1, dict):  # from JSON
-            object.__setattr__(self, "tvl1", TVL1Settings(**self.tvl1))
-
-    def params(self) -> dict:
-        """Keyword arguments of the method's function (merjax.flow.compute)."""
-        if self.method == "tvl1":
-            return dataclasses.asdict(self.tvl1)
-        return {"smoothness": self.smoothness, "num_iter": self.num_iter, "variant": self.variant}
-
-    def describe(self) -> str:
-        """The flow in a few words, for reports."""
-        if self.method == "tvl1":
-            t = self.tvl1
-            return (
-                f"TV-L1 (lambda {t.lambda_:g} for [0, 1] frames, theta {t.theta:g}, tau {t.tau:g}, "
-                f"{t.nwarps} warps x {t.num_iter} iterations per scale)"
-            )
-        return (
-            f"Horn-Schunck {self.variant}, {self.num_iter} iterations, smoothness {self.smoothness}"
-        )
-
-    def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "size": list(self.size), "format": _FORMAT}
-
-    @classmethod
-    def from_json(cls, d: dict) -> FlowSettings:
-        """Settings from :meth:`to_json` (model folders written before TV-L1 have no method)."""
-        d = {k: v for k, v in d.items() if k != "format"}
-        return cls(**d)
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
+_FORMAT = 2  # bump when what is stored changes (2: "augmented", nested flow settings)
 
 
 @dataclasses.dataclass(frozen=True)
 class FlowSet:
-    """Flows aligned with a sample list: ``apex`` and ``augment`` are ``[N, H, W, 2]``."""
+    """Flows aligned with a sample list: onset->apex (``apex``) and onset->apex+1 (``augmented``,
+    the paper's training augmentation), each ``[N, H, W, 2]``."""
 
     keys: tuple[str, ...]
     apex: np.ndarray
-    augment: np.ndarray
+    augmented: np.ndarray
     settings: FlowSettings
     notes: tuple[str, ...] = ()
 
@@ -208,15 +135,15 @@ def load_or_compute(
         try:
             with np.load(path) as f:
                 meta = json.loads(str(f["meta"]))
-                if meta["settings"] != settings.to_json() or meta["keys"] != keys:
+                if meta.get("format") != _FORMAT:
+                    reason = "is in an older format"
+                elif meta["settings"] != settings.to_json() or meta["keys"] != keys:
                     reason = "is for other samples or settings"
-                elif "frames" not in meta:
-                    reason = "records no hash of its frames (an older merjax wrote it)"
                 elif meta["frames"] != digest:
                     reason = "was computed from frames that have changed since"
                 else:
                     flows = FlowSet(
-                        tuple(keys), f["apex"], f["augment"], settings, tuple(meta["notes"])
+                        tuple(keys), f["apex"], f["augmented"], settings, tuple(meta["notes"])
                     )
                     say(f"flows from cache {path}")
                     return flows, True
@@ -226,10 +153,11 @@ def load_or_compute(
     flows = compute(samples, settings, progress=progress, batch_size=batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
+        "format": _FORMAT,
         "settings": settings.to_json(),
         "keys": keys,
         "frames": digest,
         "notes": list(flows.notes),
     }
-    files.savez(path, apex=flows.apex, augment=flows.augment, meta=json.dumps(meta))
+    files.savez(path, apex=flows.apex, augmented=flows.augmented, meta=json.dumps(meta))
     return flows, False

@@ -576,9 +576,10 @@ def baseline(roots: dict[str, Path], cache_dir: Path, *, kind: str = "vxvy") -> 
     majority class, on the MEGC 2018-style composite of a synthetic database."""
     from merjax import baselines, flow
     from merjax.data import cache, composite
+    from merjax.flow import FlowSettings
 
     samples = composite.megc2018(roots["casme2"], roots["samm"])
-    flows, _ = cache.load_or_compute(samples, cache.FlowSettings(), cache_dir, "synthetic")
+    flows, _ = cache.load_or_compute(samples, FlowSettings(), cache_dir, "synthetic")
     x = np.asarray(flow.representation(flows.apex, kind))
     y = np.array([s.label for s in samples])
     subjects = np.array([s.subject for s in samples])

@@ -11,13 +11,13 @@ scaled to [0, 1]; flow ``[..., H, W, 2]`` float32 ``(vx, vy)``, ``vx > 0`` right
   IPOL 2013 specifies it. Sharper motion boundaries and larger displacements; more work per pair.
 
 :func:`compute` picks either by name (``"horn_schunck"`` or ``"tvl1"``), as the flow cache, the
-experiments and inference do. :func:`representation` turns a flow into a network input;
+experiments and inference do; :class:`FlowSettings` records the method, its parameters, the
+frame size and the crop as one value. :func:`representation` turns a flow into a network input;
 :func:`input_maps` resizes it to the network first (training and inference both call it).
 """
 
-from merjax.flow.dual_tvl1 import DEFAULTS as tvl1_defaults
 from merjax.flow.dual_tvl1 import tvl1
-from merjax.flow.hs import VARIANTS, Variant, horn_schunck
+from merjax.flow.hs import Variant, horn_schunck
 from merjax.flow.inputs import check_finite, intensities, to_intensity
 from merjax.flow.representations import (
     REPRESENTATIONS,
@@ -26,8 +26,13 @@ from merjax.flow.representations import (
     representation,
     resize_flow,
 )
-
-METHODS: tuple[str, ...] = ("horn_schunck", "tvl1")
+from merjax.flow.settings import (
+    METHODS,
+    VARIANTS,
+    FlowSettings,
+    HornSchunckSettings,
+    TVL1Settings,
+)
 
 
 def compute(frame0, frame1, method: str = "horn_schunck", **params):
@@ -41,6 +46,9 @@ def compute(frame0, frame1, method: str = "horn_schunck", **params):
 
 __all__ = [
     "METHODS",
+    "FlowSettings",
+    "HornSchunckSettings",
+    "TVL1Settings",
     "REPRESENTATIONS",
     "VARIANTS",
     "Variant",
@@ -54,5 +62,4 @@ __all__ = [
     "resize_flow",
     "to_intensity",
     "tvl1",
-    "tvl1_defaults",
 ]

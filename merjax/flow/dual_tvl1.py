@@ -42,25 +42,10 @@ import numpy as np
 from jax import lax
 
 from merjax.flow.inputs import intensities
+from merjax.flow.settings import TVL1Settings
 from merjax.flow.stencils import gradient
 
-IPOL_LAMBDA = 0.15
-"""IPOL's lambda, for intensities in 0-255."""
-
-DEFAULTS = {
-    "tau": 0.25,
-    "lambda_": 255 * IPOL_LAMBDA,
-    "theta": 0.3,
-    "nscales": 100,
-    "zfactor": 0.5,
-    "nwarps": 5,
-    "num_iter": 10,
-    "epsilon": None,
-}
-"""The defaults of :func:`tvl1`: IPOL's, with lambda for [0, 1] intensities and a fixed count of
-10 iterations per warp (scikit-image's). On real images warped by known smooth fields
-(tests/test_tvl1.py) 10 gave 0.098 px end-point error, 30 0.107 and 50 0.110: more iterations
-approach the TV-L1 minimum, whose piecewise-constant bias does not suit smooth motion."""
+_DEFAULTS = TVL1Settings()
 
 MIN_SIDE = 16
 """IPOL's coarsest scale keeps both sides at least this long."""
@@ -246,14 +231,14 @@ def tvl1(
     frame0: jax.Array | np.ndarray,
     frame1: jax.Array | np.ndarray,
     *,
-    tau: float = DEFAULTS["tau"],
-    lambda_: float = DEFAULTS["lambda_"],
-    theta: float = DEFAULTS["theta"],
-    nscales: int = DEFAULTS["nscales"],
-    zfactor: float = DEFAULTS["zfactor"],
-    nwarps: int = DEFAULTS["nwarps"],
-    num_iter: int = DEFAULTS["num_iter"],
-    epsilon: float | None = DEFAULTS["epsilon"],
+    tau: float = _DEFAULTS.tau,
+    lambda_: float = _DEFAULTS.lambda_,
+    theta: float = _DEFAULTS.theta,
+    nscales: int = _DEFAULTS.nscales,
+    zfactor: float = _DEFAULTS.zfactor,
+    nwarps: int = _DEFAULTS.nwarps,
+    num_iter: int = _DEFAULTS.num_iter,
+    epsilon: float | None = _DEFAULTS.epsilon,
     check_frames: bool = True,
 ) -> jax.Array:
     """TV-L1 optical flow from ``frame0`` to ``frame1`` (see the module docstring).

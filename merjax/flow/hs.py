@@ -28,9 +28,10 @@ import numpy as np
 from jax import lax
 
 from merjax.flow.inputs import intensities
+from merjax.flow.settings import VARIANTS, HornSchunckSettings
 
 Variant = Literal["matlab", "classic"]
-VARIANTS: tuple[str, ...] = ("matlab", "classic")
+_DEFAULTS = HornSchunckSettings()
 
 
 # --------------------------------------------------------------------------- stencils
@@ -194,9 +195,9 @@ def horn_schunck(
     frame0: jax.Array | np.ndarray,
     frame1: jax.Array | np.ndarray,
     *,
-    smoothness: float | jax.Array = 1.0,
-    num_iter: int = 10,
-    variant: Variant = "matlab",
+    smoothness: float | jax.Array = _DEFAULTS.smoothness,
+    num_iter: int = _DEFAULTS.num_iter,
+    variant: Variant = _DEFAULTS.variant,
     velocity_difference: float | None = None,
     check_frames: bool = True,
 ) -> jax.Array:
