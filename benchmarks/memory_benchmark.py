@@ -59,7 +59,7 @@ def main(argv):
     rows = []
     for net in FLAGS.nets:
         for conv in FLAGS.convs:
-            model, rep = models.by_name(net, conv=conv)
+            model, rep = models.by_name(net, conv_impl=conv)
             shape = (FLAGS.size, FLAGS.size, {"vy": 1, "vxvy": 2, "vxvym": 3}.get(rep, 1))
             per_run, fixed = memory.per_run_bytes(model, cfg, shape, FLAGS.items)
             fit = [max(0, int((g * 1e9 * memory.SAFETY - fixed) // per_run)) for g in sizes]

@@ -69,9 +69,9 @@ def data(folds: int, samples: int, size: int, channels: int):
     rng = np.random.default_rng(0)
     subjects = [f"s{i % folds:02d}" for i in range(samples)]
     x = rng.normal(size=(samples, size, size, channels)).astype(np.float32)
-    xa = rng.normal(size=x.shape).astype(np.float32)
+    augmented = rng.normal(size=x.shape).astype(np.float32)
     labels = rng.integers(0, 5, samples).astype(np.int32)
-    return x, xa, labels, subjects
+    return x, augmented, labels, subjects
 
 
 def _timed(run) -> tuple[float, float, object]:
@@ -97,24 +97,21 @@ def _row(name: tuple[str, str, str], first: float, steady: float, runs: int, ste
 
 
 def time_one(net: str, d, conv: str, strategy: str) -> dict:
-    model, _ = models.by_name(net, conv=conv)
-    cfg = train.TrainConfig(
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch,
-        chunk_size=FLAGS.chunk,
-        strategy=strategy,
-        epochs_per_call=FLAGS.epochs,
+    model, _ = models.by_name(net, conv_impl=conv)
+    cfg = train.TrainConfig(epochs=FLAGS.epochs, batch_size=FLAGS.batch)
+    execution = train.Execution(
+        strategy=strategy, chunk_size=FLAGS.chunk, epochs_per_call=FLAGS.epochs
     )
-    first, steady, r = _timed(lambda: train.train_loso(model, *d, cfg, progress=None))
+    first, steady, r = _timed(lambda: train.train_loso(model, *d, cfg, execution, progress=None))
     steps = int(np.ceil(r.plan.train_mask.sum(1).max() / FLAGS.batch))
     return _row((conv, "scanned", strategy), first, steady, len(r.losses), steps)
 
 
 def time_host(net: str, d, conv: str) -> dict:
     """Python-driven steps, one run at a time: merjax's CPU default before (with lax.conv)."""
-    model, _ = models.by_name(net, conv=conv)
-    x, xa, labels, subjects = d
-    items = jnp.concatenate([x, xa])
+    model, _ = models.by_name(net, conv_impl=conv)
+    x, augmented, labels, subjects = d
+    items = jnp.concatenate([x, augmented])
     item_labels = jnp.concatenate([labels, labels])
     plan = train.fold_plan(subjects, train.subject_groups(subjects), (0,))
     steps = int(np.ceil(plan.train_mask.sum(1).max() / FLAGS.batch))
@@ -192,16 +189,13 @@ def main(argv):
     }
     print(f"fastest: {result['fastest']}")
     if FLAGS.paper or FLAGS.full_run:
-        model, _ = models.by_name(FLAGS.net, conv=best["conv"])
-        cfg = train.TrainConfig(
-            epochs=FLAGS.paper_epochs,
-            batch_size=FLAGS.batch,
-            strategy=best["strategy"],
-            epochs_per_call=25,
-            chunk_size=FLAGS.chunk,
+        model, _ = models.by_name(FLAGS.net, conv_impl=best["conv"])
+        cfg = train.TrainConfig(epochs=FLAGS.paper_epochs, batch_size=FLAGS.batch)
+        execution = train.Execution(
+            strategy=best["strategy"], epochs_per_call=25, chunk_size=FLAGS.chunk
         )
         t0 = time.perf_counter()
-        train.train_loso(model, *d, cfg, progress=print)
+        train.train_loso(model, *d, cfg, execution, progress=print)
         result["paper_run_s"] = time.perf_counter() - t0
         est = base["s_per_epoch"] * FLAGS.paper_epochs
         result["baseline_estimate_s"] = est

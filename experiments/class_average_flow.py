@@ -16,8 +16,9 @@ import io
 
 import numpy as np
 
-from merjax import baselines, context, flow, metrics
+from merjax import baselines, context, flow, metrics, report
 from merjax.config import Config, base
+from merjax.data.composite import class_labels
 from merjax.report import flow_grid_figure, num, pct
 
 
@@ -36,7 +37,7 @@ def run(ctx: context.Context) -> dict:
     )
     mag = np.asarray(flow.representation(mean_KxHxWx2, "mag"))[..., 0]
     maps = np.stack([mean_KxHxWx2[..., 0], mean_KxHxWx2[..., 1], mag])  # [3, K, H, W]
-    labels = context.class_labels()
+    labels = class_labels()
     rep = ctx.report(
         "Average flow per class (paper Figure 6)",
         f"{cfg.profile} profile: onset->apex flows at {cfg.flow.size[0]}x{cfg.flow.size[1]} "
@@ -116,4 +117,4 @@ def run(ctx: context.Context) -> dict:
         ],
     )
     head = "nearest-class-mean-vy"
-    return rep.write(context.summary("class_average_flow", cfg, data, head, results))
+    return rep.write(report.summary("class_average_flow", cfg, data, head, results))

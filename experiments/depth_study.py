@@ -12,7 +12,7 @@ best).
 
 from __future__ import annotations
 
-from merjax import context, models
+from merjax import context, models, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.report import num, pct, series_figure
@@ -90,7 +90,7 @@ def run(ctx: context.Context) -> dict:
     )
     rep.text(
         "Parameters for 1-13 CL match the paper exactly; for 15 and 17 CL the paper's counts do "
-        "not follow from its architecture (DESIGN.md section 3), so both are shown."
+        "not follow from its architecture (docs/networks.md), so both are shown."
     )
     nets = list(results)
     cls = [int(n[6:]) - 1 for n in nets]
@@ -113,7 +113,7 @@ def run(ctx: context.Context) -> dict:
     if ctx.model_text(head):
         rep.text(ctx.model_text(head))
     return rep.write(
-        context.summary(
+        report.summary(
             "depth_study", cfg, data, head, results, model=str(ctx.model_dir(head) or "")
         )
     )

@@ -11,9 +11,10 @@ choice).
 
 from __future__ import annotations
 
-from merjax import context, models
+from merjax import context, models, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
+from merjax.data.composite import class_labels
 from merjax.report import confusion_figure, num, pct, series_figure
 
 REPRESENTATIONS = ("vx", "vy", "vxvy", "mag")
@@ -34,10 +35,10 @@ def run(ctx: context.Context) -> dict:
         res = ctx.evaluate(net)
         r = res.row()
         results[net] = r
-        rep, depth = net.rsplit("-", 1)
+        representation, depth = net.rsplit("-", 1)
         d = int(depth[:-2])
-        ref = paper.TABLE4.get(rep, (None,) * 4)[d - 1] if 1 <= d <= 4 else None
-        name = paper.REPRESENTATION_NAMES.get(rep, rep)
+        ref = paper.TABLE4.get(representation, (None,) * 4)[d - 1] if 1 <= d <= 4 else None
+        name = paper.REPRESENTATION_NAMES.get(representation, representation)
         rows.append(
             [
                 name,
@@ -105,9 +106,7 @@ def run(ctx: context.Context) -> dict:
     headline = ctx.evaluate(head)
     rep.figure(
         f"confusion_{head}",
-        confusion_figure(
-            headline.confusion, context.class_labels(), f"{head}, pooled held-out, all seeds"
-        ),
+        confusion_figure(headline.confusion, class_labels(), f"{head}, pooled held-out, all seeds"),
         f"Confusion matrix of {head} (rows: true class).",
     )
     if ctx.model_text(head):
@@ -115,7 +114,7 @@ def run(ctx: context.Context) -> dict:
     if data.notes:
         rep.text("Notes on the data:\n\n" + "\n".join(f"- {n}" for n in data.notes))
     return rep.write(
-        context.summary(
+        report.summary(
             "input_study", cfg, data, head, results, model=str(ctx.model_dir(head) or "")
         )
     )

@@ -5,8 +5,8 @@
 
 For Vy-3CL, Vx-Vy-3CL and ResNet8, the features a fold's network computes for its held-out
 samples (so no network sees the samples it describes) are compared with the cosine. Two tables
-per network: the paper's "2 samples x 5 classes" (``similarity_per_class`` samples drawn per
-class from the seed) and every held-out sample. Diagonal: mean similarity of distinct samples of
+per network: the paper's "2 samples x 5 classes" (``per_class`` samples drawn per class from the
+seed) and every held-out sample. Diagonal: mean similarity of distinct samples of
 a class; off-diagonal: mean between classes. Writes ``table5/6/7.{csv,md}``,
 ``similarity_<net>.png``, ``report.md`` and ``summary.json`` (headline: Vy-3CL's accuracy, plus
 each network's mean intra- and inter-class similarity).
@@ -14,19 +14,31 @@ each network's mean intra- and inter-class similarity).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from merjax import context, metrics
+from merjax import context, metrics, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
+from merjax.data.composite import class_labels
 from merjax.report import num, pct, similarity_figure
 
 NETS = ("vy-3cl", "vxvy-3cl", "resnet8")
 
 
-def config(profile: str) -> Config:
-    nets = ("vy-3cl", "resnet2") if profile == "tiny" else NETS  # tiny: plumbing only
-    return base(profile).replace(nets=nets, headline="vy-3cl")
+@dataclasses.dataclass(frozen=True)
+class SimilarityConfig(Config):
+    # Held-out samples per class in the paper-style tables: the paper's "2 samples x 5 classes"
+    # (0: leave those tables out).
+    per_class: int = 2
+
+
+def config(profile: str) -> SimilarityConfig:
+    cfg = base(profile, SimilarityConfig).replace(nets=NETS, headline="vy-3cl")
+    if profile == "tiny":  # plumbing only
+        cfg = cfg.replace(nets=("vy-3cl", "resnet2"))
+    return cfg
 
 
 def paper_style_subset(
@@ -44,7 +56,7 @@ def paper_style_subset(
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     rep = ctx.report("Feature similarity (paper Tables 5-7)")
-    labels = context.class_labels()
+    labels = class_labels()
     results, similarity = {}, {}
     for net in cfg.nets:
         res = ctx.evaluate(net, features=True)
@@ -54,8 +66,8 @@ def run(ctx: context.Context) -> dict:
         for s, seed in enumerate(res.loso.seeds):
             valid = res.loso.preds[s] >= 0
             sims_all.append(metrics.class_similarity(feats[s][valid], data.labels[valid], 5))
-            if cfg.similarity_per_class:
-                idx = paper_style_subset(data.labels, valid, cfg.similarity_per_class, seed)
+            if cfg.per_class:
+                idx = paper_style_subset(data.labels, valid, cfg.per_class, seed)
                 sims_pair.append(metrics.class_similarity(feats[s][idx], data.labels[idx], 5))
         sim_all = np.nanmean(sims_all, axis=0)
         ref = paper.SIMILARITY.get(net)
@@ -66,7 +78,7 @@ def run(ctx: context.Context) -> dict:
             tables.insert(
                 0,
                 (
-                    f"{cfg.similarity_per_class} held-out samples per class, as the paper",
+                    f"{cfg.per_class} held-out samples per class, as the paper",
                     np.nanmean(sims_pair, axis=0),
                     "_paper_style",
                 ),
@@ -126,4 +138,4 @@ def run(ctx: context.Context) -> dict:
         ),
     )
     head = cfg.headline if cfg.headline in results else cfg.nets[0]
-    return rep.write(context.summary("similarity", cfg, data, head, results, similarity=similarity))
+    return rep.write(report.summary("similarity", cfg, data, head, results, similarity=similarity))

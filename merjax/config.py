@@ -1,15 +1,17 @@
 """Experiment configuration as Python: one frozen dataclass, profiles, and command-line overrides.
 
-Every experiment module builds its ``Config`` with :func:`base` and small ``replace`` diffs::
+Every experiment module builds its ``Config`` with :func:`base` and small ``replace`` diffs; an
+experiment with settings of its own subclasses :class:`Config` in its file (``--set`` reaches
+those fields too)::
 
     cfg = base("quick").replace(nets=("vy-3cl",))
-    cfg = override(cfg, ["train.epochs=20", "size=32"])     # what ``--set`` does in main
+    cfg = override(cfg, ["train.epochs=20", "size=32"])  # what ``--set`` does in main
 
 Profiles:
 
 - ``paper``: the paper's protocol -- 64x64 flows, leave-one-subject-out (47 folds on the MEGC
   2018 composite), RMSprop, batch 64, 150 epochs. GPU work.
-- ``quick``: minutes on a 2-core CPU. It cuts what costs (DESIGN.md section 7) and says so in
+- ``quick``: minutes on a 2-core CPU. It cuts what costs (docs/protocol.md) and says so in
   every report: 16x16 network inputs (the 64x64 flows, area-averaged), 4 subject-grouped folds
   instead of 47 LOSO folds, and 6 epochs.
 - ``tiny``: the tests' profile: the tiny synthetic database, 2 folds, 2 epochs, 8x8 inputs.
@@ -24,7 +26,7 @@ import typing
 from collections.abc import Sequence
 
 from merjax.flow import FlowSettings
-from merjax.train import TrainConfig
+from merjax.train import Execution, TrainConfig
 
 PROFILES = ("quick", "paper", "tiny")
 
@@ -40,27 +42,24 @@ class Config:
     size: int = 64  # network input side; the flows (flow.size) are resized to it
     num_folds: int | None = None  # None: leave-one-subject-out; k: k subject-grouped folds
     flow: FlowSettings = FlowSettings()
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig = TrainConfig()  # what is learned (the protocol)
+    execution: Execution = Execution()  # how the runs are computed (no number depends on it)
     synthetic: str = "full"  # synthetic database size when no real roots are given
     synthetic_seed: int = 0
     apex_policy: str = "midpoint"  # CASME II rows whose apex is '/' (merjax.data.casme2)
-    on_error: str = (
-        "raise"  # or "skip": bad samples are listed in the report, never dropped silently
-    )
-    similarity_per_class: int = 2  # the paper's "2 samples x 5 classes" (0: every held-out sample)
-    timing_repeats: int = 200  # clips timed one at a time (performance)
-    timing_batch: int = 256  # clips per call for throughput (performance)
+    # or "skip": bad samples are listed in the report, never dropped silently
+    on_error: str = "raise"
     # Also train the headline network on every subject (one more run per seed) and save it to
     # ``models/<net>/`` for ``python -m merjax.predict``. Never used to score anything.
     save_model: bool = True
     # How convolutions compute: "auto" (per backend, measured: im2col on CPU, lax.conv elsewhere),
     # "lax" or "im2col". The parameters and the results (up to float rounding) are the same.
-    conv: str = "auto"
+    conv_impl: str = "auto"
 
     def __post_init__(self):
-        from merjax.models.layers import conv_impl
+        from merjax.models.layers import resolve_conv_impl
 
-        conv_impl(self.conv)  # a clear error for an unknown formulation
+        resolve_conv_impl(self.conv_impl)  # a clear error for an unknown formulation
         if self.composite not in ("megc2018", "megc2019"):
             raise ValueError(f"composite must be 'megc2018' or 'megc2019', got {self.composite!r}")
 
@@ -83,26 +82,30 @@ class Config:
         )
 
 
-def base(profile: str) -> Config:
-    """The base configuration of a profile; experiments diff from it."""
-    if profile == "paper":
-        return Config(profile="paper")
-    if profile == "quick":
-        return Config(
-            profile="quick", size=16, num_folds=4, train=TrainConfig(epochs=6, epochs_per_call=1)
+def base(profile: str, cls: type[Config] = Config) -> Config:
+    """The base configuration of a profile, as ``cls`` (an experiment's subclass of Config, with its
+    own defaults); experiments diff from it. The cheap profiles are one block each, here (as
+    big_vision's configs keep their ``runlocal`` variant in one place)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    cfg = cls(profile=profile)
+    if profile == "quick":  # minutes on a 2-core CPU; every report states what it cuts
+        cfg = cfg.replace(
+            size=16,
+            num_folds=4,
+            train=TrainConfig(epochs=6),
+            execution=Execution(epochs_per_call=1),
         )
-    if profile == "tiny":
-        return Config(
-            profile="tiny",
+    elif profile == "tiny":  # the tests' profile: plumbing, not science
+        cfg = cfg.replace(
             size=8,
             num_folds=2,
             synthetic="tiny",
             flow=FlowSettings(size=(16, 16)),
-            train=TrainConfig(epochs=2, batch_size=16, epochs_per_call=1),
-            timing_repeats=3,
-            timing_batch=4,
+            train=TrainConfig(epochs=2, batch_size=16),
+            execution=Execution(epochs_per_call=1),
         )
-    raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    return cfg
 
 
 def _parse(text: str, kind) -> object:

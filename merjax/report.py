@@ -8,9 +8,11 @@ majority-class baseline next to every accuracy.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -344,3 +346,47 @@ def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str):
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("cosine similarity", fontsize=8)
     return fig
+
+
+# --------------------------------------------------------------------------- prose and summary
+
+
+def model_text(workdir: Path, net: str, model_dir: Path | None) -> str:
+    """A report paragraph on the saved final model of ``net`` ('' if none was saved)."""
+    if model_dir is None:
+        return ""
+    return (
+        f"Final model: `{os.path.relpath(model_dir, workdir)}` — {net} trained on every subject "
+        f"(not scored: it has no held-out data). On new clips: `python -m merjax.predict "
+        f"--model={model_dir} --onset=ONSET.jpg --apex=APEX.jpg`."
+    )
+
+
+def summary(experiment: str, cfg, data, head: str, results: dict[str, dict], **extra) -> dict:
+    """summary.json: the headline configuration's accuracy, UF1 and UAR first, then the rest
+    (the data, its warnings and notes, every configuration, the config, the device)."""
+    import jax
+
+    h = results[head]
+    return {
+        "experiment": experiment,
+        "headline": head,
+        "accuracy": h["accuracy"],
+        "accuracy_std": h["accuracy_std"],
+        "uf1": h["uf1"],
+        "uf1_std": h["uf1_std"],
+        "uar": h["uar"],
+        "uar_std": h["uar_std"],
+        "majority": h["majority"],
+        "profile": cfg.profile,
+        "protocol": cfg.protocol,
+        "data": data.source,
+        "samples": len(data.samples),
+        "subjects": len(set(data.subjects)),
+        "warnings": data.warnings,
+        "skipped": [str(p) for p in data.samples.skipped],
+        "notes": data.notes,
+        "configs": results,
+        "config": dataclasses.asdict(cfg),
+        "device": f"{jax.devices()[0].device_kind} ({jax.default_backend()})",
+    } | extra

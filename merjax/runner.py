@@ -36,6 +36,7 @@ from pathlib import Path
 from merjax import config as config_lib
 from merjax import files
 from merjax.context import Context, RunOptions
+from merjax.data.loading import Roots
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ def run(
             profile=profile,
             overrides=tuple(overrides),
             seeds=tuple(int(s) for s in seeds) if seeds else None,
-            casme2_root=casme2_root,
-            samm_root=samm_root,
-            smic_root=smic_root,
+            roots=Roots(casme2_root, samm_root, smic_root),
             cache_dir=cache_dir,
         )
     module = load(experiment)
@@ -216,38 +215,35 @@ def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -
     """Writes ``workdir/config.json`` (the resolved config, versions, backend, devices, the
     strategy training will use) and returns a one-line description of where it runs."""
     from merjax import train
+    from merjax.models import resolve_conv_impl
 
     env = environment()
-    from merjax.models import conv_impl
-
-    strategy, chunk = train.resolve(cfg.train)
+    execution = cfg.execution
+    auto = execution.strategy == "auto"
+    strategy, chunk = train.resolve(execution)
+    conv_impl = resolve_conv_impl(cfg.conv_impl)
+    planned = "planned from device memory" if auto else chunk
     doc = {
         "experiment": name,
         "file": str(file),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "argv": sys.argv,
         "strategy": {
-            "requested": cfg.train.strategy,
+            "requested": execution.strategy,
             "resolved": strategy,
-            "chunk": (
-                ("planned from device memory" if cfg.train.strategy == "auto" else chunk)
-                if strategy == "chunked"
-                else None
-            ),
+            "chunk": planned if strategy == "chunked" else None,
         },
-        "conv": {"requested": cfg.conv, "resolved": conv_impl(cfg.conv)},
+        "conv_impl": {"requested": cfg.conv_impl, "resolved": conv_impl},
         "config": dataclasses.asdict(cfg),
     } | env
     files.write_json(workdir / "config.json", doc, default=str)
     kinds = [d.split(" (")[0] for d in env["devices"]]
     devices = ", ".join(f"{kinds.count(k)} x {k}" for k in sorted(set(kinds), key=kinds.index))
-    runs = (
-        (" sized to the device's memory" if cfg.train.strategy == "auto" else f" of {chunk} runs")
-        if strategy == "chunked"
-        else ""
-    )
+    runs = ""
+    if strategy == "chunked":
+        runs = " sized to the device's memory" if auto else f" of {chunk} runs"
     return (
         f"{name}: {devices} ({env['backend']}), strategy {strategy}{runs}"
-        f"{' (auto)' if cfg.train.strategy == 'auto' else ''}, {conv_impl(cfg.conv)} convolutions; "
+        f"{' (auto)' if auto else ''}, {conv_impl} convolutions; "
         f"config in {workdir / 'config.json'}"
     )

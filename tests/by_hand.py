@@ -32,11 +32,11 @@ def batch_moments(y: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.nda
     return flat.mean(0), flat.var(0)
 
 
-def tiny_forward(
+def toy_forward(
     params: dict, stats: dict, x: np.ndarray, normalise=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """merjax's TinyCNN in eval mode: conv 3x3 SAME -> BatchNorm with ``stats`` -> ReLU ->
-    spatial mean (the features) -> dense (the logits). Returns ``(logits, features)``."""
+    """The tests' ToyCNN (tests/toy.py) in eval mode: conv 3x3 SAME -> BatchNorm with ``stats``
+    -> ReLU -> spatial mean (the features) -> dense (the logits). Returns ``(logits, features)``."""
     if normalise is not None:
         x = normalise(x)
     c = params["conv1"]["conv"]

@@ -89,7 +89,7 @@ def test_config_json_says_what_ran_where(tmp_path):
         cfg.nets
     )
     assert doc["strategy"] == {"requested": "auto", "resolved": "loop", "chunk": None}
-    assert doc["conv"] == {"requested": "auto", "resolved": "im2col"}
+    assert doc["conv_impl"] == {"requested": "auto", "resolved": "im2col"}
     assert (
         doc["backend"] == "cpu"
         and doc["devices"]

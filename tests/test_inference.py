@@ -14,7 +14,8 @@ import jax
 import numpy as np
 import pytest
 
-from merjax import context, flow, inference, models, runner
+from merjax import context, evaluation, flow, inference, models, runner
+from merjax.data.loading import Roots
 from merjax.data.spreadsheets import DataError
 from merjax.flow import FlowSettings
 from merjax.predict import predict_pair, predict_video, read_clip
@@ -84,7 +85,8 @@ def test_pipeline_is_flow_then_network(model):
 def test_inference_reads_a_dataset_clip_as_training_did(tiny_db, tmp_path):
     """A clip of the database, given to inference as a user would (predict's read_clip and
     prepare_frames, the model's flow settings), reaches the network as the same input that
-    training read for that sample through the loaders, the flow cache and Context.inputs. A
+    training read for that sample through the loaders, the flow cache and
+    evaluation.network_inputs. A
     pipeline that resized before the flow, swapped onset and apex, flipped a flow component or
     normalised differently would fail."""
     cfg = runner.make_config("input_study", "tiny")
@@ -94,13 +96,12 @@ def test_inference_reads_a_dataset_clip_as_training_did(tiny_db, tmp_path):
         progress=None,
         options=context.RunOptions(
             profile="tiny",
-            casme2_root=tiny_db / "CASME2",
-            samm_root=tiny_db / "SAMM",
+            roots=Roots(tiny_db / "CASME2", tiny_db / "SAMM"),
             cache_dir=tmp_path / "cache",
         ),
     )
     data = ctx.data()
-    x_train, _ = ctx.inputs("vy")
+    x_train, _ = evaluation.network_inputs(ctx.data(), "vy", ctx.cfg.size)
     spec = inference.ModelSpec(
         net="vy-1cl",
         representation="vy",

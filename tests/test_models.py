@@ -9,6 +9,7 @@ from merjax import models
 from merjax.models import resnet, shallow
 
 import by_hand
+from toy import ToyCNN
 
 # ------------------------------------------------------------------ parameter counts
 
@@ -104,7 +105,7 @@ def test_train_mode_updates_batch_stats_and_eval_uses_them():
     statistics); eval mode normalises with the stored statistics and MATLAB's epsilon 1e-5.
     Checked against NumPy (tests/by_hand.py): a momentum of 0.1 (Flax's meaning inverted), the
     unbiased variance, epsilon 1e-3 (Keras) or eval with batch statistics would fail."""
-    model = models.build("tiny", 1, 2)
+    model = ToyCNN(2)
     shapes = jax.eval_shape(lambda k: models.init(model, k, (6, 6, 2)), jax.random.key(0))
     rng = np.random.default_rng(3)
     v = jax.tree.map(lambda a: rng.normal(0.3, 0.5, a.shape).astype(np.float32), shapes)
@@ -118,7 +119,7 @@ def test_train_mode_updates_batch_stats_and_eval_uses_them():
     np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * mean_b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * var_b, rtol=1e-4, atol=1e-5)
     logits, feats = jax.jit(lambda v, x: model.apply(v, x, return_features=True))(v, x)
-    want_logits, want_feats = by_hand.tiny_forward(v["params"], v["batch_stats"], x)
+    want_logits, want_feats = by_hand.toy_forward(v["params"], v["batch_stats"], x)
     np.testing.assert_allclose(feats, want_feats, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(logits, want_logits, rtol=1e-4, atol=1e-4)
 
@@ -128,10 +129,10 @@ def test_train_mode_updates_batch_stats_and_eval_uses_them():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "arch,num_layers,channels", [("shallow", 3, 1), ("resnet", 3, 3), ("tiny", 1, 2)]
+    "arch,num_layers,channels", [("shallow", 3, 1), ("resnet", 3, 3), ("toy", 1, 2)]
 )
 def test_vmapped_forward_equals_separate_calls(arch, num_layers, channels):
-    model = models.build(arch, num_layers, channels)
+    model = ToyCNN(channels) if arch == "toy" else models.build(arch, num_layers, channels)
     keys = jax.random.split(jax.random.key(7), 3)
     stack = jax.jit(jax.vmap(lambda k: models.init(model, k, (16, 16, channels))))(keys)
     x = _x(3 * 4, 16, channels).reshape(3, 4, 16, 16, channels)  # a different batch per fold
@@ -227,9 +228,9 @@ CONV_SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("impl", ["lax", "im2col"])
+@pytest.mark.parametrize("conv_impl", ["lax", "im2col"])
 @pytest.mark.parametrize("k,s,pad,cin,f,side", CONV_SHAPES)
-def test_conv_equals_flax_conv(impl, k, s, pad, cin, f, side):
+def test_conv_equals_flax_conv(conv_impl, k, s, pad, cin, f, side):
     """Same parameters (names, shapes, initial values) as nn.Conv, same outputs and gradients."""
     import flax.linen as nn
 
@@ -238,7 +239,7 @@ def test_conv_equals_flax_conv(impl, k, s, pad, cin, f, side):
     rng = np.random.default_rng(k * 100 + side)
     x = rng.normal(size=(3, side, side, cin)).astype(np.float32)
     ref = nn.Conv(f, (k, k), strides=(s, s), padding=pad)
-    ours = Conv(f, k, s, pad, impl)
+    ours = Conv(f, k, s, pad, conv_impl)
     shapes = jax.eval_shape(ours.init, jax.random.key(0), x)  # no compile: the pytree itself
     assert shapes == jax.eval_shape(ref.init, jax.random.key(0), x)
     v_ref = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32), shapes)
@@ -283,15 +284,13 @@ def test_paper_networks_initialise_as_matlab_2018a_and_ststnet_as_pytorch():
     w = np.asarray(q["fc"]["kernel"])
     assert w.std() == pytest.approx(400**-0.5 / np.sqrt(3), rel=0.1)  # uniform, not normal
     with pytest.raises(ValueError, match="init"):
-        models.init(
-            models.build("tiny", 1, 1).clone(weight_init="glorot"), jax.random.key(0), (4, 4, 1)
-        )
+        models.init(ToyCNN(1).clone(weight_init="glorot"), jax.random.key(0), (4, 4, 1))
 
 
 @pytest.mark.parametrize("name", ["vy-3cl", "resnet8"])
 def test_networks_give_the_same_logits_either_way(name):
-    lax_net, rep = models.by_name(name, conv="lax")
-    im2col_net, _ = models.by_name(name, conv="im2col")
+    lax_net, rep = models.by_name(name, conv_impl="lax")
+    im2col_net, _ = models.by_name(name, conv_impl="im2col")
     c = {"vy": 1, "vxvy": 2, "vxvym": 3}[rep]
     shapes = jax.eval_shape(lambda k: models.init(lax_net, k, (16, 16, c)), jax.random.key(0))
     assert shapes == jax.eval_shape(
@@ -309,9 +308,9 @@ def test_networks_give_the_same_logits_either_way(name):
 
 
 def test_conv_formulation_is_chosen_per_backend():
-    from merjax.models.layers import conv_impl
+    from merjax.models.layers import resolve_conv_impl as resolve
 
-    assert conv_impl("auto", "cpu") == "im2col" and conv_impl("auto", "gpu") == "lax"
-    assert conv_impl("lax", "cpu") == "lax" and conv_impl("im2col", "gpu") == "im2col"
-    with pytest.raises(ValueError, match="conv must be one of"):
-        models.build("shallow", 3, 1, conv="winograd")
+    assert resolve("auto", "cpu") == "im2col" and resolve("auto", "gpu") == "lax"
+    assert resolve("lax", "cpu") == "lax" and resolve("im2col", "gpu") == "im2col"
+    with pytest.raises(ValueError, match="conv_impl must be one of"):
+        models.build("shallow", 3, 1, conv_impl="winograd")

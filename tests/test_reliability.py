@@ -26,6 +26,7 @@ from merjax.data.spreadsheets import DataError
 from merjax.flow import FlowSettings, HornSchunckSettings, horn_schunck
 
 from conftest import edit_cell
+from toy import ToyCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,7 +196,8 @@ def test_6_flow_refuses_nan_colour_and_signed_frames():
 X = np.random.default_rng(0).normal(size=(24, 8, 8, 1)).astype(np.float32)
 Y = np.random.default_rng(1).integers(0, 3, 24).astype(np.int32)
 SUBJ = [f"s{i // 6}" for i in range(24)]
-TINY = models.build("tiny", 1, 1, num_classes=3)
+TOY = ToyCNN(1, num_classes=3)
+LOOP = train.Execution(epochs_per_call=1, strategy="loop")
 
 
 @pytest.mark.parametrize("lr", [-1.0, 0.0, float("nan"), float("inf")])
@@ -206,16 +208,15 @@ def test_7_learning_rate_must_be_positive_and_finite(lr):
 
 def test_7_an_exploding_loss_stops_the_run():
     """Before: only a non-finite loss stopped training; 1e6 went on."""
-    cfg = train.TrainConfig(
-        epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", max_loss=1e-3
-    )
+    cfg = train.TrainConfig(epochs=3, batch_size=8)
+    strict = train.Execution(epochs_per_call=1, strategy="loop", max_loss=1e-3)
     with pytest.raises(
         train.LossExploded, match=r"above 0.001 in run 0 \(seed 0, held out s0\) at epoch 2"
     ):
-        train.train_loso(TINY, X, X, Y, SUBJ, cfg, progress=None)
-    wild = dataclasses.replace(cfg, learning_rate=1e4, max_loss=1e4)
+        train.train_loso(TOY, X, X, Y, SUBJ, cfg, strict, progress=None)
+    wild = dataclasses.replace(cfg, learning_rate=1e4)
     with pytest.raises(train.Diverged):
-        train.train_loso(TINY, X, X, Y, SUBJ, wild, progress=None)
+        train.train_loso(TOY, X, X, Y, SUBJ, wild, LOOP, progress=None)
 
 
 # --------------------------------------------------------------------------- 8. nothing
@@ -322,7 +323,7 @@ def test_9_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
             )
         with pytest.raises(files.WorkdirBusy):
             train.train_loso(
-                TINY, X, X, Y, SUBJ, train.TrainConfig(epochs=1), workdir=tmp_path, progress=None
+                TOY, X, X, Y, SUBJ, train.TrainConfig(epochs=1), workdir=tmp_path, progress=None
             )
     finally:
         holder.kill()
@@ -333,9 +334,8 @@ def test_9_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
     assert seen and f"stale lock of process {holder.pid}" in seen[0]
 
 
-CKPT = train.TrainConfig(
-    epochs=3, batch_size=8, epochs_per_call=1, strategy="loop", checkpoint_every=1
-)
+CKPT = train.TrainConfig(epochs=3, batch_size=8)
+CKPT_EVERY_EPOCH = train.Execution(epochs_per_call=1, strategy="loop", checkpoint_every=1)
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +343,8 @@ def killed_run(tmp_path_factory) -> Path:
     """A workdir as a run of CKPT killed after its epoch-2 checkpoint leaves it (checkpoints of
     epochs 1 and 2), made once; tests damage their own copy (``killed``)."""
     path = tmp_path_factory.mktemp("killed")
-    train.train_loso(TINY, X, X, Y, SUBJ, CKPT, workdir=path, progress=None, stop_after_epoch=2)
+    killed = dataclasses.replace(CKPT_EVERY_EPOCH, stop_after_epoch=2)
+    train.train_loso(TOY, X, X, Y, SUBJ, CKPT, killed, workdir=path, progress=None)
     return path
 
 
@@ -356,7 +357,9 @@ def killed(killed_run, tmp_path) -> Path:
 def test_9_checkpoints_of_another_configuration_are_moved_aside(killed):
     seen = []
     other = dataclasses.replace(CKPT, learning_rate=5e-4, epochs=2)
-    train.train_loso(TINY, X, X, Y, SUBJ, other, workdir=killed, progress=seen.append)
+    train.train_loso(
+        TOY, X, X, Y, SUBJ, other, CKPT_EVERY_EPOCH, workdir=killed, progress=seen.append
+    )
     assert any("moved them to checkpoints.other-config" in m for m in seen)
     assert (killed / "checkpoints.other-config" / "2").is_dir()
     assert (killed / "checkpoints" / "2").is_dir()
@@ -384,7 +387,7 @@ def test_10_a_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, tiny_db):
             f"--workdir={mnt / 'w'}",
             f"--cache_dir={tmp_path / 'cache'}",
             "--set=nets=vy-3cl",
-            "--set=train.checkpoint_every=1",
+            "--set=execution.checkpoint_every=1",
         ]
         env = dict(os.environ, JAX_PLATFORMS="cpu")
         env.pop("MERJAX_TRACEBACK", None)
@@ -410,11 +413,13 @@ def test_10_a_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, tiny_db):
 def test_11_a_truncated_checkpoint_falls_back_to_an_older_one(killed):
     """Before: every rerun failed with orbax tracebacks although epoch 1's checkpoint was whole.
     The resumed run predicts as an uninterrupted one: the same programs on the same states."""
-    whole = train.train_loso(TINY, X, X, Y, SUBJ, CKPT, progress=None)
+    whole = train.train_loso(TOY, X, X, Y, SUBJ, CKPT, LOOP, progress=None)
     for data in (killed / "checkpoints" / "2" / "default" / "d").iterdir():  # what orbax reads
         data.write_bytes(data.read_bytes()[:10])
     seen = []
-    resumed = train.train_loso(TINY, X, X, Y, SUBJ, CKPT, workdir=killed, progress=seen.append)
+    resumed = train.train_loso(
+        TOY, X, X, Y, SUBJ, CKPT, CKPT_EVERY_EPOCH, workdir=killed, progress=seen.append
+    )
     assert any("checkpoint of epoch 2" in m and "does not restore" in m for m in seen)
     assert any("resumed from the checkpoint of epoch 1" in m for m in seen)
     assert (killed / "checkpoints" / "2.damaged").is_dir()  # kept, out of the way
@@ -431,7 +436,7 @@ def test_13_an_emptied_metadata_file_is_named(killed):
         match=rf"no checkpoint in {killed / 'checkpoints'} restores "
         rf"\(epoch 1: {meta} is empty or not JSON\); move that folder away",
     ):
-        train.train_loso(TINY, X, X, Y, SUBJ, CKPT, workdir=killed, progress=None)
+        train.train_loso(TOY, X, X, Y, SUBJ, CKPT, CKPT_EVERY_EPOCH, workdir=killed, progress=None)
 
 
 # --------------------------------------------------------------------------- 12. a damaged flow

@@ -21,6 +21,20 @@ from merjax.data.sample import OBJECTIVE_CLASSES, SampleList
 
 MEGC2018_CLASSES: tuple[str, ...] = OBJECTIVE_CLASSES[:5]
 MEGC2019_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
+
+EMOTION_NAMES = ("happiness", "surprise", "anger", "disgust", "sadness")
+"""The paper's names for objective classes I-V (its Tables 5-7 and Figures 6-7)."""
+COMPOSITES = ("megc2018", "megc2019")
+
+
+def class_labels(composite: str = "megc2018") -> list[str]:
+    """Class names for tables and model folders: MEGC 2018's objective classes I-V (with the
+    paper's emotion names), or MEGC 2019's negative / positive / surprise."""
+    if composite == "megc2019":
+        return list(MEGC2019_CLASSES)
+    return [f"{c} ({n})" for c, n in zip(MEGC2018_CLASSES, EMOTION_NAMES, strict=True)]
+
+
 MEGC2019_EMOTIONS: dict[str, dict[str, int]] = {
     "casme2": {"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2},
     "samm": {

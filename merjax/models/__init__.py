@@ -31,56 +31,30 @@ import numpy as np
 
 from merjax.flow import REPRESENTATIONS
 from merjax.models import resnet, shallow
-from merjax.models.layers import CONV_IMPLS, INITS, Conv, ConvBN, check_input, conv_impl, dense
+from merjax.models.layers import CONV_IMPLS, INITS, Conv, ConvBN, resolve_conv_impl
 from merjax.models.resnet import ResNetDepth
 from merjax.models.shallow import ShallowCNN
 from merjax.models.ststnet import STSTNet
 
-ARCHS = ("resnet", "shallow", "ststnet", "tiny")
-
-
-class TinyCNN(nn.Module):
-    """One 3x3 conv (4 filters) + BN + ReLU, global average pool, Dense. For testing only."""
-
-    in_channels: int
-    num_classes: int = 5
-    conv: str = "auto"
-    weight_init: str = "matlab"
-
-    @nn.compact
-    def __call__(
-        self,
-        x: jax.Array,
-        *,
-        train: bool = False,
-        mask: jax.Array | None = None,
-        return_features: bool = False,
-    ) -> jax.Array | tuple[jax.Array, jax.Array]:
-        check_input(x, self.in_channels, "TinyCNN")
-        x = ConvBN(4, 3, conv=self.conv, weight_init=self.weight_init, name="conv1")(
-            x, train=train, mask=mask
-        )
-        features = x.mean(axis=(1, 2))
-        logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
-        return (logits, features) if return_features else logits
+ARCHS = ("resnet", "shallow", "ststnet")
 
 
 def build(
-    arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *, conv: str = "auto"
+    arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *, conv_impl: str = "auto"
 ) -> nn.Module:
     """A network of the paper.
 
     Args:
       arch: ``"resnet"`` (ResNet18 depth variants, ``num_layers`` in 1, 3, ..., 17), ``"shallow"``
-        (the 1-4 CL CNNs) or ``"tiny"`` (for testing only; ``num_layers`` must be 1).
+        (the 1-4 CL CNNs) or ``"ststnet"`` (``num_layers`` 1).
       num_layers: conv layers, as the paper counts them.
       in_channels: channels of the flow representation fed to it (1, 2 or 3).
       num_classes: 5 for the MEGC 2018 objective classes.
-      conv: how convolutions compute: ``"lax"`` (lax.conv), ``"im2col"`` (one matrix product) or
-        ``"auto"`` (per backend, :func:`merjax.models.layers.conv_impl`); the parameters are the
-        same either way.
+      conv_impl: how convolutions compute: ``"lax"`` (lax.conv), ``"im2col"`` (one matrix
+        product) or ``"auto"`` (per backend, :func:`merjax.models.layers.resolve_conv_impl`); the
+        parameters are the same either way.
     """
-    conv_impl(conv)  # a clear error for an unknown formulation
+    resolve_conv_impl(conv_impl)  # a clear error for an unknown formulation
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool):
@@ -96,26 +70,22 @@ def build(
                 "block), "
                 f"got num_layers={num_layers}"
             )
-        return ResNetDepth(int(num_layers), int(in_channels), int(num_classes), conv=conv)
+        return ResNetDepth(int(num_layers), int(in_channels), int(num_classes), conv_impl=conv_impl)
     if arch == "ststnet":
         if num_layers != 1:
             raise ValueError(
                 f"STSTNet has one layer of three parallel convolutions, got num_layers={num_layers}"
             )
-        return STSTNet(int(in_channels), int(num_classes), conv=conv)
-    if arch == "shallow":
-        if not 1 <= num_layers <= shallow.MAX_LAYERS:
-            raise ValueError(
-                f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got "
-                f"num_layers={num_layers}"
-            )
-        return ShallowCNN(int(num_layers), int(in_channels), int(num_classes), conv=conv)
-    if num_layers != 1:
-        raise ValueError(f"the tiny test network has 1 conv layer, got num_layers={num_layers}")
-    return TinyCNN(int(in_channels), int(num_classes), conv=conv)
+        return STSTNet(int(in_channels), int(num_classes), conv_impl=conv_impl)
+    if not 1 <= num_layers <= shallow.MAX_LAYERS:
+        raise ValueError(
+            f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got "
+            f"num_layers={num_layers}"
+        )
+    return ShallowCNN(int(num_layers), int(in_channels), int(num_classes), conv_impl=conv_impl)
 
 
-def by_name(name: str, num_classes: int = 5, *, conv: str = "auto") -> tuple[nn.Module, str]:
+def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tuple[nn.Module, str]:
     """``(module, representation)`` from a paper name.
 
     ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL),
@@ -124,12 +94,14 @@ def by_name(name: str, num_classes: int = 5, *, conv: str = "auto") -> tuple[nn.
     """
     key = name.lower().strip()
     if key == "ststnet":  # Liong et al. 2019, on (Vx, Vy, strain); 3 classes in MEGC 2019
-        return build("ststnet", 1, 3, num_classes, conv=conv), "ststnet"
+        return build("ststnet", 1, 3, num_classes, conv_impl=conv_impl), "ststnet"
     if key.startswith("resnet") and key[6:].isdigit():
-        return build("resnet", int(key[6:]) - 1, 3, num_classes, conv=conv), "vxvym"
+        return build("resnet", int(key[6:]) - 1, 3, num_classes, conv_impl=conv_impl), "vxvym"
     rep, _, depth = key.rpartition("-")
     if rep in REPRESENTATIONS and depth.endswith("cl") and depth[:-2].isdigit():
-        return build("shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv=conv), rep
+        return build(
+            "shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv_impl=conv_impl
+        ), rep
     raise ValueError(
         f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or "
         "'vy-3cl' "
@@ -153,13 +125,13 @@ __all__ = [
     "CONV_IMPLS",
     "INITS",
     "Conv",
+    "ConvBN",
     "ResNetDepth",
     "STSTNet",
     "ShallowCNN",
-    "TinyCNN",
     "build",
     "by_name",
-    "conv_impl",
+    "resolve_conv_impl",
     "count_params",
     "init",
     "resnet",

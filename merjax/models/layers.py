@@ -16,7 +16,7 @@ depend on how it computes:
   when its weights are carried by a loop; one matrix product has neither problem
   (benchmarks/RESULTS.md). ``lax.conv_general_dilated_patches`` is not used: on CPU it is itself
   a convolution, and 12x slower.
-- ``"auto"``: chosen by measurement (:func:`conv_impl`): on CPU im2col when training (the
+- ``"auto"``: chosen by measurement (:func:`resolve_conv_impl`): on CPU im2col when training (the
   gradient programs, where lax.conv is slow) and lax.conv for forward passes (prediction,
   inference: faster there); lax.conv on other backends until a GPU measurement says otherwise.
 """
@@ -66,15 +66,17 @@ def dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
     return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init, name=name)
 
 
-def conv_impl(impl: str = "auto", backend: str | None = None, *, training: bool = True) -> str:
-    """The formulation ``impl`` runs as on ``backend`` (default: jax's). ``"auto"`` is im2col for
-    training on CPU (2-core CPU, Vy-3CL, batch 64: a scanned training step 45 vs 1,378 ms at 16x16,
-    a gradient 1.31 vs 2.06 s at 64x64), lax.conv for forward passes on CPU (batch 64 at 64x64:
-    289 vs 468 ms) and lax.conv on other backends (GPUs: benchmarks/gpu_suite.sh times both)."""
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"conv must be one of {CONV_IMPLS}, got {impl!r}")
-    if impl != "auto":
-        return impl
+def resolve_conv_impl(
+    conv_impl: str = "auto", backend: str | None = None, *, training: bool = True
+) -> str:
+    """The formulation ``conv_impl`` runs as on ``backend`` (default: jax's). ``"auto"`` is what
+    was measured fastest (benchmarks/RESULTS.md): im2col for training on CPU, where lax.conv is
+    slow in gradient programs; lax.conv for forward passes on CPU, where it is the faster; lax.conv
+    on other backends (benchmarks/gpu_suite.sh times both on a GPU)."""
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+    if conv_impl != "auto":
+        return conv_impl
     return "im2col" if training and (backend or jax.default_backend()) == "cpu" else "lax"
 
 
@@ -116,16 +118,17 @@ class Conv(nn.Module):
     """A square convolution with bias: ``nn.Conv``'s parameters, either formulation."""
 
     features: int
-    kernel: int
+    kernel_size: int
     stride: int = 1
     padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
-    impl: str = "auto"
+    conv_impl: str = "auto"  # the formulation: auto, lax or im2col (resolve_conv_impl)
     weight_init: str = "matlab"  # initializers(): MATLAB R2018a's, or PyTorch's
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
-        """``train`` says whether this is a training pass: ``impl="auto"`` formulates by it."""
-        k, s = self.kernel, self.stride
+        """``train`` says whether this is a training pass: ``conv_impl="auto"`` formulates by
+        it."""
+        k, s = self.kernel_size, self.stride
         kernel_init, bias_init = initializers(self.weight_init, k * k * x.shape[-1])
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", bias_init, (self.features,))
@@ -135,7 +138,7 @@ class Conv(nn.Module):
             pads = [(0, 0), (0, 0)]
         else:
             pads = [tuple(p) for p in self.padding]
-        if conv_impl(self.impl, training=train) == "im2col":
+        if resolve_conv_impl(self.conv_impl, training=train) == "im2col":
             y = im2col_conv(x, kernel, s, pads)
         else:
             y = lax.conv_general_dilated(
@@ -156,21 +159,21 @@ class ConvBN(nn.Module):
     """Conv (with bias) -> BatchNorm (scale, offset) -> optional ReLU."""
 
     features: int
-    kernel: int
+    kernel_size: int
     stride: int = 1
     padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
     relu: bool = True
-    conv: str = "auto"  # the convolution's formulation: auto, lax or im2col (Conv)
+    conv_impl: str = "auto"  # the convolution's formulation: auto, lax or im2col (Conv)
     weight_init: str = "matlab"  # the convolution's initialisers (initializers())
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
         x = Conv(
             self.features,
-            self.kernel,
+            self.kernel_size,
             self.stride,
             self.padding,
-            self.conv,
+            self.conv_impl,
             self.weight_init,
             name="conv",
         )(x, train=train)

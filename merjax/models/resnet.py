@@ -42,13 +42,13 @@ class BasicBlock(nn.Module):
 
     features: int
     stride: int = 1
-    conv: str = "auto"
+    conv_impl: str = "auto"
     weight_init: str = "matlab"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
         pad = ((1, 1), (1, 1))
-        kw = dict(conv=self.conv, weight_init=self.weight_init)
+        kw = dict(conv_impl=self.conv_impl, weight_init=self.weight_init)
         y = ConvBN(self.features, 3, self.stride, pad, name="conv1", **kw)(
             x, train=train, mask=mask
         )
@@ -68,7 +68,9 @@ class ResNetDepth(nn.Module):
     num_layers: int
     in_channels: int = 3
     num_classes: int = 5
-    conv: str = "auto"  # how the convolutions compute (layers.Conv); same parameters either way
+    conv_impl: str = (
+        "auto"  # how the convolutions compute (layers.Conv); same parameters either way
+    )
     weight_init: str = (
         "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
     )
@@ -89,7 +91,7 @@ class ResNetDepth(nn.Module):
             7,
             2,
             padding=((3, 3), (3, 3)),
-            conv=self.conv,
+            conv_impl=self.conv_impl,
             weight_init=self.weight_init,
             name="stem",
         )(x, train=train, mask=mask)
@@ -99,7 +101,7 @@ class ResNetDepth(nn.Module):
         for i in range(num_blocks):
             stride = 2 if i in (2, 4, 6) else 1
             x = BasicBlock(
-                BLOCK_FILTERS[i], stride, self.conv, self.weight_init, name=f"block{i + 1}"
+                BLOCK_FILTERS[i], stride, self.conv_impl, self.weight_init, name=f"block{i + 1}"
             )(x, train=train, mask=mask)
         # SAME: identical to VALID on 64x64 inputs (every map before this pool has an even side),
         # and it lets inputs below 48x48 (the quick profile) reach the Dense layer with a 1x1 map.

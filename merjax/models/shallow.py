@@ -50,7 +50,7 @@ class ShallowCNN(nn.Module):
       in_channels: input channels (1 for Vx/Vy/M, 2 for Vx-Vy); checked on every call.
       num_classes: outputs of the Dense layer.
       base_filters: filters of the first conv; ``None`` means the paper's 16 per input channel.
-      conv: how the convolutions compute (``auto``, ``lax``, ``im2col``: layers.Conv); the
+      conv_impl: how the convolutions compute (``auto``, ``lax``, ``im2col``: layers.Conv); the
         parameters are the same either way.
     """
 
@@ -58,7 +58,7 @@ class ShallowCNN(nn.Module):
     in_channels: int
     num_classes: int = 5
     base_filters: int | None = None
-    conv: str = "auto"
+    conv_impl: str = "auto"
     weight_init: str = (
         "matlab"  # MATLAB R2018a's initialisers, as the paper trained (layers.initializers)
     )
@@ -78,8 +78,8 @@ class ShallowCNN(nn.Module):
         for i in range(self.num_layers):
             x = ConvBN(
                 base * 2**i,
-                kernel=5 if i == 0 else 3,
-                conv=self.conv,
+                kernel_size=5 if i == 0 else 3,
+                conv_impl=self.conv_impl,
                 weight_init=self.weight_init,
                 name=f"conv{i + 1}",
             )(x, train=train, mask=mask)

@@ -40,7 +40,7 @@ class STSTNet(nn.Module):
 
     in_channels: int = 3
     num_classes: int = 3
-    conv: str = "auto"
+    conv_impl: str = "auto"
     dropout: float = 0.5
     weight_init: str = "pytorch"  # the released model's (torch.nn defaults; layers.initializers)
 
@@ -57,7 +57,13 @@ class STSTNet(nn.Module):
         streams = []
         for i, filters in enumerate(STREAMS):
             y = Conv(
-                filters, 3, 1, ((2, 2), (2, 2)), self.conv, self.weight_init, name=f"conv{i + 1}"
+                filters,
+                3,
+                1,
+                ((2, 2), (2, 2)),
+                self.conv_impl,
+                self.weight_init,
+                name=f"conv{i + 1}",
             )(x, train=train)
             y = nn.relu(y)
             y = batch_norm(y, mask, train=train, name=f"bn{i + 1}")

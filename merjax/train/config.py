@@ -1,4 +1,12 @@
-"""The training protocol as one frozen dataclass (hashable: the trainer caches programs on it)."""
+"""What is learned and how the runs execute, as two frozen dataclasses.
+
+:class:`TrainConfig` is the protocol: everything that changes what a run learns (optimizer, its
+values, epochs, batches, BatchNorm rule, seeds). Checkpoint fingerprints, the trainer's compiled
+programs and the experiments' cache of trained networks key on it, and on nothing else.
+:class:`Execution` is how the runs are computed (strategy, chunks, memory, compiled calls,
+checkpoints, the divergence guard): changing it changes no number of a finished run, so a run
+may be resumed, reused or compared under another execution.
+"""
 
 from __future__ import annotations
 
@@ -50,21 +58,8 @@ class TrainConfig:
     # computed after training) or "moving" (running averages while training, as PyTorch).
     bn_stats: str = "population"
     seeds: tuple[int, ...] = (0,)
-    # How the runs share programs: auto (the fastest measured on the backend: merjax.train.resolve),
-    # vmap, map, chunked (vmapped chunks of chunk_size runs) or loop (one run at a time).
-    strategy: str = "auto"
-    chunk_size: int = 8
-    # Bytes of device memory per device that vmapped chunks may use; None: what the device reports
-    # (no limit on CPU). Set, it makes `auto` size chunks to fit on any backend
-    # (merjax.train.plan_chunk).
-    memory_limit: int | None = None
-    epochs_per_call: int = 5  # epochs per compiled call: progress, NaN checks, checkpoints
-    checkpoint_every: int = 0  # epochs between checkpoints; 0: none
     train_final: bool = False  # also train, per seed, a model on every subject
     augment: bool = True  # onset->apex+1 flows as extra training items (the paper's)
-    # A run whose mean training loss of an epoch after the first exceeds this has diverged:
-    # training stops and names the run (a non-finite loss stops it at any step).
-    max_loss: float = 1e4
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -76,22 +71,54 @@ class TrainConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("epochs", "batch_size", "chunk_size", "epochs_per_call"):
+        for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
-        for name in ("learning_rate", "eps", "max_loss"):
+        for name in ("learning_rate", "eps"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.rms_decay < 1:
+            raise ValueError(f"rms_decay must be in [0, 1), got {self.rms_decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How the runs of a training execute. None of these changes a finished run's numbers (up to
+    float rounding between programs: tests/test_train.py)."""
+
+    # How the runs share programs: auto (the fastest measured on the backend:
+    # merjax.train.resolve), vmap, map, chunked (vmapped chunks of chunk_size runs) or loop (one
+    # run at a time).
+    strategy: str = "auto"
+    chunk_size: int = 8
+    # Bytes of device memory per device that vmapped chunks may use; None: what the device
+    # reports (no limit on CPU). Set, it makes `auto` size chunks to fit on any backend
+    # (merjax.train.plan_chunk).
+    memory_limit: int | None = None
+    epochs_per_call: int = 5  # epochs per compiled call: progress, NaN checks, checkpoints
+    checkpoint_every: int = 0  # epochs between checkpoints; 0: none
+    # A run whose mean training loss of an epoch after the first exceeds this has diverged:
+    # training stops and names the run (a non-finite loss stops it at any step).
+    max_loss: float = 1e4
+    # End training after this epoch, as a kill would (tests of resuming); None: train to the end.
+    stop_after_epoch: int | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in ("chunk_size", "epochs_per_call"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if not (math.isfinite(self.max_loss) and self.max_loss > 0):
+            raise ValueError(f"max_loss must be a positive finite number, got {self.max_loss!r}")
         if self.memory_limit is not None and self.memory_limit <= 0:
             raise ValueError(
                 f"memory_limit must be a positive number of bytes, got {self.memory_limit!r}"
             )
-        if not 0 <= self.rms_decay < 1:
-            raise ValueError(f"rms_decay must be in [0, 1), got {self.rms_decay!r}")

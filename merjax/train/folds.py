@@ -25,6 +25,7 @@ class Plan(NamedTuple):
     test_valid: np.ndarray  # [R, T] bool
     seeds: np.ndarray  # [R] int
     held_out: tuple[tuple[str, ...], ...]  # per run, the held-out subjects (FINAL: the final model)
+    num_real: int  # runs 0..num_real-1 are real; the rest pad the run axis (pad_runs)
 
     def tested(self, r: int) -> np.ndarray:
         """The sample indices run ``r`` holds out (its test samples, without the padding)."""
@@ -71,7 +72,8 @@ def fold_plan(
             valid.append(np.arange(tmax) < len(t))
             run_seeds.append(seed)
             held.append(tuple(g) if g else FINAL)
-    return Plan(np.array(masks), np.array(idx), np.array(valid), np.array(run_seeds), tuple(held))
+    arrays = (np.array(masks), np.array(idx), np.array(valid), np.array(run_seeds))
+    return Plan(*arrays, tuple(held), len(held))
 
 
 def pad_runs(plan: Plan, multiple: int) -> Plan:
@@ -85,4 +87,5 @@ def pad_runs(plan: Plan, multiple: int) -> Plan:
         np.concatenate([plan.test_valid, np.zeros((extra, plan.test_valid.shape[1]), bool)]),
         np.concatenate([plan.seeds, np.zeros(extra, int)]),
         plan.held_out + (("",),) * extra,
+        plan.num_real,
     )

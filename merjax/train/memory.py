@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from merjax.train.config import TrainConfig
-from merjax.train.step import init_run, optimizer, train_epochs
+from merjax.train.strategies import programs
 
 SAFETY = 0.85
 """Fraction of a device's memory that chunks may plan to use (XLA and the runtime need the rest)."""
@@ -40,30 +40,6 @@ class ProgramMemory:
         return self.temp + self.arguments + self.outputs - self.aliased
 
 
-def _abstract_program(
-    model: nn.Module,
-    config: TrainConfig,
-    input_shape: Sequence[int],
-    num_items: int,
-    runs: int,
-    steps: int,
-):
-    """The jitted vmapped one-epoch program and abstract arguments for ``runs`` runs."""
-    tx = optimizer(config)
-    items = jax.ShapeDtypeStruct((num_items, *input_shape), jnp.float32)
-    labels = jax.ShapeDtypeStruct((num_items,), jnp.int32)
-    masks = jax.ShapeDtypeStruct((runs, num_items), jnp.bool_)
-    seeds = jax.ShapeDtypeStruct((runs,), jnp.int32)
-    one = functools.partial(init_run, model, tx)
-    states = jax.eval_shape(jax.vmap(one, in_axes=(None, 0, 0)), items, masks, seeds)
-    fn = functools.partial(
-        train_epochs, model=model, tx=tx, num_epochs=1, steps=steps, batch_size=config.batch_size
-    )
-    prog = jax.jit(jax.vmap(fn, in_axes=(0, None, None, 0, 0, None)))
-    first = jax.ShapeDtypeStruct((), jnp.int32)
-    return prog, (states, items, labels, masks, seeds, first)
-
-
 def program_memory(
     model: nn.Module,
     config: TrainConfig,
@@ -71,10 +47,20 @@ def program_memory(
     num_items: int,
     runs: int = 1,
     steps: int = 1,
+    num_epochs: int = 1,
 ) -> ProgramMemory:
-    """XLA's memory analysis of the training program for ``runs`` runs, compiled, not run."""
-    prog, args = _abstract_program(model, config, input_shape, num_items, runs, steps)
-    m = prog.lower(*args).compile().memory_analysis()
+    """XLA's memory analysis of the training program for ``runs`` vmapped runs, compiled, not
+    run: the very program object the trainer calls (:func:`merjax.train.strategies.programs`),
+    lowered for abstract arguments of those shapes."""
+    p = programs(model, config, steps)
+    items = jax.ShapeDtypeStruct((num_items, *input_shape), jnp.float32)
+    labels = jax.ShapeDtypeStruct((num_items,), jnp.int32)
+    masks = jax.ShapeDtypeStruct((runs, num_items), jnp.bool_)
+    seeds = jax.ShapeDtypeStruct((runs,), jnp.int32)
+    states = jax.eval_shape(p.init_many, items, masks, seeds)
+    first = jax.ShapeDtypeStruct((), jnp.int32)
+    compiled = p.train_vmapped(num_epochs).lower(states, items, labels, masks, seeds, first)
+    m = compiled.compile().memory_analysis()
     if m is None:
         raise RuntimeError(f"the {jax.default_backend()} backend gives no memory analysis")
     return ProgramMemory(
@@ -116,30 +102,36 @@ def plan_chunk(
     num_items: int,
     num_runs: int,
     memory_limit: int | None = None,
+    *,
+    steps: int = 1,
+    num_epochs: int = 1,
 ) -> int:
     """Runs per vmapped chunk: the largest number up to ``num_runs`` whose compiled program fits
-    ``memory_limit`` bytes (default: ``config.memory_limit``, else what the device reports, with a
-    :data:`SAFETY` margin; no limit known -- as on CPU -- means every run in one chunk).
+    ``memory_limit`` bytes (default: what the device reports, with a :data:`SAFETY` margin; no
+    limit known -- as on CPU -- means every run in one chunk). ``steps`` per epoch and
+    ``num_epochs`` per call make it the program training will call.
 
     Sized from the compiled programs of 1 and 2 runs (their peaks give the bytes per run), then
     checked by compiling the chosen chunk and shrinking it while its peak exceeds the limit. One
     run that does not fit raises :class:`DoesNotFit`, naming the memory needed and the limit."""
-    limit = memory_limit if memory_limit is not None else getattr(config, "memory_limit", None)
+    limit = memory_limit
     if limit is None:
         reported = device_memory()
         limit = int(reported * SAFETY) if reported else None
     if limit is None or num_runs <= 1:
         return max(1, num_runs)
-    one = program_memory(model, config, input_shape, num_items, 1)
+    memory = functools.partial(
+        program_memory, model, config, input_shape, num_items, steps=steps, num_epochs=num_epochs
+    )
+    one = memory(1)
     if one.peak > limit:
         raise DoesNotFit(
             f"one run's training program needs {one.peak / 2**30:.2f} GiB, more than the "
             f"{limit / 2**30:.2f} GiB limit; lower the batch size (now {config.batch_size}) or "
             "the input size"
         )
-    two = program_memory(model, config, input_shape, num_items, 2)
-    per_run = max(two.peak - one.peak, 1)
+    per_run = max(memory(2).peak - one.peak, 1)
     chunk = int(min(num_runs, max(1, 1 + (limit - one.peak) // per_run)))
-    while chunk > 1 and program_memory(model, config, input_shape, num_items, chunk).peak > limit:
+    while chunk > 1 and memory(chunk).peak > limit:
         chunk = max(1, math.floor(chunk * 0.9))
     return chunk

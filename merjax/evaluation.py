@@ -1,0 +1,220 @@
+"""One network on the data of an experiment: every fold and seed trained, pooled, scored, logged.
+
+    result = evaluate("vy-3cl", data, cfg, workdir)   # NetResult
+    result.row()                                      # what a table or summary.json shows
+
+Writes ``WORKDIR/runs/<name>/metrics.jsonl``: the training curve (the trainer's lines), then one
+line per fold and seed (its held-out subjects and accuracy), per seed the pooled held-out
+predictions and their scores, so that every number of a table can be recomputed from the file.
+With ``final``, the first seed's run on every subject is saved as a model folder
+(``WORKDIR/models/<net>``) for ``python -m merjax.predict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from merjax import flow, inference, metrics, models, train
+from merjax.config import Config
+from merjax.data.composite import class_labels
+from merjax.data.loading import Data
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class NetResult:
+    """One network's pooled held-out results over every seed."""
+
+    net: str
+    representation: str
+    params: int
+    per_seed: list[dict]  # metrics.by_group per seed ("all", then each dataset)
+    loso: train.LosoResult
+    model_dir: Path | None = None  # the saved final model (trained on every subject), if any
+
+    def covers(self, *, features: bool, final: bool, eval_every: int) -> bool:
+        """Whether this result holds what a request needs (features, the final run's states,
+        held-out logits by epoch), so it can answer it without training again."""
+        loso = self.loso
+        return (
+            (loso.features is not None or not features)
+            and (loso.states is not None or not final)
+            and (bool(loso.eval_epochs) or not eval_every)
+        )
+
+    def mean_std(self, key: str, group: str = "all") -> tuple[float, float]:
+        return metrics.mean_std([s[group][key] for s in self.per_seed])
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """Held-out confusion counts summed over seeds."""
+        return np.sum([np.asarray(s["all"]["confusion"]) for s in self.per_seed], axis=0)
+
+    def row(self) -> dict:
+        """The numbers a table or summary.json shows for this network."""
+        out: dict = {"net": self.net, "representation": self.representation, "params": self.params}
+        for key in ("accuracy", "uf1", "uar"):
+            out[key], out[f"{key}_std"] = self.mean_std(key)
+        out["majority"] = self.per_seed[0]["all"]["majority"]
+        out["n"] = self.per_seed[0]["all"]["n"]
+        out["per_dataset"] = {
+            g: {k: self.mean_std(k, g)[0] for k in ("accuracy", "uf1", "uar")} | {"n": v["n"]}
+            for g, v in self.per_seed[0].items()
+            if g != "all"
+        }
+        out["seeds"] = list(self.loso.seeds)
+        out["final_train_loss"] = float(np.nanmean(self.loso.losses[:, -1]))
+        out["seconds"] = round(self.loso.seconds, 1)
+        return out
+
+
+def network_inputs(data: Data, representation: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs ``[N, size, size, C]`` of the onset->apex and onset->apex+1 flows."""
+    prepare = jax.jit(functools.partial(flow.input_maps, size=size, kind=representation))
+    return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augmented))
+
+
+def evaluate(
+    net: str,
+    data: Data,
+    cfg: Config,
+    workdir: str | Path,
+    *,
+    features: bool = False,
+    final: bool = False,
+    eval_every: int = 0,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = log.info,
+) -> NetResult:
+    """Trains ``net`` on every fold and seed of ``data`` (``cfg``: input size, folds, protocol,
+    execution), pools the held-out predictions and scores them, per seed and dataset.
+
+    ``features`` keeps the held-out penultimate features, ``final`` also trains a run per seed on
+    every subject (saved as a model folder, never scored), ``eval_every`` records held-out logits
+    every so many epochs (``loso.eval_logits``: for analysis only). ``name`` names the run folder
+    (default: ``net``)."""
+    say = progress or (lambda _: None)
+    num_classes = len(class_labels(cfg.composite))
+    model, representation = models.by_name(net, num_classes=num_classes, conv_impl=cfg.conv_impl)
+    x, augmented = network_inputs(data, representation, cfg.size)
+    run_dir = Path(workdir) / "runs" / (name or net)
+    groups = train.subject_groups(data.subjects, cfg.num_folds)
+    shape = "x".join(str(d) for d in x.shape[1:])
+    say(
+        f"{net}: {len(groups)} folds x {len(cfg.train.seeds)} seeds, {cfg.train.epochs} epochs, "
+        f"{shape} inputs"
+    )
+    loso = train.train_loso(
+        model,
+        x,
+        augmented,
+        data.labels,
+        data.subjects,
+        dataclasses.replace(cfg.train, train_final=final),
+        cfg.execution,
+        groups=groups,
+        workdir=run_dir,
+        progress=progress,
+        keep_states=final,
+        features=features,
+        eval_every=eval_every,
+    )
+    per_seed = []
+    for s in range(len(loso.seeds)):
+        held = loso.preds[s] >= 0
+        datasets = np.asarray(data.datasets)[held]
+        per_seed.append(
+            metrics.by_group(data.labels[held], loso.preds[s][held], datasets, num_classes)
+        )
+    result = NetResult(net, representation, models.count_params(model, x.shape[1:]), per_seed, loso)
+    train.MetricsLog(run_dir / "metrics.jsonl").append(_result_lines(result, data))
+    if final:
+        result.model_dir = save_final_model(result, data, cfg, Path(workdir) / "models" / net)
+        seed = int(loso.plan.seeds[_final_run(loso)])
+        say(f"{net}: final model (every subject, seed {seed}) saved to {result.model_dir}")
+    row = result.row()
+    say(
+        f"{net}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
+        f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s"
+    )
+    return result
+
+
+def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> Path:
+    """Saves the first seed's final run (trained on every subject) as a model folder."""
+    loso = result.loso
+    r = _final_run(loso)
+    state = jax.tree.map(lambda a: np.asarray(a[r]), loso.states)
+    spec = inference.ModelSpec(
+        net=result.net,
+        representation=result.representation,
+        input_size=cfg.size,
+        flow=cfg.flow,
+        class_names=tuple(class_labels(cfg.composite)),
+        trained_on={
+            "data": data.source,
+            "samples": len(data.samples),
+            "subjects": len(set(data.subjects)),
+            "seed": int(loso.plan.seeds[r]),
+            "protocol": cfg.protocol,
+        },
+    )
+    variables = {
+        "params": state.params,
+        "batch_stats": state.batch_stats,
+        "mean": state.mean,
+        "scale": state.scale,
+    }
+    return inference.save(path, spec, variables)
+
+
+def _final_run(loso: train.LosoResult) -> int:
+    """The first seed's run on every subject (``train_final``)."""
+    return next(i for i, h in enumerate(loso.plan.held_out) if h == train.FINAL)
+
+
+def _result_lines(result: NetResult, data: Data) -> list[dict]:
+    """One line per fold and seed, then per seed its pooled held-out predictions (-1: in no
+    held-out group) and their scores."""
+    loso = result.loso
+    lines = []
+    for r, held in enumerate(loso.plan.held_out[: len(loso.losses)]):
+        if held == train.FINAL:
+            continue
+        seed = int(loso.plan.seeds[r])
+        idx = loso.plan.tested(r)
+        correct = loso.preds[loso.seeds.index(seed)][idx] == data.labels[idx]
+        lines.append(
+            {
+                "kind": "fold",
+                "net": result.net,
+                "seed": seed,
+                "held_out": list(held),
+                "n": int(len(idx)),
+                "accuracy": float(correct.mean()) if len(idx) else None,
+                "final_train_loss": float(loso.losses[r, -1]),
+                "final_train_accuracy": float(loso.train_accuracy[r, -1]),
+            }
+        )
+    for s, (seed, per) in enumerate(zip(loso.seeds, result.per_seed, strict=True)):
+        lines.append(
+            {
+                "kind": "predictions",
+                "net": result.net,
+                "seed": seed,
+                "labels": data.labels.tolist(),
+                "preds": loso.preds[s].tolist(),
+                "subjects": list(data.subjects),
+                "datasets": list(data.datasets),
+            }
+        )
+        lines.append({"kind": "pooled", "net": result.net, "seed": seed} | per)
+    return lines
