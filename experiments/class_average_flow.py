@@ -1,6 +1,6 @@
 """Figure 6: the average optical flow (Vx, Vy, M) of each class.
 
-    python -m merjax.main --experiment=class_average_flow           # ~6 s on a 2-core CPU
+    python -m merjax.main --experiment=class_average_flow  # the quick profile (its time: README)
 
 No network is trained. The class averages are also used as a classifier -- each held-out
 sample goes to the class whose average (over the training subjects only) is nearest -- which

@@ -1,6 +1,6 @@
 """Table 3: accuracy of the ResNet18 depth variants (17 down to 1 conv layers) on Vx-Vy-M.
 
-    python -m merjax.main --experiment=depth_study                   # quick: ~4.5 min, 2-core CPU
+    python -m merjax.main --experiment=depth_study  # the quick profile (its time: README)
     python -m merjax.main --experiment=depth_study --profile=paper   # the paper's protocol (GPU)
 
 In the quick profile (16x16 inputs) the deepest stages see 1x1 maps: a rough trend, not the

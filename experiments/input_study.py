@@ -1,6 +1,6 @@
 """Table 4: accuracy of the shallow CNNs (1-4 conv layers) on Vx, Vy, Vx-Vy and M inputs.
 
-    python -m merjax.main --experiment=input_study                   # quick: ~6 min, 2-core CPU
+    python -m merjax.main --experiment=input_study  # the quick profile (its time: README)
     python -m merjax.main --experiment=input_study --profile=paper   # the paper's protocol (GPU)
 
 Writes ``table4.{csv,md}`` (accuracy ± std over seeds, the paper's number beside it, UF1, UAR,

@@ -1,6 +1,6 @@
 """Beyond the paper: the MEGC 2019 benchmark -- STSTNet and the paper's networks on both flows.
 
-    python -m merjax.main --experiment=megc2019                   # quick: ~11 min, 2-core CPU
+    python -m merjax.main --experiment=megc2019  # the quick profile (its time: README)
     python -m merjax.main --experiment=megc2019 --profile=paper \\
         --smic_root=/data/SMIC --casme2_root=/data/CASME2 --samm_root=/data/SAMM
 

@@ -1,6 +1,6 @@
 """Every experiment of the paper, one after another, sharing the data and the trained networks.
 
-    python -m merjax.main --experiment=paper                    # quick: ~11 min, 2-core CPU
+    python -m merjax.main --experiment=paper  # the quick profile (its time: README)
     python -m merjax.main --experiment=paper --profile=paper    # the paper's protocol (GPU)
 
 Each experiment (the files beside this one) writes into ``<workdir>/<experiment>/``; networks

@@ -1,6 +1,6 @@
 """Tables 8-9, Figure 7 and the time per clip: the paper's chosen network (Vy-3CL) in full.
 
-    python -m merjax.main --experiment=performance                   # quick: ~30 s, 2-core CPU
+    python -m merjax.main --experiment=performance  # the quick profile (its time: README)
     python -m merjax.main --experiment=performance --profile=paper   # the paper's protocol (GPU)
 
 Writes ``table8.{csv,md}`` (accuracy, UF1, UAR against the literature the paper quotes, with the

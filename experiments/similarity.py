@@ -1,6 +1,6 @@
 """Tables 5-7: cosine similarity of the penultimate features, within and between classes.
 
-    python -m merjax.main --experiment=similarity                   # quick: ~2 min, 2-core CPU
+    python -m merjax.main --experiment=similarity  # the quick profile (its time: README)
     python -m merjax.main --experiment=similarity --profile=paper   # the paper's protocol (GPU)
 
 For Vy-3CL, Vx-Vy-3CL and ResNet8, the features a fold's network computes for its held-out

@@ -72,7 +72,7 @@ TABLE8: tuple[tuple[str, float], ...] = (
 )
 
 # Table 9: parameters (filters) of the shallow CNNs; 333,121 for 1-channel 3 CL is a slip
-# in the paper (the architecture of the other seven cells gives 331,301; DESIGN.md section 3).
+# in the paper (the architecture of the other seven cells gives 331,301; docs/networks.md).
 TABLE9: dict[int, tuple[tuple[int, int], ...]] = {
     1: ((82_373, 16), (168_997, 48), (333_121, 112), (712_933, 240)),
     2: ((165_541, 32), (348_005, 96), (709_477, 224), (1_620_197, 480)),

@@ -128,8 +128,8 @@ def make_config(
 
 def compilation_cache(path: str | Path) -> None:
     """Keeps XLA's compiled programs in ``path`` (unless ``JAX_COMPILATION_CACHE_DIR`` says
-    elsewhere), so a second run compiles nothing it compiled before: the tiny input study takes
-    6 s instead of 24 s on a 2-core CPU. JAX keys each entry on the program, the jax version, the
+    elsewhere), so a second run compiles nothing it compiled before (benchmarks/RESULTS.md has
+    what that saves). JAX keys each entry on the program, the jax version, the
     backend and its flags, and recompiles when an entry cannot be read."""
     import jax
 

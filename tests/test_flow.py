@@ -27,7 +27,7 @@ def _smooth_pair(shape, seed=0):
 
 
 def _matlab_reference(prev, curr, smoothness, num_iter, velocity_difference=0.0):
-    """float64 NumPy transcription of MATLAB opticalFlowHS (DESIGN.md section 2)."""
+    """float64 NumPy transcription of MATLAB opticalFlowHS (docs/flow.md)."""
     prev, curr = prev.astype(np.float64), curr.astype(np.float64)
     sobel_x = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8.0
     ix = ndimage.correlate(curr, sobel_x, mode="nearest")

@@ -5,7 +5,7 @@ official spreadsheet formats and folder layouts (including their quirks: CASME I
 columns and '/' apex, a clip that ends at its apex, SAMM's 13 note rows, Duration formulas and
 inconsistent zero padding), so the real loaders read it.
 
-What is in a clip (DESIGN.md section 4): a face that differs per subject (geometry, skin tone,
+What is in a clip (docs/data.md): a face that differs per subject (geometry, skin tone,
 texture); a motion localised where the class's action units act -- I: lip corners up (AU6/12),
 II: brows up (AU1/2/5), III: brows down and together (AU4/7), IV: nose wrinkle and upper lip up
 (AU9/10), V: lip corners down (AU15/17), VI: one lip corner (AU14), VII: one random region --
@@ -19,7 +19,7 @@ SMIC-HS-style clips (for the MEGC 2019 composite) are whole frames too
 (``HS/sN/micro/EMOTION/sN_ne_01/imageF.bmp``), their emotions shown by the objective classes'
 motions (negative: III-V, positive: I, surprise: II).
 
-    python -m merjax.data.synthetic --out /tmp/synth            # composite-like, ~10 s
+    python -m merjax.data.synthetic --out /tmp/synth            # composite-like
     python -m merjax.data.synthetic --out /tmp/synth --size=tiny --baseline
 """
 
@@ -87,7 +87,7 @@ class Spec:
 
 
 SPECS: dict[str, Spec] = {
-    # Class and subject counts of the MEGC 2018 composite (DESIGN.md section 4), plus VI/VII
+    # Class and subject counts of the MEGC 2018 composite (docs/data.md), plus VI/VII
     # rows that the composite must drop.
     "full": Spec(
         casme2_subjects=26,

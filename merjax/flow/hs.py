@@ -1,6 +1,6 @@
 """Horn-Schunck optical flow as a jitted, batched JAX stencil.
 
-Two variants (DESIGN.md section 2):
+Two variants (docs/flow.md):
 
 * ``"matlab"`` -- MATLAB's ``opticalFlowHS`` (the paper's tool): Sobel/8 derivatives of the
   second frame, ``It = second - first``, 4-neighbour mean, ``smoothness`` not squared,
@@ -10,8 +10,9 @@ Two variants (DESIGN.md section 2):
   denominator (``smoothness`` plays ``alpha``), zero padding at the borders.
 
 Every stencil is written as padding plus shifted slices plus elementwise arithmetic, which XLA
-fuses into one loop nest per Jacobi sweep; this beats ``lax.conv`` by about 10x on CPU and needs
-no special casing for batching: all leading axes of ``[..., H, W]`` ride along.
+fuses into one loop nest per Jacobi sweep; this is far faster than ``lax.conv`` on CPU
+(benchmarks/RESULTS.md) and needs no special casing for batching: all leading axes of
+``[..., H, W]`` ride along.
 
 Conventions: the output is ``[..., H, W, 2]`` float32 holding ``(vx, vy)`` in pixels per frame
 pair; ``vx > 0`` is motion to the right, ``vy > 0`` motion down.
@@ -72,7 +73,7 @@ def _mean4_edge(p: jax.Array) -> jax.Array:
     A replicated neighbour is the pixel itself, so the mean is the zero-padded neighbour sum plus
     the pixel times its number of neighbours outside the image (1 on an edge, 2 in a corner).
     This keeps the Jacobi state zero-padded for both variants; ``jnp.pad(mode="edge")`` inside
-    the sweep did not fuse and was 2x slower on CPU.
+    the sweep does not fuse (benchmarks/RESULTS.md).
     """
     n = _neighbours(p)
     h, w = p.shape[-2] - 2, p.shape[-1] - 2
@@ -140,8 +141,8 @@ def _horn_schunck(
         mean = _mean8_zero
 
     # The Jacobi state (u, v) is kept with its ring of zeros, so a sweep reads its neighbours as
-    # plain shifted slices and writes the padded result; padding inside the sweep instead made
-    # XLA:CPU bounds-check every neighbour read (1.8x slower at 64-256 px).
+    # plain shifted slices and writes the padded result; padding inside the sweep instead makes
+    # XLA:CPU bounds-check every neighbour read.
     def sweep(u_p: jax.Array, v_p: jax.Array) -> tuple[jax.Array, jax.Array]:
         u_bar, v_bar = mean(u_p), mean(v_p)
         d = (ix * u_bar + iy * v_bar + it) / denom

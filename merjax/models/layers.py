@@ -15,7 +15,7 @@ depend on how it computes:
   XLA:CPU runs ``lax.conv`` slowly when it is vmapped over per-run weights (a grouped conv) and
   when its weights are carried by a loop; one matrix product has neither problem
   (benchmarks/RESULTS.md). ``lax.conv_general_dilated_patches`` is not used: on CPU it is itself
-  a convolution, and 12x slower.
+  a convolution, and slower.
 - ``"auto"``: chosen by measurement (:func:`resolve_conv_impl`): on CPU im2col when training (the
   gradient programs, where lax.conv is slow) and lax.conv for forward passes (prediction,
   inference: faster there); lax.conv on other backends until a GPU measurement says otherwise.

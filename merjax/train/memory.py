@@ -1,7 +1,7 @@
 """How much device memory the training program needs, from XLA's own compiled memory analysis.
 
 The design trains all runs at once, but a vmapped program's temporaries grow with the number of
-runs (Vy-3CL at 64x64, batch 64: ~0.9 GB per run with lax.conv), so the runs are trained in
+runs (benchmarks/RESULTS.md has the bytes per run of every network), so the runs are trained in
 chunks that fit the device. :func:`program_memory` compiles the training program for a trial
 number of runs (without running it) and reads ``memory_analysis()``; :func:`plan_chunk` picks the
 largest chunk that fits a memory limit.
