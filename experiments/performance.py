@@ -58,7 +58,15 @@ def run(ctx: context.Context) -> dict:
     res = ctx.evaluate(head)
     r = res.row()
     rep = ctx.report(f"Performance of {head} (paper Tables 8-9, Figure 7)")
+    _table8(rep, head, r)
+    _figure7(rep, head, res.confusion)
+    _table9(rep)
+    timing = clip_timing(ctx, head)
+    _timing_table(rep, cfg, head, timing)
+    return rep.write(report.summary("performance", cfg, data, head, {head: r}, timing=timing))
 
+
+def _table8(rep: report.Report, head: str, r: dict) -> None:
     rows = [[name, "-", pct(acc), "-", "-"] for name, acc in paper.TABLE8]
     rows.append(
         [
@@ -87,8 +95,10 @@ def run(ctx: context.Context) -> dict:
         title="Table 8: accuracy against the literature (5 objective classes, LOSO)",
     )
 
+
+def _figure7(rep: report.Report, head: str, cm: np.ndarray) -> None:
+
     labels = class_labels()
-    cm = res.confusion
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     rep.table(
         "figure7",
@@ -109,6 +119,9 @@ def run(ctx: context.Context) -> dict:
         confusion_figure(cm, labels, f"{head}: pooled held-out predictions"),
         f"Confusion matrix of {head} (rows: true class; counts summed over seeds).",
     )
+
+
+def _table9(rep: report.Report) -> None:
 
     rows, csv_rows = [], []
     for channels, name, rep_name in ((1, "single channel", "vy"), (2, "double channel", "vxvy")):
@@ -134,7 +147,8 @@ def run(ctx: context.Context) -> dict:
         "architecture of the other seven cells, which gives 331,301 (docs/networks.md)."
     )
 
-    timing = clip_timing(ctx, head)
+
+def _timing_table(rep: report.Report, cfg: PerformanceConfig, head: str, timing: dict) -> None:
     rep.table(
         "timing",
         ["step", "median (ms)", "p99 (ms)", "paper (ms, GTX 1060)", "batched (clips/s)"],
@@ -161,7 +175,6 @@ def run(ctx: context.Context) -> dict:
         f"timed after a warm-up call over {cfg.timing_repeats} calls; batched: {cfg.timing_batch} "
         "clips per call. The network's weights do not change its time."
     )
-    return rep.write(report.summary("performance", cfg, data, head, {head: r}, timing=timing))
 
 
 def clip_timing(ctx: context.Context, net: str) -> dict[str, dict]:

@@ -1,7 +1,8 @@
 """The MEGC composite databases: 2018 (5 objective classes) and 2019 (3 emotion classes).
 
 MEGC 2018 keeps objective classes I-V of CASME II and SAMM (VI and VII are dropped): with the
-official spreadsheets that is 185 + 68 = 253 samples from 26 + 21 = 47 subjects (docs/data.md). The paper reports 241; which 12 it dropped is unknown.
+official spreadsheets that is 185 + 68 = 253 samples from 26 + 21 = 47 subjects (docs/data.md).
+The paper reports 241; which 12 it dropped is unknown.
 
 MEGC 2019 maps emotions to negative / positive / surprise over SMIC-HS, CASME II and SAMM.
 Its published counts are 164 + 145 + 133 = 442 samples and 16 + 24 + 28 = 68 subjects. The
