@@ -27,6 +27,16 @@ def config(profile: str) -> Config:
     return cfg
 
 
+def validate(cfg: Config) -> None:
+    """Table 3 has the ResNet depth variants only."""
+    for net in cfg.nets:
+        if not (net.lower().startswith("resnet") and net[6:].isdigit()):
+            raise ValueError(
+                f"nets: depth_study reports the ResNet depth variants (resnet2..resnet18), not "
+                f"{net!r} (input_study reports the shallow CNNs)"
+            )
+
+
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     rows, csv_rows, results = [], [], {}

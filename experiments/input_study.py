@@ -28,6 +28,17 @@ def config(profile: str) -> Config:
     return base(profile).replace(nets=nets, headline="vy-3cl")
 
 
+def validate(cfg: Config) -> None:
+    """Table 4 has the shallow CNNs only: a representation and 1-4 conv layers."""
+    for net in cfg.nets:
+        representation, _, depth = net.lower().rpartition("-")
+        if representation not in REPRESENTATIONS or depth not in {f"{d}cl" for d in DEPTHS}:
+            raise ValueError(
+                f"nets: input_study reports the shallow CNNs ({', '.join(REPRESENTATIONS)} with "
+                f"1-4 conv layers, e.g. vy-3cl), not {net!r} (depth_study reports the ResNets)"
+            )
+
+
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     rows, csv_rows, results = [], [], {}

@@ -16,6 +16,7 @@ orbax is imported on first use: it is slow to import and most commands never che
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -56,12 +57,34 @@ def save_tree(path: str | Path, tree: Any) -> None:
             ckpt.close()
 
 
+def stored_shapes(path: str | Path) -> dict[str, list[int]]:
+    """``{"params/conv1/kernel": shape, ...}`` of the pytree saved at ``path``, from its metadata
+    (no array is read)."""
+    with quiet_orbax():
+        ckpt = orbax().StandardCheckpointer()
+        try:
+            meta = ckpt.metadata(Path(path).absolute())
+        finally:
+            ckpt.close()
+    tree = getattr(meta, "item_metadata", meta)
+    return {
+        "/".join(str(getattr(k, "key", k)) for k in keys): list(leaf.shape)
+        for keys, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
+
+
 def restore_tree(path: str | Path, abstract: Any) -> Any:
-    """Reads the pytree at ``path`` with the structure, shapes and dtypes of ``abstract``."""
+    """Reads the pytree at ``path`` with the structure, shapes and dtypes of ``abstract``.
+
+    Check :func:`stored_shapes` first: a restore that fails on a shape leaves orbax's reads
+    failing in the background, whose reports outlive the call."""
     with quiet_orbax():
         ckpt = orbax().StandardCheckpointer()
         try:
             return ckpt.restore(Path(path).absolute(), abstract)
+        except BaseException:
+            gc.collect()  # orbax's failed reads report now, inside quiet_orbax, not at exit
+            raise
         finally:
             ckpt.close()
 

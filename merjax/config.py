@@ -49,6 +49,9 @@ class Config:
     apex_policy: str = "midpoint"  # CASME II rows whose apex is '/' (merjax.data.casme2)
     # or "skip": bad samples are listed in the report, never dropped silently
     on_error: str = "raise"
+    # The frames' real bit depth, for 16-bit files holding fewer bits (12-bit cameras); None:
+    # the files' own range (merjax.data.frames.to_uint8).
+    bit_depth: int | None = None
     # Also train the headline network on every subject (one more run per seed) and save it to
     # ``models/<net>/`` for ``python -m merjax.predict``. Never used to score anything.
     save_model: bool = True

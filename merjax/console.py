@@ -8,8 +8,11 @@ log messages as plain lines.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+from collections.abc import Callable
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -41,3 +44,24 @@ def setup(level: str | None = None, *, absl_verbosity_given: bool = False) -> No
         ours.addHandler(handler)
     ours.setLevel(logging.DEBUG if level == "debug" else logging.INFO)
     ours.propagate = False  # not again through absl's handler
+
+
+@contextlib.contextmanager
+def one_line_errors(keep_traceback: Callable[[BaseException], bool] = lambda e: False):
+    """What a command line owes a user: an error merjax raised on purpose (bad data, flags,
+    settings, a full disk, a diverged run) as one ``error:`` line and exit code 1; Ctrl-C as one
+    line saying what was kept and exit code 130. An error for which ``keep_traceback`` says so
+    (a bug in the user's own experiment code) keeps its traceback, as does every error with
+    ``MERJAX_TRACEBACK=1``."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if os.environ.get("MERJAX_TRACEBACK"):
+            raise
+        print(str(e) or "interrupted: rerun the same command", file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError, KeyError, FloatingPointError) as e:  # DataError: a ValueError
+        if os.environ.get("MERJAX_TRACEBACK") or keep_traceback(e):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -95,6 +95,8 @@ class Context:
                 synthetic_seed=c.synthetic_seed,
                 apex_policy=c.apex_policy,
                 on_error=c.on_error,
+                bit_depth=c.bit_depth,
+                num_folds=c.num_folds,
                 progress=self.progress,
             )
         return self._datasets[key]
@@ -108,6 +110,7 @@ class Context:
             c.synthetic_seed,
             c.apex_policy,
             c.on_error,
+            c.bit_depth,
             c.flow,
         )
 

@@ -9,6 +9,7 @@
 - :func:`move_aside`: renames a file or folder to a free ``<name>.<suffix>[.N]`` instead of
   deleting it.
 - :class:`WorkdirLock`: one run per workdir (``fcntl.flock`` on ``<workdir>/.merjax.lock``).
+- :func:`writable_dir`: a folder checked writable before any work, named by its flag.
 """
 
 from __future__ import annotations
@@ -19,11 +20,29 @@ import errno
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as a folder we can write in (made if missing), checked by writing a scratch file
+    there: permission bits alone do not tell (root, read-only mounts, immutable folders). A
+    ValueError names the flag and the reason in words."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} {str(p)!r} is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as e:
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise ValueError(f"{flag} {str(p)!r}: cannot write there ({reason})") from None
+    return p
 
 
 def _tmp(path: Path) -> Path:

@@ -5,6 +5,8 @@ model trained on every subject of an experiment)::
 
     model.json     what it is: network, flow settings, input size, classes, what it was trained on
     variables/     orbax checkpoint of {params, batch_stats, mean, scale}
+    variables.binding.json   what the weights were trained as (network, representation, input
+                   size, flow, classes): model.json edited afterwards no longer matches it
 
 Use::
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ from merjax.data.spreadsheets import DataError
 from merjax.flow import FlowSettings
 
 FORMAT = 1  # bump when the model folder's layout changes
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +264,49 @@ def prepare_frames(
 # --------------------------------------------------------------------------- saving and loading
 
 
+BINDING = "variables.binding.json"
+_BOUND = ("net", "representation", "input_size", "flow", "class_names")
+
+
+def binding(spec: ModelSpec) -> dict:
+    """What defines the network's input and output, as the weights were trained: saved with the
+    checkpoint, so that a model.json edited afterwards (another flow, network or class list whose
+    shapes happen to fit) is refused instead of predicting something else."""
+    d = spec.to_json()
+    return {k: d[k] for k in _BOUND}
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f"{prefix}{k}.").items()}
+    return {prefix[:-1]: d}
+
+
+def _check_binding(path: Path, spec: ModelSpec) -> None:
+    """Refuses a model.json that no longer matches what the weights were trained as, naming the
+    field; a folder saved before bindings existed loads with a one-line notice."""
+    bound = path / BINDING
+    if not bound.is_file():
+        log.warning(
+            "%s was saved by an older merjax (no %s): its model.json is trusted as written",
+            path,
+            BINDING,
+        )
+        return
+    try:
+        saved = _flat(json.loads(bound.read_text()))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{str(bound)!r} is unreadable ({e}); save the model again") from None
+    now = _flat(binding(spec))
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            raise DataError(
+                f"{str(path / 'model.json')!r}: {key} is {now.get(key)!r}, but the weights were "
+                f"trained with {saved.get(key)!r} ({BINDING}); model.json was edited after "
+                "saving: restore it, or train a model for the new setting"
+            )
+
+
 def save(path: str | Path, spec: ModelSpec, variables: dict) -> Path:
     """Writes a model folder, replacing one that is there only once the new one is complete (it
     is built beside it and renamed into place: a run killed while saving leaves the old model)."""
@@ -268,6 +316,7 @@ def save(path: str | Path, spec: ModelSpec, variables: dict) -> Path:
     def build(folder: Path) -> None:
         folder.mkdir(parents=True)
         checkpoint.save_tree(folder / "variables", variables)
+        files.write_json(folder / BINDING, binding(spec))
         files.write_json(folder / "model.json", spec.to_json())
 
     return files.replace_dir(path, build)
@@ -286,6 +335,7 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
         raise DataError(f"{str(meta)!r} is not valid JSON: {e}") from None
     if expect_net is not None and expect_net.lower() != spec.net.lower():
         raise DataError(f"{str(path)!r} holds a {spec.net} model, not {expect_net}")
+    _check_binding(path, spec)
     module, rep = models.by_name(spec.net, num_classes=len(spec.class_names))
     if rep != spec.representation:
         raise DataError(
@@ -307,6 +357,19 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
             "differences: "
             f"{', '.join(f'{k} {spec.param_shapes.get(k)} vs {want.get(k)}' for k in diff)}); "
             "the checkpoint is from another architecture"
+        )
+    try:
+        stored = checkpoint.stored_shapes(path / "variables")
+    except Exception as e:  # orbax raises many kinds; the message is what matters
+        raise DataError(f"cannot read the weights in {str(path / 'variables')!r}: {e}") from None
+    if stored != want:
+        keys = sorted(set(want) | set(stored))
+        diff = [k for k in keys if want.get(k) != stored.get(k)][:3]
+        raise DataError(
+            f"{str(path / 'variables')!r}: these weights do not fit a {spec.net} on "
+            f"{spec.input_size}x{spec.input_size} {spec.representation} (first differences: "
+            f"{', '.join(f'{k} {stored.get(k)} vs {want.get(k)}' for k in diff)}); they are "
+            "another network's: copy the whole model folder, not its variables/"
         )
     try:
         variables = checkpoint.restore_tree(path / "variables", abstract)

@@ -9,19 +9,17 @@
 Experiments are the files in the repository's ``experiments/`` folder (see merjax.runner);
 ``--set`` changes any config field (``size=32``, ``num_folds=None``,
 ``train.learning_rate=5e-4``, ``flow.horn_schunck.num_iter=100``). Errors a user can make end
-with one line;
-``MERJAX_TRACEBACK=1`` shows the traceback instead.
+with one line, Ctrl-C with one line saying what was kept (exit code 130); a bug in an
+experiment file keeps its traceback, and ``MERJAX_TRACEBACK=1`` shows every traceback.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from absl import app, flags
 
-from merjax import console, runner
+from merjax import console, files, runner
 from merjax.config import PROFILES
 
 FLAGS = flags.FLAGS
@@ -60,19 +58,21 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.setup(FLAGS.log_level, absl_verbosity_given=FLAGS["verbosity"].present)
-    if FLAGS.distributed:
-        import jax
-
-        jax.distributed.initialize()
-    cache_dir = Path(FLAGS.cache_dir or Path.home() / ".cache" / "merjax")
-    runner.compilation_cache(cache_dir / "xla")
-    name = Path(FLAGS.experiment).stem
-    workdir = FLAGS.workdir or f"runs/{name}-{FLAGS.profile}"
     try:
         seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
     except ValueError:
         raise app.UsageError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}") from None
-    try:
+    name = Path(FLAGS.experiment).stem
+    workdir = FLAGS.workdir or f"runs/{name}-{FLAGS.profile}"
+    with console.one_line_errors(runner.raised_in_experiment):
+        if FLAGS.distributed:
+            import jax
+
+            jax.distributed.initialize()
+        cache_dir = files.writable_dir(
+            FLAGS.cache_dir or Path.home() / ".cache" / "merjax", "--cache_dir"
+        )
+        runner.compilation_cache(cache_dir / "xla")
         summary = runner.run(
             FLAGS.experiment,
             workdir,
@@ -85,11 +85,6 @@ def main(argv: list[str]) -> None:
             cache_dir=cache_dir,
             progress=print,
         )
-    except (ValueError, OSError, KeyError, FloatingPointError) as e:  # DataError is a ValueError
-        if os.environ.get("MERJAX_TRACEBACK"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     print(
         f"{summary['experiment']} ({summary['headline']}): accuracy "
         f"{100 * summary['accuracy']:.2f}% "

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from absl import app, flags
 
 from merjax import console, files, inference, runner
 from merjax.data import faces
-from merjax.data.frames import index_frames, read_gray
+from merjax.data.frames import BIT_DEPTHS, index_frames, read_gray
 from merjax.data.spreadsheets import DataError
 
 # --------------------------------------------------------------------------- library
@@ -67,10 +67,11 @@ def predict_pair(
 
 
 def read_clip(
-    folder: str | Path, onset: int, apex: int
+    folder: str | Path, onset: int, apex: int, bit_depth: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
     """The onset and apex frames of a clip folder, found by the numbers in their file names
-    (as the datasets name them: ``reg_img46.jpg``, ``006_05562.jpg``, ``img46.jpg``)."""
+    (as the datasets name them: ``reg_img46.jpg``, ``006_05562.jpg``, ``img46.jpg``); 16-bit
+    frames scaled by ``bit_depth`` (:func:`merjax.data.frames.to_uint8`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"--clip {str(folder)!r} is not a folder")
@@ -85,7 +86,8 @@ def read_clip(
         )
     if apex <= onset:
         raise DataError(f"the apex frame ({apex}) must come after the onset frame ({onset})")
-    return read_gray(frames[onset]), read_gray(frames[apex]), (frames[onset], frames[apex])
+    pair = (frames[onset], frames[apex])
+    return read_gray(pair[0], bit_depth), read_gray(pair[1], bit_depth), pair
 
 
 def predict_video(
@@ -110,6 +112,10 @@ def predict_video(
     if window < 0:
         raise DataError(f"window must be >= 0 (0: 0.15 s of video), got {window}")
     path = Path(path)
+    if path.is_dir():
+        raise DataError(
+            f"--video {str(path)!r} is a folder, not a video file (--clip reads a folder)"
+        )
     if not path.is_file():
         raise DataError(f"--video {str(path)!r} does not exist")
     cap = cv2.VideoCapture(str(path))
@@ -201,6 +207,9 @@ flags.DEFINE_enum(
 flags.DEFINE_string(
     "export", None, "Write the model as a jax.export file (runs without merjax) and exit."
 )
+flags.DEFINE_integer(
+    "bit_depth", None, "16-bit frames: their real bit depth (e.g. 12); default: the file's range."
+)
 
 
 def writable_file(path: str, flag: str) -> Path:
@@ -227,6 +236,8 @@ def _run() -> None:
         raise DataError(f"--window must be >= 0 (0: 0.15 s of video), got {FLAGS.window}")
     if FLAGS.batch < 1:
         raise DataError(f"--batch must be >= 1, got {FLAGS.batch}")
+    if FLAGS.bit_depth is not None and FLAGS.bit_depth not in BIT_DEPTHS:
+        raise DataError(f"--bit_depth must be one of {BIT_DEPTHS}, got {FLAGS.bit_depth}")
     for flag, value in (("--out", FLAGS.out), ("--export", FLAGS.export)):
         if value:
             writable_file(value, flag)
@@ -293,13 +304,15 @@ def _run() -> None:
     if FLAGS.clip:
         if FLAGS.onset_frame is None or FLAGS.apex_frame is None:
             raise DataError("--clip needs --onset_frame and --apex_frame")
-        onset, apex, names = read_clip(FLAGS.clip, FLAGS.onset_frame, FLAGS.apex_frame)
+        onset, apex, names = read_clip(
+            FLAGS.clip, FLAGS.onset_frame, FLAGS.apex_frame, FLAGS.bit_depth
+        )
     else:
         if not (FLAGS.onset and FLAGS.apex):
             raise DataError("give both --onset and --apex")
         onset, apex, names = (
-            read_gray(FLAGS.onset),
-            read_gray(FLAGS.apex),
+            read_gray(FLAGS.onset, FLAGS.bit_depth),
+            read_gray(FLAGS.apex, FLAGS.bit_depth),
             (FLAGS.onset, FLAGS.apex),
         )
     res = predict_pair(model, onset, apex, crop=FLAGS.crop, names=names)
@@ -315,19 +328,13 @@ def _run() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    console.setup(
-        absl_verbosity_given=FLAGS["verbosity"].present
-    )  # orbax logs every restore at INFO
-    runner.compilation_cache(
-        Path.home() / ".cache" / "merjax" / "xla"
-    )  # the next call compiles nothing
-    try:
-        _run()
-    except (ValueError, OSError) as e:  # DataError is a ValueError
-        if os.environ.get("MERJAX_TRACEBACK"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    # orbax logs every restore at INFO: quiet unless asked.
+    console.setup(absl_verbosity_given=FLAGS["verbosity"].present)
+    with console.one_line_errors():
+        # The next call compiles nothing it compiled before.
+        runner.compilation_cache(Path.home() / ".cache" / "merjax" / "xla")
+        with jax.enable_x64(False):  # float32 whatever JAX_ENABLE_X64 says (as merjax.runner)
+            _run()
 
 
 if __name__ == "__main__":

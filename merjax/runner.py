@@ -5,6 +5,7 @@ Experiments are small Python files in the top-level ``experiments/`` folder of a
 
     def config(profile: str) -> merjax.config.Config
     def run(ctx: merjax.context.Context) -> dict        # the summary.json it wrote
+    def validate(cfg) -> None   # optional: a ValueError for a config it cannot report
 
 :func:`run` ties one to a workdir, the data and the command-line options::
 
@@ -29,9 +30,12 @@ import logging
 import os
 import sys
 import time
+import traceback
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import jax
 
 from merjax import config as config_lib
 from merjax import files
@@ -96,7 +100,10 @@ def load(experiment: str | Path) -> types.ModuleType:
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
         try:
             spec.loader.exec_module(module)
-        except Exception:
+        except SyntaxError as e:
+            del sys.modules[name]
+            raise ValueError(f"{path} line {e.lineno}: SyntaxError: {e.msg}") from None
+        except BaseException:
             del sys.modules[name]
             raise
         for fn in ("config", "run"):
@@ -131,18 +138,37 @@ def compilation_cache(path: str | Path) -> None:
     elsewhere), so a second run compiles nothing it compiled before (benchmarks/RESULTS.md has
     what that saves). JAX keys each entry on the program, the jax version, the
     backend and its flags, and recompiles when an entry cannot be read."""
-    import jax
-
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         jax.config.update("jax_compilation_cache_dir", str(Path(path).expanduser()))
 
 
-def check_workdir(workdir: str | Path) -> Path:
-    path = Path(workdir).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--workdir {path} is a file, not a folder")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def raised_in_experiment(error: BaseException) -> bool:
+    """Whether ``error`` was raised by the code of a loaded experiment file itself (a bug there,
+    whose traceback the user needs), not by merjax on its behalf (one line is owed)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return False
+    files_ = {str(p) for p in _LOADED}
+    return str(Path(frames[-1].filename).resolve()) in files_
+
+
+def validate(module: types.ModuleType, cfg: config_lib.Config) -> None:
+    """Checks, before any work, that the experiment can report what ``cfg`` asks: every network
+    name is one merjax builds, and the experiment's own ``validate(cfg)`` (if it defines one)
+    accepts the config. One ValueError line names the setting."""
+    from merjax import models
+
+    for net in cfg.nets:
+        try:
+            models.by_name(net)
+        except ValueError as e:
+            raise ValueError(f"nets: {e}") from None
+    check = getattr(module, "validate", None)
+    if check is not None:
+        try:
+            check(cfg)
+        except ValueError as e:
+            raise ValueError(str(e)) from None
 
 
 def run(
@@ -177,12 +203,22 @@ def run(
     module = load(experiment)
     name = Path(module.__file__).stem
     cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
-    workdir = check_workdir(workdir)
-    with files.WorkdirLock(workdir, progress):  # one run per workdir
+    validate(module, cfg)
+    workdir = files.writable_dir(workdir, "--workdir")
+    if options.cache_dir is not None:
+        files.writable_dir(options.cache_dir, "--cache_dir")
+    # float32 whatever the environment says: JAX_ENABLE_X64 (set for other JAX code) would make
+    # random draws and initialisers float64, and a run's numbers depend on its float width.
+    with jax.enable_x64(False), files.WorkdirLock(workdir, progress):  # one run per workdir
         t0 = time.perf_counter()
         ctx = Context(cfg, workdir, options=options, progress=progress, parent=parent)
         ctx.say(write_config(workdir, name, Path(module.__file__), cfg))
         summary = module.run(ctx)
+        if not isinstance(summary, dict):
+            raise ValueError(
+                f"{module.__file__}: run() must return a dict (the summary it wrote, e.g. "
+                f"report.write(...)), got {type(summary).__name__}"
+            )
         summary["seconds"] = round(time.perf_counter() - t0, 1)
         files.write_json(workdir / "summary.json", summary)
     return summary
@@ -190,7 +226,6 @@ def run(
 
 def environment() -> dict:
     """Versions, backend and devices: what a result depends on besides its config."""
-    import jax
 
     def version(pkg: str) -> str | None:
         try:

@@ -469,7 +469,8 @@ def test_main_rejects_bad_input_clearly(tmp_path, args, message, main_in_process
     assert code == 1
     assert message in err, err
     assert "Traceback" not in err
-    assert not (tmp_path / "cache").exists() or message == "table10", "work began"
+    # At most the folders themselves were made (checked writable): no data, no flows.
+    assert not list((tmp_path / "cache").glob("*")), "work began"
 
 
 @pytest.mark.slow

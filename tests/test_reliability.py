@@ -7,11 +7,15 @@ code before the fixes, in the way its docstring says.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -21,9 +25,11 @@ import openpyxl
 import pytest
 
 from merjax import checkpoint, files, inference, models, report, runner, train
-from merjax.data import cache, casme2, composite, frames, samm
+from merjax.data import cache, casme2, composite, frames, samm, smic
 from merjax.data.spreadsheets import DataError
+from merjax.errors import Interrupted
 from merjax.flow import FlowSettings, HornSchunckSettings, horn_schunck
+from merjax.train import strategies
 
 from conftest import edit_cell
 from toy import ToyCNN
@@ -512,3 +518,388 @@ def test_16_an_objective_class_written_as_text(db):
     sclip = samm.load(db / "SAMM")[0].clip
     _set(db / "SAMM" / samm.CODES, sclip, "Objective Classes", "1")
     assert next(s for s in samm.load(db / "SAMM") if s.clip == sclip).label == 0
+
+
+# =========================================================================== second campaign
+# Items 1-15 of the second fault campaign are tests 17-31. Each failed on the code before the
+# fixes, in the way its docstring says.
+
+
+def test_17_float_frames_outside_0_1_are_refused():
+    """Before: float frames in 0..255 gave a flow 300x too large (Horn-Schunck) or a different
+    one entirely (TV-L1), without a word."""
+    from merjax.flow import tvl1
+
+    rng = np.random.default_rng(0)
+    a = rng.random((16, 16), dtype=np.float32)
+    b = np.roll(a, 1, axis=1)
+    for fn in (horn_schunck, tvl1):
+        with pytest.raises(ValueError, match=r"frame0 .*values in \[.*, 25\d.*\].*divide by 255"):
+            fn(a * 255, b * 255)
+        fn(a * 1.05 - 0.02, b)  # what resampling adds around [0, 1] is tolerated
+        with pytest.raises(ValueError, match="float frames must be intensities in"):
+            fn(a, b * 65535)
+        jax.jit(fn)(a * 255, b * 255)  # under a trace the values are unknown: no check
+
+
+def _as_12_bit_pngs(folder: Path) -> list[Path]:
+    """Rewrites a clip's frames as 16-bit PNGs holding 12-bit values (0..4080), as a scientific
+    camera stores them; returns the new files."""
+    out = []
+    for jpg in sorted(folder.glob("*.jpg")):
+        img = cv2.imread(str(jpg), cv2.IMREAD_GRAYSCALE).astype(np.uint16) * 16
+        png = jpg.with_suffix(".png")
+        cv2.imwrite(str(png), img)
+        jpg.unlink()
+        out.append(png)
+    return out
+
+
+def test_18_12_bit_data_in_16_bit_files_is_named_and_can_be_scaled(db, caplog):
+    """Before: OpenCV read 16-bit frames as their top 8 bits, so 12-bit data became 16 grey
+    levels and next to no flow, silently. Now the clip is named with its range, and bit_depth=12
+    reads it as the 8-bit frame it was."""
+    s = samm.load(db / "SAMM")[0]
+    original = frames.read_gray(s.onset_path)
+    pngs = _as_12_bit_pngs(Path(s.onset_path).parent)
+    caplog.set_level("WARNING")
+    dim = next(x for x in samm.load(db / "SAMM") if x.clip == s.clip)
+    warned = [r.getMessage() for r in caplog.records if "tiny fraction" in r.getMessage()]
+    assert len(warned) == 1 and s.clip in warned[0] and ".png" in warned[0]
+    assert "values" in warned[0] and "bit_depth=12" in warned[0] and "bit_depth=12" in dim.note
+    onset = next(p for p in pngs if p.stem == Path(s.onset_path).stem)
+    assert frames.read_gray(onset).max() <= 16
+    scaled = next(x for x in samm.load(db / "SAMM", bit_depth=12) if x.clip == s.clip)
+    assert "tiny fraction" not in scaled.note
+    np.testing.assert_allclose(frames.read_gray(onset, 12), original, atol=1)
+    with pytest.raises(ValueError, match="bit_depth must be one of"):
+        frames.read_gray(onset, 13)
+
+
+def test_19_two_copies_of_a_clip_folder_are_refused(db):
+    """Before: the first copy in sort order was used (a backup inside the root decided which
+    frames were trained on)."""
+    s = smic.load(db / "SMIC")[0]
+    folder = Path(s.onset_path).parent
+    backup = db / "SMIC" / "backup" / folder.name
+    shutil.copytree(folder, backup)
+    with pytest.raises(DataError, match=rf"two folders, '.*{folder.name}' and '.*{folder.name}'"):
+        smic.load(db / "SMIC")
+    kept = smic.load(db / "SMIC", on_error="skip")
+    assert [p.clip for p in kept.skipped] == [s.clip] and "two folders" in kept.skipped[0].reason
+    m = samm.load(db / "SAMM")[0]  # SAMM/SUBJECT/CLIP; a copy at SUBJECT/CLIP is a second one
+    shutil.copytree(Path(m.onset_path).parent, db / "SAMM" / m.subject[5:] / m.clip)
+    with pytest.raises(DataError, match=rf"{m.clip}' and '.*{m.clip}'"):
+        samm.load(db / "SAMM")
+    c = casme2.load(db / "CASME2")[0]
+    shutil.copytree(db / "CASME2" / "Cropped", db / "CASME2" / "old" / "Cropped")
+    with pytest.raises(DataError, match=rf"{c.clip}' and '.*old/Cropped/.*{c.clip}'"):
+        casme2.load(db / "CASME2")
+
+
+def test_20_more_folds_than_subjects_is_refused_before_the_flows(tiny_db, tmp_path):
+    """Before: --set=num_folds=100 on 6 subjects ran 6 folds and reported 100."""
+    with pytest.raises(ValueError, match=r"num_folds=100 but .* has 6 subjects"):
+        runner.run(
+            "input_study",
+            tmp_path / "w",
+            profile="tiny",
+            cache_dir=tiny_db.parent,
+            overrides=["num_folds=100"],
+            progress=None,
+        )
+    assert not list(tiny_db.parent.glob("flows-*num*"))
+    assert not (tmp_path / "w" / "runs").exists()
+
+
+def _edit_model_json(path: Path, edit) -> None:
+    meta = path / "model.json"
+    d = json.loads(meta.read_text())
+    edit(d)
+    meta.write_text(json.dumps(d))
+
+
+@pytest.mark.parametrize(
+    "field, edit",
+    [
+        ("flow.method", lambda d: d["flow"].update(method="tvl1")),
+        ("net", lambda d: d.update(net="vx-1cl")),  # the same parameter shapes as vy-1cl
+        ("representation", lambda d: d.update(representation="vx")),
+        ("flow.horn_schunck.smoothness", lambda d: d["flow"]["horn_schunck"].update(smoothness=2)),
+        ("class_names", lambda d: d.update(class_names=list("edcba"))),
+    ],
+)
+def test_21_an_edited_model_json_is_refused_naming_the_field(tmp_path, field, edit):
+    """Before: each of these loaded, and predicted with a flow or network the weights were not
+    trained for."""
+    path = _model_dir(tmp_path, 0)
+    _edit_model_json(path, edit)
+    with pytest.raises(DataError, match=rf"model.json': {field} is .* but the weights were"):
+        inference.load(path)
+
+
+def test_21_an_older_model_folder_loads_with_a_notice(tmp_path, caplog):
+    path = _model_dir(tmp_path, 0)
+    (path / inference.BINDING).unlink()  # as merjax wrote them before bindings
+    caplog.set_level("WARNING")
+    inference.load(path)
+    assert any("saved by an older merjax" in r.getMessage() for r in caplog.records)
+
+
+def test_22_jax_enable_x64_changes_nothing(tiny_db, tmp_path):
+    """Before: JAX_ENABLE_X64=1 (set for other JAX code) crashed after the flows: initialisers
+    made float64 kernels that lax.conv refused beside float32 inputs."""
+    run = functools.partial(
+        runner.run,
+        "input_study",
+        profile="tiny",
+        cache_dir=tiny_db.parent,
+        overrides=["nets=vy-1cl", "headline=vy-1cl"],
+        progress=None,
+    )
+    plain = run(tmp_path / "a")
+    with jax.enable_x64(True):
+        wide = run(tmp_path / "b")
+        module, _ = models.by_name("vy-1cl")
+        params = models.init(module, jax.random.key(0), (8, 8, 1))["params"]
+    assert wide["configs"]["vy-1cl"]["accuracy"] == plain["configs"]["vy-1cl"]["accuracy"]
+    assert {a.dtype for a in jax.tree.leaves(params)} == {np.dtype("float32")}
+
+
+def test_23_nets_an_experiment_cannot_report_are_refused_before_training(tiny_db, tmp_path):
+    """Before: --set=nets=resnet8 on input_study trained, saved the model, then failed with
+    'not enough values to unpack' and wrote no report."""
+    run = functools.partial(runner.run, profile="tiny", cache_dir=tmp_path / "c", progress=None)
+    with pytest.raises(ValueError, match="input_study reports the shallow CNNs .* not 'resnet8'"):
+        run("input_study", tmp_path / "w", overrides=["nets=resnet8", "headline=resnet8"])
+    with pytest.raises(ValueError, match="depth_study reports the ResNet depth variants"):
+        run("depth_study", tmp_path / "w", overrides=["nets=vy-3cl"])
+    with pytest.raises(ValueError, match="nets: the shallow CNNs have 1 to 4 conv layers"):
+        run("similarity", tmp_path / "w", overrides=["nets=vy-9cl"])
+    assert not (tmp_path / "c").exists() and not (tmp_path / "w" / "runs").exists()
+
+
+def test_24_repeated_or_huge_seeds_are_refused_up_front(tmp_path, command_in_process):
+    """Before: --seeds=0,0 trained, then failed in numpy; a 20-digit seed gave a 58-line JAX
+    traceback."""
+    from merjax import main
+
+    for seeds, words in (("0,0", "seeds must differ: \\[0\\]"), ("12345678901234567890", "0..2")):
+        code, _, err = command_in_process(
+            main.main,
+            "--experiment=class_average_flow",
+            "--profile=tiny",
+            f"--seeds={seeds}",
+            f"--workdir={tmp_path / 'w'}",
+            f"--cache_dir={tmp_path / 'c'}",
+        )
+        assert code == 1 and re.search(words, err) and err.count("\n") == 1, err
+
+
+def test_25_unwritable_folders_are_named_at_start(tmp_path, tiny_db, command_in_process):
+    """Before: an unwritable --cache_dir failed after the flows with raw errno text ('[Errno 17]
+    File exists'), and so did a bad --workdir."""
+    from merjax import main
+
+    (tmp_path / "file").write_text("x")
+    for flags_, words in (
+        (["--cache_dir=FILE"], "--cache_dir '.*file' is a file, not a folder"),
+        (["--cache_dir=/proc/merjax"], "--cache_dir '/proc/merjax': cannot write there"),
+        (["--workdir=/proc/merjax"], "--workdir '/proc/merjax': cannot write there"),
+    ):
+        args = [a.replace("FILE", str(tmp_path / "file")) for a in flags_]
+        code, _, err = command_in_process(
+            main.main,
+            "--experiment=class_average_flow",
+            "--profile=tiny",
+            f"--workdir={tmp_path / 'w'}",
+            f"--cache_dir={tmp_path / 'c'}",
+            *args,
+        )
+        assert code == 1 and re.search(words, err) and "Errno" not in err, err
+    # A flow cache that cannot be written at the end is a warning; the flows are there.
+    s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")[:2]
+    settings = FlowSettings(size=(16, 16), horn_schunck=HornSchunckSettings(num_iter=3))
+    cache.cache_path(tmp_path / "cc", "x", settings).mkdir(parents=True)  # a folder in its way
+    seen = []
+    flows, hit = cache.load_or_compute(s, settings, tmp_path / "cc", "x", progress=seen.append)
+    assert not hit and flows.apex.shape[0] == 2
+    assert any(m.startswith("warning: cannot write the flow cache") for m in seen), seen
+
+
+def test_26_ctrl_c_during_training_is_one_line_naming_the_last_checkpoint(monkeypatch):
+    """Before: a 70-line traceback."""
+    build = strategies.build
+    calls = []
+
+    def interrupted_on_the_third_call(*args, **kwargs):
+        strategy = build(*args, **kwargs)
+
+        def train_call(*a):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return strategy.train(*a)
+
+        return strategy._replace(train=train_call)
+
+    monkeypatch.setattr(strategies, "build", interrupted_on_the_third_call)
+    execution = dataclasses.replace(CKPT_EVERY_EPOCH, checkpoint_every=2)
+    with pytest.raises(Interrupted, match="interrupted at epoch 3; the last checkpoint is epoch 2"):
+        train.train_loso(
+            TOY, X, X, Y, SUBJ, CKPT, execution, progress=None, workdir=Path(tempfile.mkdtemp())
+        )
+
+
+def test_26_ctrl_c_during_the_flows_is_one_line(tiny_db, monkeypatch, tmp_path):
+    import merjax.flow
+
+    real, calls = merjax.flow.compute, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(merjax.flow, "compute", interrupted)
+    s = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")
+    settings = FlowSettings(size=(16, 16), horn_schunck=HornSchunckSettings(num_iter=3))
+    with pytest.raises(Interrupted, match=r"while computing the flows \(8 of 36 pairs"):
+        cache.load_or_compute(s, settings, tmp_path, "x", batch_size=8, progress=None)
+    assert not list(tmp_path.glob("flows-*"))
+
+
+def test_26_the_eta_is_this_process_pace_after_its_first_call(monkeypatch):
+    """Before: the ETA divided all the time spent (compiling, restoring a checkpoint) by the
+    epochs trained in this process: 1,034 s shown after a resume where about 10 s remained. The
+    clock is faked: 100 s for the first call, then 1 s an epoch."""
+    from merjax.train import loso
+
+    # t0, then 100 s for the first call (compiling), then 0.5 s between readings (two per epoch)
+    clock = iter([0.0] + [100.0 + 0.5 * k for k in range(50)])
+    monkeypatch.setattr(loso.time, "perf_counter", lambda: next(clock))
+    execution = dataclasses.replace(CKPT_EVERY_EPOCH, checkpoint_every=0)
+    longer = dataclasses.replace(CKPT, epochs=6)
+    seen = []
+    train.train_loso(TOY, X, X, Y, SUBJ, longer, execution, progress=seen.append)
+    etas = [float(re.search(r"ETA (\d+) s", m).group(1)) for m in seen if "ETA" in m]
+    assert len(etas) == 6 and etas[1:] == [4, 3, 2, 1, 0], etas  # 1 s an epoch, not 100 / epochs
+
+
+@pytest.mark.slow
+def test_26_ctrl_c_of_the_command_line(tmp_path, tiny_db):
+    """The whole command line, interrupted by SIGINT while it trains: one line, exit code 130."""
+    args = [
+        sys.executable,
+        "-m",
+        "merjax.main",
+        "--experiment=input_study",
+        "--profile=tiny",
+        f"--workdir={tmp_path / 'w'}",
+        f"--cache_dir={tiny_db.parent}",
+        "--set=nets=vy-1cl",
+        "--set=headline=vy-1cl",
+        "--set=train.epochs=500",
+        "--set=execution.checkpoint_every=1",
+    ]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("MERJAX_TRACEBACK", None)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in proc.stdout:
+        if line.startswith("epoch 3/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert re.fullmatch(
+        r"interrupted at epoch \d+; the last checkpoint is epoch \d+: rerun the same command to "
+        r"resume\n",
+        err,
+    ), err
+
+
+@pytest.mark.slow
+def test_27_weights_of_another_network_are_one_line(tmp_path):
+    """Before: the right line, then a 'RuntimeError: Event loop is closed' traceback from orbax's
+    failed reads."""
+    vy = _model_dir(tmp_path / "a", 0)
+    module, rep = models.by_name("vxvy-1cl")
+    spec = inference.ModelSpec("vxvy-1cl", rep, 8, FlowSettings(size=(16, 16)), tuple("abcde"))
+    variables = models.init(module, jax.random.key(0), (8, 8, 2))
+    other = inference.save(
+        tmp_path / "b", spec, dict(variables, mean=np.zeros((8, 8, 2), np.float32), scale=1.0)
+    )
+    shutil.rmtree(vy / "variables")
+    shutil.copytree(other / "variables", vy / "variables")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("MERJAX_TRACEBACK", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "merjax.predict", f"--model={vy}", "--onset=a.png", "--apex=b.png"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "are another network's" in out.stderr, out.stderr
+
+
+def test_28_experiment_files_say_what_is_wrong(tmp_path, monkeypatch, command_in_process):
+    """Before: a syntax error gave a traceback, and a run() that returned None gave "'NoneType'
+    object does not support item assignment". A bug in the user's own code keeps its
+    traceback."""
+    from merjax import main
+
+    header = "from merjax.config import base\ndef config(profile):\n    return base(profile)\n"
+    (tmp_path / "syntax.py").write_text(header + "def run(ctx)\n    return {}\n")
+    (tmp_path / "nothing.py").write_text(header + "def run(ctx):\n    ctx.data()\n")
+    (tmp_path / "buggy.py").write_text(header + "def run(ctx):\n    return {}['missing']\n")
+    common = ["--profile=tiny", f"--workdir={tmp_path / 'w'}", f"--cache_dir={tmp_path / 'c'}"]
+    code, _, err = command_in_process(main.main, f"--experiment={tmp_path / 'syntax.py'}", *common)
+    assert code == 1 and re.fullmatch(r"error: .*syntax.py line 4: SyntaxError: .*\n", err), err
+    code, _, err = command_in_process(main.main, f"--experiment={tmp_path / 'nothing.py'}", *common)
+    assert code == 1 and "run() must return a dict" in err and err.count("\n") == 1, err
+    with pytest.raises(KeyError, match="missing"):
+        command_in_process(main.main, f"--experiment={tmp_path / 'buggy.py'}", *common)
+
+
+def test_29_a_sheet_added_before_the_data_is_passed_over(db):
+    """Before: 'no header row ... in its first 40 rows' (only the first sheet was read)."""
+    path = db / "CASME2" / casme2.CODING
+    n = len(casme2.load(db / "CASME2"))
+    book = openpyxl.load_workbook(path)
+    notes = book.create_sheet("notes", 0)
+    notes.append(["our notes on this database"])
+    book.save(path)
+    assert len(casme2.load(db / "CASME2")) == n
+    book = openpyxl.load_workbook(path)
+    del book[book.sheetnames[1]]
+    book.save(path)
+    with pytest.raises(DataError, match=r"in the first 40 rows of any of its sheets \(notes, "):
+        casme2.load(db / "CASME2")
+
+
+def test_30_an_empty_clip_folder_is_named(db):
+    """Before: "frame N is not in 'its folder'"."""
+    s = casme2.load(db / "CASME2")[0]
+    folder = Path(s.onset_path).parent
+    for f in folder.iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=rf"clip folder '{re.escape(str(folder))}' holds no frames"):
+        casme2.load(db / "CASME2")
+
+
+def test_31_predict_names_float_tiffs_and_folders(tmp_path):
+    """Before: a float32 TIFF was 'not an image, or corrupt' and a folder given to --video 'does
+    not exist'."""
+    from merjax import predict
+
+    tiff = tmp_path / "f.tiff"
+    cv2.imwrite(str(tiff), np.random.default_rng(0).random((8, 8)).astype(np.float32))
+    with pytest.raises(DataError, match=r"unsupported pixel type \(float32\)"):
+        frames.read_gray(tiff)
+    with pytest.raises(DataError, match="is a folder, not a video file"):
+        predict.predict_video(None, tmp_path)

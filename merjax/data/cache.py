@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from merjax import files
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.sample import Sample
+from merjax.errors import Interrupted
 from merjax.flow import FlowSettings
 
 log = logging.getLogger(__name__)
@@ -79,15 +81,23 @@ def compute(
     n = len(first)
     batch = min(batch_size, n)
     out = np.empty((n, *settings.size, 2), np.float32)
-    for start in range(0, n, batch):
-        stop = min(start + batch, n)
-        pad = batch - (stop - start)
-        a = np.concatenate([first[start:stop], np.repeat(first[:1], pad, 0)])
-        b = np.concatenate([second[start:stop], np.repeat(second[:1], pad, 0)])
-        uv = flow_lib.compute(a, b, settings.method, **settings.params())
-        out[start:stop] = np.asarray(uv)[: stop - start]
-        if progress:
-            progress(f"flow {stop}/{n} pairs, {time.perf_counter() - t0:.1f} s")
+    done = 0
+    try:
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            pad = batch - (stop - start)
+            a = np.concatenate([first[start:stop], np.repeat(first[:1], pad, 0)])
+            b = np.concatenate([second[start:stop], np.repeat(second[:1], pad, 0)])
+            uv = flow_lib.compute(a, b, settings.method, **settings.params())
+            out[start:stop] = np.asarray(uv)[: stop - start]
+            done = stop
+            if progress:
+                progress(f"flow {stop}/{n} pairs, {time.perf_counter() - t0:.1f} s")
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while computing the flows ({done} of {n} pairs; flows are cached only "
+            "when all are done): rerun the same command to compute them again"
+        ) from None
     half = len(samples)
     return FlowSet(tuple(s.key for s in samples), out[:half], out[half:], settings, notes)
 
@@ -106,7 +116,7 @@ def frames_digest(samples: Sequence[Sample]) -> str:
     h = hashlib.sha256()
     for s in samples:
         for n in (s.onset, s.apex, s.augment_frame):
-            h.update(f"{s.key}:{n}:".encode())
+            h.update(f"{s.key}:{n}:{s.bit_depth}:".encode())  # how the bytes become intensities
             try:
                 h.update(hashlib.sha256(s.frame_path(n).read_bytes()).digest())
             except (OSError, KeyError) as e:
@@ -151,7 +161,6 @@ def load_or_compute(
             reason = f"is unreadable ({type(e).__name__}: {e})"
         say(f"flow cache {path} {reason}; recomputing")
     flows = compute(samples, settings, progress=progress, batch_size=batch_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": _FORMAT,
         "settings": settings.to_json(),
@@ -159,5 +168,11 @@ def load_or_compute(
         "frames": digest,
         "notes": list(flows.notes),
     }
-    files.savez(path, apex=flows.apex, augmented=flows.augmented, meta=json.dumps(meta))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.savez(path, apex=flows.apex, augmented=flows.augmented, meta=json.dumps(meta))
+    except OSError as e:  # a cache: the run goes on with the flows it has
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        warning = f"cannot write the flow cache {path} ({reason}); going on without it"
+        say(f"warning: {warning}") if progress else log.warning(warning)
     return flows, False

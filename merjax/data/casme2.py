@@ -41,17 +41,22 @@ def subject_folder(subject: str) -> str:
     return f"sub{int(s):02d}" if s.isdigit() else s
 
 
-def find_frames_root(root: Path, frames: str, *, what: str = "CASME II") -> tuple[Path, bool]:
-    """The folder holding ``subNN/`` clip folders and whether it holds face crops."""
+def find_frames_root(root: Path, frames: str, *, what: str = "CASME II") -> tuple[list[Path], bool]:
+    """The folders holding ``subNN/`` clip folders (every copy up to two folders below ``root``:
+    a clip found in two of them is ambiguous) and whether they hold face crops."""
     if frames not in ("auto", "cropped", "raw"):
         raise ValueError(f"frames must be 'auto', 'cropped' or 'raw', got {frames!r}")
     kinds = ["cropped", "raw"] if frames == "auto" else [frames]
     for kind in kinds:
         name = FRAME_FOLDERS[kind]
-        for pattern in (name, f"*/{name}", f"*/*/{name}"):
-            hits = [p for p in sorted(Path(root).glob(pattern)) if p.is_dir()]
-            if hits:
-                return hits[0], kind == "cropped"
+        hits = [
+            p
+            for pattern in (name, f"*/{name}", f"*/*/{name}")
+            for p in sorted(Path(root).glob(pattern))
+            if p.is_dir()
+        ]
+        if hits:
+            return hits, kind == "cropped"
     names = " or ".join(repr(FRAME_FOLDERS[k]) for k in kinds)
     raise DataError(f"{what}: no frame folder {names} in {str(root)!r} or two folders below it")
 
@@ -63,18 +68,20 @@ def load(
     apex_policy: str = "midpoint",
     on_error: str = "raise",
     check: bool = True,
+    bit_depth: int | None = None,
 ) -> SampleList:
     """Every annotated CASME II clip with its objective class (label = class - 1, 0..6).
 
     ``on_error="skip"`` collects bad rows in ``.skipped`` (each is also logged) instead of
     raising; ``check=False`` skips decoding the frames (the folder structure is still read).
+    ``bit_depth`` scales 16-bit frames by their real depth (:func:`frames.to_uint8`).
     """
     if apex_policy not in APEX_POLICIES:
         raise ValueError(f"apex_policy must be one of {APEX_POLICIES}, got {apex_policy!r}")
     root = Path(root)
     coding = find_file(root, CODING, what="CASME II")
     objective = find_file(root, OBJECTIVE, what="CASME II")
-    frames_root, cropped = find_frames_root(root, frames)
+    frames_roots, cropped = find_frames_root(root, frames)
 
     classes: dict[tuple[str, str], tuple[int, int]] = {}
     for row, r in read_table(objective, ("Subject", "Filename", "Objective Class")):
@@ -86,7 +93,14 @@ def load(
             f"{coding.name} row {row}",
             as_str(r["Filename"]),
             functools.partial(
-                _sample, r, f"{coding.name} row {row}", classes, frames_root, cropped, apex_policy
+                _sample,
+                r,
+                f"{coding.name} row {row}",
+                classes,
+                frames_roots,
+                cropped,
+                apex_policy,
+                bit_depth,
             ),
         )
         for row, r in read_table(coding, header)
@@ -96,7 +110,7 @@ def load(
     )
 
 
-def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:
+def _sample(r, where, classes, frames_roots, cropped, apex_policy, bit_depth) -> Sample:
     subject, clip = subject_folder(r["Subject"]), as_str(r["Filename"])
     onset = as_int(r["OnsetFrame"], where=where, column="OnsetFrame")
     offset = as_int(r["OffsetFrame"], where=where, column="OffsetFrame")
@@ -104,9 +118,7 @@ def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:
         raise DataError(f"{where}: {subject} {clip} is not in {OBJECTIVE}")
     class_row, cell = classes[(subject, clip)]
     objective = as_class(cell, where=f"{OBJECTIVE} row {class_row}", column="objective class")
-    folder = frames_root / subject / clip
-    if not folder.is_dir():
-        raise DataError(f"{where}: clip folder {str(folder)!r} does not exist")
+    folder = frames_lib.clip_folder([top / subject / clip for top in frames_roots], where)
     sample = Sample(
         dataset="casme2",
         subject=f"casme2/{subject}",
@@ -120,6 +132,8 @@ def _sample(r, where, classes, frames_root, cropped, apex_policy) -> Sample:
         frames=frames_lib.index_frames(folder),
         cropped=cropped,
         source=where,
+        folder=str(folder),
+        bit_depth=bit_depth,
     )
     apex_cell = r["ApexFrame"]
     if as_str(apex_cell) == "/":

@@ -49,11 +49,12 @@ MEGC2019_EMOTIONS: dict[str, dict[str, int]] = {
 }
 
 
-def _casme2_and_samm(casme2_root, samm_root, *, casme2_frames, apex_policy, on_error, check):
-    c = casme2.load(
-        casme2_root, frames=casme2_frames, apex_policy=apex_policy, on_error=on_error, check=check
-    )
-    return c, samm.load(samm_root, on_error=on_error, check=check)
+def _casme2_and_samm(
+    casme2_root, samm_root, *, casme2_frames, apex_policy, on_error, check, bit_depth
+):
+    common = dict(on_error=on_error, check=check, bit_depth=bit_depth)
+    c = casme2.load(casme2_root, frames=casme2_frames, apex_policy=apex_policy, **common)
+    return c, samm.load(samm_root, **common)
 
 
 def megc2018(
@@ -64,11 +65,12 @@ def megc2018(
     apex_policy: str = "midpoint",
     on_error: str = "raise",
     check: bool = True,
+    bit_depth: int | None = None,
 ) -> SampleList:
     """CASME II + SAMM, objective classes I-V; ``label`` 0-4, subjects prefixed by database.
 
     ``casme2_frames`` and ``apex_policy`` go to :func:`merjax.data.casme2.load`; ``on_error``
-    ("raise" or "skip") and ``check`` (decode the frames) to every loader.
+    ("raise" or "skip"), ``check`` (decode the frames) and ``bit_depth`` to every loader.
     """
     c, s = _casme2_and_samm(
         casme2_root,
@@ -77,6 +79,7 @@ def megc2018(
         apex_policy=apex_policy,
         on_error=on_error,
         check=check,
+        bit_depth=bit_depth,
     )
     return (c + s).filter(lambda x: x.label < len(MEGC2018_CLASSES))
 
@@ -94,9 +97,11 @@ def megc2019(
         "apex_policy": "midpoint",
         "on_error": "raise",
         "check": True,
+        "bit_depth": None,
         **options,
     }
-    out = smic.load(smic_root, on_error=options["on_error"], check=options["check"])
+    common = {k: options[k] for k in ("on_error", "check", "bit_depth")}
+    out = smic.load(smic_root, **common)
     loaded = _casme2_and_samm(casme2_root, samm_root, **options)
     for name, samples in zip(("casme2", "samm"), loaded, strict=True):
         mapping = MEGC2019_EMOTIONS[name]

@@ -69,7 +69,7 @@ def face_box(sample: Sample) -> tuple[Box | None, str]:
     onset frame (then the whole frame is used and the message says so)."""
     if sample.cropped:
         return None, ""
-    box = detect_face(read_gray(sample.onset_path))
+    box = detect_face(read_gray(sample.onset_path, sample.bit_depth))
     if box is None:
         msg = f"no face found on {str(sample.onset_path)!r}; using the whole frame"
         log.warning("%s (%s)", msg, sample.source)
@@ -92,7 +92,7 @@ def load_frames(
 
     Frames of one clip must share a size; a DataError names the clip otherwise.
     """
-    imgs = [read_gray(sample.frame_path(n)) for n in numbers]
+    imgs = [read_gray(sample.frame_path(n), sample.bit_depth) for n in numbers]
     if len({i.shape for i in imgs}) > 1:
         raise DataError(
             f"{sample.source} ({sample.clip}): frames {list(numbers)} differ in size "

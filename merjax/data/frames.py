@@ -24,6 +24,22 @@ def frame_number(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def clip_folder(candidates: list[Path], where: str) -> Path:
+    """The one folder of a clip among the places a loader looks: none is an error naming where
+    it looked, two are an error naming both (a backup copy inside the root is the usual cause:
+    using the first in sort order would train on whichever copy sorts first)."""
+    found = [c for c in candidates if c.is_dir()]
+    if not found:
+        looked = candidates[0] if len(candidates) == 1 else [str(c) for c in candidates]
+        raise DataError(f"{where}: clip folder {str(looked)!r} does not exist")
+    if len(found) > 1:
+        raise DataError(
+            f"{where}: the clip is in two folders, {str(found[0])!r} and {str(found[1])!r}; "
+            "keep one (move the other copy out of the database's root)"
+        )
+    return found[0]
+
+
 def index_frames(folder: Path) -> tuple[tuple[int, str], ...]:
     """``(number, path)`` for every image in ``folder``, sorted by number.
 
@@ -43,12 +59,19 @@ def index_frames(folder: Path) -> tuple[tuple[int, str], ...]:
     return tuple(sorted(found.items()))
 
 
-def read_gray(path: Path | str) -> np.ndarray:
-    """Decodes an image file as ``[H, W]`` uint8 grey; a DataError names an unreadable file.
+BIT_DEPTHS = (8, 10, 12, 14, 16)
 
-    A truncated file is an error too: OpenCV decodes a JPEG cut short (it warns "Premature end
-    of JPEG file" and fills the rest grey), which would be trained on without a word."""
+
+def decode_gray(path: Path | str) -> np.ndarray:
+    """Decodes an image file as ``[H, W]`` grey, uint8 or uint16 as stored; a DataError names an
+    unreadable, truncated or unsupported file.
+
+    A truncated file is an error: OpenCV decodes a JPEG cut short (it warns "Premature end of
+    JPEG file" and fills the rest grey), which would be trained on without a word. 16-bit files
+    keep their 16 bits here (OpenCV's plain grey read would cut them to their top 8)."""
     path = str(path)
+    if Path(path).is_dir():
+        raise DataError(f"{path!r} is a folder, not an image")
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -58,10 +81,51 @@ def read_gray(path: Path | str) -> np.ndarray:
         raise DataError(
             f"image {path!r} is {problem}: truncated or corrupt (re-export or replace it)"
         )
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
         raise DataError(f"cannot decode image {path!r} (not an image, or corrupt)")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise DataError(
+            f"image {path!r} has an unsupported pixel type ({img.dtype}): merjax reads 8- and "
+            "16-bit images; convert it to 8- or 16-bit integers"
+        )
     return img
+
+
+def to_uint8(img: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
+    """``[H, W]`` uint8 intensities of a decoded frame: 16-bit data scaled by its real bit depth
+    (``bit_depth``, e.g. 12 for a camera that stores 12-bit values in 16-bit files) or, by
+    default, by its dtype's range."""
+    if bit_depth is not None and bit_depth not in BIT_DEPTHS:
+        raise ValueError(f"bit_depth must be one of {BIT_DEPTHS} or None, got {bit_depth!r}")
+    if img.dtype == np.uint8 and bit_depth in (None, 8):
+        return img
+    top = 2**bit_depth - 1 if bit_depth else np.iinfo(img.dtype).max
+    return np.clip(np.rint(img.astype(np.float32) * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def read_gray(path: Path | str, bit_depth: int | None = None) -> np.ndarray:
+    """Decodes an image file as ``[H, W]`` uint8 grey (:func:`decode_gray`, :func:`to_uint8`)."""
+    return to_uint8(decode_gray(path), bit_depth)
+
+
+def dim_range(img: np.ndarray, bit_depth: int | None = None) -> str:
+    """Why a decoded frame looks stored at a lower bit depth than it is read with ('' if not):
+    its largest value is below 1/16 of the range it is scaled by (12-bit data in a 16-bit file
+    reads as a nearly black frame of a dozen grey levels, and gives almost no flow)."""
+    top = 2**bit_depth - 1 if bit_depth else np.iinfo(img.dtype).max
+    high = int(img.max()) if img.size else 0
+    if high >= (top + 1) // 16:
+        return ""
+    bits = bit_depth or 8 * img.dtype.itemsize
+    real = max(1, int(high).bit_length())
+    return (
+        f"values {int(img.min())}-{high} use a tiny fraction of the {bits}-bit range it is read "
+        f"with (scientific cameras store 12-bit data in 16-bit files); if the data has "
+        f"{real}-{real + 1} bits, give bit_depth={min(b for b in BIT_DEPTHS if b >= real)} "
+        "(--set=bit_depth=... for the experiments, --bit_depth for predict)"
+    )
 
 
 def incomplete(data: bytes) -> str:
@@ -113,16 +177,26 @@ def check(sample: Sample, *, num_classes: int | None = None, decode: bool = True
         sample = dataclasses.replace(sample, note="; ".join(x for x in (sample.note, extra) if x))
     if sample.label < 0 or (num_classes is not None and sample.label >= num_classes):
         raise DataError(f"{where}: unknown label {sample.label} ({sample.class_name!r})")
-    folder = str(Path(sample.frames[0][1]).parent) if sample.frames else "its folder"
+    folder = sample.folder
+    if not numbers:
+        raise DataError(f"{where}: clip folder {folder!r} holds no frames")
     shapes = set()
     for role, n in (("onset", sample.onset), ("apex", sample.apex), second):
         if n not in numbers:
             raise DataError(f"{where}: {role} frame {n} is not in {folder!r}")
         if decode:
             try:
-                shapes.add(read_gray(numbers[n]).shape)
+                img = decode_gray(numbers[n])
             except DataError as e:
                 raise DataError(f"{where}: {role} frame {n}: {e}") from None
+            shapes.add(img.shape)
+            dim = dim_range(img, sample.bit_depth) if role == "onset" else ""
+            if dim:  # once per clip: the onset frame speaks for the clip
+                logging.getLogger(__name__).warning("%s: %s: %s", where, numbers[n], dim)
+                extra = f"{Path(numbers[n]).name}: {dim}"
+                sample = dataclasses.replace(
+                    sample, note="; ".join(x for x in (sample.note, extra) if x)
+                )
     if len(shapes) > 1:
         raise DataError(
             f"{where}: onset, apex and {second[0]} frames differ in size: {sorted(shapes)}"

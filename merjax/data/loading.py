@@ -76,9 +76,14 @@ def load(
     synthetic_seed: int = 0,
     apex_policy: str = "midpoint",
     on_error: str = "raise",
+    bit_depth: int | None = None,
+    num_folds: int | None = None,
     progress: Callable[[str], None] | None = log.info,
 ) -> Data:
-    """The samples of composite ``name`` (``megc2018`` or ``megc2019``) and their flows."""
+    """The samples of composite ``name`` (``megc2018`` or ``megc2019``) and their flows.
+
+    ``num_folds`` (the folds the data will be split into) is checked against the subjects
+    found, before any flow is computed."""
     say = progress or (lambda _: None)
     mega = name == "megc2019"
     casme2_root, samm_root, smic_root = roots.casme2, roots.samm, roots.smic
@@ -106,17 +111,20 @@ def load(
         cache_name = "megc2018"
         source = f"CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2018 composite)"
     say(f"reading {source}")
+    options = dict(apex_policy=apex_policy, on_error=on_error, bit_depth=bit_depth)
     if mega:
-        samples = composite.megc2019(
-            smic_root, casme2_root, samm_root, apex_policy=apex_policy, on_error=on_error
-        )
+        samples = composite.megc2019(smic_root, casme2_root, samm_root, **options)
     else:
-        samples = composite.megc2018(
-            casme2_root, samm_root, apex_policy=apex_policy, on_error=on_error
-        )
+        samples = composite.megc2018(casme2_root, samm_root, **options)
     if not samples:
         raise ValueError(f"no usable samples in {source}")
     say(samples.summary())
+    subjects = len({s.subject for s in samples})
+    if num_folds is not None and num_folds > subjects:
+        raise ValueError(
+            f"num_folds={num_folds} but {source} has {subjects} subjects: give num_folds at most "
+            f"{subjects}, or num_folds=None for leave-one-subject-out ({subjects} folds)"
+        )
     flows, _ = cache.load_or_compute(samples, flow, cache_dir, cache_name, progress=progress)
     return Data(
         samples,

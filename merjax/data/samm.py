@@ -38,12 +38,17 @@ def _subject(value) -> str:
     return s.zfill(3) if s.isdigit() else s
 
 
-def find_frames_root(root: Path, subjects: list[str]) -> Path:
-    """``root`` or ``root/SAMM`` (or one folder deeper): whichever holds the subject folders."""
+def find_frames_root(root: Path, subjects: list[str]) -> list[Path]:
+    """``root``, ``root/SAMM`` or a folder below: every one that holds subject folders (a clip
+    found in two of them is ambiguous)."""
     candidates = [root, root / "SAMM", *sorted(root.glob("*/SAMM")), *sorted(root.glob("*/"))]
+    found = []
     for c in candidates:
-        if c.is_dir() and any((c / s).is_dir() for s in subjects):
-            return c
+        if c.is_dir() and c.resolve() not in [f.resolve() for f in found]:
+            if any((c / s).is_dir() for s in subjects):
+                found.append(c)
+    if found:
+        return found
     raise DataError(
         f"SAMM: no subject folders (e.g. {subjects[0]!r}) in {str(root)!r} or "
         f"{str(root / 'SAMM')!r}"
@@ -51,7 +56,12 @@ def find_frames_root(root: Path, subjects: list[str]) -> Path:
 
 
 def load(
-    root: str | Path, *, cropped: bool = False, on_error: str = "raise", check: bool = True
+    root: str | Path,
+    *,
+    cropped: bool = False,
+    on_error: str = "raise",
+    check: bool = True,
+    bit_depth: int | None = None,
 ) -> SampleList:
     """Every SAMM clip of the spreadsheet with its objective class (label = class - 1, 0..6)."""
     root = Path(root)
@@ -59,12 +69,14 @@ def load(
     rows = list(read_table(codes, HEADER))
     if not rows:
         raise DataError(f"{str(codes)!r} has a header but no rows")
-    frames_root = find_frames_root(root, [_subject(r["Subject"]) for _, r in rows])
+    frames_roots = find_frames_root(root, [_subject(r["Subject"]) for _, r in rows])
     items = (
         (
             f"{codes.name} row {row}",
             as_str(r["Filename"]),
-            functools.partial(_sample, r, f"{codes.name} row {row}", frames_root, cropped),
+            functools.partial(
+                _sample, r, f"{codes.name} row {row}", frames_roots, cropped, bit_depth
+            ),
         )
         for row, r in rows
     )
@@ -73,16 +85,14 @@ def load(
     )
 
 
-def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:
+def _sample(r, where: str, frames_roots: list[Path], cropped: bool, bit_depth) -> Sample:
     clip = as_str(r["Filename"])
     subject = _subject(r["Subject"])
     onset = as_int(r["Onset Frame"], where=where, column="Onset Frame")
     apex = as_int(r["Apex Frame"], where=where, column="Apex Frame")
     offset = as_int(r["Offset Frame"], where=where, column="Offset Frame")
     objective = as_class(r["Objective Classes"], where=where, column="objective class")
-    folder = frames_root / subject / clip
-    if not folder.is_dir():
-        raise DataError(f"{where}: clip folder {str(folder)!r} does not exist")
+    folder = frames_lib.clip_folder([top / subject / clip for top in frames_roots], where)
     return Sample(
         dataset="samm",
         subject=f"samm/{subject}",
@@ -96,4 +106,6 @@ def _sample(r, where: str, frames_root: Path, cropped: bool) -> Sample:
         frames=frames_lib.index_frames(folder),
         cropped=cropped,
         source=where,
+        folder=str(folder),
+        bit_depth=bit_depth,
     )

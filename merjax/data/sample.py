@@ -18,7 +18,9 @@ class Sample:
     (frame numbers are parsed from the file names, never formatted). ``cropped`` says whether the
     frames are already face crops; raw frames get a face box from :mod:`merjax.data.faces`.
     ``source`` names the spreadsheet and row the sample came from; ``note`` records any policy
-    applied to the row (e.g. how a missing apex was filled in).
+    applied to the row (e.g. how a missing apex was filled in). ``bit_depth`` is the depth the
+    frames are scaled by (:func:`merjax.data.frames.to_uint8`): 12 for 12-bit data in 16-bit
+    files.
     """
 
     dataset: str
@@ -34,6 +36,8 @@ class Sample:
     cropped: bool
     source: str
     note: str = ""
+    folder: str = ""  # the clip folder (its frames may be missing)
+    bit_depth: int | None = None  # the frames' real bit depth; None: their dtype's range
 
     @property
     def key(self) -> str:

@@ -27,17 +27,23 @@ EMOTIONS = ("negative", "positive", "surprise")
 log = logging.getLogger(__name__)
 
 
-def _clip_folders(root: Path) -> dict[str, Path]:
-    """Every folder below ``root`` whose name looks like a SMIC clip (``s<N>_<emo>_<k>``)."""
-    found: dict[str, Path] = {}
+def _clip_folders(root: Path) -> dict[str, list[Path]]:
+    """Every folder below ``root`` whose name looks like a SMIC clip (``s<N>_<emo>_<k>``), by
+    name (two folders of one name make that clip ambiguous)."""
+    found: dict[str, list[Path]] = {}
     for p in sorted(root.rglob("s*_*_*")):
         if p.is_dir():
-            found.setdefault(p.name, p)
+            found.setdefault(p.name, []).append(p)
     return found
 
 
 def load(
-    root: str | Path, *, cropped: bool = False, on_error: str = "raise", check: bool = True
+    root: str | Path,
+    *,
+    cropped: bool = False,
+    on_error: str = "raise",
+    check: bool = True,
+    bit_depth: int | None = None,
 ) -> SampleList:
     """Every SMIC-HS clip of the annotation; label 0/1/2 = negative/positive/surprise."""
     root = Path(root)
@@ -48,7 +54,9 @@ def load(
         (
             f"{path.name} (HS) row {row}",
             as_str(r["Filename"]),
-            functools.partial(_sample, r, f"{path.name} (HS) row {row}", root, folders, cropped),
+            functools.partial(
+                _sample, r, f"{path.name} (HS) row {row}", root, folders, cropped, bit_depth
+            ),
         )
         for row, r in read_table(path, header, sheet="HS")
     )
@@ -57,7 +65,9 @@ def load(
     )
 
 
-def _sample(r, where: str, root: Path, folders: dict[str, Path], cropped: bool) -> Sample:
+def _sample(
+    r, where: str, root: Path, folders: dict[str, list[Path]], cropped: bool, bit_depth
+) -> Sample:
     clip = as_str(r["Filename"])
     onset = as_int(r["OnsetF"], where=where, column="OnsetF")
     offset_cell = r["OffsetF"]
@@ -70,6 +80,7 @@ def _sample(r, where: str, root: Path, folders: dict[str, Path], cropped: bool) 
         raise DataError(f"{where}: emotion {emotion!r} is not one of {EMOTIONS}")
     if clip not in folders:
         raise DataError(f"{where}: no folder named {clip!r} below {str(root)!r}")
+    folder = frames_lib.clip_folder(folders[clip], where)
     subject = as_str(r["Subject"])
     return Sample(
         dataset="smic",
@@ -81,7 +92,9 @@ def _sample(r, where: str, root: Path, folders: dict[str, Path], cropped: bool) 
         label=EMOTIONS.index(emotion),
         class_name=emotion,
         emotion=emotion,
-        frames=frames_lib.index_frames(folders[clip]),
+        frames=frames_lib.index_frames(folder),
         cropped=cropped,
         source=where,
+        folder=str(folder),
+        bit_depth=bit_depth,
     )

@@ -35,41 +35,53 @@ def _norm(value: Any) -> str:
 
 
 def read_table(
-    path: Path, header: tuple[str, ...], *, sheet: str | int = 0, max_scan: int = 40
+    path: Path, header: tuple[str, ...], *, sheet: str | None = None, max_scan: int = 40
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields ``(row_number, {column: value})`` for the rows below ``header``.
 
     The header row is found by looking for all names of ``header`` (case and spacing ignored)
-    within the first ``max_scan`` rows, so note rows above it (SAMM has 13) are skipped. Row
-    numbers are the spreadsheet's own (1-based), for error messages. Entirely empty rows are
-    skipped. Formulas come back as their text (only unused columns hold them).
+    within the first ``max_scan`` rows, so note rows above it (SAMM has 13) are skipped; in the
+    sheet named ``sheet``, or by default in the first sheet that has it (a sheet of notes added
+    before the data is passed over). Row numbers are the spreadsheet's own (1-based), for error
+    messages. Entirely empty rows are skipped. Formulas come back as their text (only unused
+    columns hold them).
     """
     try:
         book = openpyxl.load_workbook(path, read_only=True)
     except Exception as e:  # openpyxl raises several unrelated types
         raise DataError(f"cannot read spreadsheet {str(path)!r}: {e}") from e
     try:
-        ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
-    except (IndexError, KeyError) as e:
-        raise DataError(f"{str(path)!r} has no sheet {sheet!r}") from e
-    wanted = [_norm(h) for h in header]
-    columns: dict[str, int] | None = None
-    for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
-        if columns is None:
-            cells = [_norm(c) for c in row]
-            if all(w in cells for w in wanted):
-                columns = {h: cells.index(w) for h, w in zip(header, wanted, strict=True)}
-            elif number >= max_scan:
-                break
-            continue
+        if sheet is not None and sheet not in book.sheetnames:
+            raise DataError(
+                f"{str(path)!r} has no sheet {sheet!r} (its sheets: {', '.join(book.sheetnames)})"
+            )
+        names = [sheet] if sheet is not None else book.sheetnames
+        wanted = [_norm(h) for h in header]
+        for name in names:
+            rows = book[name].iter_rows(values_only=True)
+            for number, row in enumerate(rows, start=1):
+                cells = [_norm(c) for c in row]
+                if all(w in cells for w in wanted):
+                    columns = {h: cells.index(w) for h, w in zip(header, wanted, strict=True)}
+                    yield from _below(rows, number, columns)
+                    return
+                if number >= max_scan:
+                    break
+    finally:
+        book.close()
+    where = f"sheet {sheet!r}" if sheet is not None else f"any of its sheets ({', '.join(names)})"
+    raise DataError(
+        f"{str(path)!r}: no header row with columns {list(header)} in the first {max_scan} rows "
+        f"of {where}"
+    )
+
+
+def _below(rows, header_row: int, columns: dict[str, int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows after the header row, numbered as the spreadsheet numbers them."""
+    for number, row in enumerate(rows, start=header_row + 1):
         if all(c is None or str(c).strip() == "" for c in row):
             continue
         yield number, {h: (row[i] if i < len(row) else None) for h, i in columns.items()}
-    book.close()
-    if columns is None:
-        raise DataError(
-            f"{str(path)!r}: no header row with columns {list(header)} in its first {max_scan} rows"
-        )
 
 
 def as_int(value: Any, *, where: str, column: str) -> int:

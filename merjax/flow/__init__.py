@@ -18,7 +18,7 @@ frame size and the crop as one value. :func:`representation` turns a flow into a
 
 from merjax.flow.dual_tvl1 import tvl1
 from merjax.flow.hs import Variant, horn_schunck
-from merjax.flow.inputs import check_finite, intensities, to_intensity
+from merjax.flow.inputs import check_values, intensities, to_intensity
 from merjax.flow.representations import (
     REPRESENTATIONS,
     input_maps,
@@ -52,7 +52,7 @@ __all__ = [
     "REPRESENTATIONS",
     "VARIANTS",
     "Variant",
-    "check_finite",
+    "check_values",
     "compute",
     "horn_schunck",
     "input_maps",

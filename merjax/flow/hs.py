@@ -207,7 +207,7 @@ def horn_schunck(
     Args:
       frame0, frame1: grey frames ``[..., H, W]`` of equal shape; any leading axes are a batch
         (a batch of clips is one call). Unsigned integers are scaled to [0, 1] by their dtype's
-        maximum (uint8 / 255, uint16 / 65535); floats are used as given (in [0, 1]); signed
+        maximum (uint8 / 255, uint16 / 65535); floats must be in [0, 1] (checked); signed
         integers are refused. A last axis of 3 or 4 is refused as a colour image: convert to grey.
       smoothness: MATLAB's ``Smoothness`` (``"matlab"``, not squared) or Horn-Schunck's
         ``alpha`` (``"classic"``, squared). Traced, so changing it does not recompile.

@@ -31,9 +31,16 @@ def to_intensity(frame: jax.Array | np.ndarray) -> jax.Array:
     )
 
 
-def check_finite(frame: jax.Array, name: str = "frame") -> None:
-    """Rejects NaN or inf pixels when the values are known (not under a trace, where it cannot
-    look): a single NaN would spread over much of the flow."""
+FLOAT_RANGE = (-0.5, 1.5)
+"""The values a float frame may hold: intensities in [0, 1], with room for what resampling adds
+(cubic interpolation overshoots by a few percent) and rounding; frames in 0-255 or 0-65535 are
+far outside and refused."""
+
+
+def check_values(frame: jax.Array, name: str = "frame", *, is_float: bool = True) -> None:
+    """Rejects NaN or inf pixels and, for float frames, values outside [0, 1], when the values
+    are known (not under a trace, where they cannot be looked at). One NaN would spread over
+    much of the flow; a float frame in 0..255 gives a flow of another scale entirely."""
     if isinstance(frame, jax.core.Tracer):
         return
     bad = int(jnp.size(frame) - jnp.isfinite(frame).sum())
@@ -41,6 +48,15 @@ def check_finite(frame: jax.Array, name: str = "frame") -> None:
         raise ValueError(
             f"{name} has {bad} non-finite pixel(s) (NaN or inf); fix or drop those frames"
         )
+    if is_float and jnp.size(frame):
+        low, high = float(jnp.min(frame)), float(jnp.max(frame))
+        if high > FLOAT_RANGE[1] or low < FLOAT_RANGE[0]:
+            hint = " (it looks like 0-255: divide by 255)" if 1.5 < high <= 255.5 else ""
+            raise ValueError(
+                f"{name} is floating point with values in [{low:g}, {high:g}]; float frames must "
+                f"be intensities in [0, 1]{hint}, or pass the integer frames as they were read "
+                "(uint8, uint16: scaled by their range)"
+            )
 
 
 def check_layout(shape: tuple[int, ...]) -> None:
@@ -58,7 +74,8 @@ def check_layout(shape: tuple[int, ...]) -> None:
 def intensities(
     frame0, frame1, *, min_side: int = 2, check_frames: bool = True
 ) -> tuple[jax.Array, jax.Array]:
-    """Both frames as float32 intensities after every check (shape, layout, dtype, values)."""
+    """Both frames as float32 intensities after every check (shape, layout, dtype, values: no NaN
+    or inf, float frames in [0, 1])."""
     shape0, shape1 = np.shape(frame0), np.shape(frame1)
     if len(shape0) < 2:
         raise ValueError(f"frames must be at least 2-D [..., H, W]; frame0 has shape {shape0}")
@@ -69,8 +86,12 @@ def intensities(
             f"frames must be at least {min_side}x{min_side} pixels, got H, W = {shape0[-2:]}"
         )
     check_layout(shape0)
+    is_float = [
+        jnp.issubdtype(np.asarray(f).dtype if not hasattr(f, "dtype") else f.dtype, jnp.floating)
+        for f in (frame0, frame1)
+    ]
     f0, f1 = to_intensity(frame0), to_intensity(frame1)
     if check_frames:
-        check_finite(f0, "frame0")
-        check_finite(f1, "frame1")
+        check_values(f0, "frame0", is_float=is_float[0])
+        check_values(f1, "frame1", is_float=is_float[1])
     return f0, f1

@@ -130,8 +130,9 @@ class Conv(nn.Module):
         it."""
         k, s = self.kernel_size, self.stride
         kernel_init, bias_init = initializers(self.weight_init, k * k * x.shape[-1])
-        kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", bias_init, (self.features,))
+        # float32 whatever jax's default (JAX_ENABLE_X64 makes initialisers float64).
+        kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", bias_init, (self.features,), jnp.float32)
         if self.padding == "SAME":
             pads = [_same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)]
         elif self.padding == "VALID":

@@ -18,6 +18,7 @@ OPTIMIZERS = ("rmsprop", "adam")
 SHUFFLES = ("once", "every-epoch")
 BN_STATS = ("population", "moving")
 L2_PARAMS = ("matlab", "all")
+MAX_SEED = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,20 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
+        bad = [s for s in self.seeds if isinstance(s, bool) or not 0 <= int(s) <= MAX_SEED]
+        if bad or any(int(s) != s for s in self.seeds):
+            raise ValueError(
+                f"seeds must be integers in 0..{MAX_SEED} (JAX's int32 keys), got {bad[0]!r} "
+                "(--seeds or train.seeds)"
+                if bad
+                else f"seeds must be integers, got {list(self.seeds)}"
+            )
+        if len(set(self.seeds)) != len(self.seeds):
+            repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+            raise ValueError(
+                f"seeds must differ: {repeated} given more than once (--seeds or train.seeds); "
+                "a repeated seed would train and count the same runs twice"
+            )
         for name in ("learning_rate", "eps"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

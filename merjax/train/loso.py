@@ -32,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from merjax import checkpoint, files
+from merjax.errors import Interrupted
 from merjax.train import strategies
 from merjax.train.config import Execution, TrainConfig
 from merjax.train.folds import FINAL, Plan, fold_plan, pad_runs, subject_groups
@@ -275,10 +276,11 @@ def _fit(job: _Job, strategy: Strategy, states, workdir: Path | None, evals: _Ev
     if metrics_log:
         metrics_log.restart(start)
         metrics_log.append([_start_line(job, strategy, start)])
-    epoch = start
+    epoch, saved = start, start
     end = config.epochs
     if execution.stop_after_epoch is not None:
         end = min(end, execution.stop_after_epoch)
+    first_call = None  # (time, epoch) after this process's first call, which also compiles
     try:
         while epoch < end:
             n = min(execution.epochs_per_call, end - epoch)
@@ -305,9 +307,15 @@ def _fit(job: _Job, strategy: Strategy, states, workdir: Path | None, evals: _Ev
                 metrics_log.append(_epoch_lines(history, range(epoch - n, epoch), plan, spent))
             if ckpts is not None and epoch % execution.checkpoint_every == 0:
                 ckpts.save(epoch, strategy.stacked(states), history)
+                saved = epoch
             evals.after(epoch, job, strategy, states)
             if progress:
-                eta = spent / max(epoch - start, 1) * (end - epoch)
+                now = time.perf_counter()
+                if first_call is None:
+                    first_call = (now, epoch)
+                    eta = spent / max(epoch - start, 1) * (end - epoch)
+                else:  # this process's own pace, after compiling
+                    eta = (now - first_call[0]) / (epoch - first_call[1]) * (end - epoch)
                 loss = np.nanmean(history["loss"][: plan.num_real, epoch - 1])
                 accuracy = np.nanmean(history["accuracy"][: plan.num_real, epoch - 1])
                 progress(
@@ -315,6 +323,14 @@ def _fit(job: _Job, strategy: Strategy, states, workdir: Path | None, evals: _Ev
                     f"{accuracy:.1%} ({plan.num_real} runs, {strategy.name}), {spent:.0f} s, "
                     f"ETA {eta:.0f} s"
                 )
+    except KeyboardInterrupt:
+        if ckpts is None:
+            then = "no checkpoints were kept (Execution.checkpoint_every): rerun to start again"
+        elif saved:
+            then = f"the last checkpoint is epoch {saved}: rerun the same command to resume"
+        else:
+            then = "no checkpoint was written yet: rerun the same command to start again"
+        raise Interrupted(f"interrupted at epoch {epoch + 1}; {then}") from None
     finally:
         if ckpts is not None:
             ckpts.close()
