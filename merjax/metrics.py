@@ -29,20 +29,74 @@ def accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
 
 def uf1(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> float:
     """Unweighted (macro) F1 over the classes present in ``labels``, from pooled counts."""
-    cm = confusion_matrix(labels, preds, num_classes)
-    tp = np.diag(cm).astype(float)
-    fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
-    present = cm.sum(1) > 0
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1[present].mean())
+    return float(_scores(confusion_matrix(labels, preds, num_classes))["uf1"])
 
 
 def uar(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> float:
     """Unweighted average recall over the classes present in ``labels``."""
-    cm = confusion_matrix(labels, preds, num_classes)
-    present = cm.sum(1) > 0
-    return float((np.diag(cm)[present] / cm.sum(1)[present]).mean())
+    return float(_scores(confusion_matrix(labels, preds, num_classes))["uar"])
+
+
+def _scores(cm_BxKxK: np.ndarray) -> dict[str, np.ndarray]:
+    """accuracy, UF1 and UAR of confusion matrices ``[..., K, K]`` (rows: true classes): F1 and
+    recall per class from the pooled counts, averaged over the classes present."""
+    cm = cm_BxKxK.astype(float)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    actual, predicted = cm.sum(-1), cm.sum(-2)
+    present = actual > 0
+    n_present = np.maximum(present.sum(-1), 1)
+    denom = actual + predicted  # 2 tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=present)
+    return {
+        "accuracy": tp.sum(-1) / np.maximum(actual.sum(-1), 1),
+        "uf1": np.where(present, f1, 0).sum(-1) / n_present,
+        "uar": np.where(present, recall, 0).sum(-1) / n_present,
+    }
+
+
+def bootstrap_ci(
+    labels: np.ndarray,
+    preds: np.ndarray,
+    subjects: Sequence[str],
+    num_classes: int,
+    *,
+    metric: str = "uf1",
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """A ``level`` interval of ``metric`` ("uf1", "uar" or "accuracy") on pooled held-out
+    predictions, by resampling *subjects* with replacement ``n`` times (seeded).
+
+    Subjects, not samples: a subject's samples share a face and a recording, so they are not
+    independent, and resampling them one by one understates the uncertainty of a score on 20-30
+    subjects (pass one subject per sample to get that narrower interval). ``preds`` is ``[N]``,
+    or ``[S, N]`` for S training seeds: each resample then scores the mean over seeds (an
+    interval for the seed-averaged score). The metric is recomputed from the resample's pooled
+    counts, as the MEGC definitions pool (a subject drawn twice counts twice). Percentile
+    interval."""
+    labels = np.asarray(labels, int)
+    preds = np.asarray(preds, int)
+    preds_SxN = preds[None] if preds.ndim == 1 else preds
+    if preds_SxN.shape[1:] != labels.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {preds.shape} do not match")
+    if metric not in ("uf1", "uar", "accuracy"):
+        raise ValueError(f"metric must be 'uf1', 'uar' or 'accuracy', got {metric!r}")
+    names, which = np.unique(np.asarray(subjects), return_inverse=True)
+    if len(which) != len(labels):
+        raise ValueError(f"{len(which)} subjects for {len(labels)} samples")
+    # Per seed and subject, its confusion counts: a resample's pooled counts are their sum.
+    cm_SxUxKxK = np.zeros((len(preds_SxN), len(names), num_classes, num_classes), np.int64)
+    for s, p in enumerate(preds_SxN):
+        np.add.at(cm_SxUxKxK[s], (which, labels, p), 1)
+    rng = np.random.default_rng(seed)
+    # How often each subject is drawn: a draw of len(names) subjects with replacement.
+    counts_BxU = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=n)
+    pooled_BxSxKxK = np.einsum("bu,sukl->bskl", counts_BxU, cm_SxUxKxK)
+    values = _scores(pooled_BxSxKxK)[metric].mean(-1)
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def majority_baseline(labels: np.ndarray) -> float:

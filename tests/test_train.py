@@ -325,6 +325,41 @@ def test_metrics_by_hand():
     assert metrics.mean_std([0.5]) == (0.5, 0.0)
 
 
+def test_bootstrap_interval_by_hand():
+    """Subjects a (both samples right) and b (both wrong): a resample of two subjects is {a, a}
+    (accuracy 1, probability 1/4), {b, b} (0, 1/4) or {a, b} (0.5, 1/2), so the 95% interval is
+    [0, 1] and the central 20% is 0.5. Seeds are averaged inside each resample: one seed all
+    right and one all wrong score 0.5 on every resample. Identical subjects: every resample
+    pools to the same counts, so the interval is the point."""
+    y, p, subj = np.array([0, 1, 0, 1]), np.array([0, 1, 1, 0]), ["a", "a", "b", "b"]
+    assert metrics.bootstrap_ci(y, p, subj, 2, metric="accuracy") == (0.0, 1.0)
+    assert metrics.bootstrap_ci(y, p, subj, 2, metric="accuracy", level=0.2) == (0.5, 0.5)
+    both = np.stack([y, 1 - y])
+    assert metrics.bootstrap_ci(y, both, subj, 2, metric="accuracy") == (0.5, 0.5)
+    y3, p3 = np.tile([0, 1, 2], 3), np.tile([0, 0, 2], 3)
+    lo, hi = metrics.bootstrap_ci(y3, p3, np.repeat(["a", "b", "c"], 3), 3)
+    assert lo == pytest.approx(metrics.uf1(y3, p3, 3)) and hi == pytest.approx(lo)
+    with pytest.raises(ValueError, match="metric"):
+        metrics.bootstrap_ci(y, p, subj, 2, metric="f2")
+
+
+def test_resampling_samples_understates_the_interval_when_subjects_differ():
+    """20 subjects of 10 samples, half of them recognised at 90% and half at 20%: the score
+    varies between subjects more than between samples, so resampling subjects gives a wider
+    interval than resampling samples (about twice: between-subject sd 0.35/sqrt(20) vs sample
+    sd 0.50/sqrt(200))."""
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.arange(20), 10)
+    y = rng.integers(0, 2, 200)
+    right = np.concatenate([np.arange(10) < (9 if s % 2 else 2) for s in range(20)])
+    p = np.where(right, y, 1 - y)
+    by_subject = metrics.bootstrap_ci(y, p, subjects, 2, metric="accuracy")
+    by_sample = metrics.bootstrap_ci(y, p, np.arange(200), 2, metric="accuracy")
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(by_subject) > 1.5 * width(by_sample)
+    assert by_subject != by_sample
+
+
 def test_uf1_and_uar_when_a_class_is_never_predicted_or_absent():
     """MEGC's scores: a class present in the ground truth but never predicted counts with F1 and
     recall 0; a class absent from the ground truth (of the whole set or of one dataset part) does
