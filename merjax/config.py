@@ -36,7 +36,7 @@ class Config:
     """What one experiment trains, on what, and how."""
 
     profile: str = "paper"
-    composite: str = "megc2018"  # or "megc2019" (SMIC-HS + CASME II + SAMM, 3 classes)
+    composite: str = "megc2018"  # merjax.data.composite.COMPOSITES: megc2019, casme3-7, ...
     nets: tuple[str, ...] = ("vy-3cl",)  # merjax.models.by_name names, one table cell each
     headline: str = "vy-3cl"  # the configuration whose results head summary.json
     size: int = 64  # network input side; the flows (flow.size) are resized to it
@@ -60,11 +60,11 @@ class Config:
     conv_impl: str = "auto"
 
     def __post_init__(self):
+        from merjax.data import composite
         from merjax.models.layers import resolve_conv_impl
 
         resolve_conv_impl(self.conv_impl)  # a clear error for an unknown formulation
-        if self.composite not in ("megc2018", "megc2019"):
-            raise ValueError(f"composite must be 'megc2018' or 'megc2019', got {self.composite!r}")
+        composite.spec(self.composite)  # and for an unknown composite
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

@@ -40,6 +40,9 @@ flags.DEFINE_string(
     "smic_root", None, "SMIC-HS folder (with both others: the MEGC 2019 composite, megc2019)."
 )
 flags.DEFINE_string(
+    "casme3_root", None, "CAS(ME)^3 folder (its label file and part_A/): casme3, holdout."
+)
+flags.DEFINE_string(
     "cache_dir",
     None,
     "Synthetic database, flow cache and XLA's compiled programs (default: ~/.cache/merjax).",
@@ -82,6 +85,7 @@ def main(argv: list[str]) -> None:
             casme2_root=FLAGS.casme2_root,
             samm_root=FLAGS.samm_root,
             smic_root=FLAGS.smic_root,
+            casme3_root=FLAGS.casme3_root,
             cache_dir=cache_dir,
             progress=print,
         )

@@ -171,6 +171,12 @@ def validate(module: types.ModuleType, cfg: config_lib.Config) -> None:
             raise ValueError(str(e)) from None
 
 
+def composites(module: types.ModuleType, cfg: config_lib.Config) -> tuple[str, ...]:
+    """The composites an experiment reads: its ``COMPOSITES`` (the first, its headline data),
+    else its config's."""
+    return tuple(getattr(module, "COMPOSITES", (cfg.composite,)))
+
+
 def run(
     experiment: str | Path,
     workdir: str | Path,
@@ -181,6 +187,7 @@ def run(
     casme2_root: str | Path | None = None,
     samm_root: str | Path | None = None,
     smic_root: str | Path | None = None,
+    casme3_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = log.info,
     parent: Context | None = None,
@@ -197,13 +204,14 @@ def run(
             profile=profile,
             overrides=tuple(overrides),
             seeds=tuple(int(s) for s in seeds) if seeds else None,
-            roots=Roots(casme2_root, samm_root, smic_root),
+            roots=Roots(casme2_root, samm_root, smic_root, casme3_root),
             cache_dir=cache_dir,
         )
     module = load(experiment)
     name = Path(module.__file__).stem
     cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
     validate(module, cfg)
+    options.roots.check(composites(module, cfg))
     workdir = files.writable_dir(workdir, "--workdir")
     if options.cache_dir is not None:
         files.writable_dir(options.cache_dir, "--cache_dir")

@@ -37,8 +37,8 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_db(cache_dir) -> Path:
-    """The tiny synthetic database (CASME II, SAMM and SMIC layouts), written once per session,
-    where the experiments find it. Read-only: a test that breaks it uses ``db``."""
+    """The tiny synthetic database (CASME II, SAMM, SMIC and CAS(ME)^3 layouts), written once per
+    session, where the experiments find it. Read-only: a test that breaks it uses ``db``."""
     return synthetic.ensure(cache_dir, size="tiny")["casme2"].parent
 
 

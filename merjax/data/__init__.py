@@ -9,7 +9,7 @@ paths); samples skipped with ``on_error="skip"`` are in its ``.skipped``.
     print(samples.summary())
 """
 
-from merjax.data import casme2, composite, samm, smic
+from merjax.data import casme2, casme3, composite, samm, smic
 from merjax.data.cache import FlowSet, load_or_compute
 from merjax.data.sample import Problem, Sample, SampleList
 from merjax.data.spreadsheets import DataError
@@ -21,6 +21,7 @@ __all__ = [
     "Sample",
     "SampleList",
     "casme2",
+    "casme3",
     "composite",
     "load_or_compute",
     "samm",

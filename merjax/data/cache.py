@@ -47,6 +47,12 @@ class FlowSet:
     settings: FlowSettings
     notes: tuple[str, ...] = ()
 
+    def take(self, index: Sequence[int]) -> FlowSet:
+        """The flows of the samples at ``index`` (a subset, in that order; ``notes`` kept)."""
+        index = np.asarray(index, int)
+        keys = tuple(self.keys[i] for i in index)
+        return FlowSet(keys, self.apex[index], self.augmented[index], self.settings, self.notes)
+
 
 def sample_frames(sample: Sample, settings: FlowSettings) -> tuple[np.ndarray, str]:
     """``([3, H, W] uint8, note)``: the onset, apex and augmentation frames of ``sample`` as the

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from merjax.data.sample import Problem, Sample, SampleList
-from merjax.data.spreadsheets import DataError
+from merjax.data.spreadsheets import DataError, KnownError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)\D*$")
@@ -165,15 +165,20 @@ def check(sample: Sample, *, num_classes: int | None = None, decode: bool = True
             f"{where}: need onset <= apex <= offset, got onset {sample.onset}, apex "
             f"{sample.apex}, offset {sample.offset}"
         )
-    second = ("apex+1", sample.apex + 1)
-    if at_offset and sample.apex + 1 not in numbers:
-        if sample.apex - 1 <= sample.onset:
+    second = ("apex+1", sample.augment_frame)
+    if second[1] != sample.apex + 1 and sample.apex in numbers:
+        if second[1] < sample.apex and second[1] <= sample.onset:
             raise DataError(
-                f"{where}: apex == offset ({sample.apex}) with no later frame and no frame "
-                "between onset and apex for the second training flow"
+                f"{where}: apex {sample.apex} with no later frame and no frame between onset and "
+                "apex for the second training flow"
             )
-        second = ("apex-1", sample.apex - 1)
-        extra = f"apex == offset ({sample.apex}) and no later frame: apex-1 replaces apex+1"
+        if second[1] > sample.apex:
+            extra = f"frame apex+1 ({sample.apex + 1}) is missing: frame {second[1]} replaces it"
+        elif at_offset:
+            extra = f"apex == offset ({sample.apex}) and no later frame: apex-1 replaces apex+1"
+        else:
+            extra = f"no frame after the apex ({sample.apex}): frame {second[1]} replaces apex+1"
+        second = ("second training", second[1])
         sample = dataclasses.replace(sample, note="; ".join(x for x in (sample.note, extra) if x))
     if sample.label < 0 or (num_classes is not None and sample.label >= num_classes):
         raise DataError(f"{where}: unknown label {sample.label} ({sample.class_name!r})")
@@ -224,7 +229,7 @@ def check_all(samples, *, on_error: str, num_classes: int | None = None, decode:
         try:
             s = check(s, num_classes=num_classes, decode=decode)
         except DataError as e:
-            if on_error == "raise":
+            if on_error == "raise" and not isinstance(e, KnownError):
                 raise
             problems.append(_problem(s.source, s.clip, s.dataset, e))
             continue
@@ -256,7 +261,7 @@ def gather(
             first_row[key] = where
             samples.append(sample)
         except DataError as e:
-            if on_error == "raise":
+            if on_error == "raise" and not isinstance(e, KnownError):
                 raise
             problems.append(_problem(where, clip, dataset, e))
     good, bad = check_all(samples, on_error=on_error, decode=decode)

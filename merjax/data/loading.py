@@ -1,20 +1,20 @@
 """The data of an experiment: a composite's samples and their flows, loaded once.
 
-From the databases' roots (the MEGC 2018 composite: CASME II + SAMM; MEGC 2019: SMIC-HS as well)
-or, with no roots, from the synthetic database written into the cache folder; flows come from
-the flow cache (:mod:`merjax.data.cache`).
+From the databases' roots (:class:`Roots`; which ones a composite needs:
+:mod:`merjax.data.composite`) or, with no roots, from the synthetic database written into the
+cache folder; flows come from the flow cache (:mod:`merjax.data.cache`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from merjax.data import cache, composite, synthetic
+from merjax.data import cache, casme3, composite, synthetic
 from merjax.data.sample import SampleList
 from merjax.flow import FlowSettings
 
@@ -23,22 +23,54 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Roots:
-    """Where the databases are: CASME II and SAMM both (the MEGC 2018 composite), with SMIC-HS
-    as well (MEGC 2019), or none (the synthetic database)."""
+    """Where the databases are (``--<name>_root``); none given: the synthetic database, which
+    holds all four. Which ones an experiment needs, its composite says
+    (:meth:`merjax.data.composite.Composite.missing`)."""
 
     casme2: str | Path | None = None
     samm: str | Path | None = None
     smic: str | Path | None = None
+    casme3: str | Path | None = None
 
     def __post_init__(self):
-        if (self.casme2 is None) != (self.samm is None):
+        seen: dict[Path, str] = {}
+        for name, root in self.given().items():
+            where = Path(root).expanduser().resolve()
+            if where in seen:
+                raise ValueError(
+                    f"--{seen[where]}_root and --{name}_root are the same folder {str(root)!r}: "
+                    "a database given twice"
+                )
+            seen[where] = name
+
+    def given(self) -> dict[str, str | Path]:
+        """``{database: root}`` for the roots given."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    def check(self, composites: Sequence[str]) -> None:
+        """A ValueError naming what is missing when the roots given do not make the first of
+        ``composites`` (an experiment's headline data), or naming a root none of them reads.
+        No roots at all is always fine: the synthetic database has every database."""
+        given = set(self.given())
+        if not given:
+            return
+        why = composite.spec(composites[0]).missing(given)
+        if why:
             raise ValueError(
-                "give both --casme2_root and --samm_root (the MEGC 2018 composite) or neither "
-                "(the synthetic database)"
+                f"{why} (or no root at all: the synthetic database); given: "
+                + ", ".join(f"--{d}_root" for d in sorted(given))
             )
-        if self.smic is not None and self.casme2 is None:
+        used = {d for c in composites for d in composite.spec(c).needs}
+        unused = sorted(given - used)
+        if unused:
             raise ValueError(
-                "--smic_root goes with --casme2_root and --samm_root (the MEGC 2019 composite)"
+                f"--{unused[0]}_root is not read by this experiment (it reads the "
+                + " and the ".join(composite.spec(c).title for c in composites)
+                + ")"
             )
 
 
@@ -80,42 +112,45 @@ def load(
     num_folds: int | None = None,
     progress: Callable[[str], None] | None = log.info,
 ) -> Data:
-    """The samples of composite ``name`` (``megc2018`` or ``megc2019``) and their flows.
+    """The samples of composite ``name`` (:data:`merjax.data.composite.COMPOSITES`) and their
+    flows.
 
     ``num_folds`` (the folds the data will be split into) is checked against the subjects
-    found, before any flow is computed."""
+    found, before any flow is computed. CAS(ME)^3's 4- and 3-class sets are subsets of its 7
+    classes: their flows are the 7-class set's, computed once."""
     say = progress or (lambda _: None)
-    mega = name == "megc2019"
-    casme2_root, samm_root, smic_root = roots.casme2, roots.samm, roots.smic
-    if casme2_root is None:
+    spec = composite.spec(name)
+    options = dict(apex_policy=apex_policy, on_error=on_error, bit_depth=bit_depth)
+    given = roots.given()
+    if not given:
         written = synthetic.ensure(cache_dir, size=synthetic_size, seed=synthetic_seed)
-        casme2_root, samm_root, smic_root = written["casme2"], written["samm"], written["smic"]
-        cache_name = f"synthetic-{synthetic_size}-seed{synthetic_seed}" + (
-            "-megc2019" if mega else ""
-        )
+        given = {d: written[d] for d in spec.needs}
+        cache_name = f"synthetic-{synthetic_size}-seed{synthetic_seed}"
         source = (
             f"the synthetic database ({synthetic_size}, seed {synthetic_seed}) in "
             f"{written['casme2'].parent}"
         )
-    elif mega:
-        if smic_root is None:
-            raise ValueError(
-                "the MEGC 2019 composite needs --smic_root as well as --casme2_root and --samm_root"
-            )
-        cache_name = "megc2019"
-        source = (
-            f"SMIC-HS at {smic_root}, CASME II at {casme2_root} and SAMM at {samm_root} "
-            "(MEGC 2019 composite)"
+    else:
+        cache_name = "real"
+        source = ", ".join(
+            f"{composite.DATABASES[d]} at {given[d]}" for d in spec.needs if d in given
         )
-    else:
-        cache_name = "megc2018"
-        source = f"CASME II at {casme2_root} and SAMM at {samm_root} (MEGC 2018 composite)"
+    given = {d: r for d, r in given.items() if d in spec.needs}
+    why = spec.missing(set(given))
+    if why:
+        raise ValueError(why)
+    source = f"{spec.title}: {source}"
     say(f"reading {source}")
-    options = dict(apex_policy=apex_policy, on_error=on_error, bit_depth=bit_depth)
-    if mega:
-        samples = composite.megc2019(smic_root, casme2_root, samm_root, **options)
+    keep = None
+    if name in ("casme3-4", "casme3-3"):  # a subset of the 7 classes: their flows
+        every = composite.load("casme3-7", given, **options)
+        k = int(name[-1])
+        samples = composite.relabel(every, casme3.CLASS_SETS[k], casme3.CLASS_NAMES[k])
+        keep = [i for i, s in enumerate(every) if s.emotion in casme3.CLASS_SETS[k]]
+        flows_for, cache_name = every, f"{cache_name}-casme3-7"
     else:
-        samples = composite.megc2018(casme2_root, samm_root, **options)
+        samples = composite.load(name, given, **options)
+        flows_for, cache_name = samples, f"{cache_name}-{name}"
     if not samples:
         raise ValueError(f"no usable samples in {source}")
     say(samples.summary())
@@ -125,7 +160,12 @@ def load(
             f"num_folds={num_folds} but {source} has {subjects} subjects: give num_folds at most "
             f"{subjects}, or num_folds=None for leave-one-subject-out ({subjects} folds)"
         )
-    flows, _ = cache.load_or_compute(samples, flow, cache_dir, cache_name, progress=progress)
+    flows, _ = cache.load_or_compute(flows_for, flow, cache_dir, cache_name, progress=progress)
+    if keep is not None:
+        mine = tuple(f"{s.source} ({s.clip}): " for s in samples)
+        flows = dataclasses.replace(
+            flows.take(keep), notes=tuple(n for n in flows.notes if n.startswith(mine))
+        )
     return Data(
         samples,
         flows,

@@ -61,11 +61,17 @@ class Sample:
 
     @property
     def augment_frame(self) -> int:
-        """The second training frame: apex+1 (the paper's onset->apex+1 augmentation), or
-        apex-1 when the clip ends at its apex (four CASME II rows have apex == offset and no
-        later frame; :func:`merjax.data.frames.check` notes it)."""
-        numbers = {n for n, _ in self.frames}
-        return self.apex + 1 if self.apex + 1 in numbers else self.apex - 1
+        """The second training frame: apex+1 (the paper's onset->apex+1 augmentation); the next
+        frame the folder holds when apex+1 was dropped (CAS(ME)^3 drops frames); apex-1 (or the
+        last frame before the apex) when the clip ends at its apex (four CASME II rows have apex
+        == offset and no later frame). :func:`merjax.data.frames.check` notes anything but
+        apex+1."""
+        numbers = sorted(n for n, _ in self.frames)
+        later = [n for n in numbers if n > self.apex]
+        if later:
+            return later[0]
+        earlier = [n for n in numbers if self.onset < n < self.apex]
+        return earlier[-1] if earlier else self.apex - 1
 
     @property
     def augment_path(self) -> Path:

@@ -13,6 +13,12 @@ class DataError(ValueError):
     """Bad or missing input data; the message names the file, row or argument."""
 
 
+class KnownError(DataError):
+    """A row the database's own files get wrong in a known way that no policy can repair (e.g.
+    an offset before its onset): skipped and listed in either ``on_error`` mode, so that the
+    official files load as distributed."""
+
+
 def find_file(root: Path, name: str, *, what: str, max_depth: int = 2) -> Path:
     """Finds ``name`` in ``root`` or up to ``max_depth`` folders below it."""
     root = Path(root)
@@ -57,18 +63,30 @@ def read_table(
             )
         names = [sheet] if sheet is not None else book.sheetnames
         wanted = [_norm(h) for h in header]
+        closest = (0, "", 0, [])  # the row holding most of the header: (found, sheet, row, cells)
         for name in names:
             rows = book[name].iter_rows(values_only=True)
             for number, row in enumerate(rows, start=1):
                 cells = [_norm(c) for c in row]
-                if all(w in cells for w in wanted):
+                found = sum(w in cells for w in wanted)
+                if found == len(wanted):
                     columns = {h: cells.index(w) for h, w in zip(header, wanted, strict=True)}
                     yield from _below(rows, number, columns)
                     return
+                if found > closest[0]:
+                    closest = (found, name, number, row)
                 if number >= max_scan:
                     break
     finally:
         book.close()
+    found, name, number, row = closest
+    if found * 2 >= len(wanted):  # a header with columns missing: a file of another version
+        missing = [h for h, w in zip(header, wanted, strict=True) if w not in map(_norm, row)]
+        has = ", ".join(str(c) for c in row if c is not None and str(c).strip())
+        raise DataError(
+            f"{str(path)!r}: no column {', '.join(map(repr, missing))} in the header row "
+            f"(sheet {name!r} row {number}: {has}); a file of another version?"
+        )
     where = f"sheet {sheet!r}" if sheet is not None else f"any of its sheets ({', '.join(names)})"
     raise DataError(
         f"{str(path)!r}: no header row with columns {list(header)} in the first {max_scan} rows "

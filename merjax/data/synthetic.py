@@ -41,9 +41,8 @@ from merjax.data import samm as samm_lib
 
 log = logging.getLogger(__name__)
 
-_VERSION = (
-    2  # bump when the generator's output changes (2: a SMIC-HS layout beside CASME II and SAMM)
-)
+# Bump when the generator's output changes (2: SMIC-HS beside CASME II and SAMM; 3: CAS(ME)^3).
+_VERSION = 3
 
 CASME2_EMOTIONS = ("happiness", "surprise", "disgust", "disgust", "repression", "fear", "others")
 SAMM_EMOTIONS = ("Happiness", "Surprise", "Anger", "Disgust", "Sadness", "Contempt", "Other")
@@ -79,6 +78,12 @@ class Spec:
     smic_counts: tuple[int, ...] = (66, 51, 40)  # negative, positive, surprise (SMIC-HS-E's 157)
     smic_frame: tuple[int, int] = (240, 320)  # SMIC-HS whole frames (640x480 in the real one)
     smic_face: tuple[int, int] = (130, 160)
+    casme3_subjects: int = 28
+    # anger, disgust, fear, happy, others, sad, surprise (merjax.data.casme3.EMOTIONS): a third
+    # of Part A's 64, 250, 86, 55, 161, 57, 187
+    casme3_counts: tuple[int, ...] = (21, 83, 29, 18, 54, 19, 62)
+    casme3_frame: tuple[int, int] = (240, 320)  # colour whole frames (1280x720 in the real one)
+    casme3_face: tuple[int, int] = (130, 160)
     rise: tuple[int, int] = (6, 16)  # frames onset -> apex (30-80 ms at 200 fps)
     fall: tuple[int, int] = (6, 16)  # frames apex -> offset
     amplitude: tuple[float, float] = (0.3, 1.5)  # peak displacement in pixels of the face box
@@ -111,6 +116,10 @@ SPECS: dict[str, Spec] = {
         smic_counts=(3, 2, 2),
         smic_frame=(96, 128),
         smic_face=(64, 72),
+        casme3_subjects=3,
+        casme3_counts=(1, 2, 1, 1, 2, 1, 2),
+        casme3_frame=(96, 128),
+        casme3_face=(64, 72),
         rise=(2, 4),
         fall=(2, 3),
     ),
@@ -429,6 +438,9 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     book.save(root / samm_lib.CODES)
 
 
+FOLDERS = {"casme2": "CASME2", "samm": "SAMM", "smic": "SMIC", "casme3": "CASME3"}
+"""Each database's folder in a synthetic database."""
+
 SMIC_EMOTIONS = ("negative", "positive", "surprise")
 # The objective-class motions a SMIC emotion shows: negative clips draw one of III-V.
 _SMIC_MOTIONS = {0: (2, 3, 4), 1: (0,), 2: (1,)}
@@ -519,8 +531,99 @@ def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     book.save(root / smic_lib.ANNOTATION)
 
 
+# CAS(ME)^3's emotions shown by the objective-class motions (fear: the one-corner motion).
+_CASME3_MOTIONS = {
+    "anger": 2,
+    "disgust": 3,
+    "fear": 5,
+    "happy": 0,
+    "others": 6,
+    "sad": 4,
+    "surprise": 1,
+}
+
+
+def _write_casme3(root: Path, spec: Spec, rng: np.random.Generator) -> None:
+    """CAS(ME)^3 Part A as distributed: ``part_A/data/part_A_split/part_A/spNO.N/<video>/color/
+    <frame>.jpg`` colour whole frames at 30 fps, the label file (sheet ``label``, frame numbers
+    as text) with the official file's quirks -- ``Others`` beside ``others``, a video ``J``
+    whose folder is ``j``, an apex before its onset, an offset before its onset, an offset of 0,
+    a "micro"-expression of several seconds, a dropped apex+1 frame -- and the authors'
+    ``exception/`` lists (a damaged frame a sample needs, a bad-quality one)."""
+    from merjax.data import casme3 as casme3_lib
+
+    h, w = spec.casme3_frame
+    ids = sorted(rng.choice(np.arange(1, 218), spec.casme3_subjects, replace=False).tolist())
+    canvases = []
+    for _ in ids:
+        side = int(rng.integers(*spec.casme3_face, endpoint=True))
+        canvas = np.full((h, w), 40.0, np.float32)
+        x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        canvas[y0 : y0 + side, x0 : x0 + side] = _draw_face(rng, side)
+        canvases.append((canvas, (x0, y0, side)))
+    emotions = [
+        e for e, n in zip(casme3_lib.EMOTIONS, spec.casme3_counts, strict=True) for _ in range(n)
+    ]
+    rng.shuffle(emotions)
+    frames_root = root / casme3_lib.FRAMES
+    rows, used_videos, damaged, bad = [], set(), "", ""
+    tint = np.array([1.0, 0.97, 1.05], np.float32)  # colour frames of a grey face
+    for i, emotion in enumerate(emotions):
+        subj = i % len(ids)
+        sid = f"spNO.{ids[subj]}"
+        video = next(v for v in "abcdefghijklm" if (sid, v) not in used_videos)
+        used_videos.add((sid, video))
+        rise, fall = int(rng.integers(1, 4)), int(rng.integers(2, 6))
+        onset = int(rng.integers(10, 2000))
+        apex, offset = onset + rise, onset + rise + fall
+        canvas, box = canvases[subj]
+        clip = _render_clip(rng, spec, canvas, box, _CASME3_MOTIONS[emotion], rise, fall, 2)
+        folder_video, label_video, label_emotion = video, video, emotion
+        quirk = i % 97 if len(emotions) > 97 else i
+        if quirk == 1:
+            folder_video, label_video = video, video.upper()  # a 'J' whose folder is 'j'
+        if quirk == 2:
+            label_emotion = "Others" if emotion == "others" else emotion.capitalize()
+        folder = frames_root / sid / folder_video / "color"
+        folder.mkdir(parents=True)
+        for j, img in enumerate(clip):
+            if quirk == 3 and onset + j == apex + 1:
+                continue  # a frame the recording dropped
+            bgr = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
+            _write_jpeg(folder / f"{onset + j}.jpg", bgr)
+        cells = [onset, apex, offset]
+        if quirk == 4:
+            cells[1] = onset - 5  # an apex before its onset
+        if quirk == 5:
+            cells[2] = onset + 120  # a "micro"-expression of 4 s
+        if quirk == 6:
+            cells[0] = offset + 40  # an offset before its onset
+        if quirk == 7:
+            cells[2] = 0  # no offset
+        rows.append((sid, label_video, *map(str, cells), "4", "III", label_emotion))
+        if quirk == 8:
+            damaged += f"{sid} {video.upper()} {apex}.jpg  the image cannot open\n"
+        if quirk == 9:
+            bad += f"/date/databases/casme3/RGB/{sid}/{video}/color/{onset}.jpg\n"
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = casme3_lib.SHEET
+    ws.append(
+        ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
+    )
+    for r in rows:
+        ws.append(r)
+    book.create_sheet("Sheet1")
+    book.create_sheet("Sheet3")
+    book.save(root / casme3_lib.LABEL_FILE)
+    exception = root / "exception"
+    exception.mkdir()
+    (exception / casme3_lib.DAMAGED).write_text(damaged)
+    (exception / casme3_lib.BAD_QUALITY).write_text(bad)
+
+
 def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
-    """Writes the database under ``out``; returns ``{"casme2": root, "samm": root, "smic": root}``.
+    """Writes the database under ``out``; returns ``{database: root}`` (:data:`FOLDERS`).
 
     Deterministic: the same ``size`` and ``seed`` give the same files. ``out`` must not exist
     or be empty.
@@ -533,13 +636,20 @@ def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Pa
     spec = SPECS[size]
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    roots = {"casme2": tmp / "CASME2", "samm": tmp / "SAMM", "smic": tmp / "SMIC"}
+    roots = {name: tmp / folder for name, folder in FOLDERS.items()}
     streams = {
         "casme2": [seed, 6],
         "samm": [seed, 4],
         "smic": [seed, 104],
+        "casme3": [seed, 3],
     }  # CASME II, SAMM: as in v1
-    for name, writer in (("casme2", _write_casme2), ("samm", _write_samm), ("smic", _write_smic)):
+    writers = {
+        "casme2": _write_casme2,
+        "samm": _write_samm,
+        "smic": _write_smic,
+        "casme3": _write_casme3,
+    }
+    for name, writer in writers.items():
         roots[name].mkdir(parents=True)
         writer(roots[name], spec, np.random.default_rng(streams[name]))
         log.debug("wrote synthetic %s to %s", name, roots[name])
@@ -568,7 +678,7 @@ def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[
             shutil.rmtree(out)
         log.info("writing the synthetic database (%s, seed %d) to %s", size, seed, out)
         write(out, size=size, seed=seed)
-    return {"casme2": out / "CASME2", "samm": out / "SAMM", "smic": out / "SMIC"}
+    return {name: out / folder for name, folder in FOLDERS.items()}
 
 
 def baseline(roots: dict[str, Path], cache_dir: Path, *, kind: str = "vxvy") -> dict[str, float]:
