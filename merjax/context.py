@@ -122,15 +122,18 @@ class Context:
         final: bool = False,
         eval_every: int = 0,
         name: str | None = None,
+        groups: list[list[str]] | None = None,
     ) -> NetResult:
         """``net`` trained on every fold and seed, pooled and scored
         (:func:`merjax.evaluation.evaluate`); a second call with the same data, input size,
-        folds, protocol and convolutions returns the same result without training again. The
-        headline network is also trained on every subject and saved when ``cfg.save_model``."""
+        folds (or ``groups``), protocol and convolutions returns the same result without training
+        again. The headline network is also trained on every subject and saved when
+        ``cfg.save_model``."""
         c = self.cfg
         features = features or net in self.keep_features
         final = final or (c.save_model and net == c.headline)
-        key = (net, c.size, c.num_folds, c.train, c.conv_impl, self._data_key())
+        folds = c.num_folds if groups is None else tuple(map(tuple, groups))
+        key = (net, c.size, folds, c.train, c.conv_impl, self._data_key())
         cached = self._results.get(key)
         if cached and cached.covers(features=features, final=final, eval_every=eval_every):
             return cached
@@ -143,6 +146,7 @@ class Context:
             final=final,
             eval_every=eval_every,
             name=name,
+            groups=groups,
             progress=self.progress,
         )
         self._results[key] = result

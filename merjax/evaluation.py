@@ -38,6 +38,9 @@ class NetResult:
     params: int
     per_seed: list[dict]  # metrics.by_group per seed ("all", then each dataset)
     loso: train.LosoResult
+    # 95% intervals by resampling subjects (metrics.bootstrap_ci), per group ("all", then each
+    # dataset) and metric, of the seed-averaged score
+    intervals: dict[str, dict[str, tuple[float, float]]] = dataclasses.field(default_factory=dict)
     model_dir: Path | None = None  # the saved final model (trained on every subject), if any
 
     def covers(self, *, features: bool, final: bool, eval_every: int) -> bool:
@@ -63,10 +66,13 @@ class NetResult:
         out: dict = {"net": self.net, "representation": self.representation, "params": self.params}
         for key in ("accuracy", "uf1", "uar"):
             out[key], out[f"{key}_std"] = self.mean_std(key)
+            out[f"{key}_ci"] = list(self.intervals.get("all", {}).get(key, ()))
         out["majority"] = self.per_seed[0]["all"]["majority"]
         out["n"] = self.per_seed[0]["all"]["n"]
         out["per_dataset"] = {
-            g: {k: self.mean_std(k, g)[0] for k in ("accuracy", "uf1", "uar")} | {"n": v["n"]}
+            g: {k: self.mean_std(k, g)[0] for k in ("accuracy", "uf1", "uar")}
+            | {f"{k}_ci": list(self.intervals.get(g, {}).get(k, ())) for k in ("uf1", "uar")}
+            | {"n": v["n"]}
             for g, v in self.per_seed[0].items()
             if g != "all"
         }
@@ -92,25 +98,29 @@ def evaluate(
     final: bool = False,
     eval_every: int = 0,
     name: str | None = None,
+    groups: list[list[str]] | None = None,
     progress: Callable[[str], None] | None = log.info,
 ) -> NetResult:
     """Trains ``net`` on every fold and seed of ``data`` (``cfg``: input size, folds, protocol,
-    execution), pools the held-out predictions and scores them, per seed and dataset.
+    execution), pools the held-out predictions and scores them, per seed and dataset, with
+    95% intervals by resampling subjects (:func:`merjax.metrics.bootstrap_ci`).
 
     ``features`` keeps the held-out penultimate features, ``final`` also trains a run per seed on
     every subject (saved as a model folder, never scored), ``eval_every`` records held-out logits
     every so many epochs (``loso.eval_logits``: for analysis only). ``name`` names the run folder
-    (default: ``net``)."""
+    (default: ``net``). ``groups`` (lists of subjects, each held out by one fold, trained on
+    every other subject) replaces the folds ``cfg.num_folds`` makes: e.g. one group per
+    database, for training on some databases and testing on another."""
     say = progress or (lambda _: None)
     num_classes = len(class_labels(cfg.composite))
     model, representation = models.by_name(net, num_classes=num_classes, conv_impl=cfg.conv_impl)
     x, augmented = network_inputs(data, representation, cfg.size)
     run_dir = Path(workdir) / "runs" / (name or net)
-    groups = train.subject_groups(data.subjects, cfg.num_folds)
+    groups = groups or train.subject_groups(data.subjects, cfg.num_folds)
     shape = "x".join(str(d) for d in x.shape[1:])
     say(
-        f"{net}: {len(groups)} folds x {len(cfg.train.seeds)} seeds, {cfg.train.epochs} epochs, "
-        f"{shape} inputs"
+        f"{net}: {len(groups)} fold(s) x {len(cfg.train.seeds)} seed(s), "
+        f"{cfg.train.epochs} epochs, {shape} inputs"
     )
     loso = train.train_loso(
         model,
@@ -134,7 +144,14 @@ def evaluate(
         per_seed.append(
             metrics.by_group(data.labels[held], loso.preds[s][held], datasets, num_classes)
         )
-    result = NetResult(net, representation, models.count_params(model, x.shape[1:]), per_seed, loso)
+    result = NetResult(
+        net,
+        representation,
+        models.count_params(model, x.shape[1:]),
+        per_seed,
+        loso,
+        intervals(loso.preds, data, num_classes),
+    )
     train.MetricsLog(run_dir / "metrics.jsonl").append(_result_lines(result, data))
     if final:
         result.model_dir = save_final_model(result, data, cfg, Path(workdir) / "models" / net)
@@ -146,6 +163,52 @@ def evaluate(
         f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s"
     )
     return result
+
+
+def intervals(
+    preds_SxN: np.ndarray, data: Data, num_classes: int
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """95% intervals of accuracy, UF1 and UAR by resampling subjects (1,000 resamples, seed 0),
+    over the held-out samples (-1: in no held-out group), whole and per dataset."""
+    held = (preds_SxN >= 0).all(0)
+    labels, subjects = data.labels[held], np.asarray(data.subjects)[held]
+    datasets, preds = np.asarray(data.datasets)[held], preds_SxN[:, held]
+    out = {}
+    for group in ["all", *sorted(set(datasets.tolist()))]:
+        keep = np.ones(len(labels), bool) if group == "all" else datasets == group
+        if not keep.any():
+            continue
+        out[group] = {
+            m: metrics.bootstrap_ci(
+                labels[keep], preds[:, keep], subjects[keep], num_classes, metric=m
+            )
+            for m in ("accuracy", "uf1", "uar")
+        }
+    return out
+
+
+def best_test_epoch(result: NetResult, data: Data, num_classes: int) -> dict:
+    """NOT A VALID RESULT: UF1 / UAR / accuracy if each held-out group's epoch were picked by its
+    test accuracy (:func:`merjax.metrics.best_test_epoch_predictions`), mean over seeds, and the
+    epochs chosen. Needs ``eval_every`` in :func:`evaluate` (else the scores are None)."""
+    loso = result.loso
+    if loso.eval_logits is None:
+        return {"uf1": None, "uar": None, "accuracy": None, "epochs": []}
+    per_seed, chosen_epochs = [], []
+    for s, seed in enumerate(loso.seeds):
+        preds = train.predictions(loso.eval_logits[:, s])
+        folds = [
+            loso.plan.tested(r)
+            for r in range(len(loso.losses))
+            if int(loso.plan.seeds[r]) == seed and loso.plan.held_out[r] != train.FINAL
+        ]
+        picked, chosen = metrics.best_test_epoch_predictions(preds, data.labels, folds)
+        held = picked >= 0
+        per_seed.append(metrics.summarize(data.labels[held], picked[held], num_classes))
+        chosen_epochs += [loso.eval_epochs[c] for c in chosen]
+    return {k: float(np.mean([p[k] for p in per_seed])) for k in ("uf1", "uar", "accuracy")} | {
+        "epochs": chosen_epochs
+    }
 
 
 def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> Path:

@@ -248,10 +248,13 @@ def bar_figure(
     errors: dict[str, Sequence[float]] | None = None,
     hollow: Sequence[str] = (),
     markers: dict[str, Sequence[float | None]] | None = None,
+    intervals: dict[str, Sequence[Sequence[float]]] | None = None,
 ):
     """Grouped bars: one group per name, one bar per series (``hollow`` series drawn as outlines,
-    e.g. numbers that are not valid results); ``markers``: values drawn as a black bar across
-    their group (e.g. published numbers; None draws nothing); the legend outside the axes."""
+    e.g. numbers that are not valid results); ``errors``: symmetric error bars (e.g. std),
+    ``intervals``: (low, high) error bars (e.g. a 95% interval; empty draws none);
+    ``markers``: values drawn as a black bar across their group (e.g. published numbers; None
+    draws nothing); the legend outside the axes."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 3), 4.0))
     colours = plt.get_cmap("tab10").colors
@@ -260,6 +263,9 @@ def bar_figure(
     for i, (name, values) in enumerate(series.items()):
         v = np.array([np.nan if a is None else a for a in values], float)
         err = None if not errors or name not in errors else errors[name]
+        if intervals and name in intervals:
+            lo_hi = np.array([iv if len(iv) == 2 else (np.nan, np.nan) for iv in intervals[name]])
+            err = np.abs(np.stack([v - lo_hi[:, 0], lo_hi[:, 1] - v]))
         c = colours[i % len(colours)]
         kw = dict(facecolor="none", edgecolor=c, hatch="//") if name in hollow else dict(color=c)
         ax.bar(
@@ -345,6 +351,38 @@ def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str):
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("cosine similarity", fontsize=8)
+    return fig
+
+
+def matrix_figure(
+    values: np.ndarray,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    title: str,
+    *,
+    notes: Sequence[Sequence[str]] | None = None,
+    label: str = "UF1",
+):
+    """A score per (row, column) on a 0-1 scale, the value and a note (e.g. an interval) in each
+    cell; NaN cells are blank but for their note."""
+    plt = _plt()
+    values = np.asarray(values, float)
+    fig, ax = plt.subplots(figsize=(1.5 * len(cols) + 2.6, 0.8 * len(rows) + 1.6))
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            v = values[i, j]
+            text = "" if not np.isfinite(v) else f"{v:.3f}"
+            if notes is not None and notes[i][j]:
+                text = f"{text}\n{notes[i][j]}" if text else notes[i][j]
+            dark = not np.isfinite(v) or v > 0.6
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=7, color="black" if dark else "white"
+            )
+    ax.set_xticks(range(len(cols)), cols, fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label(label, fontsize=8)
     return fig
 
 

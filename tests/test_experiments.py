@@ -51,7 +51,7 @@ def test_experiments_are_files_at_the_top_level():
         "paper",
     }
     with pytest.raises(
-        ValueError, match="unknown experiment 'table10'; available: class_average_flow, "
+        ValueError, match="unknown experiment 'table10'; available: casme3, class_average_flow, "
     ):
         runner.find("table10")
     with pytest.raises(ValueError, match="no such file"):
@@ -452,7 +452,14 @@ def test_main_runs_an_experiment_from_any_folder(tmp_path, cache_dir, main_in_pr
     [
         (["--experiment=table10"], "table10"),
         (["--workdir=FILE"], "is a file"),
-        (["--casme2_root=/nowhere"], "give both --casme2_root and --samm_root"),
+        (["--casme2_root=/nowhere"], "needs --casme2_root and --samm_root"),
+        (["--casme2_root=/nowhere", "--samm_root=/nowhere/"], "a database given twice"),
+        (
+            ["--casme2_root=/a", "--samm_root=/b", "--casme3_root=/c"],
+            "--casme3_root is not read by this experiment",
+        ),
+        (["--experiment=casme3", "--samm_root=/b"], "needs --casme3_root"),
+        (["--experiment=holdout", "--casme2_root=/a"], "needs --casme2_root and --samm_root"),
         (["--casme2_root=/nowhere/casme", "--samm_root=/nowhere/samm"], "/nowhere/casme"),
         (["--set=train.epochs=lots"], "cannot read 'lots'"),
         (["--seeds=a,b"], "--seeds must be integers"),

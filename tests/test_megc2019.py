@@ -82,11 +82,20 @@ def test_the_experiment_end_to_end(megc2019_run):
     md = (w / "megc2019.md").read_text()
     assert "NOT VALID: best test epoch per subject" in md and "| STSTNet | TV-L1 |" in md
     report = (w / "report.md").read_text()
-    assert "**The last column is not a valid result.**" in report
-    # The headline's UF1 and UAR are those of its pooled held-out predictions (metrics.jsonl).
+    assert "**The NOT VALID column is not a valid result.**" in report
+    assert "95% intervals by resampling subjects" in report
+    # The headline's UF1 and UAR are those of its pooled held-out predictions (metrics.jsonl),
+    # and so is its interval.
     lines = [json.loads(x) for x in (w / "runs" / "ststnet-tvl1" / "metrics.jsonl").open()]
     pooled = [x for x in lines if x["kind"] == "pooled"]
     assert pooled and pooled[0]["all"]["uf1"] == pytest.approx(s["uf1"])
+    runs = [x for x in lines if x["kind"] == "predictions"]
+    preds = np.array([r["preds"] for r in runs])
+    held = (preds >= 0).all(0)
+    labels, subjects = (np.array(runs[0][k])[held] for k in ("labels", "subjects"))
+    ci = metrics.bootstrap_ci(labels, preds[:, held], subjects, 3)
+    assert ci == pytest.approx(tuple(s["configs"]["ststnet-tvl1"]["uf1_ci"]))
+    assert f"[{ci[0]:.3f}, {ci[1]:.3f}]" in md
     assert (
         json.loads((w / "models" / "ststnet" / "model.json").read_text())["flow"]["method"]
         == "tvl1"

@@ -42,6 +42,8 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch, cache_dir, tiny_d
         "MERJAX_ALLOW_SYNTHETIC": "1",
         "MERJAX_CASME2_ROOT": str(tmp_path / "no-casme2"),
         "MERJAX_SAMM_ROOT": str(tmp_path / "no-samm"),
+        "MERJAX_SMIC_ROOT": str(tmp_path / "no-smic"),
+        "MERJAX_CASME3_ROOT": str(tmp_path / "no-casme3"),
         "JAX_PLATFORMS": "cpu",
     }.items():
         monkeypatch.setenv(k, v)  # the kernel inherits this environment
@@ -59,3 +61,5 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch, cache_dir, tiny_d
             "STSTNet on TV-L1: UF1" in text
             and (tmp_path / "runs" / "megc2019-tiny" / "megc2019.md").is_file()
         )
+        assert "3 classes: UF1" in text and "UAR CASME II -> SAMM" in text
+        assert (tmp_path / "runs" / "holdout-tiny" / "lodo.md").is_file()
