@@ -40,7 +40,13 @@ flags.DEFINE_string(
     "smic_root", None, "SMIC-HS folder (with both others: the MEGC 2019 composite, megc2019)."
 )
 flags.DEFINE_string(
-    "casme3_root", None, "CAS(ME)^3 folder (its label file and part_A/): casme3, holdout."
+    "casme3_root", None, "CAS(ME)^3 folder (its label file and part_A/): casme3, holdout, spotting."
+)
+flags.DEFINE_string(
+    "samm_lv_root", None, "SAMM Long Videos folder (its release .xlsx, SAMM_longvideos/): spotting."
+)
+flags.DEFINE_string(
+    "casme_sq_root", None, "CAS(ME)^2 folder (CAS(ME)^2code_final.xlsx, rawpic/): spotting."
 )
 flags.DEFINE_string(
     "cache_dir",
@@ -86,14 +92,25 @@ def main(argv: list[str]) -> None:
             samm_root=FLAGS.samm_root,
             smic_root=FLAGS.smic_root,
             casme3_root=FLAGS.casme3_root,
+            samm_lv_root=FLAGS.samm_lv_root,
+            casme_sq_root=FLAGS.casme_sq_root,
             cache_dir=cache_dir,
             progress=print,
         )
     print(
-        f"{summary['experiment']} ({summary['headline']}): accuracy "
-        f"{100 * summary['accuracy']:.2f}% "
-        f"(majority class {100 * summary['majority']:.2f}%), UF1 {summary['uf1']:.3f}, "
-        f"UAR {summary['uar']:.3f}, {summary['seconds']:.0f} s -> {Path(workdir) / 'report.md'}"
+        f"{summary['experiment']} ({summary['headline']}): {result_line(summary)}, "
+        f"{summary['seconds']:.0f} s -> {Path(workdir) / 'report.md'}"
+    )
+
+
+def result_line(summary: dict) -> str:
+    """The headline's scores: a recognition experiment's accuracy, UF1 and UAR beside the
+    majority class, or what the experiment says itself (``summary["line"]``)."""
+    if "line" in summary:
+        return summary["line"]
+    return (
+        f"accuracy {100 * summary['accuracy']:.2f}% (majority class "
+        f"{100 * summary['majority']:.2f}%), UF1 {summary['uf1']:.3f}, UAR {summary['uar']:.3f}"
     )
 
 

@@ -188,6 +188,8 @@ def run(
     samm_root: str | Path | None = None,
     smic_root: str | Path | None = None,
     casme3_root: str | Path | None = None,
+    samm_lv_root: str | Path | None = None,
+    casme_sq_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = log.info,
     parent: Context | None = None,
@@ -204,7 +206,9 @@ def run(
             profile=profile,
             overrides=tuple(overrides),
             seeds=tuple(int(s) for s in seeds) if seeds else None,
-            roots=Roots(casme2_root, samm_root, smic_root, casme3_root),
+            roots=Roots(
+                casme2_root, samm_root, smic_root, casme3_root, samm_lv_root, casme_sq_root
+            ),
             cache_dir=cache_dir,
         )
     module = load(experiment)

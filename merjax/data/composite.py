@@ -32,7 +32,14 @@ MEGC2019_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
 
 EMOTION_NAMES = ("happiness", "surprise", "anger", "disgust", "sadness")
 """The paper's names for objective classes I-V (its Tables 5-7 and Figures 6-7)."""
-DATABASES = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC-HS", "casme3": "CAS(ME)^3"}
+DATABASES = {
+    "casme2": "CASME II",
+    "samm": "SAMM",
+    "smic": "SMIC-HS",
+    "casme3": "CAS(ME)^3",
+    "samm_lv": "SAMM Long Videos",
+    "casme_sq": "CAS(ME)^2",
+}
 """The databases merjax reads, by the name of their ``--<name>_root`` flag and in reports."""
 
 
@@ -81,6 +88,14 @@ COMPOSITES: dict[str, Composite] = {
         ("smic", "casme2", "samm", "casme3"),
         MEGC2019_CLASSES,
         at_least=2,
+    ),
+    # Long videos (merjax.data.longvideo reads them; spotting's recognition uses MEGC 2019's
+    # classes).
+    "long-videos": Composite(
+        "long videos of CAS(ME)^3, SAMM Long Videos and CAS(ME)^2",
+        ("casme3", "samm_lv", "casme_sq"),
+        MEGC2019_CLASSES,
+        at_least=1,
     ),
 }
 """Every composite by name (``Config.composite``)."""
@@ -202,6 +217,8 @@ def load(name: str, roots: Mapping[str, str | Path], **options) -> SampleList:
         return megc2019(roots["smic"], roots["casme2"], roots["samm"], **options)
     if name == "three-class":
         return three_class(roots, **options)
+    if name == "long-videos":
+        raise ValueError("long videos are not clips: merjax.data.longvideo reads them")
     k = int(name.rpartition("-")[2])
     return relabel(
         database("casme3", roots["casme3"], **options), casme3.CLASS_SETS[k], casme3.CLASS_NAMES[k]

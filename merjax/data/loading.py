@@ -31,6 +31,8 @@ class Roots:
     samm: str | Path | None = None
     smic: str | Path | None = None
     casme3: str | Path | None = None
+    samm_lv: str | Path | None = None
+    casme_sq: str | Path | None = None
 
     def __post_init__(self):
         seen: dict[Path, str] = {}

@@ -40,6 +40,47 @@ def _norm(value: Any) -> str:
     return " ".join(str(value).split()).lower() if value is not None else ""
 
 
+def _open(path: Path):
+    """``(sheet names, rows(sheet name) -> iterator of tuples, close)`` of a workbook."""
+    try:
+        if Path(path).suffix.lower() == ".xls":
+            import xlrd  # the old binary format: openpyxl reads only .xlsx
+
+            book = xlrd.open_workbook(str(path), on_demand=True)
+
+            def xls_rows(name):
+                sh = book.sheet_by_name(name)
+                for r in range(sh.nrows):
+                    yield tuple(
+                        None if c.ctype == xlrd.XL_CELL_EMPTY else c.value for c in sh.row(r)
+                    )
+
+            return book.sheet_names(), xls_rows, book.release_resources
+        book = openpyxl.load_workbook(path, read_only=True)
+    except Exception as e:  # both libraries raise several unrelated types
+        raise DataError(f"cannot read spreadsheet {str(path)!r}: {e}") from e
+    return book.sheetnames, lambda name: book[name].iter_rows(values_only=True), book.close
+
+
+def sheet_rows(path: Path, sheet: int | str = 0) -> list[tuple]:
+    """Every row of a sheet (by index or name) as written, for sheets without a header row."""
+    names, rows, close = _open(path)
+    try:
+        if isinstance(sheet, int):
+            if not 0 <= sheet < len(names):
+                raise DataError(
+                    f"{str(path)!r} has {len(names)} sheets; sheet {sheet + 1} is missing"
+                )
+            sheet = names[sheet]
+        elif sheet not in names:
+            raise DataError(
+                f"{str(path)!r} has no sheet {sheet!r} (its sheets: {', '.join(names)})"
+            )
+        return [tuple(r) for r in rows(sheet)]
+    finally:
+        close()
+
+
 def read_table(
     path: Path, header: tuple[str, ...], *, sheet: str | None = None, max_scan: int = 40
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -50,22 +91,20 @@ def read_table(
     sheet named ``sheet``, or by default in the first sheet that has it (a sheet of notes added
     before the data is passed over). Row numbers are the spreadsheet's own (1-based), for error
     messages. Entirely empty rows are skipped. Formulas come back as their text (only unused
-    columns hold them).
+    columns hold them). ``.xls`` files (the old Excel format some databases ship) are read
+    with xlrd, everything else with openpyxl.
     """
+    sheetnames, sheet_rows, close = _open(path)
     try:
-        book = openpyxl.load_workbook(path, read_only=True)
-    except Exception as e:  # openpyxl raises several unrelated types
-        raise DataError(f"cannot read spreadsheet {str(path)!r}: {e}") from e
-    try:
-        if sheet is not None and sheet not in book.sheetnames:
+        if sheet is not None and sheet not in sheetnames:
             raise DataError(
-                f"{str(path)!r} has no sheet {sheet!r} (its sheets: {', '.join(book.sheetnames)})"
+                f"{str(path)!r} has no sheet {sheet!r} (its sheets: {', '.join(sheetnames)})"
             )
-        names = [sheet] if sheet is not None else book.sheetnames
+        names = [sheet] if sheet is not None else sheetnames
         wanted = [_norm(h) for h in header]
         closest = (0, "", 0, [])  # the row holding most of the header: (found, sheet, row, cells)
         for name in names:
-            rows = book[name].iter_rows(values_only=True)
+            rows = sheet_rows(name)
             for number, row in enumerate(rows, start=1):
                 cells = [_norm(c) for c in row]
                 found = sum(w in cells for w in wanted)
@@ -78,7 +117,7 @@ def read_table(
                 if number >= max_scan:
                     break
     finally:
-        book.close()
+        close()
     found, name, number, row = closest
     if found * 2 >= len(wanted):  # a header with columns missing: a file of another version
         missing = [h for h, w in zip(header, wanted, strict=True) if w not in map(_norm, row)]

@@ -129,7 +129,7 @@ SPECS: dict[str, Spec] = {
 # --------------------------------------------------------------------------- faces and motion
 
 
-def _draw_face(rng: np.random.Generator, side: int) -> np.ndarray:
+def draw_face(rng: np.random.Generator, side: int) -> np.ndarray:
     """A neutral face, ``[side, side]`` float32 grey, on a dark background.
 
     Proportions were chosen so that OpenCV's frontal-face Haar cascade finds it.
@@ -176,7 +176,7 @@ def _draw_face(rng: np.random.Generator, side: int) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), s * 0.015)
 
 
-def _blobs(rng: np.random.Generator, cls: int) -> list[tuple[float, float, float, float]]:
+def class_blobs(rng: np.random.Generator, cls: int) -> list[tuple[float, float, float, float]]:
     """The (x, y, vx, vy) motion blobs of one sample of class ``cls`` (0-based), jittered."""
     if cls < 5:
         out = []
@@ -195,7 +195,7 @@ def _blobs(rng: np.random.Generator, cls: int) -> list[tuple[float, float, float
     return [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.8), np.cos(angle), np.sin(angle))]
 
 
-def _field(blobs, box, shape, width: float) -> np.ndarray:
+def motion_field(blobs, box, shape, width: float) -> np.ndarray:
     """Displacement ``[H, W, 2]`` of unit peak from blobs in face coordinates of ``box``."""
     x0, y0, side = box
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
@@ -210,7 +210,7 @@ def _field(blobs, box, shape, width: float) -> np.ndarray:
     return d / peak if peak > 0 else d
 
 
-def _profile(num: int, apex: int, fall_to: float) -> np.ndarray:
+def intensity_profile(num: int, apex: int, fall_to: float) -> np.ndarray:
     """Expression intensity per frame index 0..num-1: 0 at onset, 1 at ``apex``, ``fall_to`` at
     the last frame (smooth sin^2 ramps)."""
     t = np.arange(num, dtype=np.float32)
@@ -231,13 +231,13 @@ def _render_clip(
     side = box[2]
     amp = rng.uniform(*spec.amplitude)
     width = rng.uniform(0.06, 0.09)
-    motion = amp * _field(_blobs(rng, cls), box, (h, w), width)
+    motion = amp * motion_field(class_blobs(rng, cls), box, (h, w), width)
     if rng.random() < spec.nuisance:  # an unrelated twitch somewhere on the face
         angle = rng.uniform(0, 2 * np.pi)
         nb = [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.85), np.cos(angle), np.sin(angle))]
-        motion += rng.uniform(0.3, 1.0) * _field(nb, box, (h, w), 0.07)
+        motion += rng.uniform(0.3, 1.0) * motion_field(nb, box, (h, w), 0.07)
     num = rise + fall + 1 + extra_after
-    intensity = _profile(rise + fall + 1, rise, rng.uniform(0.0, 0.3))
+    intensity = intensity_profile(rise + fall + 1, rise, rng.uniform(0.0, 0.3))
     intensity = np.concatenate([intensity, np.full(extra_after, intensity[-1])])
     head = np.cumsum(rng.normal(0, 0.02 * side / 100, (num, 2)), axis=0).astype(np.float32)
     head -= head[0]
@@ -274,7 +274,7 @@ def _assign(rng, counts: tuple[int, ...], num_subjects: int) -> list[tuple[int, 
     return sorted(zip(subject.tolist(), labels, strict=True))
 
 
-def _write_jpeg(path: Path, img: np.ndarray) -> None:
+def write_jpeg(path: Path, img: np.ndarray) -> None:
     if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 92]):
         raise OSError(f"cannot write {path}")
 
@@ -284,7 +284,7 @@ def _write_jpeg(path: Path, img: np.ndarray) -> None:
 
 def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     faces = [
-        _draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
+        draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
         for _ in range(spec.casme2_subjects)
     ]
     pairs = _assign(rng, spec.casme2_counts, spec.casme2_subjects)
@@ -307,7 +307,7 @@ def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         folder = root / "Cropped" / f"sub{sub}" / name
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
-            _write_jpeg(folder / f"reg_img{onset + j}.jpg", img)
+            write_jpeg(folder / f"reg_img{onset + j}.jpg", img)
         apex_cell = "/" if i == slash_row else apex
         coding.append(
             (
@@ -377,7 +377,7 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         canvas = np.full((h, w), 40.0, np.float32)
         x0 = int(rng.integers(0, w - side + 1))
         y0 = int(rng.integers(0, h - side + 1))
-        canvas[y0 : y0 + side, x0 : x0 + side] = _draw_face(rng, side)
+        canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
         canvases.append((canvas, (x0, y0, side)))
     rows = []
     clip_numbers: dict[int, int] = {}
@@ -394,7 +394,7 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         folder = root / "SAMM" / sid / name
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
-            _write_jpeg(folder / f"{sid}_{onset + j:0{pad}d}.jpg", img)
+            write_jpeg(folder / f"{sid}_{onset + j:0{pad}d}.jpg", img)
         rows.append(
             (
                 sid,
@@ -457,7 +457,7 @@ def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         side = int(rng.integers(*spec.smic_face, endpoint=True))
         canvas = np.full((h, w), 40.0, np.float32)
         x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        canvas[y0 : y0 + side, x0 : x0 + side] = _draw_face(rng, side)
+        canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
         canvases.append((canvas, (x0, y0, side)))
     ids = sorted(rng.choice(np.arange(1, 21), spec.smic_subjects, replace=False).tolist())
     labels = [e for e, n in enumerate(spec.smic_counts) for _ in range(n)]
@@ -559,7 +559,7 @@ def _write_casme3(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         side = int(rng.integers(*spec.casme3_face, endpoint=True))
         canvas = np.full((h, w), 40.0, np.float32)
         x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        canvas[y0 : y0 + side, x0 : x0 + side] = _draw_face(rng, side)
+        canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
         canvases.append((canvas, (x0, y0, side)))
     emotions = [
         e for e, n in zip(casme3_lib.EMOTIONS, spec.casme3_counts, strict=True) for _ in range(n)
@@ -590,7 +590,7 @@ def _write_casme3(root: Path, spec: Spec, rng: np.random.Generator) -> None:
             if quirk == 3 and onset + j == apex + 1:
                 continue  # a frame the recording dropped
             bgr = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
-            _write_jpeg(folder / f"{onset + j}.jpg", bgr)
+            write_jpeg(folder / f"{onset + j}.jpg", bgr)
         cells = [onset, apex, offset]
         if quirk == 4:
             cells[1] = onset - 5  # an apex before its onset

@@ -1,0 +1,451 @@
+"""Synthetic long videos in the spotting databases' layouts, so spotting runs without data.
+
+    python -m merjax.data.synthetic_long --out DIR [--size=tiny]
+
+Writes ``CASME3/``, ``SAMMLV/`` and ``CASME_sq/`` folders in the layouts
+:mod:`merjax.data.longvideo` reads, at each database's frame rate (30, 200 and 30 fps), with
+their annotation files: per subject one or more videos of a neutral face
+(:func:`merjax.data.synthetic.draw_face`) in which, at known intervals,
+
+* micro-expressions (0.25-0.5 s, about 1 px) and macro-expressions (1-3 s, 3-6 px) move where
+  their action units act (the recognition database's motions: negative, positive and surprise),
+* the eyes blink (0.1-0.3 s, every 2.5-6 s; CAS(ME)^3's ``eye blink`` sheet lists them),
+* the mouth moves as in talking (3-5 Hz for 2-5 s),
+* the head drifts slowly and now and then jerks (2-5 px in 0.2 s),
+
+with sensor noise. The annotation files carry the official files' quirks where there are known
+ones: CAS(ME)^3's video ``J`` beside folder ``j``; SAMM-LV's note rows above the header, a
+macro-expression of onset 0 and an apex of -1; CAS(ME)^2's headerless sheets and an offset of 0.
+One departure: CAS(ME)^3's annotation is written as ``CAS(ME)3_part_A_v2.xlsx`` (the official
+one is an old-format ``.xls``, which no maintained library writes); the loader reads either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openpyxl
+
+from merjax.data import casme3 as casme3_lib
+from merjax.data import longvideo
+from merjax.data import samm as samm_lib
+from merjax.data.synthetic import (
+    class_blobs,
+    draw_face,
+    intensity_profile,
+    motion_field,
+    write_jpeg,
+)
+
+log = logging.getLogger(__name__)
+
+_VERSION = 3  # bump when the output changes
+FOLDERS = {"casme3": "CASME3", "samm_lv": "SAMMLV", "casme_sq": "CASME_sq"}
+
+# The recognition database's objective-class motions (merjax.data.synthetic) of each class.
+EMOTION_MOTIONS = {"negative": (2, 3, 4), "positive": (0,), "surprise": (1,)}
+# Each layout's words for the three classes.
+EMOTION_WORDS = {
+    "casme3": {
+        "negative": ("disgust", "anger", "fear", "sad"),
+        "positive": ("happy",),
+        "surprise": ("surprise",),
+    },
+    "samm_lv": {
+        "negative": ("anger", "disgust", "contempt"),
+        "positive": ("happiness",),
+        "surprise": ("surprise",),
+    },
+    "casme_sq": {"negative": ("negative",), "positive": ("positive",), "surprise": ("surprise",)},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LongSpec:
+    """Sizes of the synthetic long videos."""
+
+    subjects: int  # per database
+    seconds: dict  # video length per database
+    frame: tuple[int, int]  # (H, W) whole frames
+    face: tuple[int, int]  # face side range, pixels
+    micro_gap: tuple[float, float] = (6.0, 12.0)  # seconds between micro-expressions
+    macro_gap: tuple[float, float] = (8.0, 16.0)
+    blink_gap: tuple[float, float] = (2.5, 6.0)
+    noise: float = 2.0
+
+
+SPECS = {
+    "full": LongSpec(
+        subjects=3,
+        seconds={"casme3": 150.0, "samm_lv": 45.0, "casme_sq": 150.0},
+        frame=(120, 160),
+        face=(96, 110),
+    ),
+    "tiny": LongSpec(
+        subjects=2,
+        seconds={"casme3": 16.0, "samm_lv": 4.0, "casme_sq": 16.0},
+        frame=(96, 128),
+        face=(72, 80),
+        micro_gap=(3.0, 5.0),
+        macro_gap=(5.0, 8.0),
+    ),
+}
+
+
+@dataclasses.dataclass
+class _Event:
+    start: int  # frame index
+    stop: int  # inclusive
+    apex: int
+    field: np.ndarray  # [H, W, 2] displacement at full intensity
+    kind: str  # micro, macro, blink, talk
+    emotion: str | None = None
+    hz: float = 0.0  # talking: mouth oscillation
+
+
+def _timeline(rng, spec: LongSpec, n: int, fps: float, canvas_shape, box) -> list[_Event]:
+    """The events of one video, micro and macro never overlapping each other (0.5 s apart)."""
+    events: list[_Event] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a, b):
+        gap = int(0.5 * fps)
+        return all(b + gap < s or a - gap > e for s, e in taken) and a >= 1 and b < n - 1
+
+    for kind, gap, dur, amp in (
+        ("macro", spec.macro_gap, (1.0, 3.0), (3.0, 6.0)),
+        ("micro", spec.micro_gap, (0.25, 0.5), (0.8, 1.4)),
+    ):
+        t = rng.uniform(1.0, gap[0])
+        while t * fps < n:
+            length = max(3, int(rng.uniform(*dur) * fps))
+            start = int(t * fps)
+            stop = start + length - 1
+            if free(start, stop):
+                emotion = str(rng.choice(list(EMOTION_MOTIONS)))
+                cls = int(rng.choice(EMOTION_MOTIONS[emotion]))
+                field = rng.uniform(*amp) * motion_field(
+                    class_blobs(rng, cls), box, canvas_shape, rng.uniform(0.06, 0.09)
+                )
+                apex = start + max(1, int(length * rng.uniform(0.3, 0.5)))
+                events.append(_Event(start, stop, apex, field, kind, emotion))
+                taken.append((start, stop))
+            t += rng.uniform(*gap)
+    t = rng.uniform(0.5, spec.blink_gap[1])
+    while t * fps < n - 2:
+        length = max(2, int(rng.uniform(0.1, 0.3) * fps))
+        start = int(t * fps)
+        lids = [(0.32, 0.38, 0.0, 1.0), (0.68, 0.38, 0.0, 1.0)]  # both upper lids down
+        field = rng.uniform(2.5, 4.0) * motion_field(lids, box, canvas_shape, 0.05)
+        events.append(
+            _Event(start, min(n - 1, start + length - 1), start + length // 2, field, "blink")
+        )
+        t += rng.uniform(*spec.blink_gap)
+    for _ in range(max(1, int(n / fps / 60))):  # talking, about once a minute
+        length = int(rng.uniform(2.0, 5.0) * fps)
+        start = int(rng.uniform(0, max(1, n - length)))
+        field = rng.uniform(1.0, 2.0) * motion_field(
+            [(0.5, 0.78, 0.0, 1.0)], box, canvas_shape, 0.08
+        )
+        events.append(
+            _Event(
+                start, min(n - 1, start + length - 1), start, field, "talk", hz=rng.uniform(3, 5)
+            )
+        )
+    return events
+
+
+def _intensity(e: _Event, i: int, fps: float) -> float:
+    if not e.start <= i <= e.stop:
+        return 0.0
+    if e.kind == "talk":
+        return float(0.5 - 0.5 * np.cos(2 * np.pi * e.hz * (i - e.start) / fps))
+    prof = intensity_profile(e.stop - e.start + 1, e.apex - e.start, 0.0)
+    return float(prof[i - e.start])
+
+
+def _head(rng, n: int, fps: float, side: int) -> np.ndarray:
+    """Head translation per frame ``[n, 2]``: a slow drift and a few quick jerks."""
+    drift = np.cumsum(rng.normal(0, 0.004 * side / 100 * (30 / fps) ** 0.5, (n, 2)), axis=0)
+    jerks = np.zeros((n, 2))
+    for _ in range(max(1, int(n / fps / 25))):
+        at, dur = int(rng.uniform(0, n)), max(2, int(0.2 * fps))
+        step = rng.uniform(2, 5) * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
+        ramp = np.clip((np.arange(n) - at) / dur, 0, 1)[:, None]
+        jerks += ramp * step
+    return (drift + jerks).astype(np.float32)
+
+
+def _render(rng, spec: LongSpec, fps: float, seconds: float):
+    """``(frames generator, events)`` of one video."""
+    h, w = spec.frame
+    side = int(rng.integers(*spec.face, endpoint=True))
+    canvas = np.full((h, w), 40.0, np.float32)
+    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
+    box = (x0, y0, side)
+    n = int(seconds * fps)
+    events = _timeline(rng, spec, n, fps, (h, w), box)
+    head = _head(rng, n, fps, side)
+    noise_seed = int(rng.integers(2**31))
+
+    def frames():
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        noise = np.random.default_rng(noise_seed)
+        for i in range(n):
+            d = np.zeros((h, w, 2), np.float32)
+            for e in events:
+                a = _intensity(e, i, fps)
+                if a:
+                    d += a * e.field
+            img = cv2.remap(
+                canvas,
+                xx - d[..., 0] - head[i, 0],
+                yy - d[..., 1] - head[i, 1],
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT,
+            )
+            img += noise.normal(0, spec.noise, img.shape).astype(np.float32)
+            yield np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+    return frames(), events
+
+
+def _word(rng, database: str, emotion: str) -> str:
+    return str(rng.choice(EMOTION_WORDS[database][emotion]))
+
+
+def _write_casme3(root: Path, spec: LongSpec, rng) -> None:
+    fps = longvideo.FPS["casme3"]
+    rows, blinks, labels = [], [], []
+    for s in range(spec.subjects):
+        sid, video = f"spNO.{s + 1}", "ja"[s % 2]
+        written = "J" if video == "j" else video  # CAS(ME)^3's 'J' beside folder 'j'
+        folder = root / casme3_lib.FRAMES / sid / video / "color"
+        folder.mkdir(parents=True)
+        frames, events = _render(rng, spec, fps, spec.seconds["casme3"])
+        for i, img in enumerate(frames):
+            write_jpeg(folder / f"{i}.jpg", cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+        for e in sorted(events, key=lambda e: e.start):
+            if e.kind in ("micro", "macro"):
+                kind = "Micro-expression" if e.kind == "micro" else "Macro-expression"
+                rows.append(
+                    (sid, written, str(e.start), str(e.apex), str(e.stop), "4", kind, "III")
+                )
+                if e.kind == "micro":
+                    word = _word(rng, "casme3", e.emotion)
+                    labels.append(
+                        (sid, video, str(e.start), str(e.apex), str(e.stop), "4", "III", word)
+                    )
+            elif e.kind == "blink":
+                blinks.append((sid, video, str(e.start), str(e.stop)))
+    header = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Expression type")
+    _save(
+        root / (longvideo.CASME3_FILE + "x"),
+        [
+            (longvideo.CASME3_SHEETS[0], [(*header, "Objective class"), *rows]),
+            (longvideo.CASME3_SHEETS[1], [("Subject", "Filename", "Onset", "Offset"), *blinks]),
+        ],
+    )
+    header = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
+    _save(root / casme3_lib.LABEL_FILE, [(casme3_lib.SHEET, [header, *labels])])
+
+
+def _write_samm_lv(root: Path, spec: LongSpec, rng) -> None:
+    fps = longvideo.FPS["samm_lv"]
+    rows, codes = [], []
+    for s in range(spec.subjects):
+        sid = f"{s + 6:03d}"
+        video = f"{sid}_1"
+        folder = root / "SAMM_longvideos" / video
+        folder.mkdir(parents=True)
+        frames, events = _render(rng, spec, fps, spec.seconds["samm_lv"])
+        for i, img in enumerate(frames):
+            write_jpeg(folder / f"{video}_{i + 1:04d}.jpg", img)
+        k = 0
+        for e in sorted(events, key=lambda e: e.start):
+            if e.kind not in ("micro", "macro"):
+                continue
+            k += 1
+            name = f"{video}_{k}"
+            onset, apex, offset = e.start + 1, e.apex + 1, e.stop + 1
+            kind = "Micro - 1/2" if e.kind == "micro" else "Macro"
+            rows.append((sid, name, "1", onset, apex, offset, offset - onset + 1, kind, "12", ""))
+            if e.kind == "micro":
+                word = _word(rng, "samm_lv", e.emotion)
+                codes.append(
+                    (
+                        sid,
+                        name,
+                        "1",
+                        onset,
+                        apex,
+                        offset,
+                        offset - onset + 1,
+                        kind,
+                        "12",
+                        "",
+                        word,
+                        1,
+                        "",
+                    )
+                )
+        # Quirks: a long macro row of onset 0 (public readers leave these out), an apex of -1.
+        rows.append((sid, f"{video}_{k + 1}", "1", 0, 10, 40, 41, "Macro", "", "a long one"))
+        if s == 0:  # the first expression of the first video gets an apex of -1
+            i = next(j for j, r in enumerate(rows) if r[3] > 0)
+            rows[i] = (*rows[i][:4], -1, *rows[i][5:])
+    common = ("Subject", "Filename", "Inducement Code")
+    notes = [(f"SAMM Long Videos release notes line {i + 1}",) for i in range(9)]
+    header = (*common, "Onset", "Apex", "Offset", "Duration", "Type", "Action Units", "Notes")
+    _save(root / "SAMM_LongVideos_V3_Release.xlsx", [("Sheet1", [*notes, header, *rows])])
+    notes = [(f"SAMM note {i + 1}",) for i in range(13)]
+    header = (*common, "Onset Frame", "Apex Frame", "Offset Frame", "Duration", "Type")
+    header += ("Action Units", "Notes", "Estimated Emotion", "Objective Classes", "Comments")
+    _save(root / samm_lib.CODES, [("Sheet1", [*notes, header, *codes])])
+
+
+def _write_casme_sq(root: Path, spec: LongSpec, rng) -> None:
+    fps = longvideo.FPS["casme_sq"]
+    rows, naming_subjects = [], []
+    names = {"0101": "disgust1", "0102": "anger2"}
+    for s in range(spec.subjects):
+        participant, subject = s + 1, f"s{s + 15}"
+        code = sorted(names)[s % 2]
+        folder = root / "rawpic" / subject / f"{s + 15}_{code}{names[code][:-1]}video"
+        folder.mkdir(parents=True)
+        frames, events = _render(rng, spec, fps, spec.seconds["casme_sq"])
+        for i, img in enumerate(frames):
+            write_jpeg(folder / f"img{i + 1}.jpg", img)
+        naming_subjects.append((None, subject, participant))
+        k, micros = 0, 0
+        for e in sorted(events, key=lambda e: e.start):
+            if e.kind not in ("micro", "macro"):
+                continue
+            k += 1
+            micros += e.kind == "micro"
+            kind = "micro-expression" if e.kind == "micro" else "macro-expression"
+            emotion = _word(rng, "casme_sq", e.emotion) if e.kind == "micro" else "others"
+            offset = e.stop + 1
+            if e.kind == "micro" and micros == 1 and s == 0:
+                offset = 0  # CAS(ME)^2 leaves some offsets 0: the apex ends the interval
+            rows.append(
+                (
+                    participant,
+                    f"{names[code]}_{k}",
+                    e.start + 1,
+                    e.apex + 1,
+                    offset,
+                    "12",
+                    emotion,
+                    kind,
+                    "x",
+                )
+            )
+    _save(
+        root / longvideo.CASME_SQ_FILE,
+        [
+            ("Sheet1", rows),
+            ("naming rule2", naming_subjects),
+            ("naming rule1", list(names.items())),
+        ],
+    )
+
+
+def write(
+    out: str | Path, *, size: str = "full", seed: int = 0, spec: LongSpec | None = None
+) -> dict[str, Path]:
+    """Writes the long videos under ``out`` (of ``size``, or of ``spec``); returns
+    ``{database: root}``. Deterministic."""
+    if spec is None and size not in SPECS:
+        raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{str(out)!r} exists and is not an empty folder")
+    spec = spec or SPECS[size]
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    writers = {"casme3": _write_casme3, "samm_lv": _write_samm_lv, "casme_sq": _write_casme_sq}
+    for i, (name, writer) in enumerate(writers.items()):
+        root = tmp / FOLDERS[name]
+        root.mkdir(parents=True)
+        writer(root, spec, np.random.default_rng([seed, 27, i]))
+    stamp = _stamp(size, seed) if spec is SPECS.get(size) else {"spec": "custom", "seed": seed}
+    (tmp / "synthetic_long.json").write_text(json.dumps(stamp, indent=1))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)  # all or nothing
+    return {name: out / folder for name, folder in FOLDERS.items()}
+
+
+def _save(path: Path, sheets: list[tuple[str, list]]) -> None:
+    """A workbook of ``(sheet title, rows)``, the first sheet first."""
+    book = openpyxl.Workbook()
+    for i, (title, rows) in enumerate(sheets):
+        ws = book.active if i == 0 else book.create_sheet(title)
+        ws.title = title
+        for r in rows:
+            ws.append(tuple(r))
+    book.save(path)
+
+
+def write_video(paths, out: str | Path, fps: float) -> Path:
+    """The frames at ``paths`` as one Motion-JPEG ``.avi`` (a codec every OpenCV build writes):
+    a long video as a file, for the stream (``predict --spot``) and its benchmark."""
+    first = cv2.imread(str(paths[0]))
+    h, w = first.shape[:2]
+    out = Path(out)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {str(out)!r}")
+    try:
+        for p in paths:
+            writer.write(cv2.imread(str(p)))
+    finally:
+        writer.release()
+    return out
+
+
+def _stamp(size: str, seed: int) -> dict:
+    spec = dataclasses.asdict(SPECS[size])
+    digest = hashlib.sha256(json.dumps([spec, seed, _VERSION], sort_keys=True).encode())
+    return {"size": size, "seed": seed, "version": _VERSION, "digest": digest.hexdigest()[:16]}
+
+
+def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
+    """The long videos for ``(size, seed)`` under ``cache_dir``, written on first use."""
+    out = Path(cache_dir) / f"synthetic-long-{size}-seed{seed}-v{_VERSION}"
+    stamp = out / "synthetic_long.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == _stamp(size, seed)):
+        if out.exists():
+            shutil.rmtree(out)
+        log.info("writing the synthetic long videos (%s, seed %d) to %s", size, seed, out)
+        write(out, size=size, seed=seed)
+    return {name: out / folder for name, folder in FOLDERS.items()}
+
+
+def _main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
+    parser.add_argument("--size", default="full", choices=sorted(SPECS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        roots = write(args.out, size=args.size, seed=args.seed)
+    except (FileExistsError, ValueError) as e:
+        parser.exit(2, f"error: {e}\n")
+    for name, root in roots.items():
+        print(f"{name}: {root}")
+
+
+if __name__ == "__main__":
+    _main()
