@@ -10,6 +10,8 @@
 #    Python-driven steps and scanned programs, lax.conv and im2col, loop / vmap / chunks / lax.map;
 #    then the paper protocol (150 epochs) with the fastest (train_benchmark.py --paper).
 # 4. Memory per run of Vy-3CL and ResNet8 from XLA's analysis on this device (memory_benchmark.py).
+# 5. The spotting stream: frames/s and latency on a 200 fps synthetic video (stream_benchmark.py;
+#    decoding runs on the CPU, the flows and the network on the device).
 # Each part's table goes into one markdown file; a part that fails is reported there and the
 # suite goes on.
 set -uo pipefail
@@ -26,12 +28,14 @@ if [ $SMOKE = 0 ]; then
   LATENCY="--min_time=3 --batches=64,1024,8192"
   TRAIN="--paper --host=lax,im2col --convs=lax,im2col --strategies=loop,vmap,chunked,map --chunk=8"
   MEMORY="--nets=vy-3cl,resnet8"
+  STREAM="--seconds=60 --database=samm_lv --size=64"
 else
   export JAX_PLATFORMS=cpu
   FLOW="--gpu_batch=8 --bandwidth_size=16 --iters=5"
   LATENCY="--min_time=0.05 --batches=4 --size=16 --nets=vy-1cl"
   TRAIN="--full_run --paper_epochs=2 --net=vy-1cl --size=8 --folds=3 --samples=12 --batch=8 --host=lax --convs=im2col --strategies=loop,chunked --chunk=2"
   MEMORY="--nets=vy-1cl --size=8 --items=24 --batch=8"
+  STREAM="--seconds=3 --database=casme3 --size=16"
 fi
 MD="$OUT/gpu_suite.md"
 {
@@ -59,5 +63,6 @@ part "Horn-Schunck bandwidth" $PY benchmarks/flow_benchmark.py --only_bandwidth 
 part "Latency: two frames -> class" $PY benchmarks/latency_benchmark.py --baselines=false $LATENCY --out="$OUT"
 part "LOSO training programs and the paper protocol" $PY benchmarks/train_benchmark.py $TRAIN --out="$OUT"
 part "Memory per run (XLA's analysis on this device)" $PY benchmarks/memory_benchmark.py $MEMORY --out="$OUT"
+part "Spotting stream" $PY benchmarks/stream_benchmark.py $STREAM --out="$OUT"
 echo "wrote $MD"
 exit $FAILED

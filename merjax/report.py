@@ -386,6 +386,52 @@ def matrix_figure(
     return fig
 
 
+def spotting_figure(
+    seconds_T: np.ndarray,
+    curves: dict[str, np.ndarray],
+    levels: dict[str, float],
+    truth: Sequence[tuple[float, float, str]],
+    spotted: Sequence[tuple[float, float, str]],
+    blinks: Sequence[tuple[float, float]],
+    title: str,
+):
+    """One video over time: each curve (a spotting signal, scaled to its own maximum) with its
+    threshold dashed; ground-truth intervals shaded by kind; spotted intervals as bars above
+    the curves; blinks as ticks along the bottom."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(8.0, min(24.0, seconds_T[-1] / 8)), 3.4))
+    colours = {"micro": "tab:red", "macro": "tab:blue"}
+    for a, b, kind in truth:
+        ax.axvspan(a, b, color=colours[kind], alpha=0.15, lw=0)
+    for (name, y), c in zip(
+        curves.items(), ("tab:red", "tab:blue", "tab:purple", "tab:cyan"), strict=False
+    ):
+        top = float(np.nanmax(y)) or 1.0
+        ax.plot(seconds_T, y / top, color=c, lw=0.8, label=name)
+        if name in levels:
+            ax.axhline(levels[name] / top, color=c, ls="--", lw=0.7)
+    for a, b, kind in spotted:
+        ax.hlines(1.08 if kind == "micro" else 1.16, a, b, colors=colours[kind], lw=4)
+    for a, b in blinks:
+        ax.hlines(-0.06, a, b, colors="0.3", lw=4)
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Patch(color=colours["micro"], alpha=0.15, label="micro (ground truth)"),
+        Patch(color=colours["macro"], alpha=0.15, label="macro (ground truth)"),
+        plt.Line2D([], [], color="k", lw=4, label="spotted (bars above: micro, higher: macro)"),
+        plt.Line2D([], [], color="0.3", lw=4, label="blinks"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_ylim(-0.12, 1.24)
+    ax.set_xlim(seconds_T[0], seconds_T[-1])
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("signal / its maximum")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
 # --------------------------------------------------------------------------- prose and summary
 
 

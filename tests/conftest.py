@@ -42,6 +42,15 @@ def tiny_db(cache_dir) -> Path:
     return synthetic.ensure(cache_dir, size="tiny")["casme2"].parent
 
 
+@pytest.fixture(scope="session")
+def long_db(cache_dir) -> dict[str, Path]:
+    """The tiny synthetic long videos (CAS(ME)^3, SAMM-LV and CAS(ME)^2 layouts), once per
+    session, where the spotting experiment finds them. Read-only."""
+    from merjax.data import synthetic_long
+
+    return synthetic_long.ensure(cache_dir, size="tiny")
+
+
 @pytest.fixture
 def db(tiny_db, tmp_path) -> Path:
     """A private copy of the tiny database that a test may break."""

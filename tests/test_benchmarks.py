@@ -27,7 +27,14 @@ def test_gpu_suite_smoke_runs_every_part(tmp_path):
     )
     md = (tmp_path / "smoke" / "gpu_suite.md").read_text()
     assert out.returncode == 0, md + out.stderr
-    for part in ("Horn-Schunck bandwidth", "Latency", "LOSO training programs", "Memory per run"):
+    for part in (
+        "Horn-Schunck bandwidth",
+        "Latency",
+        "LOSO training programs",
+        "Memory per run",
+        "Spotting stream",
+    ):
         assert f"## {part}" in md
     assert "FAILED" not in md and "% of copy" in md and "clips/s" in md and "fastest:" in md
     assert "paper protocol (2 epochs" in md and "GB per run" in md
+    assert "spot+classify" in md and "frames/s" in md

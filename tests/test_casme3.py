@@ -172,20 +172,21 @@ def test_casme3_experiment_end_to_end(casme3_run):
     """Every class set and configuration trains; summary.json has each class set's scores of the
     headline, and they are those of its pooled predictions."""
     w, s = casme3_run
-    for k in (3, 4, 7):
+    assert "uf1_4class" not in s  # the tiny profile runs two class sets
+    for k in (3, 7):
         for key in ("uf1", "uar", "samples", "uf1_ci"):
             assert f"{key}_{k}class" in s
         row = s["configs"][f"vy-3cl-horn_schunck-{k}class"]
         assert s[f"uf1_{k}class"] == row["uf1"] and s[f"samples_{k}class"] == row["n"]
         assert 0 <= row["uf1_ci"][0] <= row["uf1_ci"][1] <= 1
-    assert s["samples_4class"] == s["samples_7class"] >= s["samples_3class"]
+    assert s["samples_7class"] >= s["samples_3class"]
     lines = [
         json.loads(x) for x in (w / "runs" / "vy-3cl-horn_schunck-3class" / "metrics.jsonl").open()
     ]
     pooled = [x for x in lines if x["kind"] == "pooled"]
     assert pooled[0]["all"]["uf1"] == pytest.approx(s["uf1_3class"])
     table = list(csv.DictReader(open(w / "casme3.csv")))
-    assert len(table) == 6 and {r["classes"] for r in table} == {"3", "4", "7"}
+    assert len(table) == 2 and {r["classes"] for r in table} == {"3", "7"}
     report = (w / "report.md").read_text()
     assert "**The NOT VALID column is not a valid result.**" in report
     assert "Micron-BERT" in report and "could not be verified" in report

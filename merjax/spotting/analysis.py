@@ -1,0 +1,143 @@
+"""Spot-then-recognize: merjax's recognition networks run on spotted intervals, the apex at the
+spotted peak, each subject's intervals classified by the run that never saw that subject.
+
+The recognition network is trained leave-one-subject-out on the ground-truth micro-expressions
+of the long videos (onset -> apex flow of the face crops, MEGC 2019's three classes), keeping
+every run's state; a held-out subject's spotted micro intervals are then classified with its
+run (:func:`merjax.train.predict_run`), never with one that trained on that subject.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from merjax import flow as flow_lib
+from merjax import models, train
+from merjax.flow import FlowSettings
+from merjax.spotting.metrics import Interval
+from merjax.train import Execution, TrainConfig
+
+CLASSES = ("negative", "positive", "surprise")
+# The three classes of each database's emotion words (MEGC 2019's mapping; CAS(ME)^3's 3-class
+# set); other words (others, contempt is negative in SAMM) map to None: not a recognition class.
+THREE_CLASS = {
+    "negative": "negative",
+    "positive": "positive",
+    "surprise": "surprise",
+    "anger": "negative",
+    "contempt": "negative",
+    "disgust": "negative",
+    "fear": "negative",
+    "sad": "negative",
+    "sadness": "negative",
+    "repression": "negative",
+    "happy": "positive",
+    "happiness": "positive",
+}
+
+
+def three_class(emotion: str | None) -> str | None:
+    """MEGC 2019's class of a database's emotion word, or None (others, unknown)."""
+    return THREE_CLASS.get((emotion or "").lower())
+
+
+@dataclasses.dataclass(frozen=True)
+class RecogniseSettings:
+    """The recognition network and its training (the paper's Vy-3CL by default)."""
+
+    net: str = "vy-3cl"
+    size: int = 16
+    flow: FlowSettings = FlowSettings()
+    train: TrainConfig = TrainConfig(epochs=20, batch_size=32, augment=False)
+
+
+BATCH = 64  # pairs per flow call, the last padded: one compiled program for any count
+
+
+def inputs(
+    frames_TxSxS: np.ndarray,
+    positions: Sequence[tuple[int, int]],
+    settings: RecogniseSettings,
+    representation: str,
+) -> np.ndarray:
+    """Network inputs ``[M, size, size, C]`` of the onset -> apex flows at frame positions
+    ``(onset, apex)``, in padded batches of :data:`BATCH`."""
+    channels = flow_lib.REPRESENTATIONS[representation]
+    out = np.zeros((len(positions), settings.size, settings.size, channels), np.float32)
+    for start in range(0, len(positions), BATCH):
+        part = list(positions[start : start + BATCH])
+        part += [part[-1]] * (BATCH - len(part))
+        on, ap = (np.asarray(x) for x in zip(*part, strict=True))
+        uv = flow_lib.compute(
+            frames_TxSxS[on], frames_TxSxS[ap], settings.flow.method, **settings.flow.params()
+        )
+        maps = np.asarray(flow_lib.input_maps(uv, settings.size, representation))
+        out[start : start + BATCH] = maps[: min(BATCH, len(positions) - start)]
+    return out
+
+
+def recognise_loso(
+    train_x: np.ndarray,
+    train_labels: np.ndarray,
+    train_subjects: Sequence[str],
+    test_x: np.ndarray,
+    test_subjects: Sequence[str],
+    settings: RecogniseSettings,
+    execution: Execution = Execution(),
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(held-out predictions of the training items [N], predictions of the test items [M])``:
+    one run per subject with labelled items; a test item is classified, averaged over seeds, by
+    the runs that held its subject out (a subject with no labelled items: the first run, which
+    never saw it either)."""
+    model, representation = models.by_name(settings.net, num_classes=len(CLASSES))
+    subjects = sorted(set(train_subjects))
+    result = train.train_loso(
+        model,
+        train_x,
+        None,
+        np.asarray(train_labels),
+        list(train_subjects),
+        settings.train,
+        execution,
+        groups=[[s] for s in subjects],
+        keep_states=True,
+        progress=progress,
+    )
+    plan = result.plan
+    out = np.full(len(test_x), -1)
+    test_x = np.asarray(test_x, np.float32)
+    predict = jax.jit(functools.partial(train.predict_run, model=model))
+    for s in sorted(set(test_subjects)):
+        idx = np.flatnonzero(np.asarray(test_subjects) == s)
+        runs = [r for r in range(plan.num_real) if plan.held_out[r] == (s,)] or [0]
+        for start in range(0, len(idx), BATCH):  # padded batches: one compiled program
+            part = idx[start : start + BATCH]
+            padded = np.concatenate([part, np.repeat(part[-1:], BATCH - len(part))])
+            p = 0
+            for r in runs:
+                state = jax.tree.map(lambda a, r=r: a[r], result.states)
+                logits = predict(state, test_x, padded)
+                p = p + jax.nn.softmax(np.asarray(logits), -1)
+            out[part] = np.asarray(p)[: len(part)].argmax(-1)
+    return result.preds[0], out
+
+
+def truth(intervals: Sequence[Interval]) -> list[Interval]:
+    """Ground-truth intervals with their emotion as MEGC 2019's class (``others`` when the word
+    is none of the three), as spot-then-recognize compares them."""
+    return [dataclasses.replace(i, emotion=three_class(i.emotion) or "others") for i in intervals]
+
+
+def label(intervals: Sequence[Interval], classes: np.ndarray) -> list[Interval]:
+    """``intervals`` with their ``emotion`` set to the predicted class names."""
+    return [
+        dataclasses.replace(i, emotion=CLASSES[int(c)] if c >= 0 else None)
+        for i, c in zip(intervals, classes, strict=True)
+    ]

@@ -1,0 +1,141 @@
+"""A learned spotter in the manner of SOFTNet (Liong et al., FG 2021: a shallow three-stream
+network on optical flow whose score, thresholded and peak-picked, spots intervals), trained
+leave-one-subject-out with merjax's vmapped trainer.
+
+Each frame t of a video is one item: the flows from frame t - k to t for the micro and the macro
+k, each as (Vx, Vy, optical strain) maps with the eyes zeroed (:mod:`merjax.spotting.signal`),
+six channels. Its label says whether an interval centred on t, ``[t - k, t + k]``, would be a
+true positive (IoU >= 0.5 with a ground truth of that kind): 1 micro, 2 macro, 0 neither -- so
+the network is taught the very frames where spotting should put a peak (SOFTNet regresses a
+pseudo-label of the same idea). The network is STSTNet's architecture (the field's shallow
+three-stream baseline) with six input channels and three outputs. Positives are rare (a few in a
+hundred frames): they are repeated in the training items until they are about a fifth of them.
+Every ``stride``-th frame is an item; the held-out scores (the softmax of the micro and macro
+classes, averaged over seeds) are interpolated back to every frame, smoothed over k/2 frames,
+and peak-picked as the training-free signal is (:func:`merjax.spotting.signal.intervals_from`),
+the threshold fixed beforehand -- never chosen on test subjects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from merjax import models, train
+from merjax.spotting.metrics import KINDS, Interval, iou
+from merjax.spotting.signal import SpotResult, intervals_from
+from merjax.train import Execution, TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedSettings:
+    """The learned spotter's inputs and training."""
+
+    feature_size: int = 16  # side of the (Vx, Vy, strain) maps
+    stride: int = 2  # every stride-th frame is an item
+    positive_share: float = 0.2  # positives repeated up to this share of the training items
+    train: TrainConfig = TrainConfig(
+        optimizer="adam",
+        learning_rate=1e-3,
+        batch_size=128,
+        epochs=8,
+        weight_decay=0.0,
+        shuffle="every-epoch",
+        drop_last=False,
+        bn_stats="moving",
+        augment=False,
+    )
+
+
+def labels_of(n: int, numbers: Sequence[int], truth: Sequence[Interval], ks: dict) -> np.ndarray:
+    """``[n]`` item labels of a video's frames: 1 (2) when ``[t - k, t + k]`` at the micro
+    (macro) k would match a micro (macro) ground truth, else 0; micro wins a tie."""
+    numbers = list(numbers)
+    out = np.zeros(n, np.int32)
+    for code, kind in ((2, "macro"), (1, "micro")):
+        k = ks[kind]
+        gts = [g for g in truth if g.kind == kind]
+        for t in range(n):
+            window = Interval(numbers[max(0, t - k)], numbers[min(n - 1, t + k)], kind)
+            if any(iou(window, g) >= 0.5 for g in gts):
+                out[t] = code
+    return out
+
+
+def _balanced(labels: np.ndarray, share: float) -> np.ndarray:
+    """Item indices with positives repeated until they are about ``share`` of the items."""
+    pos, neg = np.flatnonzero(labels > 0), np.flatnonzero(labels == 0)
+    if not len(pos) or not len(neg):
+        return np.arange(len(labels))
+    want = share / (1 - share) * len(neg)
+    reps = int(max(1, min(50, round(want / len(pos)))))
+    return np.sort(np.concatenate([neg, np.repeat(pos, reps)]))
+
+
+def spot_loso(
+    features: Sequence[np.ndarray],
+    numbers: Sequence[Sequence[int]],
+    truths: Sequence[Sequence[Interval]],
+    subjects: Sequence[str],
+    ks: Sequence[dict],
+    p: float,
+    settings: LearnedSettings = LearnedSettings(),
+    execution: Execution = Execution(),
+    *,
+    progress: Callable[[str], None] | None = None,
+    workdir=None,
+) -> tuple[list[SpotResult], dict]:
+    """Trains the spotter leave-one-subject-out over the videos (``features[i]``: ``[T_i, f,
+    f, 6]``, the micro and macro maps side by side) and spots each video with the run that did
+    not see its subject. Returns one :class:`SpotResult` per video and a training summary."""
+    items, item_labels, item_subjects, owner = [], [], [], []
+    for v, (feats, nums, truth) in enumerate(zip(features, numbers, truths, strict=True)):
+        labels = labels_of(len(feats), nums, truth, ks[v])
+        at = np.arange(0, len(feats), settings.stride)
+        items.append(feats[at])
+        item_labels.append(labels[at])
+        item_subjects += [subjects[v]] * len(at)
+        owner.append((v, at))
+    x = np.concatenate(items)
+    y = np.concatenate(item_labels)
+    subj = np.asarray(item_subjects)
+    keep = _balanced(y, settings.positive_share)
+    # Every item is predicted (held out), but positives appear several times in training: the
+    # duplicates' predictions are the same items', so only the first of each is read back.
+    first = np.searchsorted(keep, np.arange(len(y)))
+    model = models.build("ststnet", 1, x.shape[-1], len(KINDS) + 1)
+    result = train.train_loso(
+        model,
+        x[keep],
+        None,
+        y[keep],
+        subj[keep].tolist(),
+        settings.train,
+        execution,
+        progress=progress,
+        workdir=workdir,
+    )
+    logits = result.logits[:, first]  # [S, N, 3]
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = (probs / probs.sum(-1, keepdims=True)).mean(0)
+    out, start = [], 0
+    for v, at in owner:
+        n = len(features[v])
+        p_items = probs[start : start + len(at)]
+        start += len(at)
+        scores = {}
+        for c, kind in enumerate(KINDS, start=1):
+            full = np.interp(np.arange(n), at, p_items[:, c])
+            w = max(1, ks[v][kind] // 2)
+            scores[kind] = np.convolve(full, np.ones(w) / w, mode="same")
+        out.append(intervals_from(scores, ks[v], p, numbers[v]))
+    summary = {
+        "items": int(len(y)),
+        "positives": {kind: int((y == c).sum()) for c, kind in enumerate(KINDS, start=1)},
+        "training_items": int(len(keep)),
+        "final_train_loss": float(np.nanmean(result.losses[:, -1])),
+        "seconds": round(result.seconds, 1),
+    }
+    return out, summary

@@ -1,0 +1,296 @@
+"""Training-free spotting, as the MEGC baselines spot: motion between frames t - k and t over
+facial regions, from merjax's jitted flow batched over the whole video.
+
+For each frame t the flow (TV-L1 by default) from frame t - k is averaged in each facial region
+(face-relative boxes, :data:`REGIONS`); the nose region's mean flow is subtracted from every
+region's, which removes a head translation the whole face shares; a region's motion is the
+length of what is left, averaged with the same at t + k (so the frame is compared with its head
+and its tail frame, and an expression that rises and returns peaks once, at its apex), and the
+video's signal is the mean of its ``top`` most moving regions
+(the eye regions left out by default: blinks move them more than any micro-expression). ``k``
+comes from the frame rate: about half an expression's length (:data:`HALF_SECONDS`; at 30 fps 6
+and 18 frames, SOFTNet's k for CAS(ME)^2). Peaks are frames whose signal is the largest within
+``k`` frames on either side (nearby peaks merge into the highest) and above a threshold relative
+to the video's own signal, ``mean + p (max - mean)``; each gives the interval ``[t - k, t +
+k]``. Micro and macro intervals are spotted in two passes with their own ``k``, and both passes
+see a strong expression. Which one it is, the two signals say: an expression whose whole rise
+fits in the micro k moves as much over k_micro frames as over k_macro (the micro signal near the
+macro peak is at least ``micro_ratio`` of the macro one), so that macro peak is dropped and the
+micro peaks stand; otherwise it is a macro-expression, and micro peaks inside its interval (its
+rise seen through the short window) are dropped.
+
+    frames, box, note = read_frames(video.paths(), settings.size, where=video.name)
+    result = spot(frames, video.fps, video.numbers, settings)
+    result.intervals, result.signals["micro"]
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from merjax import flow as flow_lib
+from merjax.data import faces
+from merjax.data.frames import read_gray
+from merjax.data.spreadsheets import DataError
+from merjax.flow import FlowSettings
+from merjax.spotting.metrics import KINDS, Interval
+
+# Face-relative boxes (x0, y0, x1, y1) in the face crop. The nose is the reference.
+REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "brow_left": (0.12, 0.20, 0.45, 0.36),
+    "brow_right": (0.55, 0.20, 0.88, 0.36),
+    "eye_left": (0.15, 0.34, 0.45, 0.48),
+    "eye_right": (0.55, 0.34, 0.85, 0.48),
+    "nose": (0.40, 0.44, 0.60, 0.62),
+    "cheek_left": (0.12, 0.48, 0.38, 0.66),
+    "cheek_right": (0.62, 0.48, 0.88, 0.66),
+    "mouth_left": (0.22, 0.62, 0.50, 0.84),
+    "mouth_right": (0.50, 0.62, 0.78, 0.84),
+    "chin": (0.32, 0.82, 0.68, 0.98),
+}
+EYES = ("eye_left", "eye_right")
+REFERENCE = "nose"
+# About half of an expression's length, seconds: k = round(fps x this).
+HALF_SECONDS = {"micro": 0.2, "macro": 0.6}
+
+
+@dataclasses.dataclass(frozen=True)
+class SpotSettings:
+    """How the training-free spotter measures motion and picks intervals."""
+
+    size: int = 32  # face crop side the flows are computed at
+    # TV-L1: the nose compensation subtracts displacements, and TV-L1 measures displacements;
+    # the paper's MATLAB Horn-Schunck (10 iterations on [0, 1] intensities) measures a
+    # gradient-weighted motion in which regions of different texture are not comparable (a
+    # 1 px shift reads 0.01). Its size is not used: ``size`` is.
+    flow: FlowSettings = FlowSettings(method="tvl1")
+    half_seconds: tuple[float, float] = (HALF_SECONDS["micro"], HALF_SECONDS["macro"])
+    threshold: float = 0.3  # p of mean + p (max - mean), per video and kind
+    top: int = 3  # regions averaged into the signal
+    mask_eyes: bool = True
+    micro_ratio: float = 0.8  # a macro peak this much matched by the micro signal is micro
+    batch: int = 256  # frame pairs per jitted call
+
+    def __post_init__(self):
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold p must be in [0, 1], got {self.threshold}")
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8 pixels, got {self.size}")
+        if not 1 <= self.top <= len(self.regions()) - 1:
+            raise ValueError(f"top must be 1..{len(self.regions()) - 1}, got {self.top}")
+
+    def k(self, kind: str, fps: float) -> int:
+        """Frames between the two frames of a flow, for intervals of ``kind`` at ``fps``."""
+        if fps <= 0:
+            raise DataError(f"frame rate {fps} is not positive")
+        return max(1, round(self.half_seconds[KINDS.index(kind)] * fps))
+
+    def regions(self) -> list[str]:
+        """The regions measured: every region but the eyes when they are masked."""
+        return [r for r in REGIONS if not (self.mask_eyes and r in EYES)]
+
+
+def region_weights(size: int, names: Sequence[str]) -> np.ndarray:
+    """``[R, size * size]``: each region's pixels, weights summing to 1 (a region's mean)."""
+    out = np.zeros((len(names), size, size), np.float32)
+    for i, name in enumerate(names):
+        x0, y0, x1, y1 = REGIONS[name]
+        out[i, int(y0 * size) : max(int(y1 * size), int(y0 * size) + 1),
+            int(x0 * size) : max(int(x1 * size), int(x0 * size) + 1)] = 1.0  # fmt: skip
+    out /= out.sum((1, 2), keepdims=True)
+    return out.reshape(len(names), -1)
+
+
+@functools.lru_cache(maxsize=16)
+def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
+    """Jitted ``(first [B, S, S], second [B, S, S]) -> (motion [B, R], features)``: each
+    region's flow length after the nose's flow is taken off; with ``feature_size`` the flow,
+    eyes zeroed, as (Vx, Vy, strain) maps ``[B, f, f, 3]`` for the learned spotter."""
+    names = settings.regions()
+    weights = jnp.asarray(region_weights(settings.size, names))
+    ref = names.index(REFERENCE)
+    keep = np.ones((settings.size, settings.size, 1), np.float32)
+    if settings.mask_eyes:
+        for eye in EYES:
+            x0, y0, x1, y1 = (int(v * settings.size) for v in REGIONS[eye])
+            keep[y0:y1, x0:x1] = 0.0
+    params = settings.flow.params()
+
+    @jax.jit
+    def program(first, second):
+        uv = flow_lib.compute(first, second, settings.flow.method, **params)  # [B, S, S, 2]
+        mean_uv = jnp.einsum("rp,bpc->brc", weights, uv.reshape(uv.shape[0], -1, 2))
+        moved = mean_uv - mean_uv[:, ref : ref + 1]
+        motion = jnp.linalg.norm(moved, axis=-1)
+        if not feature_size:
+            return motion, None
+        maps = flow_lib.input_maps(uv * keep, feature_size, "ststnet")
+        return motion, maps
+
+    return program
+
+
+def motion_pairs(
+    first_BxSxS: np.ndarray, second_BxSxS: np.ndarray, settings: SpotSettings, feature_size: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(motion [B, R], features or None)`` of explicit frame pairs (a batch shape the caller
+    keeps fixed, so that one program serves a stream)."""
+    m, f = _motion_program(settings, feature_size)(first_BxSxS, second_BxSxS)
+    return np.asarray(m), (None if f is None else np.asarray(f))
+
+
+def motion(
+    frames_TxSxS: np.ndarray, k: int, settings: SpotSettings, *, feature_size: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(motion [T, R], features [T, f, f, 3] or None)`` for flows from frame t - k to t; the
+    first k frames (no earlier frame) are 0. In batches of ``settings.batch`` pairs, the last
+    padded, so one program serves the whole video."""
+    frames = np.asarray(frames_TxSxS)
+    n = len(frames)
+    if n <= k:
+        raise DataError(f"a video of {n} frames is too short for k = {k} (it needs more than k)")
+    names = settings.regions()
+    out = np.zeros((n, len(names)), np.float32)
+    feats = np.zeros((n, feature_size, feature_size, 3), np.float32) if feature_size else None
+    targets = np.arange(k, n)
+    b = min(settings.batch, len(targets))
+    for start in range(0, len(targets), b):
+        idx = targets[start : start + b]
+        idx_p = np.concatenate([idx, np.repeat(idx[-1:], b - len(idx))])
+        m, f = motion_pairs(frames[idx_p - k], frames[idx_p], settings, feature_size)
+        out[idx] = m[: len(idx)]
+        if feats is not None:
+            feats[idx] = f[: len(idx)]
+    return out, feats
+
+
+def signal(motion_TxR: np.ndarray, settings: SpotSettings, k: int | None = None) -> np.ndarray:
+    """The video's signal ``[T]``: per frame the mean of the ``top`` most moving regions (the
+    nose, the reference, left out). With ``k``, each region's motion at t is the mean of the
+    flows t - k -> t and t -> t + k (the latter as the motion at t + k): as the MEGC baselines
+    compare a frame with both its head and tail frames, an expression that rises and returns
+    gives one peak, at its apex, and a head movement that stays gives half of one."""
+    m = np.asarray(motion_TxR)
+    if k:
+        later = np.zeros_like(m)
+        later[:-k] = m[k:]
+        m = 0.5 * (m + later)
+    names = settings.regions()
+    cols = [i for i, r in enumerate(names) if r != REFERENCE]
+    m = np.sort(m[:, cols], axis=1)[:, ::-1]
+    return m[:, : settings.top].mean(1)
+
+
+def threshold(signal_T: np.ndarray, k: int, p: float) -> float:
+    """``mean + p (max - mean)`` of the signal from frame k on (earlier frames have no flow)."""
+    s = np.asarray(signal_T)[k:]
+    return float(s.mean() + p * (s.max() - s.mean())) if len(s) else float("inf")
+
+
+def peaks(signal_T: np.ndarray, k: int, level: float) -> list[int]:
+    """Frames t >= k whose signal is at least ``level`` and the largest within k frames on
+    either side (the first of equal values): nearby peaks merge into the highest."""
+    s = np.asarray(signal_T, np.float64)
+    out = []
+    for t in range(k, len(s)):
+        if s[t] < level:
+            continue
+        window = s[max(k, t - k) : t + k + 1]
+        if s[t] == window.max() and np.argmax(window) == t - max(k, t - k):
+            out.append(t)
+    return out
+
+
+@dataclasses.dataclass
+class SpotResult:
+    """What spotting one video found: intervals (frame numbers), and per kind the signal, its
+    threshold, its k and its peaks (positions in the frame list)."""
+
+    intervals: list[Interval]
+    signals: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+    ks: dict[str, int]
+    peaks: dict[str, list[int]]
+
+
+def intervals_from(
+    scores: dict[str, np.ndarray],
+    ks: dict[str, int],
+    p: float,
+    numbers: Sequence[int],
+    micro_ratio: float | None = None,
+) -> SpotResult:
+    """Peaks of each kind's score above its relative threshold, as intervals ``[t - k, t + k]``
+    in frame numbers. With ``micro_ratio`` (two motion signals of one scale), a macro peak whose
+    micro signal within k_micro of it reaches ``micro_ratio`` of its macro signal is a short
+    expression (dropped; the micro peaks stand), and micro peaks inside a kept macro interval
+    are dropped. Without it (scores of a classifier) the kinds are left as they are."""
+    numbers = list(numbers)
+    n = len(numbers)
+    found: dict[str, list[int]] = {}
+    levels = {}
+    for kind in KINDS:
+        levels[kind] = threshold(scores[kind], ks[kind], p)
+        found[kind] = peaks(scores[kind], ks[kind], levels[kind])
+    if micro_ratio is not None:
+        found["macro"] = [t for t in found["macro"] if not is_short(scores, ks, t, micro_ratio)]
+        spans = [(t - ks["macro"], t + ks["macro"]) for t in found["macro"]]
+        found["micro"] = [t for t in found["micro"] if not any(a <= t <= b for a, b in spans)]
+    out = []
+    for kind in KINDS:
+        k = ks[kind]
+        for t in found[kind]:
+            a, b = max(0, t - k), min(n - 1, t + k)
+            out.append(Interval(numbers[a], numbers[b], kind, numbers[t]))
+    out.sort(key=lambda i: (i.onset, i.kind))
+    return SpotResult(out, dict(scores), levels, dict(ks), found)
+
+
+def is_short(scores: dict[str, np.ndarray], ks: dict[str, int], t: int, ratio: float) -> bool:
+    """Whether the expression of the macro peak at ``t`` rises within the micro k: the micro
+    signal within k_micro of t reaches ``ratio`` of the macro signal at t."""
+    k = ks["micro"]
+    near = np.asarray(scores["micro"])[max(0, t - k) : t + k + 1]
+    return bool(len(near)) and float(near.max()) >= ratio * float(scores["macro"][t])
+
+
+def spot(
+    frames_TxSxS: np.ndarray, fps: float, numbers: Sequence[int], settings: SpotSettings
+) -> SpotResult:
+    """Micro- and macro-expression intervals of one video (face crops at ``settings.size``)."""
+    ks = {kind: settings.k(kind, fps) for kind in KINDS}
+    signals = {
+        kind: signal(motion(frames_TxSxS, ks[kind], settings)[0], settings, ks[kind])
+        for kind in KINDS
+    }
+    return intervals_from(signals, ks, settings.threshold, numbers, settings.micro_ratio)
+
+
+def read_frames(
+    paths: Sequence[str], size: int, *, where: str, box: faces.Box | None = None
+) -> tuple[np.ndarray, faces.Box | None, str]:
+    """``([T, size, size] uint8, box, note)``: every frame, face-cropped with one box (found on
+    the first frame that shows a face among the first few; none found: the whole frame, said in
+    the note) and resized. Decoding runs in threads (OpenCV releases the GIL)."""
+    note = ""
+    if box is None:
+        for p in list(paths)[: min(len(paths), 30) : 5]:
+            box = faces.detect_face(read_gray(p))
+            if box is not None:
+                break
+        if box is None:
+            note = f"{where}: no face found in its first frames; spotting on whole frames"
+
+    def one(p):
+        return faces.crop_resize(read_gray(p), box, (size, size))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        frames = list(pool.map(one, paths))
+    return np.stack(frames), box, note

@@ -1,0 +1,328 @@
+"""Real-time spotting: frames in as they arrive, each interval out once it has ended, classified.
+
+    spotter = StreamSpotter(fps=30, model=inference.load("runs/.../models/vy-3cl"))
+    for frame in video_frames("face.mp4").frames:
+        for d in spotter.push(frame):
+            print(d.onset, d.apex, d.offset, d.kind, d.label)
+    for d in spotter.flush():
+        ...
+
+The signal is the training-free spotter's (:mod:`merjax.spotting.signal`): the same regions, k
+and rules, flows computed in jitted batches of ``chunk`` new frames. Two things differ from
+spotting a whole video, because a stream has no future: the relative threshold is taken over the
+signal so far (its last ``window_s`` seconds; nothing is decided in the first ``warmup_s``
+seconds, which only fill it), and each decision waits for the frames it needs. The signal at
+frame t needs frame t + k, and a peak at t is decided once the signal is known k frames past it:
+a macro interval (offset t + k_macro) is out k_macro frames after its offset. A micro peak is
+also held until every macro peak that could contain it is decided, so that the rise of a
+macro-expression is not reported as a micro one: a micro interval is out ``3 k_macro - k_micro``
+frames after its offset (1.6 s at any frame rate with the default k). Add up to one chunk to
+both; ``Detection.latency_s`` records the wall-clock time from the arrival of the offset frame.
+Memory is bounded: the frames kept are the last ``4 k_macro + 2 chunk``, the signal the last
+``window_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from merjax.data import faces
+from merjax.data.spreadsheets import DataError
+from merjax.spotting import signal as sig
+from merjax.spotting.metrics import KINDS
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """A spotted interval of the stream (frame indices from 0) and what the model made of it."""
+
+    onset: int
+    apex: int
+    offset: int
+    kind: str
+    label: str = ""
+    probabilities: tuple[float, ...] = ()
+    latency_s: float = 0.0  # from the arrival of frame `offset` to this detection
+
+
+class StreamSpotter:
+    """Spots micro- and macro-expression intervals in a stream of grey frames."""
+
+    def __init__(
+        self,
+        fps: float,
+        settings: sig.SpotSettings = sig.SpotSettings(),
+        *,
+        model=None,
+        crop: str = "face",
+        window_s: float = 60.0,
+        warmup_s: float = 2.0,
+        chunk: int = 16,
+    ):
+        if fps <= 0:
+            raise DataError(f"frame rate must be positive, got {fps}")
+        self.fps, self.settings, self.model, self.crop = fps, settings, model, crop
+        self.ks = {kind: settings.k(kind, fps) for kind in KINDS}
+        self.chunk = chunk
+        kmax = max(self.ks.values())
+        keep = 4 * kmax + 2 * chunk + 2
+        self._small: collections.deque = collections.deque(maxlen=keep)  # spotting crops
+        self._model: collections.deque = collections.deque(maxlen=keep)  # model-size crops
+        self._arrived: collections.deque = collections.deque(maxlen=keep)  # wall clock
+        self._motion = {k: collections.deque(maxlen=keep) for k in KINDS}  # [R] per frame
+        self._window = max(1, int(window_s * fps))
+        # No peak is decided in the first warmup_s seconds: they fill the threshold's window.
+        self._warmup = int(warmup_s * fps)
+        self._values = {k: collections.deque(maxlen=self._window) for k in KINDS}
+        self._recent = {k: collections.deque(maxlen=keep) for k in KINDS}
+        self._flowed = 0  # frames whose motion (flow from k frames before) is known
+        self._known = {k: 0 for k in KINDS}  # frames whose signal is known
+        self._held: list[int] = []  # micro peaks waiting for the macro decisions
+        self._macro_spans: collections.deque = collections.deque(maxlen=64)
+        self.box: faces.Box | None = None
+        self.notes: list[str] = []
+        self.frames_seen = 0
+        self.detections = 0
+
+    # ---------------------------------------------------------------- frames in
+
+    def push(self, gray: np.ndarray) -> list[Detection]:
+        """Adds one ``[H, W]`` uint8 frame; returns the intervals that became certain."""
+        if self.frames_seen == 0 and self.crop == "face":
+            self.box = faces.detect_face(gray)
+            if self.box is None:
+                self.notes.append("no face found on the first frame; using the whole frame")
+        self._small.append(faces.crop_resize(gray, self.box, (self.settings.size,) * 2))
+        if self.model is not None:
+            self._model.append(faces.crop_resize(gray, self.box, self.model.spec.frame_size))
+        self._arrived.append(time.perf_counter())
+        self.frames_seen += 1
+        if self.frames_seen - self._flowed >= self.chunk:
+            return self._advance()
+        return []
+
+    def flush(self) -> list[Detection]:
+        """The end of the stream: computes what is left and decides every pending peak."""
+        out = self._advance(final=True)
+        for kind in KINDS:  # peaks near the end have fewer than k frames after them
+            end = self._known[kind]
+            out += self._decide(kind, range(max(0, end - self.ks[kind]), end))
+        return out + self._release(final=True)
+
+    # ---------------------------------------------------------------- internals
+
+    def _index(self, t: int) -> int:
+        """Position of frame ``t`` in the frame buffers."""
+        return len(self._small) - (self.frames_seen - t)
+
+    def _motion_at(self, kind: str, t: int) -> np.ndarray:
+        m = self._motion[kind]
+        return m[len(m) - (self._flowed - t)]
+
+    def _advance(self, final: bool = False) -> list[Detection]:
+        start, upto = self._flowed, self.frames_seen
+        frames = np.stack(self._small)
+        for kind in KINDS:  # region motion of the new frames, in fixed-size batches
+            k = self.ks[kind]
+            rows = np.zeros((upto - start, len(self.settings.regions())), np.float32)
+            targets = [t for t in range(start, upto) if t >= k]
+            if targets:
+                idx = np.array([self._index(t) for t in targets])
+                pad = -len(idx) % self.chunk
+                idx_p = np.concatenate([idx, np.repeat(idx[-1:], pad)])
+                m, _ = sig.motion_pairs(frames[idx_p - k], frames[idx_p], self.settings)
+                rows[[t - start for t in targets]] = m[: len(idx)]
+            self._motion[kind].extend(rows)
+        self._flowed = upto
+        out: list[Detection] = []
+        for kind in KINDS:  # the signal at t needs the motion at t + k (or the stream's end)
+            k, known = self.ks[kind], self._known[kind]
+            ready = upto if final else max(known, upto - k)
+            for t in range(known, ready):
+                m = self._motion_at(kind, t)
+                later = self._motion_at(kind, t + k) if t + k < upto else np.zeros_like(m)
+                value = float(sig.signal((0.5 * (m + later))[None], self.settings)[0])
+                self._values[kind].append(value)
+                self._recent[kind].append(value)
+            self._known[kind] = ready
+            if not final:
+                out += self._decide(kind, range(max(0, known - k), max(0, ready - k)))
+        return out + self._release()
+
+    def _level(self, kind: str) -> float:
+        vals = np.asarray(self._values[kind])
+        vals = vals[self.ks[kind] :] if self._known[kind] <= self._window else vals
+        if not len(vals):
+            return float("inf")
+        return float(vals.mean() + self.settings.threshold * (vals.max() - vals.mean()))
+
+    def _value(self, kind: str, t: int) -> float | None:
+        """The signal at frame t if it is known and still kept."""
+        rec = self._recent[kind]
+        i = len(rec) - (self._known[kind] - t)
+        return rec[i] if 0 <= i < len(rec) else None
+
+    def _decide(self, kind: str, ts) -> list[Detection]:
+        """Peaks at frames ``ts`` (each with its k following signal values known, or the stream
+        over), by :func:`merjax.spotting.signal.peaks`'s rule and
+        :func:`merjax.spotting.signal.intervals_from`'s rules between the kinds."""
+        k, level, out = self.ks[kind], self._level(kind), []
+        for t in ts:
+            v = self._value(kind, t) if t >= max(k, self._warmup) else None
+            if v is None or v < level:
+                continue
+            lo = max(k, t - k)
+            window = [self._value(kind, u) for u in range(lo, min(self._known[kind], t + k + 1))]
+            if None in window or v != max(window) or window.index(v) != t - lo:
+                continue
+            if kind == "macro":
+                km = self.ks["micro"]
+                near = [self._value("micro", u) for u in range(t - km, t + km + 1)]
+                near = [x for x in near if x is not None]
+                if near and max(near) >= self.settings.micro_ratio * v:
+                    continue  # a short expression: its micro peaks stand (signal.is_short)
+                self._macro_spans.append((t - k, t + k))
+                self._held = [p for p in self._held if not t - k <= p <= t + k]
+                out.append(self._detection("macro", t))
+            else:
+                self._held.append(t)
+        return out
+
+    def _release(self, final: bool = False) -> list[Detection]:
+        """Micro peaks no macro peak can still contain (macro peaks up to t + k_macro are
+        decided once the macro signal is known k_macro frames past them)."""
+        decided = self._known["macro"] - self.ks["macro"]  # macro peaks before this: decided
+        out, keep = [], []
+        for t in self._held:
+            if any(a <= t <= b for a, b in self._macro_spans):
+                continue
+            if final or t + self.ks["macro"] < decided:
+                out.append(self._detection("micro", t))
+            else:
+                keep.append(t)
+        self._held = keep
+        return out
+
+    def _detection(self, kind: str, t: int) -> Detection:
+        k = self.ks[kind]
+        onset, offset = max(0, t - k), min(self.frames_seen - 1, t + k)
+        label, probs = "", ()
+        if self.model is not None:
+            a, b = self._index(onset), self._index(t)
+            if a >= 0 and b >= 0:
+                frames = np.stack(self._model)
+                p = np.asarray(self.model.classify(frames[a : a + 1], frames[b : b + 1]))[0]
+                label, probs = self.model.spec.class_names[int(p.argmax())], tuple(map(float, p))
+        i = self._index(offset)
+        arrived = self._arrived[i] if 0 <= i < len(self._arrived) else time.perf_counter()
+        self.detections += 1
+        return Detection(onset, t, offset, kind, label, probs, time.perf_counter() - arrived)
+
+
+# ---------------------------------------------------------------------------- sources and sinks
+
+
+@dataclasses.dataclass
+class FrameSource:
+    """Grey frames of a video file or camera, read as they come; ``fps`` as the source states
+    it; ``notes`` what was noticed (a variable frame rate)."""
+
+    frames: Iterator[np.ndarray]
+    fps: float
+    name: str
+    notes: list[str]
+
+
+def open_source(video: str | Path | None = None, camera: int | None = None) -> FrameSource:
+    """Frames of a video file or of camera ``camera``; one clear error when it cannot be
+    opened. A camera that states no frame rate is taken as 30 fps (noted)."""
+    import cv2
+
+    if (video is None) == (camera is None):
+        raise DataError("give a video file or a camera index, not both or neither")
+    if video is not None:
+        path = Path(video)
+        if path.is_dir():
+            raise DataError(f"--video {str(path)!r} is a folder, not a video file")
+        if not path.is_file():
+            raise DataError(f"--video {str(path)!r} does not exist")
+        cap, name = cv2.VideoCapture(str(path)), str(path)
+        if not cap.isOpened():
+            raise DataError(f"cannot open video {name!r} (not a video, or a codec OpenCV lacks)")
+    else:
+        cap, name = cv2.VideoCapture(int(camera)), f"camera {camera}"
+        if not cap.isOpened():
+            raise DataError(f"camera {camera} cannot be opened (no such camera, or it is busy)")
+    notes = []
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if fps <= 0 or not np.isfinite(fps):
+        fps = 30.0
+        notes.append(f"{name} states no frame rate: taken as 30 fps")
+
+    def frames():
+        n, warned = 0, False
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                if video is not None and not warned and n > 0:
+                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                    if ms > 0 and abs(ms - 1000 * n / fps) > 1.5 * 1000 / fps * max(1, n / 100):
+                        notes.append(
+                            f"{name} has a variable frame rate: its timestamps drift from frame "
+                            f"counts at the stated {fps:.2f} fps; spotting counts frames, so "
+                            "intervals in seconds are approximate"
+                        )
+                        warned = True
+                gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+                n += 1
+                yield gray
+        finally:
+            cap.release()
+
+    return FrameSource(frames(), fps, name, notes)
+
+
+class DetectionCSV:
+    """The detections as a CSV written as they come (flushed per row) into ``<path>.partial``,
+    renamed to ``path`` by :meth:`close` -- also after Ctrl-C, so what was spotted is kept."""
+
+    HEADER = ["onset", "apex", "offset", "onset_s", "offset_s", "kind", "class"]
+
+    def __init__(self, path: str | Path, fps: float, class_names=()):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".partial")
+        self.fps = fps
+        self._file = open(self.tmp, "w", newline="")  # noqa: SIM115 -- closed by close()
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.HEADER + [f"p_{c}" for c in class_names] + ["latency_s"])
+        self._file.flush()
+        self.rows = 0
+
+    def write(self, d: Detection) -> None:
+        self._writer.writerow(
+            [d.onset, d.apex, d.offset, f"{d.onset / self.fps:.3f}", f"{d.offset / self.fps:.3f}"]
+            + [d.kind, d.label, *(f"{p:.4f}" for p in d.probabilities), f"{d.latency_s:.4f}"]
+        )
+        self._file.flush()
+        self.rows += 1
+
+    def close(self) -> Path:
+        self._file.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Nothing worth keeping (the stream failed before anything was spotted): the partial
+        file, which is ours, goes; ``path`` is untouched."""
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
