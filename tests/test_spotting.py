@@ -118,6 +118,7 @@ def test_head_translation_is_removed_and_local_motion_is_not():
     assert sig_local > 3 * sig_head
 
 
+@pytest.mark.slow
 def test_spots_a_clear_expression_and_nothing_else():
     """A still face with sensor noise and one 8-frame mouth movement at frames 60-67 (30 fps):
     the micro pass finds one interval around it, and nothing elsewhere."""
@@ -166,6 +167,7 @@ def _frames(long_db, db="casme_sq"):
     return v, [read_gray(p) for p in v.paths()]
 
 
+@pytest.mark.slow
 def test_the_stream_measures_what_whole_video_spotting_measures(long_db):
     """Same crops, same flows: the stream's signal equals the whole-video one; its buffers stay
     bounded however long it runs; a macro interval is out k_macro frames after its offset, a
@@ -210,6 +212,7 @@ def stream_files(long_db, tmp_path_factory):
     return video, out / "model"
 
 
+@pytest.mark.slow
 def test_predict_spot_writes_a_row_per_interval(stream_files, tmp_path, command_in_process):
     video, model = stream_files
     out = tmp_path / "spotted.csv"
@@ -227,6 +230,7 @@ def test_predict_spot_writes_a_row_per_interval(stream_files, tmp_path, command_
     assert "intervals in" in stdout and not (tmp_path / "spotted.csv.partial").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_stream_keeps_what_was_spotted(stream_files, long_db, tmp_path):
     video, model_dir = stream_files
     model = inference.load(model_dir)
@@ -251,6 +255,7 @@ def test_an_interrupted_stream_keeps_what_was_spotted(stream_files, long_db, tmp
     assert rows and timeless == whole[: len(rows)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
