@@ -37,6 +37,8 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch, cache_dir, tiny_d
     pytest.importorskip("ipykernel")
     for k, v in {
         "MERJAX_PROFILE": "tiny",
+        # One experiment of the paper (paper_run runs them all): the notebook's code is the same.
+        "MERJAX_EXPERIMENT": "input_study",
         "MERJAX_WORKDIR": str(tmp_path / "runs"),
         "MERJAX_CACHE": str(cache_dir),  # the session's: its database and flows
         "MERJAX_ALLOW_SYNTHETIC": "1",
@@ -63,7 +65,7 @@ def test_runs_in_the_tiny_profile(path, tmp_path, monkeypatch, cache_dir, tiny_d
         assert "Vy-3CL: accuracy" in text and "predicted:" in text
     else:
         assert "SYNTHETIC database" in text and "accuracy" in text
-        assert (tmp_path / "runs" / "paper-tiny" / "input_study" / "table4.md").is_file()
+        assert (tmp_path / "runs" / "input_study-tiny" / "table4.md").is_file()
         assert (
             "STSTNet on TV-L1: UF1" in text
             and (tmp_path / "runs" / "megc2019-tiny" / "megc2019.md").is_file()
