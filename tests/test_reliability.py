@@ -646,6 +646,7 @@ def test_21_an_older_model_folder_loads_with_a_notice(tmp_path, caplog):
     assert any("saved by an older merjax" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_22_jax_enable_x64_changes_nothing(tiny_db, tmp_path):
     """Before: JAX_ENABLE_X64=1 (set for other JAX code) crashed after the flows: initialisers
     made float64 kernels that lax.conv refused beside float32 inputs."""

@@ -511,6 +511,7 @@ def test_plan_chunk_fits_the_limit():
         train.plan_chunk(MODEL, cfg, x.shape[1:], 2 * len(x), num_runs=8, memory_limit=one // 2)
 
 
+@pytest.mark.slow
 def test_training_under_a_memory_limit_equals_the_loop(monkeypatch):
     """Chunks planned under a memory limit train as one run at a time does (tolerance: see FAST;
     predictions compared where the top two logits are apart by more than the tolerance). The
