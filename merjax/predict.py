@@ -293,36 +293,47 @@ def _run() -> None:
         )
         return
     if FLAGS.video:
-        res = predict_video(
-            model,
-            FLAGS.video,
-            window=FLAGS.window,
-            crop=FLAGS.crop,
-            batch=FLAGS.batch,
-            progress=lambda m: print(m, file=sys.stderr),
-        )
-        rows = [
-            [int(t), float(s), spec.class_names[int(p.argmax())], *map(float, p)]
-            for t, s, p in zip(res["frames"], res["seconds"], res["probabilities"], strict=True)
-        ]
-        header = ["frame", "seconds", "class", *spec.class_names]
-        if FLAGS.out:
-            buf = io.StringIO(newline="")
-            csv.writer(buf).writerows([header, *rows])
-            files.write_text(FLAGS.out, buf.getvalue())
-            print(f"wrote {len(rows)} frames to {FLAGS.out}")
-        else:
-            print("\t".join(header))
-            for r in rows:
-                print("\t".join([str(r[0]), f"{r[1]:.3f}", r[2], *(f"{p:.4f}" for p in r[3:])]))
-        n = len(rows)
-        print(
-            f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: read + "
-            "crop "
-            f"{res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "
-            f"({1e3 * res['classify_s'] / n:.2f} ms per frame, compilation included)"
-        )
-        return
+        _classify_video(model)
+    else:
+        _classify_pair(model)
+
+
+def _classify_video(model: inference.Model) -> None:
+    """--video without --spot: every frame against the one a window earlier, as a table."""
+    spec = model.spec
+    res = predict_video(
+        model,
+        FLAGS.video,
+        window=FLAGS.window,
+        crop=FLAGS.crop,
+        batch=FLAGS.batch,
+        progress=lambda m: print(m, file=sys.stderr),
+    )
+    rows = [
+        [int(t), float(s), spec.class_names[int(p.argmax())], *map(float, p)]
+        for t, s, p in zip(res["frames"], res["seconds"], res["probabilities"], strict=True)
+    ]
+    header = ["frame", "seconds", "class", *spec.class_names]
+    if FLAGS.out:
+        buf = io.StringIO(newline="")
+        csv.writer(buf).writerows([header, *rows])
+        files.write_text(FLAGS.out, buf.getvalue())
+        print(f"wrote {len(rows)} frames to {FLAGS.out}")
+    else:
+        print("\t".join(header))
+        for r in rows:
+            print("\t".join([str(r[0]), f"{r[1]:.3f}", r[2], *(f"{p:.4f}" for p in r[3:])]))
+    n = len(rows)
+    print(
+        f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: "
+        f"read + crop {res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "
+        f"({1e3 * res['classify_s'] / n:.2f} ms per frame, compilation included)"
+    )
+
+
+def _classify_pair(model: inference.Model) -> None:
+    """--clip or --onset/--apex: one onset-apex pair."""
+    spec = model.spec
     if FLAGS.clip:
         if FLAGS.onset_frame is None or FLAGS.apex_frame is None:
             raise DataError("--clip needs --onset_frame and --apex_frame")
