@@ -318,3 +318,47 @@ def test_a_stream_without_a_face_is_spotted_on_whole_frames_and_says_so():
     spotter.flush()
     assert spotter.box is None
     assert spotter.notes == ["no face found on the first frame; using the whole frame"]
+
+
+class _TimedCapture:
+    """A stand-in for cv2.VideoCapture whose frames carry the given timestamps (OpenCV's
+    position after each read), since OpenCV writes constant-rate files only."""
+
+    def __init__(self, times_ms, fps):
+        self.times_ms, self.fps, self.read_count = list(times_ms), fps, 0
+
+    def isOpened(self):  # noqa: N802 -- OpenCV's name
+        return True
+
+    def read(self):
+        if self.read_count == len(self.times_ms):
+            return False, None
+        self.read_count += 1
+        return True, np.zeros((8, 8), np.uint8)
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        return self.times_ms[self.read_count - 1] if prop == cv2.CAP_PROP_POS_MSEC else 0.0
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("variable", [False, True])
+def test_a_variable_frame_rate_is_noted_once_and_every_frame_kept(variable, tmp_path, monkeypatch):
+    """A phone's video states 30 fps but drops to 15 in low light after 2 s: the note must
+    come (no check, or one that never looks past the first frame, misses it), once, and only
+    then -- a constant-rate file whose container rounds times to the millisecond is not noted
+    (an exact-equality check would be). No frame is dropped either way."""
+    frame = 1000 / 30
+    steady = [round(i * frame) for i in range(120)]
+    slowed = [i * frame if i < 60 else 2000 + (i - 60) * 2 * frame for i in range(120)]
+    times = slowed if variable else steady
+    monkeypatch.setattr(cv2, "VideoCapture", lambda _: _TimedCapture(times, 30.0))
+    (tmp_path / "phone.mp4").write_bytes(b"")
+    source = stream.open_source(video=tmp_path / "phone.mp4")
+    assert len(list(source.frames)) == 120 and source.fps == 30.0
+    noted = [n for n in source.notes if "variable frame rate" in n]
+    assert len(noted) == (1 if variable else 0)
+    assert not stream.drifts(0.0, 50, 30.0), "a container without timestamps says nothing"

@@ -275,8 +275,7 @@ def open_source(video: str | Path | None = None, camera: int | None = None) -> F
                 if not ok:
                     break
                 if video is not None and not warned and n > 0:
-                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-                    if ms > 0 and abs(ms - 1000 * n / fps) > 1.5 * 1000 / fps * max(1, n / 100):
+                    if drifts(cap.get(cv2.CAP_PROP_POS_MSEC), n, fps):
                         notes.append(
                             f"{name} has a variable frame rate: its timestamps drift from frame "
                             f"counts at the stated {fps:.2f} fps; spotting counts frames, so "
@@ -290,6 +289,17 @@ def open_source(video: str | Path | None = None, camera: int | None = None) -> F
             cap.release()
 
     return FrameSource(frames(), fps, name, notes)
+
+
+def drifts(position_ms: float, index: int, fps: float) -> bool:
+    """Whether frame ``index``'s timestamp (OpenCV's position after reading it) is off its
+    constant-rate time by more than 1.5 frames, or 1% of the elapsed time on long videos: a
+    variable frame rate (phones write those), which frame counts misstate in seconds.
+    A container without timestamps reports 0, which says nothing."""
+    frame_ms = 1000 / fps
+    return position_ms > 0 and abs(position_ms - index * frame_ms) > 1.5 * frame_ms * max(
+        1, index / 100
+    )
 
 
 class DetectionCSV:
