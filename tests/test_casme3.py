@@ -189,7 +189,10 @@ def test_casme3_experiment_end_to_end(casme3_run):
     assert len(table) == 2 and {r["classes"] for r in table} == {"3", "7"}
     report = (w / "report.md").read_text()
     assert "**The NOT VALID column is not a valid result.**" in report
-    assert "Micron-BERT" in report and "could not be verified" in report
+    assert "Micron-BERT" in report and "no 3-class results there" in report
+    published = list(csv.DictReader(open(w / "casme3_published.csv")))
+    assert {r["classes"] for r in published} == {"7"}  # the run's sets that the source has
+    assert any(r["method"].startswith("AlexNet (Li et al.)") for r in published)
     assert (w / "uf1_by_class_set.png").stat().st_size > 1000
 
 
