@@ -444,6 +444,7 @@ def _lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow  # two trainings: a multi-run test
 def test_metrics_jsonl_grows_while_training_and_survives_a_kill(tmp_path):
     """An epoch line lands after every compiled call, while training runs; a killed run keeps
     its curve and the resumed run continues it."""
@@ -539,6 +540,7 @@ def test_training_under_a_memory_limit_equals_the_loop(monkeypatch):
     np.testing.assert_array_equal(limited.preds[clear], loop.preds[clear])
 
 
+@pytest.mark.slow  # two trainings: a multi-run test
 def test_out_of_memory_halves_the_chunk_and_goes_on(monkeypatch):
     """An out-of-memory error (injected once into the strategy's training call, as a device
     raises it) halves the chunk; training goes on from the same epoch and states, and predicts as
