@@ -123,9 +123,9 @@ MEB_HOLDOUT_UAR: dict[str, tuple[float, float]] = {
 
 # CAS(ME)^3 Part A recognition, UF1 and UAR for 4 and 7 classes, as SFAMNet's authors tabulate
 # them (Liong et al., "SFAMNet: A Scene Flow Attention-based Micro-expression Network"; table
-# images/result_ME_recog.png of github.com/genbing99/SFAMNet, 2023-04-14). "Li et al." is how
-# that table names the row of the CAS(ME)^3 authors' RGB-D AlexNet baseline; its reference list
-# could not be read here. Inputs: RGB-D images, optical flow (as merjax's networks read), or
+# images/result_ME_recog.png of github.com/genbing99/SFAMNet, 2023-04-14). The row "Li et al."
+# (an RGB-D AlexNet) is by name and method the CAS(ME)^3 authors' baseline; SFAMNet's reference
+# list could not be read here. Inputs: RGB-D images, optical flow (as merjax's networks read), or
 # scene flow (optical flow + depth). Key: (method, input) -> {classes: (uf1, uar)}.
 CASME3_SFAMNET_TABLE: dict[tuple[str, str], dict[int, tuple[float, float]]] = {
     ("AlexNet (Li et al.)", "RGB-D image"): {4: (0.3001, 0.2982), 7: (0.1773, 0.1829)},
@@ -149,10 +149,10 @@ CASME3_SFAMNET_SOURCE = (
 # - SOFTNet (Liong et al., FG 2021): its comparison table (images/result.PNG of
 #   github.com/genbing99/SoftNet-SpotME), including the MEGC 2020 baseline as it lists it;
 # - MEAN (Liong et al., Signal Processing: Image Communication 2022): micro-expression spotting
-#   and STRS on MEGC 2019's 3 classes (images/detail_result.png of
-#   github.com/genbing99/MEAN_Spot-then-recognize);
+#   F1 and STRS (images/detail_result.png of github.com/genbing99/MEAN_Spot-then-recognize; the
+#   table does not say which class set its analysis used);
 # - SFAMNet's CAS(ME)^3 tables (github.com/genbing99/SFAMNet): micro spotting F1, and STRS of
-#   spot-then-recognize with 4 and 7 classes (its optical-flow rows);
+#   spot-then-recognize with 4 classes (the source has 7 classes too);
 # - the MEGC 2022 baseline, a 3D-CNN (Yap et al., ACM MM 2022), on the challenge's unseen test
 #   set, as SL-Swin's authors tabulate it (He et al., Electronics 2023;
 #   github.com/eddiehe99/pytorch-expression-spotting).
@@ -180,7 +180,6 @@ SPOTTING_PUBLISHED: list[dict[str, str | float]] = [
         "protocol": "whole database",
         "micro": 0.1214,
         "strs": 0.0809,
-        "strs_classes": 3,
     },
     {
         "database": "samm_lv",
@@ -204,7 +203,6 @@ SPOTTING_PUBLISHED: list[dict[str, str | float]] = [
         "protocol": "whole database",
         "micro": 0.0949,
         "strs": 0.0499,
-        "strs_classes": 3,
     },
     {
         "database": "casme3",
