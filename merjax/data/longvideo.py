@@ -87,6 +87,13 @@ class VideoList(list):
         super().__init__(videos)
         self.missing: list[str] = list(missing)
 
+    def add(self, name: str, video: LongVideo | None) -> None:
+        """The annotated video ``name``: found (``video``), or listed as missing (None)."""
+        if video is None:
+            self.missing.append(name)
+        else:
+            self.append(video)
+
 
 def _num(value, where: str, column: str) -> int:
     try:
@@ -188,9 +195,9 @@ def load_casme3(root: str | Path) -> VideoList:
         path = find_file(root, CASME3_FILE + "x", what="CAS(ME)^3 long videos")
     frames_root = casme3_lib.find_frames_root(root)
     by_video, blinks, notes = read_casme3(path, _casme3_emotions(root))
-    out, names = VideoList(), []
+    out = VideoList()
     for subject, video in sorted(by_video):
-        names.append(f"{subject}/{video}")
+        name = f"{subject}/{video}"
         subject_dir = frames_root / subject
         folders = (
             {p.name.lower(): p for p in subject_dir.iterdir() if p.is_dir()}
@@ -198,20 +205,17 @@ def load_casme3(root: str | Path) -> VideoList:
             else {}
         )
         folder = folders.get(video)
-        v = _video(
+        video_found = _video(
             "casme3",
             subject,
-            f"{subject}/{video}",
+            name,
             (folder / "color") if folder else subject_dir / video / "color",
             by_video[(subject, video)],
             blinks.get((subject, video), []),
             notes.get((subject, video), []),
             f"{path.name} ({subject} {video})",
         )
-        if v:
-            out.append(v)
-        else:
-            out.missing.append(names[-1])
+        out.add(name, video_found)
     return out
 
 
@@ -260,10 +264,9 @@ def load_samm_lv(root: str | Path) -> VideoList:
         if got:
             by_video.setdefault(video, []).append(got)
     base = next((p for p in (root, *root.iterdir()) if (p / "SAMM_longvideos").is_dir()), root)
-    out, names = VideoList(), []
+    out = VideoList()
     for video in sorted(by_video):
-        names.append(video)
-        v = _video(
+        video_found = _video(
             "samm_lv",
             video.split("_")[0],
             video,
@@ -273,10 +276,7 @@ def load_samm_lv(root: str | Path) -> VideoList:
             notes.get(video, []),
             f"{path.name} ({video})",
         )
-        if v:
-            out.append(v)
-        else:
-            out.missing.append(names[-1])
+        out.add(video, video_found)
     return out
 
 
@@ -327,29 +327,26 @@ def load_casme_sq(root: str | Path) -> VideoList:
         if got:
             by_video.setdefault(key, []).append(got)
     base = next((p for p in (root, *root.iterdir()) if (p / "rawpic").is_dir()), root)
-    out, names = VideoList(), []
+    out = VideoList()
     for subject, code in sorted(by_video):
-        names.append(f"{subject}/{code}")
+        name = f"{subject}/{code}"
         subject_dir = base / "rawpic" / subject
         found = (
             [p for p in subject_dir.iterdir() if p.is_dir() and p.name.split("_")[-1][:4] == code]
             if subject_dir.is_dir()
             else []
         )
-        v = _video(
+        video_found = _video(
             "casme_sq",
             subject,
-            f"{subject}/{code}",
+            name,
             found[0] if found else subject_dir / code,
             by_video[(subject, code)],
             [],
             notes.get((subject, code), []),
             f"{path.name} ({subject} {code})",
         )
-        if v:
-            out.append(v)
-        else:
-            out.missing.append(names[-1])
+        out.add(name, video_found)
     return out
 
 
