@@ -115,19 +115,17 @@ def _exceptions(root: Path) -> tuple[set[tuple[str, str, int]], set[tuple[str, s
         hits = sorted(root.glob(name)) + sorted(root.glob(f"**/{name}"))
         return hits[0] if hits else None
 
-    damaged, bad = set(), set()
-    path = one(DAMAGED)
-    if path:  # "spNO.3 J 498.jpg  the image cannot open"
-        for line in path.read_text(errors="replace").splitlines():
-            m = re.match(r"\s*(spNO\.\d+)\s+(\w)\s+(\d+)\.\w+", line)
-            if m:
-                damaged.add((m.group(1), m.group(2).lower(), int(m.group(3))))
-    path = one(BAD_QUALITY)
-    if path:  # ".../spNO.138/a/color/1294.jpg"
-        for line in path.read_text(errors="replace").splitlines():
-            m = re.search(r"(spNO\.\d+)/(\w)/color/(\d+)\.\w+", line)
-            if m:
-                bad.add((m.group(1), m.group(2).lower(), int(m.group(3))))
+    def frames(path: Path | None, pattern: str) -> set[tuple[str, str, int]]:
+        """(subject, video, frame) of each line of ``path`` that ``pattern`` finds."""
+        if path is None:
+            return set()
+        lines = path.read_text(errors="replace").splitlines()
+        found = (re.search(pattern, line) for line in lines)
+        return {(m.group(1), m.group(2).lower(), int(m.group(3))) for m in found if m}
+
+    # "spNO.3 J 498.jpg  the image cannot open"; ".../spNO.138/a/color/1294.jpg"
+    damaged = frames(one(DAMAGED), r"^\s*(spNO\.\d+)\s+(\w)\s+(\d+)\.\w+")
+    bad = frames(one(BAD_QUALITY), r"(spNO\.\d+)/(\w)/color/(\d+)\.\w+")
     zhouju: dict[tuple[str, str, int], str] = {}
     path = one(ZHOUJU)
     if path:
