@@ -40,7 +40,7 @@ import numpy as np
 
 from merjax import checkpoint, files, flow, models
 from merjax.data import faces
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 from merjax.flow import FlowSettings
 
 FORMAT = 1  # bump when the model folder's layout changes

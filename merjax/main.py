@@ -19,7 +19,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from merjax import console, files, runner
+from merjax import console, environment, files, runner
 from merjax.config import PROFILES
 
 FLAGS = flags.FLAGS
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
         cache_dir = files.writable_dir(
             FLAGS.cache_dir or Path.home() / ".cache" / "merjax", "--cache_dir"
         )
-        runner.compilation_cache(cache_dir / "xla")
+        environment.compilation_cache(cache_dir / "xla")
         summary = runner.run(
             FLAGS.experiment,
             workdir,

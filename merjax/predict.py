@@ -32,14 +32,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 from absl import app, flags
 
-from merjax import console, files, inference, runner
+from merjax import console, environment, files, inference
 from merjax.data import faces
 from merjax.data.frames import BIT_DEPTHS, index_frames, read_gray
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 
 # --------------------------------------------------------------------------- library
 
@@ -452,8 +451,8 @@ def main(argv: list[str]) -> None:
     console.setup(absl_verbosity_given=FLAGS["verbosity"].present)
     with console.one_line_errors():
         # The next call compiles nothing it compiled before.
-        runner.compilation_cache(Path.home() / ".cache" / "merjax" / "xla")
-        with jax.enable_x64(False):  # float32 whatever JAX_ENABLE_X64 says (as merjax.runner)
+        environment.compilation_cache(Path.home() / ".cache" / "merjax" / "xla")
+        with environment.float32():
             _run()
 
 

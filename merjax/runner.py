@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -35,10 +34,8 @@ import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import jax
-
 from merjax import config as config_lib
-from merjax import files
+from merjax import environment, files
 from merjax.context import Context, RunOptions
 from merjax.data.loading import Roots
 
@@ -133,15 +130,6 @@ def make_config(
     return config_lib.override(cfg, overrides)
 
 
-def compilation_cache(path: str | Path) -> None:
-    """Keeps XLA's compiled programs in ``path`` (unless ``JAX_COMPILATION_CACHE_DIR`` says
-    elsewhere), so a second run compiles nothing it compiled before (benchmarks/RESULTS.md has
-    what that saves). JAX keys each entry on the program, the jax version, the
-    backend and its flags, and recompiles when an entry cannot be read."""
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        jax.config.update("jax_compilation_cache_dir", str(Path(path).expanduser()))
-
-
 def raised_in_experiment(error: BaseException) -> bool:
     """Whether ``error`` was raised by the code of a loaded experiment file itself (a bug there,
     whose traceback the user needs), not by merjax on its behalf (one line is owed)."""
@@ -219,9 +207,7 @@ def run(
     workdir = files.writable_dir(workdir, "--workdir")
     if options.cache_dir is not None:
         files.writable_dir(options.cache_dir, "--cache_dir")
-    # float32 whatever the environment says: JAX_ENABLE_X64 (set for other JAX code) would make
-    # random draws and initialisers float64, and a run's numbers depend on its float width.
-    with jax.enable_x64(False), files.WorkdirLock(workdir, progress):  # one run per workdir
+    with environment.float32(), files.WorkdirLock(workdir, progress):  # one run per workdir
         t0 = time.perf_counter()
         ctx = Context(cfg, workdir, options=options, progress=progress, parent=parent)
         ctx.say(write_config(workdir, name, Path(module.__file__), cfg))
@@ -236,35 +222,13 @@ def run(
     return summary
 
 
-def environment() -> dict:
-    """Versions, backend and devices: what a result depends on besides its config."""
-
-    def version(pkg: str) -> str | None:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    devices = jax.devices()
-    return {
-        "versions": {
-            p: version(p)
-            for p in ("merjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
-        }
-        | {"python": sys.version.split()[0]},
-        "backend": jax.default_backend(),
-        "devices": [f"{d.device_kind} ({d.platform}:{d.id})" for d in devices],
-        "processes": jax.process_count(),
-    }
-
-
 def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -> str:
     """Writes ``workdir/config.json`` (the resolved config, versions, backend, devices, the
     strategy training will use) and returns a one-line description of where it runs."""
     from merjax import train
     from merjax.models import resolve_conv_impl
 
-    env = environment()
+    env = environment.describe()
     execution = cfg.execution
     auto = execution.strategy == "auto"
     strategy, chunk = train.resolve(execution)

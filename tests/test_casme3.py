@@ -15,8 +15,9 @@ import openpyxl
 import pytest
 
 from merjax import runner
-from merjax.data import DataError, casme3, composite
+from merjax.data import casme3, composite
 from merjax.data.loading import Roots
+from merjax.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations" / "casme3"
 

@@ -15,7 +15,7 @@ import pytest
 from merjax import baselines, flow
 from merjax.data import cache, casme2, composite, faces, frames, samm, smic, synthetic
 from merjax.data.sample import SampleList
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 from merjax.flow import FlowSettings, HornSchunckSettings, TVL1Settings
 
 from conftest import edit_cell

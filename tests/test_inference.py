@@ -16,7 +16,7 @@ import pytest
 
 from merjax import context, evaluation, flow, inference, models, runner
 from merjax.data.loading import Roots
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 from merjax.flow import FlowSettings
 from merjax.predict import predict_pair, predict_video, read_clip
 

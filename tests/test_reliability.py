@@ -26,8 +26,7 @@ import pytest
 
 from merjax import checkpoint, files, inference, models, report, runner, train
 from merjax.data import cache, casme2, composite, frames, samm, smic
-from merjax.data.spreadsheets import DataError
-from merjax.errors import Interrupted
+from merjax.errors import DataError, Interrupted
 from merjax.flow import FlowSettings, HornSchunckSettings, horn_schunck
 from merjax.train import strategies
 

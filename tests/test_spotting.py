@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from merjax import inference, predict, runner
-from merjax.data import DataError, longvideo, synthetic_long
-from merjax.errors import Interrupted
+from merjax.data import longvideo, synthetic_long
+from merjax.errors import DataError, Interrupted
 from merjax.flow import FlowSettings
 from merjax.spotting import learned, signal, stream
 from merjax.spotting.metrics import Interval

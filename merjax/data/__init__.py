@@ -12,10 +12,8 @@ paths); samples skipped with ``on_error="skip"`` are in its ``.skipped``.
 from merjax.data import casme2, casme3, composite, samm, smic
 from merjax.data.cache import FlowSet, load_or_compute
 from merjax.data.sample import Problem, Sample, SampleList
-from merjax.data.spreadsheets import DataError
 
 __all__ = [
-    "DataError",
     "FlowSet",
     "Problem",
     "Sample",

@@ -7,7 +7,7 @@ import numpy as np
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.sample import Sample
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 
 
 def max_flow_apex(

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
-from merjax.data.spreadsheets import DataError, as_class, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import as_class, as_int, as_str, find_file, read_table
+from merjax.errors import DataError
 
 CODING = "CASME2-coding-20140508.xlsx"
 OBJECTIVE = "CASME2-ObjectiveClasses.xlsx"

@@ -42,14 +42,8 @@ from typing import NamedTuple
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import Sample, SampleList
-from merjax.data.spreadsheets import (
-    DataError,
-    KnownError,
-    as_int,
-    as_str,
-    find_file,
-    read_table,
-)
+from merjax.data.spreadsheets import KnownError, as_int, as_str, find_file, read_table
+from merjax.errors import DataError
 
 LABEL_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 SHEET = "label"

@@ -16,7 +16,7 @@ import numpy as np
 
 from merjax.data.frames import read_gray
 from merjax.data.sample import Sample
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 

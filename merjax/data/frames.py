@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from merjax.data.sample import Problem, Sample, SampleList
-from merjax.data.spreadsheets import DataError, KnownError
+from merjax.data.spreadsheets import KnownError
+from merjax.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)\D*$")

@@ -38,13 +38,8 @@ from pathlib import Path
 
 from merjax.data import casme3 as casme3_lib
 from merjax.data import frames as frames_lib
-from merjax.data.spreadsheets import (
-    DataError,
-    as_str,
-    find_file,
-    read_table,
-    sheet_rows,
-)
+from merjax.data.spreadsheets import as_str, find_file, read_table, sheet_rows
+from merjax.errors import DataError
 from merjax.spotting.metrics import Interval
 
 FPS = {"casme3": 30.0, "samm_lv": 200.0, "casme_sq": 30.0}

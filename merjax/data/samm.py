@@ -17,7 +17,8 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
-from merjax.data.spreadsheets import DataError, as_class, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import as_class, as_int, as_str, find_file, read_table
+from merjax.errors import DataError
 
 CODES = "SAMM_Micro_FACS_Codes_v2.xlsx"
 HEADER = (

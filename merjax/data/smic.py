@@ -19,7 +19,8 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import Sample, SampleList
-from merjax.data.spreadsheets import DataError, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import as_int, as_str, find_file, read_table
+from merjax.errors import DataError
 
 ANNOTATION = "SMIC-HS-E_annotation.xlsx"
 EMOTIONS = ("negative", "positive", "surprise")

@@ -8,9 +8,7 @@ from typing import Any
 
 import openpyxl
 
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, row or argument."""
+from merjax.errors import DataError
 
 
 class KnownError(DataError):

@@ -38,7 +38,7 @@ import numpy as np
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.frames import read_gray
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 from merjax.flow import FlowSettings
 from merjax.spotting.metrics import KINDS, Interval
 

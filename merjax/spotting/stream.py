@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from merjax.data import faces
-from merjax.data.spreadsheets import DataError
+from merjax.errors import DataError
 from merjax.spotting import signal as sig
 from merjax.spotting.metrics import KINDS
 
