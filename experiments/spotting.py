@@ -34,8 +34,8 @@ from merjax import context, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.data import longvideo, synthetic_long
+from merjax.data.intervals import KINDS
 from merjax.spotting import analysis, evaluate, learned, metrics, signal
-from merjax.spotting.metrics import KINDS
 from merjax.train import TrainConfig
 
 COMPOSITES = ("long-videos",)

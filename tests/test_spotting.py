@@ -13,10 +13,10 @@ import pytest
 
 from merjax import inference, predict, runner
 from merjax.data import longvideo, synthetic_long
+from merjax.data.intervals import Interval
 from merjax.errors import DataError, Interrupted
 from merjax.flow import FlowSettings
 from merjax.spotting import learned, signal, stream
-from merjax.spotting.metrics import Interval
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations" / "casme3"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from merjax.spotting.metrics import Interval, iou, match, scores, strs, video_counts
+from merjax.data.intervals import Interval
+from merjax.spotting.metrics import iou, match, scores, strs, video_counts
 
 
 def test_iou_counts_frames_inclusively():

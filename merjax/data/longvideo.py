@@ -38,9 +38,9 @@ from pathlib import Path
 
 from merjax.data import casme3 as casme3_lib
 from merjax.data import frames as frames_lib
+from merjax.data.intervals import Interval
 from merjax.data.spreadsheets import as_str, find_file, read_table, sheet_rows
 from merjax.errors import DataError
-from merjax.spotting.metrics import Interval
 
 FPS = {"casme3": 30.0, "samm_lv": 200.0, "casme_sq": 30.0}
 NAMES = {"casme3": "CAS(ME)^3 Part A", "samm_lv": "SAMM Long Videos", "casme_sq": "CAS(ME)^2"}

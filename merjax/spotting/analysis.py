@@ -18,8 +18,8 @@ import numpy as np
 
 from merjax import flow as flow_lib
 from merjax import models, train
+from merjax.data.intervals import Interval
 from merjax.flow import FlowSettings
-from merjax.spotting.metrics import Interval
 from merjax.train import Execution, TrainConfig
 
 CLASSES = ("negative", "positive", "surprise")

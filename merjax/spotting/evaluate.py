@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from merjax import models
+from merjax.data.intervals import KINDS, Interval
 from merjax.data.longvideo import LongVideo
 from merjax.spotting import analysis, learned, signal
-from merjax.spotting.metrics import KINDS, Interval
 from merjax.train import Execution
 
 SPOTTERS = ("training-free", "learned")

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from merjax import models, train
-from merjax.spotting.metrics import KINDS, Interval, iou
+from merjax.data.intervals import KINDS, Interval
+from merjax.spotting.metrics import iou
 from merjax.spotting.signal import SpotResult, intervals_from
 from merjax.train import Execution, TrainConfig
 

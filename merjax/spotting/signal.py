@@ -38,9 +38,9 @@ import numpy as np
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.frames import read_gray
+from merjax.data.intervals import KINDS, Interval
 from merjax.errors import DataError
 from merjax.flow import FlowSettings
-from merjax.spotting.metrics import KINDS, Interval
 
 # Face-relative boxes (x0, y0, x1, y1) in the face crop. The nose is the reference.
 REGIONS: dict[str, tuple[float, float, float, float]] = {

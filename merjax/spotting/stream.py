@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from merjax.data import faces
+from merjax.data.intervals import KINDS
 from merjax.errors import DataError
 from merjax.spotting import signal as sig
-from merjax.spotting.metrics import KINDS
 
 
 @dataclasses.dataclass(frozen=True)
