@@ -158,7 +158,7 @@ def _roots(ctx: context.Context) -> tuple[dict, str]:
 def _pairs(runs: dict, spotter: str, db: str | None = None):
     """``(spotted, truth)`` per video; the truth's emotions as MEGC 2019's classes."""
     return [
-        (r.spotted.get(spotter, r.results[spotter].intervals), analysis.truth(r.video.intervals))
+        (r.spotted.get(spotter, r.results[spotter].intervals), analysis.truth(r.video.intervals, d))
         for d, rs in runs.items()
         if db in (None, d)
         for r in rs

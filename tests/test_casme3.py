@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 
 from merjax import runner
-from merjax.data import casme3, composite
+from merjax.data import casme3, composite, emotions
 from merjax.data.loading import Roots
 from merjax.errors import DataError
 
@@ -65,7 +65,7 @@ def test_three_class_composite_over_every_database(tiny_db):
     every = composite.three_class(roots | {"casme3": tiny_db / "CASME3"})
     assert [x.key for x in every][: len(megc2019)] == [x.key for x in megc2019]
     assert {x.dataset for x in every} == {"smic", "casme2", "samm", "casme3"}
-    assert {x.class_name for x in every} == set(composite.MEGC2019_CLASSES)
+    assert {x.class_name for x in every} == set(emotions.MEGC2019_CLASSES)
     with pytest.raises(ValueError, match="at least 2 of"):
         composite.load("three-class", {"casme2": tiny_db / "CASME2"})
 

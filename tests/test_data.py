@@ -13,7 +13,18 @@ import openpyxl
 import pytest
 
 from merjax import baselines, flow
-from merjax.data import cache, casme2, composite, faces, frames, samm, smic, synthetic
+from merjax.data import (
+    cache,
+    casme2,
+    casme3,
+    composite,
+    emotions,
+    faces,
+    frames,
+    samm,
+    smic,
+    synthetic,
+)
 from merjax.data.sample import SampleList
 from merjax.errors import DataError
 from merjax.flow import FlowSettings, HornSchunckSettings, TVL1Settings
@@ -448,3 +459,17 @@ def test_flow_settings_of_older_model_folders():
     )
     tv = FlowSettings(method="tvl1", tvl1=TVL1Settings(num_iter=5))
     assert FlowSettings.from_json(tv.to_json()) == tv and tv.params()["num_iter"] == 5
+
+
+def test_emotion_words_have_one_megc2019_class_each():
+    """The one table of emotion words: a word in two classes of a database (a copy edited in
+    one place only), CASME II's fear counted as negative (MEGC 2019 leaves it out) or a case
+    mismatch ('Contempt' in SAMM's file) would each relabel samples wrongly."""
+    for database, classes in emotions.WORDS.items():
+        words = [w for ws in classes.values() for w in ws]
+        assert len(words) == len(set(words)), database
+        assert set(classes) == set(emotions.MEGC2019_CLASSES)
+    assert emotions.megc2019_class("samm", "Contempt") == "negative"
+    assert emotions.megc2019_class("casme2", "fear") is None
+    assert emotions.megc2019_class("casme3", "others") is None
+    assert casme3.CLASS_SETS[3] == emotions.megc2019("casme3")

@@ -40,6 +40,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from merjax.data import emotions
 from merjax.data import frames as frames_lib
 from merjax.data.sample import Sample, SampleList
 from merjax.data.spreadsheets import KnownError, as_int, as_str, find_file, read_table
@@ -56,25 +57,16 @@ FPS = 30
 MICRO_MAX_S = 0.5  # what the field calls a micro-expression: at most half a second
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "others", "sad", "surprise")
-_FOUR = {
-    "anger": "negative",
-    "disgust": "negative",
-    "fear": "negative",
-    "sad": "negative",
-    "happy": "positive",
-    "surprise": "surprise",
-    "others": "others",
-}
 CLASS_SETS: dict[int, dict[str, str]] = {
     7: {e: e for e in EMOTIONS},
-    4: _FOUR,
-    3: {e: c for e, c in _FOUR.items() if c != "others"},
+    4: emotions.megc2019("casme3") | {"others": "others"},
+    3: emotions.megc2019("casme3"),
 }
 """Per class set, each emotion's class (emotions not in the set are left out)."""
 CLASS_NAMES: dict[int, tuple[str, ...]] = {
     7: EMOTIONS,
     4: ("negative", "positive", "surprise", "others"),
-    3: ("negative", "positive", "surprise"),
+    3: emotions.MEGC2019_CLASSES,
 }
 
 

@@ -23,12 +23,12 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from merjax.data import casme2, casme3, samm, smic
+from merjax.data import casme2, casme3, emotions, samm, smic
+from merjax.data.emotions import MEGC2019_CLASSES
 from merjax.data.frames import replace
 from merjax.data.sample import OBJECTIVE_CLASSES, SampleList
 
 MEGC2018_CLASSES: tuple[str, ...] = OBJECTIVE_CLASSES[:5]
-MEGC2019_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
 
 EMOTION_NAMES = ("happiness", "surprise", "anger", "disgust", "sadness")
 """The paper's names for objective classes I-V (its Tables 5-7 and Figures 6-7)."""
@@ -114,22 +114,6 @@ def spec(name: str) -> Composite:
     return COMPOSITES[name]
 
 
-MEGC2019_EMOTIONS: dict[str, dict[str, int]] = {
-    "casme2": {"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2},
-    "samm": {
-        "anger": 0,
-        "contempt": 0,
-        "disgust": 0,
-        "fear": 0,
-        "sadness": 0,
-        "happiness": 1,
-        "surprise": 2,
-    },
-}
-"""MEGC 2019's classes of CASME II's and SAMM's emotions (SMIC-HS has these classes already);
-CAS(ME)^3's are :data:`merjax.data.casme3.CLASS_SETS` [3]."""
-
-
 _DEFAULTS = {
     "casme2_frames": "auto",
     "apex_policy": "midpoint",
@@ -185,11 +169,8 @@ def three_class(roots: Mapping[str, str | Path], **options) -> SampleList:
         if name not in roots:
             continue
         loaded = database(name, roots[name], **options)
-        if name == "casme3":
-            loaded = relabel(loaded, casme3.CLASS_SETS[3], MEGC2019_CLASSES)
-        elif name != "smic":
-            mapping = {e: MEGC2019_CLASSES[k] for e, k in MEGC2019_EMOTIONS[name].items()}
-            loaded = relabel(loaded, mapping, MEGC2019_CLASSES)
+        if name != "smic":  # SMIC-HS is labelled in these classes already
+            loaded = relabel(loaded, emotions.megc2019(name), MEGC2019_CLASSES)
         out = out + loaded
     return out
 

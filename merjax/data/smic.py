@@ -17,13 +17,14 @@ import functools
 import logging
 from pathlib import Path
 
+from merjax.data import emotions
 from merjax.data import frames as frames_lib
 from merjax.data.sample import Sample, SampleList
 from merjax.data.spreadsheets import as_int, as_str, find_file, read_table
 from merjax.errors import DataError
 
 ANNOTATION = "SMIC-HS-E_annotation.xlsx"
-EMOTIONS = ("negative", "positive", "surprise")
+EMOTIONS = emotions.MEGC2019_CLASSES  # SMIC-HS is annotated in MEGC 2019's classes
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ import numpy as np
 import openpyxl
 
 from merjax.data import casme2 as casme2_lib
+from merjax.data import emotions
 from merjax.data import samm as samm_lib
 
 log = logging.getLogger(__name__)
@@ -441,7 +442,6 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
 FOLDERS = {"casme2": "CASME2", "samm": "SAMM", "smic": "SMIC", "casme3": "CASME3"}
 """Each database's folder in a synthetic database."""
 
-SMIC_EMOTIONS = ("negative", "positive", "surprise")
 # The objective-class motions a SMIC emotion shows: negative clips draw one of III-V.
 _SMIC_MOTIONS = {0: (2, 3, 4), 1: (0,), 2: (1,)}
 
@@ -474,12 +474,12 @@ def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         canvas, box = canvases[subj]
         cls = int(rng.choice(_SMIC_MOTIONS[emotion]))
         frames = _render_clip(rng, spec, canvas, box, cls, rise, fall, 2)
-        folder = root / "HS" / f"s{sid}" / "micro" / SMIC_EMOTIONS[emotion] / name
+        folder = root / "HS" / f"s{sid}" / "micro" / emotions.MEGC2019_CLASSES[emotion] / name
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
             if not cv2.imwrite(str(folder / f"image{onset + j:07d}.bmp"), img):
                 raise OSError(f"cannot write {folder}")
-        rows.append((sid, name, onset, rise + fall + 1, SMIC_EMOTIONS[emotion]))
+        rows.append((sid, name, onset, rise + fall + 1, emotions.MEGC2019_CLASSES[emotion]))
     book = openpyxl.Workbook()
     ws = book.active
     ws.title = "HS"

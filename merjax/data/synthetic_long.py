@@ -34,7 +34,7 @@ import numpy as np
 import openpyxl
 
 from merjax.data import casme3 as casme3_lib
-from merjax.data import longvideo
+from merjax.data import emotions, longvideo
 from merjax.data import samm as samm_lib
 from merjax.data.synthetic import (
     class_blobs,
@@ -46,25 +46,11 @@ from merjax.data.synthetic import (
 
 log = logging.getLogger(__name__)
 
-_VERSION = 3  # bump when the output changes
+_VERSION = 4  # bump when the output changes (4: SAMM-LV words from all of SAMM's negative ones)
 FOLDERS = {"casme3": "CASME3", "samm_lv": "SAMMLV", "casme_sq": "CASME_sq"}
 
 # The recognition database's objective-class motions (merjax.data.synthetic) of each class.
 EMOTION_MOTIONS = {"negative": (2, 3, 4), "positive": (0,), "surprise": (1,)}
-# Each layout's words for the three classes.
-EMOTION_WORDS = {
-    "casme3": {
-        "negative": ("disgust", "anger", "fear", "sad"),
-        "positive": ("happy",),
-        "surprise": ("surprise",),
-    },
-    "samm_lv": {
-        "negative": ("anger", "disgust", "contempt"),
-        "positive": ("happiness",),
-        "surprise": ("surprise",),
-    },
-    "casme_sq": {"negative": ("negative",), "positive": ("positive",), "surprise": ("surprise",)},
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +205,7 @@ def _render(rng, spec: LongSpec, fps: float, seconds: float):
 
 
 def _word(rng, database: str, emotion: str) -> str:
-    return str(rng.choice(EMOTION_WORDS[database][emotion]))
+    return str(rng.choice(emotions.WORDS[database][emotion]))
 
 
 def _write_casme3(root: Path, spec: LongSpec, rng) -> None:

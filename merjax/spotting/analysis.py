@@ -18,32 +18,12 @@ import numpy as np
 
 from merjax import flow as flow_lib
 from merjax import models, train
+from merjax.data import emotions
 from merjax.data.intervals import Interval
 from merjax.flow import FlowSettings
 from merjax.train import Execution, TrainConfig
 
-CLASSES = ("negative", "positive", "surprise")
-# The three classes of each database's emotion words (MEGC 2019's mapping; CAS(ME)^3's 3-class
-# set); other words (others, contempt is negative in SAMM) map to None: not a recognition class.
-THREE_CLASS = {
-    "negative": "negative",
-    "positive": "positive",
-    "surprise": "surprise",
-    "anger": "negative",
-    "contempt": "negative",
-    "disgust": "negative",
-    "fear": "negative",
-    "sad": "negative",
-    "sadness": "negative",
-    "repression": "negative",
-    "happy": "positive",
-    "happiness": "positive",
-}
-
-
-def three_class(emotion: str | None) -> str | None:
-    """MEGC 2019's class of a database's emotion word, or None (others, unknown)."""
-    return THREE_CLASS.get((emotion or "").lower())
+CLASSES = emotions.MEGC2019_CLASSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,10 +109,13 @@ def recognise_loso(
     return result.preds[0], out
 
 
-def truth(intervals: Sequence[Interval]) -> list[Interval]:
-    """Ground-truth intervals with their emotion as MEGC 2019's class (``others`` when the word
-    is none of the three), as spot-then-recognize compares them."""
-    return [dataclasses.replace(i, emotion=three_class(i.emotion) or "others") for i in intervals]
+def truth(intervals: Sequence[Interval], database: str) -> list[Interval]:
+    """Ground-truth intervals of a ``database`` video with their emotion as MEGC 2019's class
+    (``others`` when the word is none of the three), as spot-then-recognize compares them."""
+    return [
+        dataclasses.replace(i, emotion=emotions.megc2019_class(database, i.emotion) or "others")
+        for i in intervals
+    ]
 
 
 def label(intervals: Sequence[Interval], classes: np.ndarray) -> list[Interval]:

@@ -8,12 +8,14 @@ the spotting experiment reports, as library code a notebook can call.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from merjax import models
+from merjax.data import emotions
 from merjax.data.intervals import KINDS, Interval
 from merjax.data.longvideo import LongVideo
 from merjax.spotting import analysis, learned, signal
@@ -97,14 +99,15 @@ def _recognise(runs, frames, settings, execution, say) -> dict:
     test_x, test_s, owners = [], [], []
     for r, (run, fr) in enumerate(zip(runs, frames, strict=True)):
         pos = {n: i for i, n in enumerate(run.video.numbers)}
+        classes_of = functools.partial(emotions.megc2019_class, run.video.database)
         micro = [
             g
             for g in run.video.intervals
-            if g.kind == "micro" and analysis.three_class(g.emotion) and g.onset in pos
+            if g.kind == "micro" and classes_of(g.emotion) and g.onset in pos
         ]
         pairs = [(pos[g.onset], pos.get(g.apex, pos[g.onset])) for g in micro]
         train_x.append(analysis.inputs(fr, pairs, settings, representation))
-        train_y += [analysis.CLASSES.index(analysis.three_class(g.emotion)) for g in micro]
+        train_y += [analysis.CLASSES.index(classes_of(g.emotion)) for g in micro]
         train_s += [run.video.subject] * len(micro)
         for name, res in run.results.items():
             spotted = [i for i in res.intervals if i.kind == "micro"]
