@@ -220,19 +220,15 @@ def to_gray(image: np.ndarray, where: str = "frame") -> np.ndarray:
     return image
 
 
-def face_box_of(gray: np.ndarray, crop: str, where: str) -> faces.Box | None:
-    """The face box for ``crop="face"`` (a DataError when there is none), None for ``"none"``."""
+def face_box_of(gray: np.ndarray, crop: str, where: str) -> tuple[faces.Box | None, str]:
+    """``(box, note)``: for ``crop="face"`` merjax's face rule on the first frame ``gray``
+    (:func:`merjax.data.faces.box_on_first_frame`: no face, the whole frame and a note); for
+    ``"none"`` (frames that are face crops already) no box."""
     if crop == "none":
-        return None
+        return None, ""
     if crop != "face":
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
-    box = faces.detect_face(gray)
-    if box is None:
-        raise DataError(
-            f"no face found in {where}; give frames that show a frontal face, or --crop=none if "
-            "they are already face crops"
-        )
-    return box
+    return faces.box_on_first_frame(gray, where)
 
 
 def prepare_frames(
@@ -242,10 +238,11 @@ def prepare_frames(
     crop: str = "face",
     names: Sequence[str] | None = None,
     box: faces.Box | None = None,
-) -> tuple[np.ndarray, faces.Box | None]:
+) -> tuple[np.ndarray, faces.Box | None, str]:
     """Grey frames ``[N, H, W]`` uint8 at ``size``, cropped as the datasets are: one face box,
-    detected on the first frame (or ``box`` when given), crops every frame, so the crop adds no
-    motion. Returns the frames and the box. Frames of different sizes are an error."""
+    found on the first frame by merjax's face rule (or ``box`` when given), crops every frame,
+    so the crop adds no motion. Returns the frames, the box and the rule's note ('' or why the
+    whole frame is used). Frames of different sizes are an error."""
     names = list(names) if names is not None else [f"frame {i}" for i in range(len(images))]
     grays = [to_gray(im, n) for im, n in zip(images, names, strict=True)]
     sizes = {g.shape for g in grays}
@@ -256,9 +253,10 @@ def prepare_frames(
         raise DataError(f"frames differ in size ({detail}); flow needs frames of one size")
     if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    note = ""
     if box is None:
-        box = face_box_of(grays[0], crop, names[0])
-    return np.stack([faces.crop_resize(g, box, size) for g in grays]), box
+        box, note = face_box_of(grays[0], crop, names[0])
+    return np.stack([faces.crop_resize(g, box, size) for g in grays]), box, note
 
 
 # --------------------------------------------------------------------------- saving and loading

@@ -10,7 +10,8 @@
 
 Frames are cropped as the datasets are: a face box found on the first (onset) frame by OpenCV's
 Haar cascade crops every frame (``--crop=none`` for frames that are already face crops), then
-resized to the model's frame size. A video is classified with a sliding window: each frame
+resized to the model's frame size; a first frame without a face is used whole, and a note says
+so (merjax.data.faces states the rule). A video is classified with a sliding window: each frame
 against the frame ``--window`` frames earlier, in batches. Errors a user can make end with one
 line (``MERJAX_TRACEBACK=1`` shows the traceback).
 
@@ -35,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from merjax import console, environment, files, inference
+from merjax import batches, console, environment, files, inference
 from merjax.data import faces
-from merjax.data.frames import BIT_DEPTHS, index_frames, read_gray
+from merjax.data.frames import BIT_DEPTHS, index_frames, open_video, read_gray
 from merjax.errors import DataError
 
 # --------------------------------------------------------------------------- library
@@ -53,7 +54,7 @@ def predict_pair(
 ) -> dict:
     """Class probabilities for one clip given its onset and apex images (grey or BGR)."""
     t0 = time.perf_counter()
-    frames, box = inference.prepare_frames(
+    frames, box, note = inference.prepare_frames(
         [onset, apex], model.spec.frame_size, crop=crop, names=names
     )
     t1 = time.perf_counter()
@@ -67,6 +68,7 @@ def predict_pair(
         "index": k,
         "probabilities": probs.tolist(),
         "face_box": box,
+        "note": note,
         "prepare_ms": 1e3 * (t1 - t0),
         "first_call_s": t2 - t1,
         "classify_ms": 1e3 * (t3 - t2),
@@ -119,18 +121,10 @@ def predict_video(
     if window < 0:
         raise DataError(f"window must be >= 0 (0: 0.15 s of video), got {window}")
     path = Path(path)
-    if path.is_dir():
-        raise DataError(
-            f"--video {str(path)!r} is a folder, not a video file (--clip reads a folder)"
-        )
-    if not path.is_file():
-        raise DataError(f"--video {str(path)!r} does not exist")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise DataError(f"cannot open video {str(path)!r} (not a video, or a codec OpenCV lacks)")
+    cap = open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     t0 = time.perf_counter()
-    small, box, size = [], None, None
+    small, box, size, note = [], None, None, ""
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -138,7 +132,7 @@ def predict_video(
         gray = inference.to_gray(frame, f"{path} frame {len(small)}")
         if size is None:
             size = gray.shape
-            box = inference.face_box_of(gray, crop, f"the first frame of {str(path)!r}")
+            box, note = inference.face_box_of(gray, crop, f"the first frame of {str(path)!r}")
         elif gray.shape != size:
             raise DataError(
                 f"{str(path)!r}: frame {len(small)} is {gray.shape}, frame 0 was {size}"
@@ -155,16 +149,11 @@ def predict_video(
     t1 = time.perf_counter()
     targets = np.arange(window, len(frames))
     probs = np.empty((len(targets), len(model.spec.class_names)), np.float32)
-    b = min(batch, len(targets))
-    for start in range(0, len(targets), b):
-        idx = targets[start : start + b]
-        pad = b - len(idx)
-        idx_p = np.concatenate([idx, np.repeat(idx[-1:], pad)])  # one batch shape: one compilation
-        probs[start : start + len(idx)] = model.classify(frames[idx_p - window], frames[idx_p])[
-            : len(idx)
-        ]
-        if progress and (start // b) % 10 == 0:
-            progress(f"{min(start + b, len(targets))}/{len(targets)} frames classified")
+    size = min(batch, len(targets))
+    for i, b in enumerate(batches.padded(targets, size)):
+        probs[b.real] = model.classify(frames[b.index - window], frames[b.index])[: b.count]
+        if progress and i % 10 == 0:
+            progress(f"{b.stop}/{len(targets)} frames classified")
     t2 = time.perf_counter()
     return {
         "frames": targets,
@@ -173,6 +162,7 @@ def predict_video(
         "window": window,
         "fps": fps,
         "face_box": box,
+        "note": note,
         "read_s": t1 - t0,
         "classify_s": t2 - t1,
         "num_frames": len(frames),
@@ -323,6 +313,8 @@ def _classify_video(model: inference.Model) -> None:
         for r in rows:
             print("\t".join([str(r[0]), f"{r[1]:.3f}", r[2], *(f"{p:.4f}" for p in r[3:])]))
     n = len(rows)
+    if res["note"]:
+        print(f"note: {res['note']} (--crop=none: the frames are face crops already)")
     print(
         f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: "
         f"read + crop {res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "
@@ -348,6 +340,8 @@ def _classify_pair(model: inference.Model) -> None:
             (FLAGS.onset, FLAGS.apex),
         )
     res = predict_pair(model, onset, apex, crop=FLAGS.crop, names=names)
+    if res["note"]:
+        print(f"note: {res['note']} (--crop=none: the frames are face crops already)")
     print(f"class: {res['class']}")
     print(format_probabilities(spec.class_names, res["probabilities"]))
     print(

@@ -116,7 +116,7 @@ def test_inference_reads_a_dataset_clip_as_training_did(tiny_db, tmp_path):
         if s.dataset != "casme2":  # the database's own face crops: inference's crop="none"
             continue
         onset, apex, _ = read_clip(Path(s.frame_path(s.onset)).parent, s.onset, s.apex)
-        frames, _ = inference.prepare_frames([onset, apex], spec.frame_size, crop="none")
+        frames, _, _ = inference.prepare_frames([onset, apex], spec.frame_size, crop="none")
         uv = inference.flow_of(frames[:1], frames[1:], spec)
         x = np.asarray(inference.network_input(identity, uv, spec))[0]
         scale = np.abs(x_train[i]).max()
@@ -193,12 +193,14 @@ def test_exported_function_runs_without_merjax(model, tmp_path):
 def test_frames_are_prepared_as_the_datasets_are(model):
     rng = np.random.default_rng(0)
     a, b = _texture(rng), _texture(rng, 2.0)
-    frames, box = inference.prepare_frames(
+    frames, box, note = inference.prepare_frames(
         [a, cv2.cvtColor(b, cv2.COLOR_GRAY2BGR)], FRAME, crop="none"
     )
-    assert frames.shape == (2, *FRAME) and frames.dtype == np.uint8 and box is None
-    with pytest.raises(DataError, match="no face found in onset"):
-        inference.prepare_frames([a, b], FRAME, crop="face", names=["onset", "apex"])
+    assert frames.shape == (2, *FRAME) and frames.dtype == np.uint8 and box is None and not note
+    # No face on the first frame: merjax's one face rule uses the whole frame and says so.
+    whole, box, note = inference.prepare_frames([a, b], FRAME, crop="face", names=["onset", "apex"])
+    assert box is None and note == "no face found on onset; using the whole frame"
+    np.testing.assert_array_equal(whole, frames)
     with pytest.raises(DataError, match="differ in size.*apex: 80x96"):
         inference.prepare_frames([a, b[:, :80]], FRAME, crop="none", names=["onset", "apex"])
     with pytest.raises(DataError, match="8-bit"):
@@ -339,7 +341,6 @@ def test_command_line_on_a_video(tmp_path, model_dir, predict_in_process):
     [
         (["--video=BAD"], "cannot open video"),
         (["--onset=CLIP/reg_img40.png", "--apex=SMALL"], "differ in size"),
-        (["--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"], "no face found"),
         (
             ["--net=resnet8", "--onset=CLIP/reg_img40.png", "--apex=CLIP/reg_img41.png"],
             "not resnet8",
@@ -369,6 +370,23 @@ def test_command_line_rejects_bad_input_clearly(
     assert code == 1
     assert message in err, err
     assert "Traceback" not in err
+
+
+def test_frames_without_a_face_are_classified_whole_with_a_note(
+    tmp_path, model_dir, predict_in_process
+):
+    """merjax's one face rule on the command line: a first frame with no face is used whole,
+    and the console says so (an error here, as before, or a silent whole-frame crop are both
+    the old policies this rule replaced)."""
+    _write_clip(tmp_path / "clip")
+    code, out, err = predict_in_process(
+        f"--model={model_dir}",
+        f"--onset={tmp_path / 'clip' / 'reg_img40.png'}",
+        f"--apex={tmp_path / 'clip' / 'reg_img41.png'}",
+    )
+    assert code == 0, err
+    assert "note: no face found on " in out and "using the whole frame" in out
+    assert "class: " in out
 
 
 def test_a_tvl1_model_runs_end_to_end(tmp_path):

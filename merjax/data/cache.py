@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from merjax import files
+from merjax import batches, files
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.sample import Sample
@@ -85,20 +85,17 @@ def compute(
     first = np.concatenate([frames[:, 0], frames[:, 0]])
     second = np.concatenate([frames[:, 1], frames[:, 2]])
     n = len(first)
-    batch = min(batch_size, n)
     out = np.empty((n, *settings.size, 2), np.float32)
     done = 0
     try:
-        for start in range(0, n, batch):
-            stop = min(start + batch, n)
-            pad = batch - (stop - start)
-            a = np.concatenate([first[start:stop], np.repeat(first[:1], pad, 0)])
-            b = np.concatenate([second[start:stop], np.repeat(second[:1], pad, 0)])
-            uv = flow_lib.compute(a, b, settings.method, **settings.params())
-            out[start:stop] = np.asarray(uv)[: stop - start]
-            done = stop
+        for b in batches.padded(np.arange(n), min(batch_size, n)):
+            uv = flow_lib.compute(
+                first[b.index], second[b.index], settings.method, **settings.params()
+            )
+            out[b.real] = np.asarray(uv)[: b.count]
+            done = b.stop
             if progress:
-                progress(f"flow {stop}/{n} pairs, {time.perf_counter() - t0:.1f} s")
+                progress(f"flow {b.stop}/{n} pairs, {time.perf_counter() - t0:.1f} s")
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted while computing the flows ({done} of {n} pairs; flows are cached only "

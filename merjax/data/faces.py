@@ -1,7 +1,10 @@
 """Face crops: the databases' own crops when given, else OpenCV's bundled Haar cascade.
 
-For raw frames the face is detected once, on the onset frame, and the same box crops every
-frame of the clip, so the crop cannot add motion between the frames whose flow we measure.
+Where the face is looked for, and what happens without one, is one rule for a clip, a long
+video, a stream and new frames given to ``predict`` (:func:`box_on_first_frame`): the face is
+found on the first frame (a clip's onset frame) and that one box crops every frame, so the crop
+adds no motion between the frames whose flow is measured; when the first frame shows no face,
+the whole frame is used and a note says so (``no face found on ...; using the whole frame``).
 """
 
 from __future__ import annotations
@@ -64,17 +67,24 @@ def detect_face(gray: np.ndarray, *, min_fraction: float = 0.15) -> Box | None:
     return int(x), int(y), int(w), int(h)
 
 
+def box_on_first_frame(first_gray: np.ndarray, where: str) -> tuple[Box | None, str]:
+    """``(box, note)`` by merjax's one face rule (module docstring): the face on the first frame
+    (``where`` names it), or None and a note that the whole frame is used."""
+    box = detect_face(first_gray)
+    if box is None:
+        return None, f"no face found on {where}; using the whole frame"
+    return box, ""
+
+
 def face_box(sample: Sample) -> tuple[Box | None, str]:
-    """``(box, message)`` for a clip: None for cropped frames or when no face is found on the
-    onset frame (then the whole frame is used and the message says so)."""
+    """``(box, note)`` for a clip: None for cropped frames; else the rule on its onset frame."""
     if sample.cropped:
         return None, ""
-    box = detect_face(read_gray(sample.onset_path, sample.bit_depth))
-    if box is None:
-        msg = f"no face found on {str(sample.onset_path)!r}; using the whole frame"
-        log.warning("%s (%s)", msg, sample.source)
-        return None, msg
-    return box, ""
+    onset = read_gray(sample.onset_path, sample.bit_depth)
+    box, note = box_on_first_frame(onset, repr(str(sample.onset_path)))
+    if note:
+        log.warning("%s (%s)", note, sample.source)
+    return box, note
 
 
 def crop_resize(gray: np.ndarray, box: Box | None, size: tuple[int, int]) -> np.ndarray:

@@ -287,3 +287,20 @@ def gather(
 
 def replace(sample: Sample, **changes) -> Sample:
     return dataclasses.replace(sample, **changes)
+
+
+def open_video(path: str | Path, flag: str = "--video"):
+    """An opened ``cv2.VideoCapture`` of the video file ``path``; one DataError naming ``flag``
+    when it is missing, a folder (frames in a folder are a clip: ``--clip``), or not a video
+    OpenCV can decode."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(
+            f"{flag} {str(path)!r} is a folder, not a video file (--clip reads a folder of frames)"
+        )
+    if not path.is_file():
+        raise DataError(f"{flag} {str(path)!r} does not exist")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"cannot open video {str(path)!r} (not a video, or a codec OpenCV lacks)")
+    return cap

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
+from merjax import batches, models, train
 from merjax import flow as flow_lib
-from merjax import models, train
 from merjax.data import emotions
 from merjax.data.intervals import Interval
 from merjax.flow import FlowSettings
@@ -49,15 +49,13 @@ def inputs(
     ``(onset, apex)``, in padded batches of :data:`BATCH`."""
     channels = flow_lib.REPRESENTATIONS[representation]
     out = np.zeros((len(positions), settings.size, settings.size, channels), np.float32)
-    for start in range(0, len(positions), BATCH):
-        part = list(positions[start : start + BATCH])
-        part += [part[-1]] * (BATCH - len(part))
-        on, ap = (np.asarray(x) for x in zip(*part, strict=True))
+    pairs = np.asarray(positions, int).reshape(-1, 2)
+    for b in batches.padded(pairs, BATCH):
+        on, ap = b.index[:, 0], b.index[:, 1]
         uv = flow_lib.compute(
             frames_TxSxS[on], frames_TxSxS[ap], settings.flow.method, **settings.flow.params()
         )
-        maps = np.asarray(flow_lib.input_maps(uv, settings.size, representation))
-        out[start : start + BATCH] = maps[: min(BATCH, len(positions) - start)]
+        out[b.real] = np.asarray(flow_lib.input_maps(uv, settings.size, representation))[: b.count]
     return out
 
 
@@ -97,15 +95,13 @@ def recognise_loso(
     for s in sorted(set(test_subjects)):
         idx = np.flatnonzero(np.asarray(test_subjects) == s)
         runs = [r for r in range(plan.num_real) if plan.held_out[r] == (s,)] or [0]
-        for start in range(0, len(idx), BATCH):  # padded batches: one compiled program
-            part = idx[start : start + BATCH]
-            padded = np.concatenate([part, np.repeat(part[-1:], BATCH - len(part))])
+        for b in batches.padded(idx, BATCH):  # one compiled program
             p = 0
             for r in runs:
                 state = jax.tree.map(lambda a, r=r: a[r], result.states)
-                logits = predict(state, test_x, padded)
+                logits = predict(state, test_x, b.index)
                 p = p + jax.nn.softmax(np.asarray(logits), -1)
-            out[part] = np.asarray(p)[: len(part)].argmax(-1)
+            out[idx[b.real]] = np.asarray(p)[: b.count].argmax(-1)
     return result.preds[0], out
 
 

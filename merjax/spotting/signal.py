@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from merjax import batches
 from merjax import flow as flow_lib
 from merjax.data import faces
 from merjax.data.frames import read_gray
@@ -160,14 +161,11 @@ def motion(
     out = np.zeros((n, len(names)), np.float32)
     feats = np.zeros((n, feature_size, feature_size, 3), np.float32) if feature_size else None
     targets = np.arange(k, n)
-    b = min(settings.batch, len(targets))
-    for start in range(0, len(targets), b):
-        idx = targets[start : start + b]
-        idx_p = np.concatenate([idx, np.repeat(idx[-1:], b - len(idx))])
-        m, f = motion_pairs(frames[idx_p - k], frames[idx_p], settings, feature_size)
-        out[idx] = m[: len(idx)]
+    for b in batches.padded(targets, min(settings.batch, len(targets))):
+        m, f = motion_pairs(frames[b.index - k], frames[b.index], settings, feature_size)
+        out[targets[b.real]] = m[: b.count]
         if feats is not None:
-            feats[idx] = f[: len(idx)]
+            feats[targets[b.real]] = f[: b.count]
     return out, feats
 
 
@@ -194,18 +192,23 @@ def threshold(signal_T: np.ndarray, k: int, p: float) -> float:
     return float(s.mean() + p * (s.max() - s.mean())) if len(s) else float("inf")
 
 
+def is_peak(window: np.ndarray, at: int, level: float) -> bool:
+    """The peak rule at one frame: ``window[at]`` (the signal at t, in the signal from k frames
+    before t to k after) is at least ``level`` and the largest of the window, the first of
+    equal values -- so nearby peaks merge into the highest. The stream decides by it too."""
+    w = np.asarray(window, np.float64)
+    return bool(w[at] >= level and w[at] == w.max() and np.argmax(w) == at)
+
+
 def peaks(signal_T: np.ndarray, k: int, level: float) -> list[int]:
-    """Frames t >= k whose signal is at least ``level`` and the largest within k frames on
-    either side (the first of equal values): nearby peaks merge into the highest."""
+    """Frames t >= k that are peaks (:func:`is_peak`) of the signal: earlier frames, which
+    have no flow, are in no window."""
     s = np.asarray(signal_T, np.float64)
-    out = []
-    for t in range(k, len(s)):
-        if s[t] < level:
-            continue
-        window = s[max(k, t - k) : t + k + 1]
-        if s[t] == window.max() and np.argmax(window) == t - max(k, t - k):
-            out.append(t)
-    return out
+    return [
+        t
+        for t in range(k, len(s))
+        if is_peak(s[max(k, t - k) : t + k + 1], t - max(k, t - k), level)
+    ]
 
 
 @dataclasses.dataclass
@@ -253,12 +256,20 @@ def intervals_from(
     return SpotResult(out, dict(scores), levels, dict(ks), found)
 
 
+def rises_within_micro(micro_near: np.ndarray, macro_at: float, ratio: float) -> bool:
+    """The rule between the kinds at a macro peak: its expression rises within the micro k when
+    the micro signal near it (``micro_near``: within k_micro of the peak) reaches ``ratio`` of
+    the macro signal there (``macro_at``). The stream decides by it too."""
+    near = np.asarray(micro_near, np.float64)
+    return bool(len(near)) and float(near.max()) >= ratio * float(macro_at)
+
+
 def is_short(scores: dict[str, np.ndarray], ks: dict[str, int], t: int, ratio: float) -> bool:
-    """Whether the expression of the macro peak at ``t`` rises within the micro k: the micro
-    signal within k_micro of t reaches ``ratio`` of the macro signal at t."""
+    """Whether the expression of the macro peak at ``t`` rises within the micro k
+    (:func:`rises_within_micro` on the micro signal within k_micro of t)."""
     k = ks["micro"]
     near = np.asarray(scores["micro"])[max(0, t - k) : t + k + 1]
-    return bool(len(near)) and float(near.max()) >= ratio * float(scores["macro"][t])
+    return rises_within_micro(near, scores["macro"][t], ratio)
 
 
 def spot(
@@ -276,17 +287,12 @@ def spot(
 def read_frames(
     paths: Sequence[str], size: int, *, where: str, box: faces.Box | None = None
 ) -> tuple[np.ndarray, faces.Box | None, str]:
-    """``([T, size, size] uint8, box, note)``: every frame, face-cropped with one box (found on
-    the first frame that shows a face among the first few; none found: the whole frame, said in
-    the note) and resized. Decoding runs in threads (OpenCV releases the GIL)."""
+    """``([T, size, size] uint8, box, note)``: every frame, face-cropped with one box (``box``,
+    or by :func:`merjax.data.faces.box_on_first_frame`: found on the first frame, else the
+    whole frame and a note) and resized. Decoding runs in threads (OpenCV releases the GIL)."""
     note = ""
     if box is None:
-        for p in list(paths)[: min(len(paths), 30) : 5]:
-            box = faces.detect_face(read_gray(p))
-            if box is not None:
-                break
-        if box is None:
-            note = f"{where}: no face found in its first frames; spotting on whole frames"
+        box, note = faces.box_on_first_frame(read_gray(paths[0]), f"the first frame of {where}")
 
     def one(p):
         return faces.crop_resize(read_gray(p), box, (size, size))

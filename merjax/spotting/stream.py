@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from merjax import batches
 from merjax.data import faces
+from merjax.data.frames import open_video
 from merjax.data.intervals import KINDS
 from merjax.errors import DataError
 from merjax.spotting import signal as sig
@@ -97,9 +99,8 @@ class StreamSpotter:
     def push(self, gray: np.ndarray) -> list[Detection]:
         """Adds one ``[H, W]`` uint8 frame; returns the intervals that became certain."""
         if self.frames_seen == 0 and self.crop == "face":
-            self.box = faces.detect_face(gray)
-            if self.box is None:
-                self.notes.append("no face found on the first frame; using the whole frame")
+            self.box, note = faces.box_on_first_frame(gray, "the first frame")
+            self.notes += [note] if note else []
         self._small.append(faces.crop_resize(gray, self.box, (self.settings.size,) * 2))
         if self.model is not None:
             self._model.append(faces.crop_resize(gray, self.box, self.model.spec.frame_size))
@@ -134,12 +135,11 @@ class StreamSpotter:
             k = self.ks[kind]
             rows = np.zeros((upto - start, len(self.settings.regions())), np.float32)
             targets = [t for t in range(start, upto) if t >= k]
-            if targets:
-                idx = np.array([self._index(t) for t in targets])
-                pad = -len(idx) % self.chunk
-                idx_p = np.concatenate([idx, np.repeat(idx[-1:], pad)])
-                m, _ = sig.motion_pairs(frames[idx_p - k], frames[idx_p], self.settings)
-                rows[[t - start for t in targets]] = m[: len(idx)]
+            idx = np.array([self._index(t) for t in targets], int)
+            at = np.array([t - start for t in targets], int)
+            for b in batches.padded(idx, self.chunk):
+                m, _ = sig.motion_pairs(frames[b.index - k], frames[b.index], self.settings)
+                rows[at[b.real]] = m[: b.count]
             self._motion[kind].extend(rows)
         self._flowed = upto
         out: list[Detection] = []
@@ -158,11 +158,10 @@ class StreamSpotter:
         return out + self._release()
 
     def _level(self, kind: str) -> float:
-        vals = np.asarray(self._values[kind])
-        vals = vals[self.ks[kind] :] if self._known[kind] <= self._window else vals
-        if not len(vals):
-            return float("inf")
-        return float(vals.mean() + self.settings.threshold * (vals.max() - vals.mean()))
+        """The threshold over the signal so far (its first k frames, which have no flow, while
+        they are still in the window)."""
+        skip = self.ks[kind] if self._known[kind] <= self._window else 0
+        return sig.threshold(np.asarray(self._values[kind]), skip, self.settings.threshold)
 
     def _value(self, kind: str, t: int) -> float | None:
         """The signal at frame t if it is known and still kept."""
@@ -172,23 +171,23 @@ class StreamSpotter:
 
     def _decide(self, kind: str, ts) -> list[Detection]:
         """Peaks at frames ``ts`` (each with its k following signal values known, or the stream
-        over), by :func:`merjax.spotting.signal.peaks`'s rule and
-        :func:`merjax.spotting.signal.intervals_from`'s rules between the kinds."""
+        over), by the whole-video spotter's rules: :func:`merjax.spotting.signal.is_peak` and,
+        between the kinds, :func:`merjax.spotting.signal.rises_within_micro`."""
         k, level, out = self.ks[kind], self._level(kind), []
         for t in ts:
             v = self._value(kind, t) if t >= max(k, self._warmup) else None
-            if v is None or v < level:
+            if v is None or v < level:  # below the level: no window to build
                 continue
             lo = max(k, t - k)
             window = [self._value(kind, u) for u in range(lo, min(self._known[kind], t + k + 1))]
-            if None in window or v != max(window) or window.index(v) != t - lo:
+            if None in window or not sig.is_peak(np.asarray(window), t - lo, level):
                 continue
             if kind == "macro":
                 km = self.ks["micro"]
                 near = [self._value("micro", u) for u in range(t - km, t + km + 1)]
-                near = [x for x in near if x is not None]
-                if near and max(near) >= self.settings.micro_ratio * v:
-                    continue  # a short expression: its micro peaks stand (signal.is_short)
+                near = np.asarray([x for x in near if x is not None])
+                if sig.rises_within_micro(near, v, self.settings.micro_ratio):
+                    continue  # a short expression: its micro peaks stand
                 self._macro_spans.append((t - k, t + k))
                 self._held = [p for p in self._held if not t - k <= p <= t + k]
                 out.append(self._detection("macro", t))
@@ -249,14 +248,7 @@ def open_source(video: str | Path | None = None, camera: int | None = None) -> F
     if (video is None) == (camera is None):
         raise DataError("give a video file or a camera index, not both or neither")
     if video is not None:
-        path = Path(video)
-        if path.is_dir():
-            raise DataError(f"--video {str(path)!r} is a folder, not a video file")
-        if not path.is_file():
-            raise DataError(f"--video {str(path)!r} does not exist")
-        cap, name = cv2.VideoCapture(str(path)), str(path)
-        if not cap.isOpened():
-            raise DataError(f"cannot open video {name!r} (not a video, or a codec OpenCV lacks)")
+        cap, name = open_video(video), str(video)
     else:
         cap, name = cv2.VideoCapture(int(camera)), f"camera {camera}"
         if not cap.isOpened():
