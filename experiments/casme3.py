@@ -25,20 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 
-from merjax import benchmark, context, report
+from merjax import context, report, setups
 from merjax import paper_numbers as paper
-from merjax.benchmark import FLOWS, NET_NAMES, BenchmarkConfig, Setup
 from merjax.config import base
-from merjax.data.composite import class_labels
 from merjax.evaluation import best_test_epoch
-from merjax.report import bar_figure, confusion_figure, num
+from merjax.figures import bar_figure, confusion_figure
+from merjax.report import num
+from merjax.setups import FLOWS, NET_NAMES, Setup, SetupsConfig
 
 COMPOSITES = ("casme3-3", "casme3-4", "casme3-7")  # what it reads: CAS(ME)^3 alone
 
 
 @dataclasses.dataclass(frozen=True)
-class Casme3Config(BenchmarkConfig):
-    """The benchmark's settings (:class:`merjax.benchmark.BenchmarkConfig`) and the class sets."""
+class Casme3Config(SetupsConfig):
+    """The settings of the setups (:class:`merjax.setups.SetupsConfig`) and the class sets."""
 
     class_sets: tuple[int, ...] = (3, 4, 7)
 
@@ -46,7 +46,7 @@ class Casme3Config(BenchmarkConfig):
 def config(profile: str) -> Casme3Config:
     cfg = base(profile, Casme3Config).replace(
         composite="casme3-3",
-        nets=("vy-3cl", "resnet8", "ststnet"),
+        nets=(),  # the rows are setups
         headline="vy-3cl-horn_schunck",
         setups=(
             "vy-3cl-horn_schunck",
@@ -65,7 +65,7 @@ def config(profile: str) -> Casme3Config:
 
 
 def validate(cfg: Casme3Config) -> None:
-    benchmark.validate(cfg)
+    setups.validate(cfg)
     if cfg.headline not in cfg.setups:
         raise ValueError(f"headline {cfg.headline!r} is not one of setups {list(cfg.setups)}")
     unknown = sorted(set(cfg.class_sets) - {3, 4, 7})
@@ -75,38 +75,37 @@ def validate(cfg: Casme3Config) -> None:
 
 def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
-    rows = benchmark.setups(cfg)
-    results, oracle, trained, data = {}, {}, {}, {}
+    rows = setups.of(cfg)
+    # Per class set, its data (the samples, labels and notes are the same on either flow).
+    results, not_valid, trained, data = {}, {}, {}, {}
     for k in cfg.class_sets:
         for setup in rows:
             key = f"{setup.name}-{k}class"
             save = cfg.save_model and setup.name == cfg.headline and k == cfg.class_sets[0]
-            res, sub = benchmark.train(ctx, setup, composite=f"casme3-{k}", save=save, name=key)
-            trained[key], data[k] = res, sub.data()
-            results[key] = benchmark.row(res, setup) | {"classes": k}
-            oracle[key] = best_test_epoch(res, data[k], len(class_labels(f"casme3-{k}")))
+            res, sub = setups.train(ctx, setup, composite=f"casme3-{k}", save=save, name=key)
+            trained[key] = res
+            data.setdefault(k, sub.data())
+            results[key] = setups.row(res, setup) | {"classes": k}
+            not_valid[key] = best_test_epoch(res, data[k])
+    first = data[cfg.class_sets[0]]
     rep = ctx.report(
         "CAS(ME)^3 Part A: Vy-3CL, ResNet8 and STSTNet on both flows, 3, 4 and 7 classes",
-        benchmark.protocol(cfg, f"CAS(ME)^3 Part A, class sets {list(cfg.class_sets)}"),
+        first,
+        setups.protocol(cfg, f"CAS(ME)^3 Part A, class sets {list(cfg.class_sets)}"),
     )
-    _table(rep, cfg, rows, results, oracle)
+    _table(rep, cfg, rows, results, not_valid)
     _published_table(rep, cfg)
     rep.text(
-        *(
-            benchmark.majority_text(data[k], len(class_labels(f"casme3-{k}")), f" on {k} classes")
-            for k in cfg.class_sets
-        ),
+        *(report.majority_text(data[k], f" on {k} classes") for k in cfg.class_sets),
         _published_text(),
-        benchmark.INTERVALS_TEXT,
-        benchmark.NOT_VALID_TEXT,
+        report.INTERVALS_TEXT,
+        report.NOT_VALID_TEXT,
     )
     head = f"{cfg.headline}-{cfg.class_sets[0]}class"
     rep.figure(
         f"confusion_{head}",
         confusion_figure(
-            trained[head].confusion,
-            class_labels(f"casme3-{cfg.class_sets[0]}"),
-            f"{head}, pooled held-out, all seeds",
+            trained[head].confusion, first.class_names, f"{head}, pooled held-out, all seeds"
         ),
         f"Confusion matrix of {head} (rows: true class; counts summed over seeds).",
     )
@@ -127,11 +126,11 @@ def run(ctx: context.Context) -> dict:
     summary = report.summary(
         "casme3",
         cfg,
-        data[cfg.class_sets[0]],
+        first,
         head,
         results,
         **per_set,
-        not_valid_best_test_epoch=oracle,
+        not_valid_best_test_epoch=not_valid,
         published={"source": paper.CASME3_MICRON_BERT_SOURCE} | paper.CASME3_MICRON_BERT,
         published_sfamnet_table={
             "source": paper.CASME3_SFAMNET_SOURCE,
@@ -153,17 +152,17 @@ def _published(setup: Setup, k: int) -> str:
     )
 
 
-def _table(rep: report.Report, cfg, rows: list[Setup], results: dict, oracle: dict) -> None:
+def _table(rep: report.Report, cfg, rows: list[Setup], results: dict, not_valid: dict) -> None:
     """casme3.{csv,md}: per class set and configuration, UF1 / UAR [95% interval] / accuracy
     (mean ± std over seeds), the published number and the NOT VALID best-test-epoch column."""
     shown, raw = [], []
     for k in cfg.class_sets:
         for i, setup in enumerate(rows):
             key = f"{setup.name}-{k}class"
-            r, bad = results[key], oracle[key]
+            r, bad = results[key], not_valid[key]
             published = _published(setup, k) if i == 0 else ""
             shown.append(
-                [str(k), *benchmark.score_cells(setup, r)]
+                [str(k), *setup.cells(), *report.score_cells(r)]
                 + [
                     f"Micron-BERT: {published}" if published else "",
                     f"{num(bad['uf1'], 3)} / {num(bad['uar'], 3)}",
@@ -176,7 +175,7 @@ def _table(rep: report.Report, cfg, rows: list[Setup], results: dict, oracle: di
             )
     rep.table(
         "casme3",
-        ["classes", *benchmark.SCORE_HEADER]
+        ["classes", *setups.HEADER, *report.SCORE_HEADER]
         + ["published (see below)", "NOT VALID: best test epoch per subject, UF1 / UAR"],
         shown,
         title="CAS(ME)^3 Part A, pooled held-out predictions, mean ± std over seeds [95% "
@@ -220,7 +219,7 @@ def _published_text() -> str:
         f"{paper.CASME3_MICRON_BERT[3]['as listed']:.4f} under a metric listed as 'test "
         "accuracy' (not checked against the paper's table). Micron-BERT is pre-trained on 8 "
         "million unlabelled frames and SFAMNet reads depth too; these networks see only the "
-        "labelled clips' optical flow. " + benchmark.best_epoch_warning("CAS(ME)^3")
+        "labelled clips' optical flow. " + report.best_epoch_warning("CAS(ME)^3")
     )
 
 

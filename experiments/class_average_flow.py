@@ -18,8 +18,8 @@ import numpy as np
 
 from merjax import baselines, context, flow, metrics, report
 from merjax.config import Config, base
-from merjax.data.composite import class_labels
-from merjax.report import flow_grid_figure, num, pct
+from merjax.figures import flow_grid_figure
+from merjax.report import num, pct
 
 
 def config(profile: str) -> Config:
@@ -28,23 +28,24 @@ def config(profile: str) -> Config:
 
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
+    labels, num_classes = list(data.class_names), data.num_classes
     uv = np.asarray(data.flows.apex)  # [N, H, W, 2]
     mean_KxHxWx2 = np.stack(
         [
             uv[data.labels == k].mean(0) if (data.labels == k).any() else np.zeros(uv.shape[1:])
-            for k in range(5)
+            for k in range(num_classes)
         ]
     )
     mag = np.asarray(flow.representation(mean_KxHxWx2, "mag"))[..., 0]
     maps = np.stack([mean_KxHxWx2[..., 0], mean_KxHxWx2[..., 1], mag])  # [3, K, H, W]
-    labels = class_labels()
     rep = ctx.report(
         "Average flow per class (paper Figure 6)",
+        data,
         f"{cfg.profile} profile: onset->apex flows at {cfg.flow.size[0]}x{cfg.flow.size[1]} "
         f"({cfg.flow.describe()})",
     )
     buf = io.BytesIO()
-    np.savez(buf, mean_flow=mean_KxHxWx2, labels=np.arange(5))
+    np.savez(buf, mean_flow=mean_KxHxWx2, labels=np.arange(num_classes))
     rep.add_file("class_average_flow.npz", buf.getvalue())
     rep.text(
         "The class means, `[K, H, W, 2]` (vx, vy): "
@@ -57,7 +58,7 @@ def run(ctx: context.Context) -> dict:
     )
     m_all = np.asarray(flow.representation(uv, "mag"))[..., 0]
     rows, csv_rows = [], []
-    for k in range(5):
+    for k in range(num_classes):
         sel = data.labels == k
         vals = (
             [
@@ -82,8 +83,9 @@ def run(ctx: context.Context) -> dict:
     results = {}
     for kind in ("vx", "vy", "vxvy", "mag"):
         x = np.asarray(flow.representation(uv, kind))
-        pred = baselines.nearest_class_mean_loso(x, data.labels, np.asarray(data.subjects), 5)
-        per = metrics.by_group(data.labels, pred, data.datasets, 5)
+        subjects = np.asarray(data.subjects)
+        pred = baselines.nearest_class_mean_loso(x, data.labels, subjects, num_classes)
+        per = metrics.by_group(data.labels, pred, data.datasets, num_classes)
         results[f"nearest-class-mean-{kind}"] = {
             "net": "nearest class mean",
             "representation": kind,

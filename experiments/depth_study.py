@@ -15,7 +15,9 @@ from __future__ import annotations
 from merjax import context, models, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
-from merjax.report import num, pct, series_figure
+from merjax.data import composite
+from merjax.figures import series_figure
+from merjax.report import num, pct
 
 DEPTHS = (17, 15, 13, 11, 9, 7, 5, 3, 1)
 
@@ -39,12 +41,14 @@ def validate(cfg: Config) -> None:
 
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
+    on_paper_data = paper.comparable(cfg.composite)
+    table3 = paper.TABLE3 if on_paper_data else {}
     rows, csv_rows, results = [], [], {}
     for net in cfg.nets:
-        r = ctx.evaluate(net).row()
+        r = ctx.train_and_score(net).row()
         results[net] = r
         cl = int(net[6:]) - 1
-        ref_params, ref_acc = paper.TABLE3.get(cl, (None, None))
+        ref_params, ref_acc = table3.get(cl, (None, None))
         rows.append(
             [
                 f"{cl}",
@@ -70,7 +74,9 @@ def run(ctx: context.Context) -> dict:
                 r["majority"],
             ]
         )
-    rep = ctx.report("ResNet depth study (paper Table 3)")
+    rep = ctx.report("ResNet depth study (paper Table 3)", data)
+    if not on_paper_data:
+        rep.text(paper.PAPER_DATA_TEXT.format(title=composite.spec(cfg.composite).title))
     rep.table(
         "table3",
         [
@@ -109,7 +115,9 @@ def run(ctx: context.Context) -> dict:
         "accuracy_vs_depth",
         series_figure(
             {"ResNet depth variants": (cls, [results[n]["accuracy"] for n in nets])},
-            {"ResNet depth variants": (cls, [paper.TABLE3.get(c, (None, None))[1] for c in cls])},
+            {"ResNet depth variants": (cls, [table3.get(c, (None, None))[1] for c in cls])}
+            if table3
+            else {},
             results[nets[0]]["majority"],
             xlabel="conv layers (parameters at 64x64)",
             title="ResNet depth variants: held-out accuracy (paper Table 3)",

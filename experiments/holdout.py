@@ -27,20 +27,21 @@ import dataclasses
 
 import numpy as np
 
-from merjax import benchmark, context, report
+from merjax import context, report, setups
 from merjax import paper_numbers as paper
-from merjax.benchmark import FLOWS, NET_NAMES, BenchmarkConfig, Setup, cell
 from merjax.config import base
 from merjax.data.composite import DATABASES
-from merjax.report import matrix_figure, pct
+from merjax.figures import matrix_figure
+from merjax.report import cell, pct
+from merjax.setups import FLOWS, NET_NAMES, Setup, SetupsConfig
 
 COMPOSITES = ("megc2018", "three-class")  # needs CASME II and SAMM; reads SMIC, CAS(ME)^3 too
 DIRECTIONS = (("casme2", "samm"), ("samm", "casme2"))  # (trained on, tested on)
 
 
 @dataclasses.dataclass(frozen=True)
-class HoldoutConfig(BenchmarkConfig):
-    """The benchmark's settings (:class:`merjax.benchmark.BenchmarkConfig`) and the network of
+class HoldoutConfig(SetupsConfig):
+    """The settings of the setups (:class:`merjax.setups.SetupsConfig`) and the network of
     the leave-one-database-out matrix."""
 
     lodo_setup: str = "vy-3cl-horn_schunck"
@@ -49,7 +50,7 @@ class HoldoutConfig(BenchmarkConfig):
 def config(profile: str) -> HoldoutConfig:
     cfg = base(profile, HoldoutConfig).replace(
         composite="megc2018",
-        nets=("vy-3cl", "resnet8", "ststnet"),
+        nets=(),  # the rows are setups
         headline="vy-3cl-horn_schunck",
         setups=("vy-3cl-horn_schunck", "resnet8-horn_schunck", "ststnet-tvl1"),
         save_model=False,  # no final model: every run here is trained on part of the data
@@ -62,7 +63,7 @@ def config(profile: str) -> HoldoutConfig:
 
 
 def validate(cfg: HoldoutConfig) -> None:
-    benchmark.validate(cfg)
+    setups.validate(cfg)
     for name, what in ((cfg.headline, "headline"), (cfg.lodo_setup, "lodo_setup")):
         if name not in cfg.setups:
             raise ValueError(f"{what} {name!r} is not one of setups {list(cfg.setups)}")
@@ -70,20 +71,28 @@ def validate(cfg: HoldoutConfig) -> None:
 
 def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
-    rows = benchmark.setups(cfg)
+    rows = setups.of(cfg)
+    # The samples and subjects are the same on either flow: the groups and the report read the
+    # first setup's data.
+    data = setups.derive(ctx, rows[0], "megc2018").data()
+    groups = [_subjects(data, tested) for _, tested in DIRECTIONS]
     results = {}
     for setup in rows:
-        data = _derive(ctx, setup, "megc2018").data()
-        groups = [_subjects(data, tested) for _, tested in DIRECTIONS]
-        res, _ = benchmark.train(
-            ctx, setup, composite="megc2018", groups=groups, name=setup.name, oracle=False
+        res, _ = setups.train(
+            ctx,
+            setup,
+            composite="megc2018",
+            groups=groups,
+            name=setup.name,
+            logits_for_not_valid=False,
         )
-        results[setup.name] = benchmark.row(res, setup)
+        results[setup.name] = setups.row(res, setup)
     lodo_setup = next(r for r in rows if r.name == cfg.lodo_setup)
     matrix, lodo_data = _lodo(ctx, lodo_setup)
     rep = ctx.report(
         "Hold-out-database evaluation (MEGC 2018) and leave-one-database-out",
-        benchmark.protocol(cfg, "whole databases", "trained on some, tested on another"),
+        data,
+        setups.protocol(cfg, "whole databases", "trained on some, tested on another"),
     )
     _holdout_table(rep, rows, results)
     rep.text(*_holdout_text())
@@ -95,8 +104,8 @@ def run(ctx: context.Context) -> dict:
         "(3 classes; in brackets the 95% interval by resampling subjects).",
     )
     rep.text(
-        benchmark.majority_text(lodo_data, 3, " on the three-class data"),
-        benchmark.INTERVALS_TEXT,
+        report.majority_text(lodo_data, " on the three-class data"),
+        report.INTERVALS_TEXT,
         "Normalisation: each run's input mean image and scale, and its BatchNorm statistics, "
         "are computed from its training samples only, so no statistic of a test database "
         "reaches the network that is tested on it.",
@@ -106,7 +115,7 @@ def run(ctx: context.Context) -> dict:
     summary = report.summary(
         "holdout",
         cfg,
-        _derive(ctx, rows[0], "megc2018").data(),
+        data,
         cfg.headline,
         results,
         **{f"{m}_{a}_to_{b}": per[b][m] for a, b in DIRECTIONS for m in ("uar", "uf1", "accuracy")},
@@ -115,12 +124,6 @@ def run(ctx: context.Context) -> dict:
         published={"meb_holdout_uar": paper.MEB_HOLDOUT_UAR},
     )
     return rep.write(summary)
-
-
-def _derive(ctx: context.Context, setup: Setup, composite: str) -> context.Context:
-    return ctx.derive(
-        composite=composite, flow=dataclasses.replace(ctx.cfg.flow, method=setup.flow)
-    )
 
 
 def _subjects(data, dataset: str) -> list[str]:
@@ -134,29 +137,29 @@ def _lodo(ctx: context.Context, setup: Setup) -> tuple[dict, object]:
     """``{train: {test: {"uf1", "uar", "accuracy", "n", "uf1_ci", ...}}}``: each database alone
     (the row) tested on every other, and every other database together ("all others") tested
     on the one left out."""
-    data = _derive(ctx, setup, "three-class").data()
+    data = setups.derive(ctx, setup, "three-class").data()
     names = list(dict.fromkeys(data.datasets))
     if len(names) < 2:
         raise ValueError(f"leave-one-database-out needs two databases or more, got {names}")
     matrix: dict[str, dict] = {}
-    res, _ = benchmark.train(
+    res, _ = setups.train(
         ctx,
         setup,
         composite="three-class",
         groups=[_subjects(data, d) for d in names],
         name=f"{setup.name}-lodo",
-        oracle=False,
+        logits_for_not_valid=False,
     )
     matrix["all others"] = {d: res.row()["per_dataset"][d] for d in names}
     for source in names:
         others = [s for d in names if d != source for s in _subjects(data, d)]
-        res, _ = benchmark.train(
+        res, _ = setups.train(
             ctx,
             setup,
             composite="three-class",
             groups=[others],
             name=f"{setup.name}-from-{source}",
-            oracle=False,
+            logits_for_not_valid=False,
         )
         matrix[source] = {d: res.row()["per_dataset"][d] for d in names if d != source}
     return matrix, data

@@ -14,8 +14,9 @@ from __future__ import annotations
 from merjax import context, models, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
-from merjax.data.composite import class_labels
-from merjax.report import confusion_figure, num, pct, series_figure
+from merjax.data import composite
+from merjax.figures import confusion_figure, series_figure
+from merjax.report import num, pct
 
 REPRESENTATIONS = ("vx", "vy", "vxvy", "mag")
 DEPTHS = (1, 2, 3, 4)
@@ -41,14 +42,19 @@ def validate(cfg: Config) -> None:
 
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
+    on_paper_data = paper.comparable(cfg.composite)
     rows, csv_rows, results = [], [], {}
     for net in cfg.nets:
-        res = ctx.evaluate(net)
+        res = ctx.train_and_score(net)
         r = res.row()
         results[net] = r
         representation, depth = net.rsplit("-", 1)
         d = int(depth[:-2])
-        ref = paper.TABLE4.get(representation, (None,) * 4)[d - 1] if 1 <= d <= 4 else None
+        ref = (
+            paper.TABLE4.get(representation, (None,) * 4)[d - 1]
+            if on_paper_data and 1 <= d <= 4
+            else None
+        )
         name = paper.REPRESENTATION_NAMES.get(representation, representation)
         rows.append(
             [
@@ -75,7 +81,9 @@ def run(ctx: context.Context) -> dict:
                 r["majority"],
             ]
         )
-    rep = ctx.report("Input study (paper Table 4)")
+    rep = ctx.report("Input study (paper Table 4)", data)
+    if not on_paper_data:
+        rep.text(paper.PAPER_DATA_TEXT.format(title=composite.spec(cfg.composite).title))
     rep.table(
         "table4",
         [
@@ -103,10 +111,10 @@ def run(ctx: context.Context) -> dict:
             "majority",
         ],
     )
-    rep.text(_grid(results))
+    rep.text(_grid(results, on_paper_data))
     rep.figure(
         "accuracy_vs_params",
-        _params_figure(results),
+        _params_figure(results, on_paper_data),
         "Held-out accuracy against learnable parameters, one line per input (markers: conv "
         "layers); "
         "dashed: the paper's Table 4; dotted: the majority class. Parameters are the networks' at "
@@ -114,10 +122,12 @@ def run(ctx: context.Context) -> dict:
         "counts).",
     )
     head = cfg.headline if cfg.headline in results else cfg.nets[0]
-    headline = ctx.evaluate(head)
+    headline = ctx.train_and_score(head)
     rep.figure(
         f"confusion_{head}",
-        confusion_figure(headline.confusion, class_labels(), f"{head}, pooled held-out, all seeds"),
+        confusion_figure(
+            headline.confusion, data.class_names, f"{head}, pooled held-out, all seeds"
+        ),
         f"Confusion matrix of {head} (rows: true class).",
     )
     if ctx.model_text(head):
@@ -131,8 +141,9 @@ def run(ctx: context.Context) -> dict:
     )
 
 
-def _params_figure(results: dict):
-    """Accuracy against parameters (at 64x64), a line per representation, 1-4 CL along each."""
+def _params_figure(results: dict, on_paper_data: bool):
+    """Accuracy against parameters (at 64x64), a line per representation, 1-4 CL along each;
+    the paper's lines when the run is on the paper's data."""
     ours, ref, kinds = {}, {}, {}
     for r in REPRESENTATIONS:
         depths = [d for d in DEPTHS if f"{r}-{d}cl" in results]
@@ -144,7 +155,8 @@ def _params_figure(results: dict):
         ]
         name = paper.REPRESENTATION_NAMES[r]
         ours[name] = (params, [results[f"{r}-{d}cl"]["accuracy"] for d in depths])
-        ref[name] = (params, [paper.TABLE4[r][d - 1] for d in depths])
+        if on_paper_data:
+            ref[name] = (params, [paper.TABLE4[r][d - 1] for d in depths])
         kinds[name] = [d - 1 for d in depths]
     majority = next(iter(results.values()))["majority"]
     return series_figure(
@@ -159,7 +171,7 @@ def _params_figure(results: dict):
     )
 
 
-def _grid(results: dict) -> str:
+def _grid(results: dict, on_paper_data: bool) -> str:
     """The paper's layout: representations in rows, 1-4 CL in columns, ours (paper)."""
     lines = [
         "Layout of the paper's Table 4 — ours (paper):",
@@ -171,6 +183,7 @@ def _grid(results: dict) -> str:
         cells = []
         for d in DEPTHS:
             res = results.get(f"{r}-{d}cl")
-            cells.append(f"{pct(res['accuracy']) if res else '-'} ({pct(paper.TABLE4[r][d - 1])})")
+            ref = paper.TABLE4[r][d - 1] if on_paper_data else None
+            cells.append(f"{pct(res['accuracy']) if res else '-'} ({pct(ref)})")
         lines.append(f"| {paper.REPRESENTATION_NAMES[r]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -32,26 +32,28 @@ from __future__ import annotations
 
 import dataclasses
 
-from merjax import benchmark, context, report
+from merjax import context, report, setups
 from merjax import paper_numbers as paper
-from merjax.benchmark import FLOWS, NET_NAMES, BenchmarkConfig, Setup
 from merjax.config import base
-from merjax.data.composite import class_labels
 from merjax.evaluation import best_test_epoch
-from merjax.report import bar_figure, confusion_figure, num
+from merjax.figures import bar_figure, confusion_figure
+from merjax.report import num
+from merjax.setups import FLOWS, NET_NAMES, Setup, SetupsConfig
 
 PARTS = ("smic", "casme2", "samm")
 PART_NAMES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 
 
 @dataclasses.dataclass(frozen=True)
-class Megc2019Config(BenchmarkConfig):
-    """The benchmark's settings (:class:`merjax.benchmark.BenchmarkConfig`)."""
+class Megc2019Config(SetupsConfig):
+    """The settings of the setups (:class:`merjax.setups.SetupsConfig`)."""
 
 
 def config(profile: str) -> Megc2019Config:
     cfg = base(profile, Megc2019Config).replace(
-        composite="megc2019", nets=("ststnet", "vy-3cl", "resnet8"), headline="ststnet-tvl1"
+        composite="megc2019",
+        nets=(),
+        headline="ststnet-tvl1",  # the rows are setups
     )
     if profile == "quick":  # minutes: STSTNet for 100 epochs, two seeds
         cfg = cfg.replace(ststnet_epochs=100, train=dataclasses.replace(cfg.train, seeds=(0, 1)))
@@ -66,56 +68,61 @@ def config(profile: str) -> Megc2019Config:
 
 
 def validate(cfg: Megc2019Config) -> None:
-    benchmark.validate(cfg)
+    setups.validate(cfg)
     if cfg.headline not in cfg.setups:
         raise ValueError(f"headline {cfg.headline!r} is not one of setups {list(cfg.setups)}")
 
 
 def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
-    rows = benchmark.setups(cfg)
-    results, oracle, trained = {}, {}, {}
+    rows = setups.of(cfg)
+    results, not_valid, trained, data_by_flow = {}, {}, {}, {}
     for setup in rows:
         save = cfg.save_model and setup.name == cfg.headline
-        res, sub = benchmark.train(ctx, setup, save=save)
+        res, sub = setups.train(ctx, setup, save=save)
+        data = data_by_flow.setdefault(setup.flow, sub.data())
         trained[setup.name] = res
-        results[setup.name] = benchmark.row(res, setup)
-        oracle[setup.name] = best_test_epoch(res, sub.data(), ctx.num_classes)
-    data = ctx.derive(flow=dataclasses.replace(cfg.flow, method="tvl1")).data()
+        results[setup.name] = setups.row(res, setup)
+        not_valid[setup.name] = best_test_epoch(res, data)
+    # The samples, labels and notes are the same on either flow: the report reads the first.
+    data = data_by_flow[rows[0].flow]
     rep = ctx.report(
         "MEGC 2019 benchmark: STSTNet and the paper's networks on TV-L1 and Horn-Schunck flows",
-        benchmark.protocol(cfg, "MEGC 2019 composite"),
+        data,
+        setups.protocol(cfg, "MEGC 2019 composite"),
     )
-    _table(rep, rows, results, oracle)
+    _table(rep, rows, results, not_valid)
     rep.text(
-        benchmark.majority_text(data, ctx.num_classes),
+        report.majority_text(data),
         _published_text(),
-        benchmark.INTERVALS_TEXT,
-        benchmark.NOT_VALID_TEXT,
+        report.INTERVALS_TEXT,
+        report.NOT_VALID_TEXT,
     )
     head = cfg.headline
-    labels = class_labels("megc2019")
     rep.figure(
         f"confusion_{head}",
-        confusion_figure(trained[head].confusion, labels, f"{head}, pooled held-out, all seeds"),
+        confusion_figure(
+            trained[head].confusion, data.class_names, f"{head}, pooled held-out, all seeds"
+        ),
         f"Confusion matrix of {head} (rows: true class; counts summed over seeds).",
     )
     rep.figure(
         "uf1_by_config",
-        _uf1_figure(rows, results, oracle),
+        _uf1_figure(rows, results, not_valid),
         "UF1 of each network on each flow: fixed epochs (ours, error bars the 95% interval by "
         "resampling subjects), hollow the NOT VALID best test epoch, and the black bar "
         "STSTNet's published UF1.",
     )
-    if ctx.model_text("ststnet"):
-        rep.text(ctx.model_text("ststnet"))
+    head_net = next(r.net for r in rows if r.name == head)
+    if ctx.model_text(head_net):
+        rep.text(ctx.model_text(head_net))
     summary = report.summary(
         "megc2019",
         cfg,
         data,
         head,
         results,
-        not_valid_best_test_epoch=oracle,
+        not_valid_best_test_epoch=not_valid,
         published=paper.MEGC2019_STSTNET,
     )
     return rep.write(summary)
@@ -126,16 +133,17 @@ def _published(setup: Setup) -> dict:
     return paper.MEGC2019_STSTNET if (setup.net, setup.flow) == ("ststnet", "tvl1") else {}
 
 
-def _table(rep: report.Report, rows: list[Setup], results: dict, oracle: dict) -> None:
+def _table(rep: report.Report, rows: list[Setup], results: dict, not_valid: dict) -> None:
     """megc2019.{csv,md}: per configuration, UF1 / UAR [95% interval] / accuracy (mean ± std
     over seeds), per part, the published numbers and the NOT VALID best-test-epoch column."""
     shown, raw = [], []
     for setup in rows:
-        r, bad = results[setup.name], oracle[setup.name]
+        r, bad = results[setup.name], not_valid[setup.name]
         published = _published(setup).get("all", (None, None))
         parts = [r["per_dataset"].get(p, {}) for p in PARTS]
         shown.append(
-            benchmark.score_cells(setup, r)
+            setup.cells()
+            + report.score_cells(r)
             + [f"{num(p.get('uf1'), 3)} / {num(p.get('uar'), 3)}" for p in parts]
             + [
                 f"{published[0]:.4f} / {published[1]:.4f}" if published[0] is not None else "-",
@@ -151,7 +159,8 @@ def _table(rep: report.Report, rows: list[Setup], results: dict, oracle: dict) -
         )
     rep.table(
         "megc2019",
-        benchmark.SCORE_HEADER
+        setups.HEADER
+        + report.SCORE_HEADER
         + [f"{PART_NAMES[p]} UF1 / UAR" for p in PARTS]
         + ["published UF1 / UAR", "NOT VALID: best test epoch per subject, UF1 / UAR"],
         shown,
@@ -175,17 +184,17 @@ def _published_text() -> str:
     )
     return (
         f"Published: STSTNet (Liong et al., FG 2019) on TV-L1 flow: UF1 / UAR {published}. "
-        + benchmark.best_epoch_warning("the MEGC 2019 composite")
+        + report.best_epoch_warning("the MEGC 2019 composite")
     )
 
 
-def _uf1_figure(rows: list[Setup], results: dict, oracle: dict):
+def _uf1_figure(rows: list[Setup], results: dict, not_valid: dict):
     names = [r.name for r in rows]
     return bar_figure(
         [f"{NET_NAMES[r.net]}\n{FLOWS[r.flow]}" for r in rows],
         {
             "fixed epochs (ours)": [results[n]["uf1"] for n in names],
-            "NOT VALID: best test epoch per subject": [oracle[n]["uf1"] for n in names],
+            "NOT VALID: best test epoch per subject": [not_valid[n]["uf1"] for n in names],
         },
         intervals={"fixed epochs (ours)": [results[n]["uf1_ci"] for n in names]},
         ylabel="UF1 (pooled, macro)",

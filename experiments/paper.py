@@ -38,7 +38,7 @@ def run(ctx: context.Context) -> dict:
         parts[part] = runner.run(HERE / f"{part}.py", ctx.workdir / part, parent=ctx)
     head = parts["performance"]
     data = ctx.data()
-    rep = ctx.report("The paper's experiments", head["protocol"])
+    rep = ctx.report("The paper's experiments", data, head["protocol"])
     rep.text(
         "\n".join(
             [

@@ -21,8 +21,9 @@ import numpy as np
 from merjax import context, metrics, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
-from merjax.data.composite import class_labels
-from merjax.report import num, pct, similarity_figure
+from merjax.data import composite
+from merjax.figures import similarity_figure
+from merjax.report import num, pct
 
 NETS = ("vy-3cl", "vxvy-3cl", "resnet8")
 
@@ -42,12 +43,12 @@ def config(profile: str) -> SimilarityConfig:
 
 
 def paper_style_subset(
-    labels: np.ndarray, valid: np.ndarray, per_class: int, seed: int
+    labels: np.ndarray, valid: np.ndarray, per_class: int, seed: int, num_classes: int
 ) -> np.ndarray:
     """Indices of ``per_class`` held-out samples of each class, drawn reproducibly from ``seed``."""
     rng = np.random.default_rng(seed)
     picks = []
-    for k in range(5):
+    for k in range(num_classes):
         pool = np.flatnonzero((labels == k) & valid)
         picks.append(rng.choice(pool, size=min(per_class, len(pool)), replace=False))
     return np.sort(np.concatenate(picks))
@@ -55,22 +56,25 @@ def paper_style_subset(
 
 def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
-    rep = ctx.report("Feature similarity (paper Tables 5-7)")
-    labels = class_labels()
+    rep = ctx.report("Feature similarity (paper Tables 5-7)", data)
+    labels, k = list(data.class_names), data.num_classes
+    on_paper_data = paper.comparable(cfg.composite)
+    if not on_paper_data:
+        rep.text(paper.PAPER_DATA_TEXT.format(title=composite.spec(cfg.composite).title))
     results, similarity = {}, {}
     for net in cfg.nets:
-        res = ctx.evaluate(net, features=True)
+        res = ctx.train_and_score(net, features=True)
         results[net] = res.row()
         feats = res.loso.features  # [S, N, D]
         sims_all, sims_pair = [], []
         for s, seed in enumerate(res.loso.seeds):
             valid = res.loso.preds[s] >= 0
-            sims_all.append(metrics.class_similarity(feats[s][valid], data.labels[valid], 5))
+            sims_all.append(metrics.class_similarity(feats[s][valid], data.labels[valid], k))
             if cfg.per_class:
-                idx = paper_style_subset(data.labels, valid, cfg.per_class, seed)
-                sims_pair.append(metrics.class_similarity(feats[s][idx], data.labels[idx], 5))
+                idx = paper_style_subset(data.labels, valid, cfg.per_class, seed, k)
+                sims_pair.append(metrics.class_similarity(feats[s][idx], data.labels[idx], k))
         sim_all = np.nanmean(sims_all, axis=0)
-        ref = paper.SIMILARITY.get(net)
+        ref = paper.SIMILARITY.get(net) if on_paper_data else None
         number = paper.SIMILARITY_TABLES.get(net)
         name = f"table{number}" if number else f"similarity_{net}"
         tables = [("every held-out sample", sim_all, "")]
@@ -90,14 +94,14 @@ def run(ctx: context.Context) -> dict:
                     f"{num(float(sim[i, j]), 4)} ({ref[i][j]:.4f})"
                     if ref
                     else num(float(sim[i, j]), 4)
-                    for j in range(5)
+                    for j in range(k)
                 ]
-                for i in range(5)
+                for i in range(k)
             ]
             csv_rows = [
                 [labels[i]]
-                + [v for j in range(5) for v in (float(sim[i, j]), ref[i][j] if ref else None)]
-                for i in range(5)
+                + [v for j in range(k) for v in (float(sim[i, j]), ref[i][j] if ref else None)]
+                for i in range(k)
             ]
             title = (
                 (f"Table {number}: " if number else "")
@@ -117,7 +121,7 @@ def run(ctx: context.Context) -> dict:
             similarity_figure(sim_all, labels, f"{net}: cosine similarity, held-out features"),
             f"Cosine similarity of {net}'s penultimate features (every held-out sample).",
         )
-        off = ~np.eye(5, dtype=bool)
+        off = ~np.eye(k, dtype=bool)
         similarity[net] = {
             "intra": float(np.nanmean(np.diag(sim_all))),
             "inter": float(np.nanmean(sim_all[off])),

@@ -30,7 +30,7 @@ import dataclasses
 
 import numpy as np
 
-from merjax import context, report
+from merjax import context, figures, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.data import longvideo, synthetic_long
@@ -308,7 +308,7 @@ def _figures(rep: report.Report, runs: dict) -> None:
             spotted = r.spotted.get("learned", r.results["training-free"].intervals)
             rep.figure(
                 f"video_{db}_{v.name.replace('/', '_')}",
-                report.spotting_figure(
+                figures.spotting_figure(
                     sec,
                     curves,
                     levels,

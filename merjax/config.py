@@ -37,8 +37,12 @@ class Config:
 
     profile: str = "paper"
     composite: str = "megc2018"  # merjax.data.composite.COMPOSITES: megc2019, casme3-7, ...
-    nets: tuple[str, ...] = ("vy-3cl",)  # merjax.models.by_name names, one table cell each
-    headline: str = "vy-3cl"  # the configuration whose results head summary.json
+    # The networks a paper experiment trains (merjax.models.by_name names), one row of its table
+    # each; an experiment that names its rows otherwise (setups, spotters) leaves it empty.
+    nets: tuple[str, ...] = ("vy-3cl",)
+    # The row that heads summary.json: a network of nets, a setup or a spotter; its final model
+    # is the one saved (save_model).
+    headline: str = "vy-3cl"
     size: int = 64  # network input side; the flows (flow.size) are resized to it
     num_folds: int | None = None  # None: leave-one-subject-out; k: k subject-grouped folds
     flow: FlowSettings = FlowSettings()
@@ -52,7 +56,7 @@ class Config:
     # The frames' real bit depth, for 16-bit files holding fewer bits (12-bit cameras); None:
     # the files' own range (merjax.data.frames.to_uint8).
     bit_depth: int | None = None
-    # Also train the headline network on every subject (one more run per seed) and save it to
+    # Also train the headline on every subject (one more run per seed) and save it to
     # ``models/<net>/`` for ``python -m merjax.predict``. Never used to score anything.
     save_model: bool = True
     # How convolutions compute: "auto" (per backend, measured: im2col on CPU, lax.conv elsewhere),

@@ -2,8 +2,9 @@
 and trained, so that nothing is done twice in one run.
 
     ctx = Context(cfg, "runs/x", options=RunOptions(cache_dir="~/.cache/merjax"))
-    data = ctx.data()                # samples + flows (synthetic database by default)
-    result = ctx.evaluate("vy-3cl")  # trains every fold, pools, scores; reused when asked again
+    data = ctx.data()                       # samples + flows (synthetic database by default)
+    result = ctx.train_and_score("vy-3cl")  # every fold trained, pooled, scored; reused if asked
+    rep = ctx.report("Input study", data)   # report.md, tables, figures: written together
 
 The work itself is elsewhere: loading in :mod:`merjax.data.loading`, training and scoring a
 network in :mod:`merjax.evaluation`, writing in :mod:`merjax.report`. :mod:`merjax.runner`
@@ -20,7 +21,6 @@ from pathlib import Path
 from merjax import evaluation, report
 from merjax.config import Config
 from merjax.data import loading
-from merjax.data.composite import class_labels
 from merjax.evaluation import NetResult
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ class Context:
         parent: Context | None = None,
     ):
         self.cfg, self.workdir, self.options = cfg, Path(workdir), options
-        self.num_classes = len(class_labels(cfg.composite))
         if parent is not None:
             self.cache_dir = parent.cache_dir
         elif options.cache_dir:
@@ -114,7 +113,7 @@ class Context:
             c.flow,
         )
 
-    def evaluate(
+    def train_and_score(
         self,
         net: str,
         *,
@@ -125,7 +124,7 @@ class Context:
         groups: list[list[str]] | None = None,
     ) -> NetResult:
         """``net`` trained on every fold and seed, pooled and scored
-        (:func:`merjax.evaluation.evaluate`); a second call with the same data, input size,
+        (:func:`merjax.evaluation.train_and_score`); a second call with the same data, input size,
         folds (or ``groups``), protocol and convolutions returns the same result without training
         again. The headline network is also trained on every subject and saved when
         ``cfg.save_model``."""
@@ -137,7 +136,7 @@ class Context:
         cached = self._results.get(key)
         if cached and cached.covers(features=features, final=final, eval_every=eval_every):
             return cached
-        result = evaluation.evaluate(
+        result = evaluation.train_and_score(
             net,
             self.data(),
             c,
@@ -152,10 +151,10 @@ class Context:
         self._results[key] = result
         return result
 
-    def report(self, title: str, protocol: str | None = None) -> report.Report:
-        """A report of this run: its title, the data (with any loud warnings about it) and the
-        protocol (default: the config's)."""
-        data = self.data()
+    def report(self, title: str, data, protocol: str | None = None) -> report.Report:
+        """A report of this run: its title, the data it reports on (anything with a ``source``
+        and ``warnings``: clips or long videos; the warnings come first, loud) and the protocol
+        (default: the config's)."""
         return report.Report(
             self.workdir, title, protocol or self.cfg.protocol, data.source, data.warnings
         )

@@ -1,6 +1,6 @@
 """One network on the data of an experiment: every fold and seed trained, pooled, scored, logged.
 
-    result = evaluate("vy-3cl", data, cfg, workdir)   # NetResult
+    result = train_and_score("vy-3cl", data, cfg, workdir)   # NetResult
     result.row()                                      # what a table or summary.json shows
 
 Writes ``WORKDIR/runs/<name>/metrics.jsonl``: the training curve (the trainer's lines), then one
@@ -23,7 +23,6 @@ import numpy as np
 
 from merjax import flow, inference, metrics, models, train
 from merjax.config import Config
-from merjax.data.composite import class_labels
 from merjax.data.loading import Data
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ def network_inputs(data: Data, representation: str, size: int) -> tuple[np.ndarr
     return np.asarray(prepare(data.flows.apex)), np.asarray(prepare(data.flows.augmented))
 
 
-def evaluate(
+def train_and_score(
     net: str,
     data: Data,
     cfg: Config,
@@ -112,7 +111,7 @@ def evaluate(
     every other subject) replaces the folds ``cfg.num_folds`` makes: e.g. one group per
     database, for training on some databases and testing on another."""
     say = progress or (lambda _: None)
-    num_classes = len(class_labels(cfg.composite))
+    num_classes = data.num_classes
     model, representation = models.by_name(net, num_classes=num_classes, conv_impl=cfg.conv_impl)
     x, augmented = network_inputs(data, representation, cfg.size)
     run_dir = Path(workdir) / "runs" / (name or net)
@@ -187,10 +186,10 @@ def intervals(
     return out
 
 
-def best_test_epoch(result: NetResult, data: Data, num_classes: int) -> dict:
+def best_test_epoch(result: NetResult, data: Data) -> dict:
     """NOT A VALID RESULT: UF1 / UAR / accuracy if each held-out group's epoch were picked by its
     test accuracy (:func:`merjax.metrics.best_test_epoch_predictions`), mean over seeds, and the
-    epochs chosen. Needs ``eval_every`` in :func:`evaluate` (else the scores are None)."""
+    epochs chosen. Needs ``eval_every`` in :func:`train_and_score` (else the scores are None)."""
     loso = result.loso
     if loso.eval_logits is None:
         return {"uf1": None, "uar": None, "accuracy": None, "epochs": []}
@@ -204,7 +203,7 @@ def best_test_epoch(result: NetResult, data: Data, num_classes: int) -> dict:
         ]
         picked, chosen = metrics.best_test_epoch_predictions(preds, data.labels, folds)
         held = picked >= 0
-        per_seed.append(metrics.summarize(data.labels[held], picked[held], num_classes))
+        per_seed.append(metrics.summarize(data.labels[held], picked[held], data.num_classes))
         chosen_epochs += [loso.eval_epochs[c] for c in chosen]
     return {k: float(np.mean([p[k] for p in per_seed])) for k in ("uf1", "uar", "accuracy")} | {
         "epochs": chosen_epochs
@@ -221,7 +220,7 @@ def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> 
         representation=result.representation,
         input_size=cfg.size,
         flow=cfg.flow,
-        class_names=tuple(class_labels(cfg.composite)),
+        class_names=data.class_names,
         trained_on={
             "data": data.source,
             "samples": len(data.samples),

@@ -1,6 +1,6 @@
 """Real-time inference: two frames in, class probabilities out, in one jitted function.
 
-A *model* is a folder that training writes (``Context.evaluate(..., final=True)``, the final
+A *model* is a folder that training writes (``Context.train_and_score(..., final=True)``, the final
 model trained on every subject of an experiment)::
 
     model.json     what it is: network, flow settings, input size, classes, what it was trained on

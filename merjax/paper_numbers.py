@@ -5,6 +5,21 @@ Accuracies are fractions of the paper's 241 pooled LOSO test samples (60.17% = 1
 
 from __future__ import annotations
 
+COMPOSITE = "megc2018"
+"""The data of the paper's numbers (Tables 3-9, Figure 7): MEGC 2018's five objective classes.
+A run on another composite shows no paper column (its numbers would compare other classes)."""
+
+
+def comparable(composite: str) -> bool:
+    """Whether a run on ``composite`` can stand beside the paper's numbers."""
+    return composite == COMPOSITE
+
+
+PAPER_DATA_TEXT = (
+    "The paper's columns are blank: its numbers are on the MEGC 2018 composite's five objective "
+    "classes, and this run is on {title}."
+)
+
 # Table 3: ResNet depth study, keyed by conv layers -> (parameters, accuracy).
 TABLE3: dict[int, tuple[int, float]] = {
     17: (10_670_932, 0.5726),

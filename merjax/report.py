@@ -1,4 +1,5 @@
-"""Writing what an experiment found: CSV + Markdown tables, PNG figures, report.md, summary.json.
+"""Writing what an experiment found: CSV + Markdown tables, PNG figures (drawn by
+:mod:`merjax.figures`), report.md, summary.json, and the cells and sentences tables share.
 
 Tables are laid out like the paper's, with the paper's number in the column next to ours. Every
 report states its protocol (so a quick run is never mistaken for the paper's) and the
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from merjax import metrics
+from merjax import paper_numbers as paper
 from merjax.files import commit
 
 
@@ -130,306 +133,72 @@ def _plain(x):
     return x
 
 
-# --------------------------------------------------------------------------- figures
+# --------------------------------------------------------------------------- cells and sentences
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display on a server or in CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def confusion_figure(cm: np.ndarray, labels: Sequence[str], title: str):
-    """Row-normalised confusion matrix (as the paper's Figure 7), counts in brackets."""
-    plt = _plt()
-    cm = np.asarray(cm, float)
-    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(
-                j,
-                i,
-                f"{100 * rates[i, j]:.1f}%\n({int(cm[i, j])})",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if rates[i, j] > 0.5 else "black",
-            )
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    return fig
+def cell(value: float | None, std: float | None = None, ci=(), digits: int = 3) -> str:
+    """``0.512 ± 0.010 [0.431, 0.597]``: a score, its std over seeds, its 95% interval."""
+    if value is None:
+        return "-"
+    text = num(value, digits) + (f" ± {num(std, digits)}" if std else "")
+    if ci is not None and len(ci) == 2:
+        text += f" [{num(ci[0], digits)}, {num(ci[1], digits)}]"
+    return text
 
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+SCORE_HEADER = ["UF1 [95% CI]", "UAR [95% CI]", "accuracy"]
+"""The columns of :func:`score_cells`."""
 
 
-def series_figure(
-    ours: dict[str, tuple[Sequence[float], Sequence[float]]],
-    paper: dict[str, tuple[Sequence[float], Sequence[float | None]]],
-    majority: float,
-    *,
-    xlabel: str,
-    title: str,
-    logx: bool = False,
-    marker_names: Sequence[str] = (),
-    kinds: dict[str, Sequence[int]] | None = None,
-    xticks: tuple[Sequence[float], Sequence[str]] | None = None,
-):
-    """Accuracy curves: one colour per series, ours solid, the paper's dashed in the same colour,
-    the majority class dotted; the legend outside the axes.
-
-    ``ours[name] = (xs, accuracies)`` and ``paper[name] = (xs, accuracies or None)``. With
-    ``marker_names``, point j of series ``name`` gets marker ``kinds[name][j]`` (default: j), and
-    the legend says what each marker is (e.g. the number of conv layers), so no text sits on the
-    data."""
-    from matplotlib.lines import Line2D
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.6, 4.2))
-    colours = plt.get_cmap("tab10").colors
-    handles = []
-    for i, (name, (xs, ys)) in enumerate(ours.items()):
-        c = colours[i % len(colours)]
-        ax.plot(xs, 100 * np.asarray(ys, float), "-", color=c, lw=1.6, zorder=3)
-        pts = paper.get(name)
-        known = (
-            [(x, 100 * y) for x, y in zip(*pts, strict=True) if y is not None]
-            if pts is not None
-            else []
-        )
-        if known:
-            ax.plot(*zip(*known, strict=True), "--", color=c, lw=1.2, zorder=2)
-        marks = (kinds or {}).get(name, range(len(xs)))
-        for j, (x, y, k) in enumerate(zip(xs, ys, marks, strict=True)):
-            m = MARKERS[k % len(MARKERS)] if marker_names else "o"
-            ax.plot([x], [100 * y], m, color=c, ms=6, zorder=4)
-            if pts is not None and j < len(pts[1]) and pts[1][j] is not None:
-                ax.plot([pts[0][j]], [100 * pts[1][j]], m, mfc="white", mec=c, ms=6, zorder=4)
-        handles.append(Line2D([], [], color=c, lw=2, label=name))
-    ax.axhline(100 * majority, color="grey", lw=1, ls=":", zorder=1)
-    handles += [
-        Line2D([], [], color="black", ls="-", marker="o", label="merjax (this run)"),
-        Line2D([], [], color="black", ls="--", marker="o", mfc="white", label="paper"),
-        Line2D([], [], color="grey", ls=":", label=f"majority class ({100 * majority:.1f}%)"),
+def score_cells(r: dict) -> list[str]:
+    """A result row's scores (``NetResult.row()``): UF1 and UAR (± std [95% interval]),
+    accuracy (± std)."""
+    return [
+        cell(r["uf1"], r["uf1_std"], r["uf1_ci"]),
+        cell(r["uar"], r["uar_std"], r["uar_ci"]),
+        pct(r["accuracy"], r["accuracy_std"]),
     ]
-    handles += [
-        Line2D([], [], color="black", ls="", marker=MARKERS[j % len(MARKERS)], label=t)
-        for j, t in enumerate(marker_names)
-    ]
-    if logx:
-        ax.set_xscale("log")
-    if xticks is not None:
-        ax.set_xticks(list(xticks[0]), list(xticks[1]), fontsize=7)
-        ax.minorticks_off()
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(
-        handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0
+
+
+def majority_text(data, what: str = "") -> str:
+    """What always predicting the most frequent class scores on ``data`` (``what``: which data,
+    e.g. " on 3 classes")."""
+    always = np.full_like(data.labels, np.bincount(data.labels).argmax())
+    k = data.num_classes
+    return (
+        f"Majority class{what} (always predicting the most frequent class): accuracy "
+        f"{pct(metrics.accuracy(data.labels, always))}, UF1 "
+        f"{metrics.uf1(data.labels, always, k):.3f}, UAR {metrics.uar(data.labels, always, k):.3f}."
     )
-    return fig
 
 
-def bar_figure(
-    groups: Sequence[str],
-    series: dict[str, Sequence[float | None]],
-    *,
-    ylabel: str,
-    title: str,
-    errors: dict[str, Sequence[float]] | None = None,
-    hollow: Sequence[str] = (),
-    markers: dict[str, Sequence[float | None]] | None = None,
-    intervals: dict[str, Sequence[Sequence[float]]] | None = None,
-):
-    """Grouped bars: one group per name, one bar per series (``hollow`` series drawn as outlines,
-    e.g. numbers that are not valid results); ``errors``: symmetric error bars (e.g. std),
-    ``intervals``: (low, high) error bars (e.g. a 95% interval; empty draws none);
-    ``markers``: values drawn as a black bar across their group (e.g. published numbers; None
-    draws nothing); the legend outside the axes."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 3), 4.0))
-    colours = plt.get_cmap("tab10").colors
-    width = 0.8 / max(1, len(series))
-    x = np.arange(len(groups))
-    for i, (name, values) in enumerate(series.items()):
-        v = np.array([np.nan if a is None else a for a in values], float)
-        err = None if not errors or name not in errors else errors[name]
-        if intervals and name in intervals:
-            lo_hi = np.array([iv if len(iv) == 2 else (np.nan, np.nan) for iv in intervals[name]])
-            err = np.abs(np.stack([v - lo_hi[:, 0], lo_hi[:, 1] - v]))
-        c = colours[i % len(colours)]
-        kw = dict(facecolor="none", edgecolor=c, hatch="//") if name in hollow else dict(color=c)
-        ax.bar(
-            x + (i - (len(series) - 1) / 2) * width,
-            v,
-            width * 0.95,
-            yerr=err,
-            capsize=3,
-            label=name,
-            **kw,
-        )
-    for name, values in (markers or {}).items():
-        at = [(i, float(a)) for i, a in enumerate(values) if a is not None]
-        if at:
-            ax.hlines(
-                [a for _, a in at],
-                [i - 0.42 for i, _ in at],
-                [i + 0.42 for i, _ in at],
-                colors="black",
-                linewidth=2,
-                zorder=3,
-                label=name,
-            )
-    ax.set_xticks(x, list(groups), fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    return fig
+INTERVALS_TEXT = (
+    "Intervals in brackets are 95% intervals by resampling subjects (1,000 resamples of the "
+    "held-out subjects with replacement, the score recomputed from the pooled counts; "
+    "merjax.metrics.bootstrap_ci), beside ± the standard deviation over training seeds. A "
+    "subject's samples are not independent, so resampling samples would give narrower, "
+    "over-confident intervals; with 20-30 subjects per database, differences inside these "
+    "intervals are not differences."
+)
+
+NOT_VALID_TEXT = (
+    "**The NOT VALID column is not a valid result.** It picks, for each held-out subject group, "
+    "the evaluated epoch where that group's test samples scored best, which selects on the test "
+    "set. It is shown only to measure how much that practice inflates a score; our results are "
+    "the fixed-epoch columns."
+)
 
 
-def flow_grid_figure(
-    maps_RxKxHxW: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, unit: str = "px"
-):
-    """A grid of maps (rows: Vx, Vy, M; columns: classes), one colour scale per row, with its
-    colour bar (in ``unit``) at the row's end."""
-    plt = _plt()
-    r, k = maps_RxKxHxW.shape[:2]
-    fig, axes = plt.subplots(r, k, figsize=(1.9 * k + 0.8, 1.9 * r + 0.4), squeeze=False)
-    for i in range(r):
-        lim = float(np.nanmax(np.abs(maps_RxKxHxW[i]))) or 1.0
-        signed = float(np.nanmin(maps_RxKxHxW[i])) < 0
-        for j in range(k):
-            ax = axes[i, j]
-            im = ax.imshow(
-                maps_RxKxHxW[i, j],
-                cmap="RdBu_r" if signed else "magma",
-                vmin=-lim if signed else 0,
-                vmax=lim,
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(cols[j], fontsize=8)
-            if j == 0:
-                ax.set_ylabel(rows[i], fontsize=9)
-        bar = fig.colorbar(im, ax=list(axes[i]), fraction=0.025, pad=0.02)
-        bar.set_label(unit, fontsize=7)
-        bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
-    return fig
-
-
-def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str):
-    """Cosine similarity between classes, the value in each cell (dark text on light cells)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.4, 4.2))
-    lo = min(0.0, float(np.nanmin(sim)))
-    im = ax.imshow(sim, cmap="viridis", vmin=lo, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            light = (float(sim[i, j]) - lo) / (1 - lo) > 0.6 if np.isfinite(sim[i, j]) else False
-            ax.text(
-                j,
-                i,
-                num(float(sim[i, j]), 3),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="black" if light else "white",
-            )
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("cosine similarity", fontsize=8)
-    return fig
-
-
-def matrix_figure(
-    values: np.ndarray,
-    rows: Sequence[str],
-    cols: Sequence[str],
-    title: str,
-    *,
-    notes: Sequence[Sequence[str]] | None = None,
-    label: str = "UF1",
-):
-    """A score per (row, column) on a 0-1 scale, the value and a note (e.g. an interval) in each
-    cell; NaN cells are blank but for their note."""
-    plt = _plt()
-    values = np.asarray(values, float)
-    fig, ax = plt.subplots(figsize=(1.5 * len(cols) + 2.6, 0.8 * len(rows) + 1.6))
-    im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            v = values[i, j]
-            text = "" if not np.isfinite(v) else f"{v:.3f}"
-            if notes is not None and notes[i][j]:
-                text = f"{text}\n{notes[i][j]}" if text else notes[i][j]
-            dark = not np.isfinite(v) or v > 0.6
-            ax.text(
-                j, i, text, ha="center", va="center", fontsize=7, color="black" if dark else "white"
-            )
-    ax.set_xticks(range(len(cols)), cols, fontsize=8)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label(label, fontsize=8)
-    return fig
-
-
-def spotting_figure(
-    seconds_T: np.ndarray,
-    curves: dict[str, np.ndarray],
-    levels: dict[str, float],
-    truth: Sequence[tuple[float, float, str]],
-    spotted: Sequence[tuple[float, float, str]],
-    blinks: Sequence[tuple[float, float]],
-    title: str,
-):
-    """One video over time: each curve (a spotting signal, scaled to its own maximum) with its
-    threshold dashed; ground-truth intervals shaded by kind; spotted intervals as bars above
-    the curves; blinks as ticks along the bottom."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(8.0, min(24.0, seconds_T[-1] / 8)), 3.4))
-    colours = {"micro": "tab:red", "macro": "tab:blue"}
-    for a, b, kind in truth:
-        ax.axvspan(a, b, color=colours[kind], alpha=0.15, lw=0)
-    for (name, y), c in zip(
-        curves.items(), ("tab:red", "tab:blue", "tab:purple", "tab:cyan"), strict=False
-    ):
-        top = float(np.nanmax(y)) or 1.0
-        ax.plot(seconds_T, y / top, color=c, lw=0.8, label=name)
-        if name in levels:
-            ax.axhline(levels[name] / top, color=c, ls="--", lw=0.7)
-    for a, b, kind in spotted:
-        ax.hlines(1.08 if kind == "micro" else 1.16, a, b, colors=colours[kind], lw=4)
-    for a, b in blinks:
-        ax.hlines(-0.06, a, b, colors="0.3", lw=4)
-    from matplotlib.patches import Patch
-
-    handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        Patch(color=colours["micro"], alpha=0.15, label="micro (ground truth)"),
-        Patch(color=colours["macro"], alpha=0.15, label="macro (ground truth)"),
-        plt.Line2D([], [], color="k", lw=4, label="spotted (bars above: micro, higher: macro)"),
-        plt.Line2D([], [], color="0.3", lw=4, label="blinks"),
-    ]
-    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_ylim(-0.12, 1.24)
-    ax.set_xlim(seconds_T[0], seconds_T[-1])
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("signal / its maximum")
-    ax.set_title(title, fontsize=9)
-    return fig
+def best_epoch_warning(what: str) -> str:
+    """Why published numbers on ``what`` may be inflated: the Micro-Expression Benchmark's
+    measurement of choosing epochs on test subjects."""
+    fixed, best = paper.MEB_FIXED_VS_BEST_EPOCH["STSTNet"]
+    return (
+        f"Published numbers on {what}, like many micro-expression results, may come from "
+        "choosing epochs by test results: the Micro-Expression Benchmark measured STSTNet's UF1 "
+        f"on the MEGC 2019 composite at {fixed:.3f} with a fixed number of epochs against "
+        f"{best:.3f} picking each subject's best test epoch."
+    )
 
 
 # --------------------------------------------------------------------------- prose and summary

@@ -107,7 +107,7 @@ def test_accuracy_vs_params_has_a_line_per_input():
         for r in input_study.REPRESENTATIONS
         for d in input_study.DEPTHS
     }
-    fig = input_study._params_figure(results)
+    fig = input_study._params_figure(results, True)
     ax = fig.axes[0]
     solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 4]
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
@@ -119,6 +119,10 @@ def test_accuracy_vs_params_has_a_line_per_input():
     legend = fig.legends[0] if fig.legends else ax.get_legend()
     texts = [t.get_text() for t in legend.get_texts()]
     assert {"Vx", "Vy", "Vx-Vy", "M", "paper", "1 CL", "4 CL"} <= set(texts)
+    # On data other than the paper's: no dashed line, no "paper" in the legend.
+    ax = input_study._params_figure(results, False).axes[0]
+    assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert "paper" not in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_overrides_and_their_errors():
@@ -507,3 +511,33 @@ def test_an_experiment_on_tvl1_flows(tmp_path, cache_dir):
     )
     assert "TV-L1" in s["protocol"] or "TV-L1" in (tmp_path / "w" / "report.md").read_text()
     assert s["config"]["flow"]["method"] == "tvl1" and s["config"]["flow"]["tvl1"]["num_iter"] == 5
+
+
+@pytest.mark.slow
+def test_paper_experiments_on_another_composite_name_its_classes(tmp_path, cache_dir, tiny_db):
+    """The paper's experiments on MEGC 2019's three classes: every table and figure names
+    negative / positive / surprise (not MEGC 2018's five objective classes, which the class
+    names used to default to), and no paper column stands beside numbers of other classes."""
+    runner.run(
+        "paper",
+        tmp_path,
+        profile="tiny",
+        overrides=["composite=megc2019"],
+        cache_dir=cache_dir,
+        progress=None,
+    )
+    classes = ["negative", "positive", "surprise"]
+    flow_table = _csv(tmp_path / "class_average_flow" / "table_flow.csv")
+    assert [r[0] for r in flow_table[1:]] == classes
+    with np.load(tmp_path / "class_average_flow" / "class_average_flow.npz") as f:
+        assert f["mean_flow"].shape[0] == 3
+    for table in ("table5", "table5_paper_style"):
+        sim = _csv(tmp_path / "similarity" / f"{table}.csv")
+        assert [r[0] for r in sim[1:]] == classes
+        assert all(v == "" for r in sim[1:] for v in r[2::2])  # the paper's cells: blank
+    fig7 = _csv(tmp_path / "performance" / "figure7.csv")
+    assert [r[0] for r in fig7[1:]] == classes and all(v == "" for r in fig7[1:] for v in r[2::2])
+    table4 = _csv(tmp_path / "input_study" / "table4.csv")
+    assert all(r[table4[0].index("paper")] == "" for r in table4[1:])
+    for part in ("input_study", "similarity", "performance", "depth_study"):
+        assert "The paper's columns are blank" in (tmp_path / part / "report.md").read_text()

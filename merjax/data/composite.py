@@ -101,7 +101,7 @@ COMPOSITES: dict[str, Composite] = {
 """Every composite by name (``Config.composite``)."""
 
 
-def class_labels(composite: str = "megc2018") -> list[str]:
+def class_labels(composite: str) -> list[str]:
     """Class names for tables and model folders: MEGC 2018's objective classes I-V (with the
     paper's emotion names), MEGC 2019's negative / positive / surprise, CAS(ME)^3's sets."""
     return list(spec(composite).classes)

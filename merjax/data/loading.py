@@ -78,14 +78,19 @@ class Roots:
 
 @dataclasses.dataclass
 class Data:
-    """The composite's samples and their flows, aligned."""
+    """The composite's samples and their flows, aligned, and the names of its classes."""
 
     samples: SampleList
     flows: cache.FlowSet
     source: str  # where the frames came from, for reports
-    labels: np.ndarray  # [N] int
+    labels: np.ndarray  # [N] int, indices into class_names
     subjects: list[str]
     datasets: list[str]
+    class_names: tuple[str, ...]  # the composite's classes, for tables, figures and models
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def warnings(self) -> list[str]:
@@ -175,4 +180,5 @@ def load(
         labels=np.array([s.label for s in samples], np.int32),
         subjects=[s.subject for s in samples],
         datasets=[s.dataset for s in samples],
+        class_names=spec.classes,
     )
