@@ -28,12 +28,13 @@ import dataclasses
 from merjax import context, report, setups
 from merjax import paper_numbers as paper
 from merjax.config import base
+from merjax.data import composite
 from merjax.evaluation import best_test_epoch
 from merjax.figures import bar_figure, confusion_figure
 from merjax.report import num
 from merjax.setups import FLOWS, NET_NAMES, Setup, SetupsConfig
 
-COMPOSITES = ("casme3-3", "casme3-4", "casme3-7")  # what it reads: CAS(ME)^3 alone
+READS = tuple(composite.spec(f"casme3-{k}") for k in (3, 4, 7))  # CAS(ME)^3 alone
 
 
 @dataclasses.dataclass(frozen=True)

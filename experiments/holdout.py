@@ -30,12 +30,14 @@ import numpy as np
 from merjax import context, report, setups
 from merjax import paper_numbers as paper
 from merjax.config import base
-from merjax.data.composite import DATABASES
+from merjax.data import composite
+from merjax.data.databases import NAMES as DATABASES
 from merjax.figures import matrix_figure
 from merjax.report import cell, pct
 from merjax.setups import FLOWS, NET_NAMES, Setup, SetupsConfig
 
-COMPOSITES = ("megc2018", "three-class")  # needs CASME II and SAMM; reads SMIC, CAS(ME)^3 too
+# Needs CASME II and SAMM; reads SMIC-HS and CAS(ME)^3 too.
+READS = (composite.spec("megc2018"), composite.spec("three-class"))
 DIRECTIONS = (("casme2", "samm"), ("samm", "casme2"))  # (trained on, tested on)
 
 

@@ -33,28 +33,29 @@ import numpy as np
 from merjax import context, figures, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
-from merjax.data import longvideo, synthetic_long
+from merjax.data import longvideo
 from merjax.data.intervals import KINDS
-from merjax.spotting import analysis, evaluate, learned, metrics, signal
+from merjax.spotting import learned, metrics, pipeline, signal, spot_then_recognise, spotters
 from merjax.train import TrainConfig
 
-COMPOSITES = ("long-videos",)
-DATABASES = ("casme3", "samm_lv", "casme_sq")
+READS = (longvideo.LONG_VIDEOS,)
 
 
 @dataclasses.dataclass(frozen=True)
 class SpottingConfig(Config):
     """The spotters' and the recognition network's settings."""
 
+    # merjax.spotting.spotters.NAMES, one row of the tables each (the headline: one of them)
+    spotters: tuple[str, ...] = spotters.NAMES
     spot: signal.SpotSettings = signal.SpotSettings()
     learned: learned.LearnedSettings = learned.LearnedSettings()
-    recognise: analysis.RecogniseSettings = analysis.RecogniseSettings()
+    recognise: spot_then_recognise.RecogniseSettings = spot_then_recognise.RecogniseSettings()
     # The synthetic layouts spotted when no root is given (roots given are always spotted).
-    databases: tuple[str, ...] = DATABASES
+    databases: tuple[str, ...] = longvideo.DATABASES
 
 
 def config(profile: str) -> SpottingConfig:
-    cfg = base(profile, SpottingConfig).replace(composite="long-videos", headline="learned")
+    cfg = base(profile, SpottingConfig).replace(composite=None, nets=(), headline="learned")
     if profile == "paper":  # a GPU: flows at 64x64, 28x28 features, longer training
         cfg = cfg.replace(
             spot=dataclasses.replace(cfg.spot, size=64),
@@ -83,55 +84,57 @@ def config(profile: str) -> SpottingConfig:
 
 
 def validate(cfg: SpottingConfig) -> None:
-    unknown = sorted(set(cfg.databases) - set(DATABASES))
+    unknown = sorted(set(cfg.databases) - set(longvideo.DATABASES))
     if unknown or not cfg.databases:
-        raise ValueError(f"databases: expected some of {list(DATABASES)}, got {unknown or '()'}")
+        raise ValueError(
+            f"databases: expected some of {list(longvideo.DATABASES)}, got {unknown or '()'}"
+        )
+    unknown = sorted(set(cfg.spotters) - set(spotters.NAMES))
+    if unknown or not cfg.spotters:
+        raise ValueError(
+            f"spotters: expected some of {list(spotters.NAMES)}, got {unknown or '()'}"
+        )
+    if cfg.headline not in cfg.spotters:
+        raise ValueError(f"headline {cfg.headline!r} is not one of spotters {list(cfg.spotters)}")
 
 
 def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
-    roots, source = _roots(ctx)
-    runs, info, warnings = {}, {}, []
-    for db, root in roots.items():
-        videos = longvideo.load(db, root)
-        subjects = len({v.subject for v in videos})
-        ctx.say(f"{longvideo.NAMES[db]}: {len(videos)} videos of {subjects} subjects")
-        if videos.missing:
-            warnings.append(
-                f"{longvideo.NAMES[db]}: {len(videos.missing)} annotated videos have no frames "
-                f"below {root} and are not scored (e.g. {', '.join(videos.missing[:3])})"
-            )
-            ctx.say(f"warning: {warnings[-1]}")
-        runs[db], info[db] = evaluate.database(
-            videos, cfg.spot, cfg.learned, cfg.recognise, cfg.execution, progress=ctx.progress
+    data = ctx.long_videos(cfg.databases)
+    chosen = [
+        spotters.build(name, cfg.spot, cfg.learned, cfg.execution, progress=ctx.progress)
+        for name in cfg.spotters
+    ]
+    runs, info = {}, {}
+    for db, videos in data.videos.items():
+        runs[db], info[db] = pipeline.train_and_spot(
+            videos, chosen, cfg.spot, cfg.recognise, cfg.execution, progress=ctx.progress
         )
-    rep = report.Report(
-        ctx.workdir,
+    rep = ctx.report(
         "Spotting micro- and macro-expressions in long videos, and spot-then-recognize",
+        _with_notes(data, runs),
         _protocol(cfg),
-        source,
-        warnings + [r.note for rs in runs.values() for r in rs if r.note],
     )
-    scores = _scores_table(rep, runs)
-    strs = _strs_table(rep, runs)
+    scores = _scores_table(rep, runs, cfg.spotters)
+    strs = _strs_table(rep, runs, cfg.spotters)
     _published_table(rep)
-    rep.text(*_discussion(runs, info))
-    _figures(rep, runs)
+    rep.text(*_discussion(info, cfg.spotters))
+    _figures(rep, runs, cfg.headline)
     _spotted_csv(rep, runs)
-    head = scores[("learned", "all")]
+    head, head_strs = scores[(cfg.headline, "all")], strs[(cfg.headline, "all")]
     summary = {
         "experiment": "spotting",
-        "headline": "learned spotter, all databases",
+        "headline": f"{cfg.headline} spotter, all databases",
         "line": (
             f"F1 overall {head['overall']['f1']:.3f} (micro {head['micro']['f1']:.3f}, macro "
-            f"{head['macro']['f1']:.3f}), STRS {strs[('learned', 'all')]['strs']:.3f}"
+            f"{head['macro']['f1']:.3f}), STRS {head_strs['strs']:.3f}"
         ),
         "f1_overall": head["overall"]["f1"],
         "f1_micro": head["micro"]["f1"],
         "f1_macro": head["macro"]["f1"],
-        "strs": strs[("learned", "all")]["strs"],
+        "strs": head_strs["strs"],
         "profile": cfg.profile,
-        "data": source,
+        "data": data.source,
         "scores": {f"{s}/{d}": v for (s, d), v in scores.items()},
         "strs_by": {f"{s}/{d}": v for (s, d), v in strs.items()},
         "training": info,
@@ -142,33 +145,26 @@ def run(ctx: context.Context) -> dict:
     return rep.write(summary)
 
 
-def _roots(ctx: context.Context) -> tuple[dict, str]:
-    given = {d: r for d, r in ctx.options.roots.given().items() if d in DATABASES}
-    if given:
-        return given, ", ".join(f"{longvideo.NAMES[d]} at {r}" for d, r in given.items())
-    size = "tiny" if ctx.cfg.profile == "tiny" else "full"
-    written = synthetic_long.ensure(ctx.cache_dir, size=size, seed=ctx.cfg.synthetic_seed)
-    written = {d: r for d, r in written.items() if d in ctx.cfg.databases}
-    return written, (
-        f"the synthetic long videos ({size}, seed {ctx.cfg.synthetic_seed}) in "
-        f"{next(iter(written.values())).parent}"
-    )
+def _with_notes(data, runs: dict):
+    """What the report says first: the data's warnings, then what reading each video noticed."""
+    notes = [r.note for rs in runs.values() for r in rs if r.note]
+    return dataclasses.replace(data, warnings=data.warnings + notes)
 
 
 def _pairs(runs: dict, spotter: str, db: str | None = None):
     """``(spotted, truth)`` per video; the truth's emotions as MEGC 2019's classes."""
     return [
-        (r.spotted.get(spotter, r.results[spotter].intervals), analysis.truth(r.video.intervals, d))
+        (r.spotted[spotter], spot_then_recognise.truth(r.video.intervals, d))
         for d, rs in runs.items()
         if db in (None, d)
         for r in rs
-        if spotter in r.results
+        if spotter in r.spotted
     ]
 
 
-def _scores_table(rep: report.Report, runs: dict) -> dict:
+def _scores_table(rep: report.Report, runs: dict, names) -> dict:
     shown, raw, out = [], [], {}
-    for spotter in evaluate.SPOTTERS:
+    for spotter in names:
         for db in [*runs, "all"]:
             pairs = _pairs(runs, spotter, None if db == "all" else db)
             if not pairs:
@@ -207,9 +203,9 @@ def _scores_table(rep: report.Report, runs: dict) -> dict:
     return out
 
 
-def _strs_table(rep: report.Report, runs: dict) -> dict:
+def _strs_table(rep: report.Report, runs: dict, names) -> dict:
     shown, out = [], {}
-    for spotter in evaluate.SPOTTERS:
+    for spotter in names:
         for db in [*runs, "all"]:
             pairs = _pairs(runs, spotter, None if db == "all" else db)
             if not pairs:
@@ -272,7 +268,7 @@ def _published_table(rep: report.Report) -> None:
     )
 
 
-def _discussion(runs: dict, info: dict) -> list[str]:
+def _discussion(info: dict, names) -> list[str]:
     lines = [
         "Published results (table `published`) were read from their authors' own result tables: "
         f"{paper.SPOTTING_SOURCES}. Only the MEGC 2022 rows were measured on unseen "
@@ -283,14 +279,17 @@ def _discussion(runs: dict, info: dict) -> list[str]:
         "= mean + p (max - mean) of each video's own signal), never tuned on test subjects.",
     ]
     for db, i in info.items():
+        trained = "; ".join(f"{n} spotter {i[n]}" for n in names if n in i)
         lines.append(
-            f"{longvideo.NAMES[db]}: training {i.get('learned')}; recognition "
+            f"{longvideo.NAMES[db]}: {trained + '; ' if trained else ''}recognition "
             f"{i.get('recognition')}."
         )
     return lines
 
 
-def _figures(rep: report.Report, runs: dict) -> None:
+def _figures(rep: report.Report, runs: dict, headline: str) -> None:
+    """One figure per video: every spotter's signals, the headline spotter's intervals (or,
+    where it could not be fitted, the first spotter's)."""
     for db, rs in runs.items():
         for r in rs:
             v = r.video
@@ -305,7 +304,8 @@ def _figures(rep: report.Report, runs: dict) -> None:
                 for kind in KINDS:
                     name = f"{spotter} {kind}"
                     curves[name], levels[name] = res.signals[kind], res.thresholds[kind]
-            spotted = r.spotted.get("learned", r.results["training-free"].intervals)
+            shown = headline if headline in r.spotted else next(iter(r.spotted))
+            spotted = r.spotted[shown]
             rep.figure(
                 f"video_{db}_{v.name.replace('/', '_')}",
                 figures.spotting_figure(
@@ -315,10 +315,11 @@ def _figures(rep: report.Report, runs: dict) -> None:
                     [(s(g.onset), s(g.offset), g.kind) for g in v.intervals],
                     [(s(i.onset), s(i.offset), i.kind) for i in spotted],
                     [(s(a), s(b)) for a, b in v.blinks],
-                    f"{longvideo.NAMES[db]} {v.name}: signals, ground truth, spotted (learned)",
+                    f"{longvideo.NAMES[db]} {v.name}: signals, ground truth, spotted ({shown})",
                 ),
                 f"{longvideo.NAMES[db]} {v.name}: each spotter's signal per kind (dashed: its "
-                "threshold), ground truth shaded, the learned spotter's intervals as bars, blinks.",
+                f"threshold), ground truth shaded, the {shown} spotter's intervals as bars, "
+                "blinks.",
             )
 
 
@@ -331,8 +332,8 @@ def _spotted_csv(rep: report.Report, runs: dict) -> None:
     w.writerow(["database", "video", "spotter", "onset", "apex", "offset", "kind", "class"])
     for db, rs in runs.items():
         for r in rs:
-            for spotter in r.results:
-                for i in r.spotted.get(spotter, r.results[spotter].intervals):
+            for spotter, found in r.spotted.items():
+                for i in found:
                     w.writerow(
                         [
                             db,

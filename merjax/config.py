@@ -36,7 +36,9 @@ class Config:
     """What one experiment trains, on what, and how."""
 
     profile: str = "paper"
-    composite: str = "megc2018"  # merjax.data.composite.COMPOSITES: megc2019, casme3-7, ...
+    # The clips it trains on (merjax.data.composite.COMPOSITES: megc2019, casme3-7, ...); None
+    # for an experiment that reads none (spotting reads long videos).
+    composite: str | None = "megc2018"
     # The networks a paper experiment trains (merjax.models.by_name names), one row of its table
     # each; an experiment that names its rows otherwise (setups, spotters) leaves it empty.
     nets: tuple[str, ...] = ("vy-3cl",)
@@ -68,7 +70,8 @@ class Config:
         from merjax.models.layers import resolve_conv_impl
 
         resolve_conv_impl(self.conv_impl)  # a clear error for an unknown formulation
-        composite.spec(self.composite)  # and for an unknown composite
+        if self.composite is not None:
+            composite.spec(self.composite)  # and for an unknown composite
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

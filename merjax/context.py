@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from merjax import evaluation, report
@@ -61,7 +61,9 @@ class Context:
             self.cache_dir = self.workdir / "cache"
         self.progress = progress
         # A parent (the `paper` experiment) shares its data and trained networks.
-        self._datasets: dict[tuple, loading.Data] = parent._datasets if parent else {}
+        self._datasets: dict[tuple, loading.Data | loading.LongVideos] = (
+            parent._datasets if parent else {}
+        )
         self._results: dict[tuple, NetResult] = parent._results if parent else {}
         self.keep_features: set[str] = parent.keep_features if parent else set()
 
@@ -84,6 +86,8 @@ class Context:
         """The samples and flows this config asks for; loaded once per run (and shared with a
         parent's other parts)."""
         c, key = self.cfg, self._data_key()
+        if c.composite is None:
+            raise ValueError("this experiment reads no clips (its config's composite is None)")
         if key not in self._datasets:
             self._datasets[key] = loading.load(
                 c.composite,
@@ -96,6 +100,22 @@ class Context:
                 on_error=c.on_error,
                 bit_depth=c.bit_depth,
                 num_folds=c.num_folds,
+                progress=self.progress,
+            )
+        return self._datasets[key]
+
+    def long_videos(self, names: Sequence[str]) -> loading.LongVideos:
+        """The long videos of every database whose root was given, or without roots the
+        synthetic ones in the layouts of ``names``; loaded once per run."""
+        c = self.cfg
+        key = ("long videos", self.options.roots, tuple(names), c.synthetic, c.synthetic_seed)
+        if key not in self._datasets:
+            self._datasets[key] = loading.load_long_videos(
+                self.options.roots,
+                names,
+                self.cache_dir,
+                synthetic_size=c.synthetic,
+                synthetic_seed=c.synthetic_seed,
                 progress=self.progress,
             )
         return self._datasets[key]

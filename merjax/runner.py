@@ -37,6 +37,8 @@ from pathlib import Path
 from merjax import config as config_lib
 from merjax import environment, files
 from merjax.context import Context, RunOptions
+from merjax.data import composite
+from merjax.data.databases import DatabaseSet
 from merjax.data.loading import Roots
 
 log = logging.getLogger(__name__)
@@ -159,10 +161,12 @@ def validate(module: types.ModuleType, cfg: config_lib.Config) -> None:
             raise ValueError(str(e)) from None
 
 
-def composites(module: types.ModuleType, cfg: config_lib.Config) -> tuple[str, ...]:
-    """The composites an experiment reads: its ``COMPOSITES`` (the first, its headline data),
-    else its config's."""
-    return tuple(getattr(module, "COMPOSITES", (cfg.composite,)))
+def reads(module: types.ModuleType, cfg: config_lib.Config) -> tuple[DatabaseSet, ...]:
+    """The data an experiment reads: its ``READS`` (sets of databases, the first its headline
+    data: composites of clips, or long videos), else its config's composite."""
+    if hasattr(module, "READS"):
+        return tuple(module.READS)
+    return (composite.spec(cfg.composite),)
 
 
 def run(
@@ -203,7 +207,7 @@ def run(
     name = Path(module.__file__).stem
     cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
     validate(module, cfg)
-    options.roots.check(composites(module, cfg))
+    options.roots.check(reads(module, cfg))
     workdir = files.writable_dir(workdir, "--workdir")
     if options.cache_dir is not None:
         files.writable_dir(options.cache_dir, "--cache_dir")

@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 
 from merjax import runner
-from merjax.data import casme3, composite, emotions
+from merjax.data import casme3, composite, emotions, longvideo
 from merjax.data.loading import Roots
 from merjax.errors import DataError
 
@@ -109,11 +109,14 @@ def _message(call) -> str:
 def test_a_database_given_twice_and_roots_an_experiment_does_not_read(tmp_path):
     with pytest.raises(ValueError, match="--casme2_root and --casme3_root are the same folder"):
         Roots(casme2=tmp_path, casme3=tmp_path / ".")
+    holdout = (composite.spec("megc2018"), composite.spec("three-class"))
     with pytest.raises(ValueError, match="--smic_root is not read"):
-        Roots(casme2="/a", samm="/b", smic="/c").check(("megc2018",))
-    Roots(casme2="/a", samm="/b", smic="/c").check(("megc2018", "three-class"))
+        Roots(casme2="/a", samm="/b", smic="/c").check(holdout[:1])
+    Roots(casme2="/a", samm="/b", smic="/c").check(holdout)
     with pytest.raises(ValueError, match=r"needs --casme2_root and --samm_root"):
-        Roots(casme3="/c").check(("megc2018", "three-class"))
+        Roots(casme3="/c").check(holdout)
+    with pytest.raises(ValueError, match=r"--casme2_root is not read .*long videos"):
+        Roots(casme2="/a", casme3="/c").check((longvideo.LONG_VIDEOS,))
 
 
 def _fake_part_a(root: Path) -> None:

@@ -16,7 +16,8 @@ from merjax.data import longvideo, synthetic_long
 from merjax.data.intervals import Interval
 from merjax.errors import DataError, Interrupted
 from merjax.flow import FlowSettings
-from merjax.spotting import learned, signal, stream
+from merjax.spotting import learned, pipeline, signal, spot_then_recognise, spotters, stream
+from merjax.train import TrainConfig
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations" / "casme3"
 
@@ -312,6 +313,30 @@ def test_spotting_experiment_end_to_end(tmp_path, cache_dir, long_db):
     softnet = [r for r in published if r["method"] == "SOFTNet" and r["database"] == "samm_lv"]
     assert softnet[0]["f1_overall"] == "0.1881"  # as its authors' table writes it
     assert json.loads((tmp_path / "summary.json").read_text())["line"].startswith("F1 overall")
+
+
+def test_spotters_are_values_the_pipeline_loops_over(long_db):
+    """A spotter is a value. The training-free one, through the pipeline, spots what
+    signal.spot spots on the same frames (the same rules on the same signal); a spotter of the
+    user's own (one that never fires) runs beside it with no name tested anywhere; the learned
+    one cannot be fitted on one subject, so it is left out and says why, and the pipeline goes
+    on."""
+    video = longvideo.load("casme3", long_db["casme3"])[0]
+    spot = signal.SpotSettings(size=24, batch=64)
+
+    def never(scores, v):
+        return signal.SpotResult([], scores, {}, v.ks, {})
+
+    quiet = spotters.Spotter("quiet", 0, lambda videos, folds: ((), {}), lambda _, v: {}, never)
+    chosen = [spotters.build("training-free", spot), quiet, spotters.build("learned", spot)]
+    recognise = spot_then_recognise.RecogniseSettings(size=8, train=TrainConfig(epochs=1))
+    (run,), info = pipeline.train_and_spot([video], chosen, spot, recognise)
+    assert list(run.results) == ["training-free", "quiet"] and run.spotted["quiet"] == []
+    assert "two subjects" in info["learned"]["why"] and not info["recognition"]["trained"]
+    frames, _, _ = signal.read_frames(video.paths(), spot.size, where=video.name)
+    alone = signal.spot(frames, video.fps, video.numbers, spot)
+    assert run.results["training-free"].intervals == alone.intervals
+    assert run.spotted["training-free"] == alone.intervals  # not recognised: as spotted
 
 
 def test_a_stream_without_a_face_is_spotted_on_whole_frames_and_says_so():

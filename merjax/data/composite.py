@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from merjax.data import casme2, casme3, emotions, samm, smic
+from merjax.data.databases import DatabaseSet
 from merjax.data.emotions import MEGC2019_CLASSES
 from merjax.data.frames import replace
 from merjax.data.sample import OBJECTIVE_CLASSES, SampleList
@@ -32,70 +33,35 @@ MEGC2018_CLASSES: tuple[str, ...] = OBJECTIVE_CLASSES[:5]
 
 EMOTION_NAMES = ("happiness", "surprise", "anger", "disgust", "sadness")
 """The paper's names for objective classes I-V (its Tables 5-7 and Figures 6-7)."""
-DATABASES = {
-    "casme2": "CASME II",
-    "samm": "SAMM",
-    "smic": "SMIC-HS",
-    "casme3": "CAS(ME)^3",
-    "samm_lv": "SAMM Long Videos",
-    "casme_sq": "CAS(ME)^2",
-}
-"""The databases merjax reads, by the name of their ``--<name>_root`` flag and in reports."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Composite:
-    """What a composite is made of: the databases it needs (all of ``needs``, or with
-    ``at_least``, that many of them) and its classes."""
+class Composite(DatabaseSet):
+    """A composite of clips: the databases it needs (:class:`DatabaseSet`) and its classes."""
 
-    title: str
-    needs: tuple[str, ...]
-    classes: tuple[str, ...]
-    at_least: int | None = None  # None: every database in needs
-
-    def missing(self, given: set[str]) -> str | None:
-        """Why ``given`` databases do not make this composite (None when they do)."""
-        flags = " and ".join(f"--{d}_root" for d in self.needs)
-        if self.at_least is None:
-            if not set(self.needs) <= given:
-                return f"the {self.title} needs {flags}"
-            return None
-        if len(given & set(self.needs)) < self.at_least:
-            return (
-                f"the {self.title} needs at least {self.at_least} of "
-                f"{', '.join(f'--{d}_root' for d in self.needs)}"
-            )
-        return None
+    classes: tuple[str, ...] = ()
 
 
 COMPOSITES: dict[str, Composite] = {
     "megc2018": Composite(
         "MEGC 2018 composite (CASME II + SAMM)",
         ("casme2", "samm"),
-        tuple(f"{c} ({n})" for c, n in zip(MEGC2018_CLASSES, EMOTION_NAMES, strict=True)),
+        classes=tuple(f"{c} ({n})" for c, n in zip(MEGC2018_CLASSES, EMOTION_NAMES, strict=True)),
     ),
     "megc2019": Composite(
         "MEGC 2019 composite (SMIC-HS + CASME II + SAMM)",
         ("smic", "casme2", "samm"),
-        MEGC2019_CLASSES,
+        classes=MEGC2019_CLASSES,
     ),
     **{
-        f"casme3-{k}": Composite(f"CAS(ME)^3 Part A ({k} classes)", ("casme3",), names)
+        f"casme3-{k}": Composite(f"CAS(ME)^3 Part A ({k} classes)", ("casme3",), classes=names)
         for k, names in casme3.CLASS_NAMES.items()
     },
     "three-class": Composite(
         "MEGC 2019 classes over every database given",
         ("smic", "casme2", "samm", "casme3"),
-        MEGC2019_CLASSES,
         at_least=2,
-    ),
-    # Long videos (merjax.data.longvideo reads them; spotting's recognition uses MEGC 2019's
-    # classes).
-    "long-videos": Composite(
-        "long videos of CAS(ME)^3, SAMM Long Videos and CAS(ME)^2",
-        ("casme3", "samm_lv", "casme_sq"),
-        MEGC2019_CLASSES,
-        at_least=1,
+        classes=MEGC2019_CLASSES,
     ),
 }
 """Every composite by name (``Config.composite``)."""
@@ -138,7 +104,7 @@ def database(name: str, root: str | Path, **options) -> SampleList:
         return smic.load(root, **common)
     if name == "casme3":
         return casme3.load(root, classes=7, **common)
-    raise ValueError(f"unknown database {name!r}; expected one of {', '.join(DATABASES)}")
+    raise ValueError(f"unknown database {name!r}; expected one of casme2, samm, smic, casme3")
 
 
 def megc2018(casme2_root: str | Path, samm_root: str | Path, **options) -> SampleList:
@@ -198,8 +164,6 @@ def load(name: str, roots: Mapping[str, str | Path], **options) -> SampleList:
         return megc2019(roots["smic"], roots["casme2"], roots["samm"], **options)
     if name == "three-class":
         return three_class(roots, **options)
-    if name == "long-videos":
-        raise ValueError("long videos are not clips: merjax.data.longvideo reads them")
     k = int(name.rpartition("-")[2])
     return relabel(
         database("casme3", roots["casme3"], **options), casme3.CLASS_SETS[k], casme3.CLASS_NAMES[k]

@@ -1,8 +1,10 @@
-"""The data of an experiment: a composite's samples and their flows, loaded once.
+"""The data of an experiment: a composite's samples and their flows (:func:`load`), or the long
+videos it spots (:func:`load_long_videos`).
 
-From the databases' roots (:class:`Roots`; which ones a composite needs:
-:mod:`merjax.data.composite`) or, with no roots, from the synthetic database written into the
-cache folder; flows come from the flow cache (:mod:`merjax.data.cache`).
+From the databases' roots (:class:`Roots`; which ones an experiment needs: the
+:class:`~merjax.data.databases.DatabaseSet` it reads) or, with no roots, from the synthetic
+databases written into the cache folder; flows come from the flow cache
+(:mod:`merjax.data.cache`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from merjax.data import cache, casme3, composite, synthetic
+from merjax.data import cache, casme3, composite, databases, longvideo, synthetic, synthetic_long
+from merjax.data.databases import DatabaseSet
 from merjax.data.sample import SampleList
 from merjax.flow import FlowSettings
 
@@ -53,25 +56,25 @@ class Roots:
             if getattr(self, f.name) is not None
         }
 
-    def check(self, composites: Sequence[str]) -> None:
-        """A ValueError naming what is missing when the roots given do not make the first of
-        ``composites`` (an experiment's headline data), or naming a root none of them reads.
-        No roots at all is always fine: the synthetic database has every database."""
+    def check(self, reads: Sequence[DatabaseSet]) -> None:
+        """A ValueError naming what is missing when the roots given do not make the first set
+        of ``reads`` (an experiment's headline data), or naming a root none of them reads. No
+        roots at all is always fine: the synthetic databases have every database."""
         given = set(self.given())
         if not given:
             return
-        why = composite.spec(composites[0]).missing(given)
+        why = reads[0].missing(given)
         if why:
             raise ValueError(
                 f"{why} (or no root at all: the synthetic database); given: "
                 + ", ".join(f"--{d}_root" for d in sorted(given))
             )
-        used = {d for c in composites for d in composite.spec(c).needs}
+        used = {d for s in reads for d in s.needs}
         unused = sorted(given - used)
         if unused:
             raise ValueError(
                 f"--{unused[0]}_root is not read by this experiment (it reads the "
-                + " and the ".join(composite.spec(c).title for c in composites)
+                + " and the ".join(s.title for s in reads)
                 + ")"
             )
 
@@ -139,9 +142,7 @@ def load(
         )
     else:
         cache_name = "real"
-        source = ", ".join(
-            f"{composite.DATABASES[d]} at {given[d]}" for d in spec.needs if d in given
-        )
+        source = ", ".join(f"{databases.NAMES[d]} at {given[d]}" for d in spec.needs if d in given)
     given = {d: r for d, r in given.items() if d in spec.needs}
     why = spec.missing(set(given))
     if why:
@@ -182,3 +183,50 @@ def load(
         datasets=[s.dataset for s in samples],
         class_names=spec.classes,
     )
+
+
+@dataclasses.dataclass
+class LongVideos:
+    """The long videos of each database an experiment spots, and where they came from."""
+
+    videos: dict[str, longvideo.VideoList]  # by database (longvideo.DATABASES)
+    source: str  # for reports
+    warnings: list[str]  # what a report must say first: annotated videos without frames
+
+
+def load_long_videos(
+    roots: Roots,
+    names: Sequence[str],
+    cache_dir: str | Path,
+    *,
+    synthetic_size: str = "full",
+    synthetic_seed: int = 0,
+    progress: Callable[[str], None] | None = log.info,
+) -> LongVideos:
+    """The long videos of every database whose root is given, or with none given, of the
+    synthetic long videos in the layouts of ``names`` (written into the cache folder on first
+    use). Videos a database annotates but whose frames are missing are listed in the warnings,
+    never silently dropped."""
+    say = progress or (lambda _: None)
+    given = {d: r for d, r in roots.given().items() if d in longvideo.DATABASES}
+    if given:
+        source = ", ".join(f"{longvideo.NAMES[d]} at {r}" for d, r in given.items())
+    else:
+        written = synthetic_long.ensure(cache_dir, size=synthetic_size, seed=synthetic_seed)
+        given = {d: r for d, r in written.items() if d in names}
+        source = (
+            f"the synthetic long videos ({synthetic_size}, seed {synthetic_seed}) in "
+            f"{next(iter(given.values())).parent}"
+        )
+    videos, warnings = {}, []
+    for db, root in given.items():
+        found = videos[db] = longvideo.load(db, root)
+        subjects = len({v.subject for v in found})
+        say(f"{longvideo.NAMES[db]}: {len(found)} videos of {subjects} subjects")
+        if found.missing:
+            warnings.append(
+                f"{longvideo.NAMES[db]}: {len(found.missing)} annotated videos have no frames "
+                f"below {root} and are not scored (e.g. {', '.join(found.missing[:3])})"
+            )
+            say(f"warning: {warnings[-1]}")
+    return LongVideos(videos, source, warnings)

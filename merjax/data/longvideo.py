@@ -38,10 +38,16 @@ from pathlib import Path
 
 from merjax.data import casme3 as casme3_lib
 from merjax.data import frames as frames_lib
+from merjax.data.databases import DatabaseSet
 from merjax.data.intervals import Interval
 from merjax.data.spreadsheets import as_str, find_file, read_table, sheet_rows
 from merjax.errors import DataError
 
+DATABASES = ("casme3", "samm_lv", "casme_sq")
+LONG_VIDEOS = DatabaseSet(
+    "long videos of CAS(ME)^3, SAMM Long Videos and CAS(ME)^2", DATABASES, at_least=1
+)
+"""What a spotting experiment reads: the long videos of one or more of the three databases."""
 FPS = {"casme3": 30.0, "samm_lv": 200.0, "casme_sq": 30.0}
 NAMES = {"casme3": "CAS(ME)^3 Part A", "samm_lv": "SAMM Long Videos", "casme_sq": "CAS(ME)^2"}
 CASME3_FILE = "CAS(ME)3_part_A_v2.xls"

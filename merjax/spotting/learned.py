@@ -11,9 +11,9 @@ pseudo-label of the same idea). The network is STSTNet's architecture (the field
 three-stream baseline) with six input channels and three outputs. Positives are rare (a few in a
 hundred frames): they are repeated in the training items until they are about a fifth of them.
 Every ``stride``-th frame is an item; the held-out scores (the softmax of the micro and macro
-classes, averaged over seeds) are interpolated back to every frame, smoothed over k/2 frames,
-and peak-picked as the training-free signal is (:func:`merjax.spotting.signal.intervals_from`),
-the threshold fixed beforehand -- never chosen on test subjects.
+classes, averaged over seeds) are interpolated back to every frame and smoothed over k/2
+frames; the spotter value (:func:`merjax.spotting.spotters.learned`) peak-picks them as the
+training-free signal is, the threshold fixed beforehand -- never chosen on test subjects.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np
 from merjax import models, train
 from merjax.data.intervals import KINDS, Interval
 from merjax.spotting.metrics import iou
-from merjax.spotting.signal import SpotResult, intervals_from
 from merjax.train import Execution, TrainConfig
 
 
@@ -75,22 +74,24 @@ def _balanced(labels: np.ndarray, share: float) -> np.ndarray:
     return np.sort(np.concatenate([neg, np.repeat(pos, reps)]))
 
 
-def spot_loso(
+def held_out_scores(
     features: Sequence[np.ndarray],
     numbers: Sequence[Sequence[int]],
     truths: Sequence[Sequence[Interval]],
     subjects: Sequence[str],
     ks: Sequence[dict],
-    p: float,
+    folds: Sequence[Sequence[str]],
     settings: LearnedSettings = LearnedSettings(),
     execution: Execution = Execution(),
     *,
     progress: Callable[[str], None] | None = None,
     workdir=None,
-) -> tuple[list[SpotResult], dict]:
-    """Trains the spotter leave-one-subject-out over the videos (``features[i]``: ``[T_i, f,
-    f, 6]``, the micro and macro maps side by side) and spots each video with the run that did
-    not see its subject. Returns one :class:`SpotResult` per video and a training summary."""
+) -> tuple[list[dict[str, np.ndarray]], dict]:
+    """Trains the spotter over the videos (``features[i]``: ``[F_i, f, f, 6]``, the micro and
+    macro maps side by side), one run per fold (``folds``: groups of subjects, each held out by
+    its run; all folds at once), and scores every frame of each video with the run that did not
+    see its subject. Returns per video its scores by kind (``[F_i]``, smoothed, interpolated to
+    every frame) and a training summary."""
     items, item_labels, item_subjects, owner = [], [], [], []
     for v, (feats, nums, truth) in enumerate(zip(features, numbers, truths, strict=True)):
         labels = labels_of(len(feats), nums, truth, ks[v])
@@ -115,6 +116,7 @@ def spot_loso(
         subj[keep].tolist(),
         settings.train,
         execution,
+        groups=[list(g) for g in folds],
         progress=progress,
         workdir=workdir,
     )
@@ -131,7 +133,7 @@ def spot_loso(
             full = np.interp(np.arange(n), at, p_items[:, c])
             w = max(1, ks[v][kind] // 2)
             scores[kind] = np.convolve(full, np.ones(w) / w, mode="same")
-        out.append(intervals_from(scores, ks[v], p, numbers[v]))
+        out.append(scores)
     summary = {
         "items": int(len(y)),
         "positives": {kind: int((y == c).sum()) for c, kind in enumerate(KINDS, start=1)},

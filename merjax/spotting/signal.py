@@ -99,7 +99,7 @@ class SpotSettings:
 
 
 def region_weights(size: int, names: Sequence[str]) -> np.ndarray:
-    """``[R, size * size]``: each region's pixels, weights summing to 1 (a region's mean)."""
+    """``[A, size * size]``: each region's pixels, weights summing to 1 (a region's mean)."""
     out = np.zeros((len(names), size, size), np.float32)
     for i, name in enumerate(names):
         x0, y0, x1, y1 = REGIONS[name]
@@ -111,7 +111,7 @@ def region_weights(size: int, names: Sequence[str]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
-    """Jitted ``(first [B, S, S], second [B, S, S]) -> (motion [B, R], features)``: each
+    """Jitted ``(first [B, H, W], second [B, H, W]) -> (motion [B, A], features)``: each
     region's flow length after the nose's flow is taken off; with ``feature_size`` the flow,
     eyes zeroed, as (Vx, Vy, strain) maps ``[B, f, f, 3]`` for the learned spotter."""
     names = settings.regions()
@@ -139,21 +139,21 @@ def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
 
 
 def motion_pairs(
-    first_BxSxS: np.ndarray, second_BxSxS: np.ndarray, settings: SpotSettings, feature_size: int = 0
+    first_BxHxW: np.ndarray, second_BxHxW: np.ndarray, settings: SpotSettings, feature_size: int = 0
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(motion [B, R], features or None)`` of explicit frame pairs (a batch shape the caller
+    """``(motion [B, A], features or None)`` of explicit frame pairs (a batch shape the caller
     keeps fixed, so that one program serves a stream)."""
-    m, f = _motion_program(settings, feature_size)(first_BxSxS, second_BxSxS)
+    m, f = _motion_program(settings, feature_size)(first_BxHxW, second_BxHxW)
     return np.asarray(m), (None if f is None else np.asarray(f))
 
 
 def motion(
-    frames_TxSxS: np.ndarray, k: int, settings: SpotSettings, *, feature_size: int = 0
+    frames_FxHxW: np.ndarray, k: int, settings: SpotSettings, *, feature_size: int = 0
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(motion [T, R], features [T, f, f, 3] or None)`` for flows from frame t - k to t; the
+    """``(motion [F, A], features [F, f, f, 3] or None)`` for flows from frame t - k to t; the
     first k frames (no earlier frame) are 0. In batches of ``settings.batch`` pairs, the last
     padded, so one program serves the whole video."""
-    frames = np.asarray(frames_TxSxS)
+    frames = np.asarray(frames_FxHxW)
     n = len(frames)
     if n <= k:
         raise DataError(f"a video of {n} frames is too short for k = {k} (it needs more than k)")
@@ -169,13 +169,13 @@ def motion(
     return out, feats
 
 
-def signal(motion_TxR: np.ndarray, settings: SpotSettings, k: int | None = None) -> np.ndarray:
-    """The video's signal ``[T]``: per frame the mean of the ``top`` most moving regions (the
+def signal(motion_FxA: np.ndarray, settings: SpotSettings, k: int | None = None) -> np.ndarray:
+    """The video's signal ``[F]``: per frame the mean of the ``top`` most moving regions (the
     nose, the reference, left out). With ``k``, each region's motion at t is the mean of the
     flows t - k -> t and t -> t + k (the latter as the motion at t + k): as the MEGC baselines
     compare a frame with both its head and tail frames, an expression that rises and returns
     gives one peak, at its apex, and a head movement that stays gives half of one."""
-    m = np.asarray(motion_TxR)
+    m = np.asarray(motion_FxA)
     if k:
         later = np.zeros_like(m)
         later[:-k] = m[k:]
@@ -186,9 +186,9 @@ def signal(motion_TxR: np.ndarray, settings: SpotSettings, k: int | None = None)
     return m[:, : settings.top].mean(1)
 
 
-def threshold(signal_T: np.ndarray, k: int, p: float) -> float:
+def threshold(signal_F: np.ndarray, k: int, p: float) -> float:
     """``mean + p (max - mean)`` of the signal from frame k on (earlier frames have no flow)."""
-    s = np.asarray(signal_T)[k:]
+    s = np.asarray(signal_F)[k:]
     return float(s.mean() + p * (s.max() - s.mean())) if len(s) else float("inf")
 
 
@@ -200,10 +200,10 @@ def is_peak(window: np.ndarray, at: int, level: float) -> bool:
     return bool(w[at] >= level and w[at] == w.max() and np.argmax(w) == at)
 
 
-def peaks(signal_T: np.ndarray, k: int, level: float) -> list[int]:
+def peaks(signal_F: np.ndarray, k: int, level: float) -> list[int]:
     """Frames t >= k that are peaks (:func:`is_peak`) of the signal: earlier frames, which
     have no flow, are in no window."""
-    s = np.asarray(signal_T, np.float64)
+    s = np.asarray(signal_F, np.float64)
     return [
         t
         for t in range(k, len(s))
@@ -273,12 +273,12 @@ def is_short(scores: dict[str, np.ndarray], ks: dict[str, int], t: int, ratio: f
 
 
 def spot(
-    frames_TxSxS: np.ndarray, fps: float, numbers: Sequence[int], settings: SpotSettings
+    frames_FxHxW: np.ndarray, fps: float, numbers: Sequence[int], settings: SpotSettings
 ) -> SpotResult:
     """Micro- and macro-expression intervals of one video (face crops at ``settings.size``)."""
     ks = {kind: settings.k(kind, fps) for kind in KINDS}
     signals = {
-        kind: signal(motion(frames_TxSxS, ks[kind], settings)[0], settings, ks[kind])
+        kind: signal(motion(frames_FxHxW, ks[kind], settings)[0], settings, ks[kind])
         for kind in KINDS
     }
     return intervals_from(signals, ks, settings.threshold, numbers, settings.micro_ratio)
@@ -287,7 +287,7 @@ def spot(
 def read_frames(
     paths: Sequence[str], size: int, *, where: str, box: faces.Box | None = None
 ) -> tuple[np.ndarray, faces.Box | None, str]:
-    """``([T, size, size] uint8, box, note)``: every frame, face-cropped with one box (``box``,
+    """``([F, size, size] uint8, box, note)``: every frame, face-cropped with one box (``box``,
     or by :func:`merjax.data.faces.box_on_first_frame`: found on the first frame, else the
     whole frame and a note) and resized. Decoding runs in threads (OpenCV releases the GIL)."""
     note = ""

@@ -79,7 +79,7 @@ class StreamSpotter:
         self._small: collections.deque = collections.deque(maxlen=keep)  # spotting crops
         self._model: collections.deque = collections.deque(maxlen=keep)  # model-size crops
         self._arrived: collections.deque = collections.deque(maxlen=keep)  # wall clock
-        self._motion = {k: collections.deque(maxlen=keep) for k in KINDS}  # [R] per frame
+        self._motion = {k: collections.deque(maxlen=keep) for k in KINDS}  # [A] per frame
         self._window = max(1, int(window_s * fps))
         # No peak is decided in the first warmup_s seconds: they fill the threshold's window.
         self._warmup = int(warmup_s * fps)
