@@ -6,6 +6,9 @@
 - :func:`commit`: several files at once, all written to temporaries first and renamed only when
   every one is complete, so a run never leaves a mix of an old run's files and a new run's.
 - :func:`replace_dir`: a folder built beside the target and swapped in when complete.
+- :func:`new_dir` and :func:`written_once`: a folder built in a private temporary beside the
+  target and renamed into place when complete; ``written_once`` is a cache keyed by a stamp,
+  where writers that start together each build their own and the first to finish wins.
 - :func:`move_aside`: renames a file or folder to a free ``<name>.<suffix>[.N]`` instead of
   deleting it.
 - :class:`WorkdirLock`: one run per workdir (``fcntl.flock`` on ``<workdir>/.merjax.lock``).
@@ -19,6 +22,7 @@ import datetime
 import errno
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -119,6 +123,94 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
     os.replace(tmp, path)
     if old is not None:  # superseded by a complete copy: this is the replace the caller asked for
         shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _private_dir(path: Path) -> Path:
+    """A temporary folder beside ``path`` that no other writer uses (pid and a random part),
+    with the permissions a plain new folder gets (mkdtemp's are the owner's only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+        with contextlib.suppress(FileExistsError):
+            tmp.mkdir()
+            return tmp
+
+
+def _build(path: Path, build: Callable[[Path], None], stamp: Mapping | None, stamp_file: str):
+    """``build`` into a private folder, then the stamp (last: a folder without it is not done);
+    returns the folder. A failure removes it (it was never anyone's)."""
+    tmp = _private_dir(path)
+    try:
+        build(tmp)
+        if stamp is not None:
+            (tmp / stamp_file).write_text(json.dumps(stamp, indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def new_dir(
+    path: str | Path,
+    build: Callable[[Path], None],
+    *,
+    stamp: Mapping | None = None,
+    stamp_file: str = "stamp.json",
+) -> Path:
+    """A new folder ``path`` whole or not at all: ``build(tmp)`` fills a private folder beside
+    it, which is renamed to ``path`` when complete (with ``stamp`` written into
+    ``stamp_file`` last). ``path`` must not exist, or be an empty folder."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{str(path)!r} exists and is not an empty folder")
+    tmp = _build(path, build, stamp, stamp_file)
+    try:
+        if path.exists():
+            path.rmdir()
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _stamped(path: Path, stamp: Mapping, stamp_file: str) -> bool:
+    try:
+        return json.loads((path / stamp_file).read_text()) == json.loads(json.dumps(stamp))
+    except (OSError, ValueError):
+        return False
+
+
+def written_once(
+    path: str | Path,
+    build: Callable[[Path], None],
+    *,
+    stamp: Mapping,
+    stamp_file: str = "stamp.json",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """``path`` when its ``stamp_file`` holds ``stamp`` (the cache key: what built it), else
+    built by ``build`` as :func:`new_dir` builds. Several writers may start together (two
+    experiments on one empty cache): each builds in its own private folder, the first to
+    finish renames it into place, and the others find it there and remove their own copy.
+    A folder at ``path`` with another or no stamp (damaged, or built by other code) is moved
+    aside, not deleted."""
+    path = Path(path)
+    if _stamped(path, stamp, stamp_file):
+        return path
+    if path.exists():
+        with contextlib.suppress(FileNotFoundError):  # another writer moved it already
+            aside = move_aside(path, "stale")
+            if progress:
+                progress(f"{path} does not hold what its stamp should say: moved to {aside}")
+    tmp = _build(path, build, stamp, stamp_file)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _stamped(path, stamp, stamp_file):  # not another writer's finished copy
+            raise
     return path
 
 

@@ -24,8 +24,8 @@ from pathlib import Path  # noqa: E402
 import openpyxl  # noqa: E402
 import pytest  # noqa: E402
 
-from merjax import runner  # noqa: E402
-from merjax.data import synthetic  # noqa: E402
+from merjax import inference, runner  # noqa: E402
+from merjax.data import longvideo, synthetic, synthetic_long  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +49,17 @@ def long_db(cache_dir) -> dict[str, Path]:
     from merjax.data import synthetic_long
 
     return synthetic_long.ensure(cache_dir, size="tiny")
+
+
+@pytest.fixture(scope="session")
+def stream_files(long_db, tmp_path_factory):
+    """A tiny long video as a file and an untrained 3-class model folder."""
+    out = tmp_path_factory.mktemp("stream")
+    v = longvideo.load("casme_sq", long_db["casme_sq"])[0]
+    video = synthetic_long.write_video(v.paths(), out / "long.avi", v.fps)
+    model = inference.untrained("vy-3cl", 16, class_names=("negative", "positive", "surprise"))
+    inference.save(out / "model", model.spec, model.variables)
+    return video, out / "model"
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from merjax import inference, predict, runner
+from merjax import predict, runner
 from merjax.data import longvideo, synthetic_long
 from merjax.data.intervals import Interval
-from merjax.errors import DataError, Interrupted
+from merjax.errors import DataError
 from merjax.flow import FlowSettings
 from merjax.spotting import learned, pipeline, signal, spot_then_recognise, spotters, stream
 from merjax.train import TrainConfig
@@ -202,17 +202,6 @@ def test_the_stream_measures_what_whole_video_spotting_measures(long_db):
     assert all(len(x) <= 5 * v.fps for x in more._values.values())
 
 
-@pytest.fixture(scope="module")
-def stream_files(long_db, tmp_path_factory):
-    """A tiny long video as a file and an untrained 3-class model folder."""
-    out = tmp_path_factory.mktemp("stream")
-    v = longvideo.load("casme_sq", long_db["casme_sq"])[0]
-    video = synthetic_long.write_video(v.paths(), out / "long.avi", v.fps)
-    model = inference.untrained("vy-3cl", 16, class_names=("negative", "positive", "surprise"))
-    inference.save(out / "model", model.spec, model.variables)
-    return video, out / "model"
-
-
 @pytest.mark.slow
 def test_predict_spot_writes_a_row_per_interval(stream_files, tmp_path, command_in_process):
     video, model = stream_files
@@ -229,62 +218,6 @@ def test_predict_spot_writes_a_row_per_interval(stream_files, tmp_path, command_
     )
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-3)
     assert "intervals in" in stdout and not (tmp_path / "spotted.csv.partial").exists()
-
-
-@pytest.mark.slow
-def test_an_interrupted_stream_keeps_what_was_spotted(stream_files, long_db, tmp_path):
-    video, model_dir = stream_files
-    model = inference.load(model_dir)
-    source = stream.open_source(video=video)
-    frames = list(source.frames)
-
-    def cut():
-        yield from frames[:300]
-        raise KeyboardInterrupt
-
-    cut_source = stream.FrameSource(cut(), source.fps, "long.avi", [])
-    out = tmp_path / "kept.csv"
-    with pytest.raises(Interrupted, match="interrupted after 300 frames of long.avi; .* kept in"):
-        predict.spot_stream(model, cut_source, out=out, emit=lambda _: None)
-    rows = list(csv.DictReader(open(out)))
-    full = tmp_path / "full.csv"
-    predict.spot_stream(
-        model, stream.FrameSource(iter(frames), source.fps, "x", []), out=full, emit=lambda _: None
-    )
-    timeless = [{k: v for k, v in r.items() if k != "latency_s"} for r in rows]
-    whole = [{k: v for k, v in r.items() if k != "latency_s"} for r in csv.DictReader(open(full))]
-    assert rows and timeless == whole[: len(rows)]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--camera=97"], "camera 97 cannot be opened"),
-        (["--video=FOLDER", "--spot"], "is a folder, not a video file"),
-        (["--video=NOTAVIDEO", "--spot"], "cannot open video"),
-        (["--spot"], "give exactly one of"),
-        (["--onset=a.jpg", "--apex=b.jpg", "--spot"], "--spot reads a stream"),
-        (["--video=SHORT", "--spot"], "spotting needs more than"),
-    ],
-)
-def test_stream_bad_input_is_one_line(args, message, stream_files, tmp_path, command_in_process):
-    _, model = stream_files
-    (tmp_path / "FOLDER").mkdir()
-    (tmp_path / "NOTAVIDEO").write_bytes(b"not a video at all")
-    short = tmp_path / "SHORT.avi"
-    w = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
-    for _ in range(10):  # 10 frames: fewer than the macro k (18 at 30 fps)
-        w.write(np.full((48, 64, 3), 128, np.uint8))
-    w.release()
-    paths = {"FOLDER": tmp_path / "FOLDER", "NOTAVIDEO": tmp_path / "NOTAVIDEO", "SHORT": short}
-    args = [
-        a.split("=")[0] + "=" + str(paths[a.split("=")[1]]) if a.split("=")[-1] in paths else a
-        for a in args
-    ]
-    code, _, err = command_in_process(predict.main, f"--model={model}", *args)
-    assert code == 1 and message in err, err
-    assert "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -337,56 +270,3 @@ def test_spotters_are_values_the_pipeline_loops_over(long_db):
     alone = signal.spot(frames, video.fps, video.numbers, spot)
     assert run.results["training-free"].intervals == alone.intervals
     assert run.spotted["training-free"] == alone.intervals  # not recognised: as spotted
-
-
-def test_a_stream_without_a_face_is_spotted_on_whole_frames_and_says_so():
-    spotter = stream.StreamSpotter(30.0, signal.SpotSettings(flow=FlowSettings(), batch=16))
-    for _ in range(40):
-        spotter.push(np.full((48, 64), 120, np.uint8))
-    spotter.flush()
-    assert spotter.box is None
-    assert spotter.notes == ["no face found on the first frame; using the whole frame"]
-
-
-class _TimedCapture:
-    """A stand-in for cv2.VideoCapture whose frames carry the given timestamps (OpenCV's
-    position after each read), since OpenCV writes constant-rate files only."""
-
-    def __init__(self, times_ms, fps):
-        self.times_ms, self.fps, self.read_count = list(times_ms), fps, 0
-
-    def isOpened(self):  # noqa: N802 -- OpenCV's name
-        return True
-
-    def read(self):
-        if self.read_count == len(self.times_ms):
-            return False, None
-        self.read_count += 1
-        return True, np.zeros((8, 8), np.uint8)
-
-    def get(self, prop):
-        if prop == cv2.CAP_PROP_FPS:
-            return self.fps
-        return self.times_ms[self.read_count - 1] if prop == cv2.CAP_PROP_POS_MSEC else 0.0
-
-    def release(self):
-        pass
-
-
-@pytest.mark.parametrize("variable", [False, True])
-def test_a_variable_frame_rate_is_noted_once_and_every_frame_kept(variable, tmp_path, monkeypatch):
-    """A phone's video states 30 fps but drops to 15 in low light after 2 s: the note must
-    come (no check, or one that never looks past the first frame, misses it), once, and only
-    then -- a constant-rate file whose container rounds times to the millisecond is not noted
-    (an exact-equality check would be). No frame is dropped either way."""
-    frame = 1000 / 30
-    steady = [round(i * frame) for i in range(120)]
-    slowed = [i * frame if i < 60 else 2000 + (i - 60) * 2 * frame for i in range(120)]
-    times = slowed if variable else steady
-    monkeypatch.setattr(cv2, "VideoCapture", lambda _: _TimedCapture(times, 30.0))
-    (tmp_path / "phone.mp4").write_bytes(b"")
-    source = stream.open_source(video=tmp_path / "phone.mp4")
-    assert len(list(source.frames)) == 120 and source.fps == 30.0
-    noted = [n for n in source.notes if "variable frame rate" in n]
-    assert len(noted) == (1 if variable else 0)
-    assert not stream.drifts(0.0, 50, 30.0), "a container without timestamps says nothing"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import numpy as np
 
+from merjax import train
 from merjax.models.layers import ConvBN, check_input, dense
 
 
@@ -37,3 +39,14 @@ class ToyCNN(nn.Module):
             features_BxF
         )
         return (logits, features_BxF) if return_features else logits
+
+
+# A toy leave-one-subject-out task the fault tests train on: 24 random 8x8 maps of 3 classes
+# from 4 subjects, a few epochs, one run per program (checkpoints every epoch where asked).
+X = np.random.default_rng(0).normal(size=(24, 8, 8, 1)).astype(np.float32)
+Y = np.random.default_rng(1).integers(0, 3, 24).astype(np.int32)
+SUBJ = [f"s{i // 6}" for i in range(24)]
+TOY = ToyCNN(1, num_classes=3)
+LOOP = train.Execution(epochs_per_call=1, strategy="loop")
+CKPT = train.TrainConfig(epochs=3, batch_size=8)
+CKPT_EVERY_EPOCH = train.Execution(epochs_per_call=1, strategy="loop", checkpoint_every=1)

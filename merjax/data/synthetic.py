@@ -29,15 +29,15 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import openpyxl
 
+from merjax import files
 from merjax.data import casme2 as casme2_lib
-from merjax.data import emotions
+from merjax.data import emotions, render
 from merjax.data import samm as samm_lib
 
 log = logging.getLogger(__name__)
@@ -48,20 +48,6 @@ _VERSION = 3
 CASME2_EMOTIONS = ("happiness", "surprise", "disgust", "disgust", "repression", "fear", "others")
 SAMM_EMOTIONS = ("Happiness", "Surprise", "Anger", "Disgust", "Sadness", "Contempt", "Other")
 ACTION_UNITS = ("6+12", "1+2+5", "4+7", "9+10", "15+17", "R14", "24")
-
-# Action-unit motions in face coordinates: (x, y) of the blob centre as fractions of the face
-# box, (vx, vy) its direction; "m" mirrors the blob to the other side with vx negated.
-_AU_BLOBS: dict[int, list[tuple[float, float, float, float, bool]]] = {
-    0: [(0.38, 0.70, -0.4, -0.9, True), (0.30, 0.55, 0.0, -0.5, True)],
-    1: [
-        (0.33, 0.31, 0.0, -1.0, True),
-        (0.42, 0.31, 0.0, -0.8, True),
-        (0.33, 0.38, 0.0, -0.4, True),
-    ],
-    2: [(0.35, 0.31, 0.6, 0.8, True), (0.33, 0.41, 0.0, -0.3, True)],
-    3: [(0.44, 0.52, 0.0, -0.8, True), (0.50, 0.63, 0.0, -1.0, False)],
-    4: [(0.38, 0.70, 0.0, 1.0, True), (0.50, 0.82, 0.0, -0.6, False)],
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,131 +113,9 @@ SPECS: dict[str, Spec] = {
 }
 
 
-# --------------------------------------------------------------------------- faces and motion
-
-
-def draw_face(rng: np.random.Generator, side: int) -> np.ndarray:
-    """A neutral face, ``[side, side]`` float32 grey, on a dark background.
-
-    Proportions were chosen so that OpenCV's frontal-face Haar cascade finds it.
-    """
-    s = side
-    img = np.full((s, s), 40.0, np.float32)
-    yy, xx = np.mgrid[0:s, 0:s] / s
-    cx, cy = 0.5 + rng.uniform(-0.02, 0.02), 0.52
-    skin = rng.uniform(150, 200)
-    ell = ((xx - cx) / rng.uniform(0.33, 0.4)) ** 2 + ((yy - cy) / rng.uniform(0.43, 0.48)) ** 2
-    img = np.where(ell < 1, skin - 25 * (xx - cx) - 30 * np.clip(ell, 0, 1), img).astype(np.float32)
-
-    def ellipse(x, y, ax, ay, value, angle=0.0):
-        cv2.ellipse(
-            img,
-            (int(x * s * 16), int(y * s * 16)),
-            (int(ax * s * 16), int(ay * s * 16)),
-            angle,
-            0,
-            360,
-            float(value),
-            -1,
-            cv2.LINE_AA,
-            4,
-        )
-
-    ey, ex = rng.uniform(0.38, 0.43), rng.uniform(0.15, 0.19)
-    for sign in (-1, 1):
-        ellipse(cx + sign * ex, ey, 0.08, 0.035, skin * 0.65)  # eye socket
-        ellipse(cx + sign * ex, ey, 0.025, 0.022, 30)  # iris
-        ellipse(
-            cx + sign * ex,
-            ey - rng.uniform(0.07, 0.09),
-            0.08,
-            0.02,
-            skin * 0.3,
-            sign * rng.uniform(0, 12),
-        )  # brow
-    ellipse(cx, 0.57, 0.05, 0.025, skin * 0.55)  # nose base
-    ellipse(cx, 0.50, 0.025, 0.08, min(255.0, skin * 1.15))  # nose bridge
-    ellipse(cx, rng.uniform(0.68, 0.72), rng.uniform(0.10, 0.14), 0.025, skin * 0.4)  # mouth
-    texture = cv2.GaussianBlur(rng.normal(0, 1, (s, s)).astype(np.float32), (0, 0), s / 40)
-    img += 8 * texture / texture.std() * (ell < 1)
-    return cv2.GaussianBlur(img, (0, 0), s * 0.015)
-
-
-def class_blobs(rng: np.random.Generator, cls: int) -> list[tuple[float, float, float, float]]:
-    """The (x, y, vx, vy) motion blobs of one sample of class ``cls`` (0-based), jittered."""
-    if cls < 5:
-        out = []
-        for x, y, vx, vy, mirror in _AU_BLOBS[cls]:
-            sides = ((x, vx), (1 - x, -vx)) if mirror else ((x, vx),)
-            for bx, bvx in sides:
-                gain = rng.uniform(0.4, 1.0)  # asymmetry
-                out.append(
-                    (bx + rng.normal(0, 0.025), y + rng.normal(0, 0.025), bvx * gain, vy * gain)
-                )
-        return out
-    if cls == 5:  # one lip corner, pulled sideways (AU14, contempt)
-        side = rng.choice([-1, 1])
-        return [(0.5 + side * 0.12, 0.70, side * 1.0, -0.2)]
-    angle = rng.uniform(0, 2 * np.pi)  # VII: anything, anywhere
-    return [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.8), np.cos(angle), np.sin(angle))]
-
-
-def motion_field(blobs, box, shape, width: float) -> np.ndarray:
-    """Displacement ``[H, W, 2]`` of unit peak from blobs in face coordinates of ``box``."""
-    x0, y0, side = box
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
-    d = np.zeros((*shape, 2), np.float32)
-    for bx, by, vx, vy in blobs:
-        g = np.exp(
-            -((xx - x0 - bx * side) ** 2 + (yy - y0 - by * side) ** 2) / (2 * (width * side) ** 2)
-        )
-        d[..., 0] += vx * g
-        d[..., 1] += vy * g
-    peak = np.abs(d).max()
-    return d / peak if peak > 0 else d
-
-
-def intensity_profile(num: int, apex: int, fall_to: float) -> np.ndarray:
-    """Expression intensity per frame index 0..num-1: 0 at onset, 1 at ``apex``, ``fall_to`` at
-    the last frame (smooth sin^2 ramps)."""
-    t = np.arange(num, dtype=np.float32)
-    rise = np.sin(0.5 * np.pi * np.clip(t / max(apex, 1), 0, 1)) ** 2
-    down = (
-        1
-        - (1 - fall_to)
-        * np.sin(0.5 * np.pi * np.clip((t - apex) / max(num - 1 - apex, 1), 0, 1)) ** 2
-    )
-    return np.where(t <= apex, rise, down)
-
-
-def _render_clip(
-    rng, spec: Spec, canvas, box, cls, rise, fall, extra_after: int
-) -> list[np.ndarray]:
-    """Frames onset..offset(+extra_after) of one clip as uint8 images."""
-    h, w = canvas.shape
-    side = box[2]
-    amp = rng.uniform(*spec.amplitude)
-    width = rng.uniform(0.06, 0.09)
-    motion = amp * motion_field(class_blobs(rng, cls), box, (h, w), width)
-    if rng.random() < spec.nuisance:  # an unrelated twitch somewhere on the face
-        angle = rng.uniform(0, 2 * np.pi)
-        nb = [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.85), np.cos(angle), np.sin(angle))]
-        motion += rng.uniform(0.3, 1.0) * motion_field(nb, box, (h, w), 0.07)
-    num = rise + fall + 1 + extra_after
-    intensity = intensity_profile(rise + fall + 1, rise, rng.uniform(0.0, 0.3))
-    intensity = np.concatenate([intensity, np.full(extra_after, intensity[-1])])
-    head = np.cumsum(rng.normal(0, 0.02 * side / 100, (num, 2)), axis=0).astype(np.float32)
-    head -= head[0]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for i in range(num):
-        d = intensity[i] * motion + head[i]
-        img = cv2.remap(
-            canvas, xx - d[..., 0], yy - d[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
-        )
-        img = img + rng.normal(0, spec.noise, img.shape).astype(np.float32)
-        out.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
-    return out
+def _motion(spec: Spec) -> dict:
+    """What :func:`merjax.data.render.render_clip` draws of a spec."""
+    return dict(amplitude=spec.amplitude, noise=spec.noise, nuisance=spec.nuisance)
 
 
 # --------------------------------------------------------------------------- assignment
@@ -275,17 +139,12 @@ def _assign(rng, counts: tuple[int, ...], num_subjects: int) -> list[tuple[int, 
     return sorted(zip(subject.tolist(), labels, strict=True))
 
 
-def write_jpeg(path: Path, img: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 92]):
-        raise OSError(f"cannot write {path}")
-
-
 # --------------------------------------------------------------------------- writers
 
 
 def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     faces = [
-        draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
+        render.draw_face(rng, int(rng.integers(*spec.casme2_face, endpoint=True)))
         for _ in range(spec.casme2_subjects)
     ]
     pairs = _assign(rng, spec.casme2_counts, spec.casme2_subjects)
@@ -304,11 +163,13 @@ def _write_casme2(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         if i == ends_row:  # a clip that ends at its apex, like four official rows
             fall, offset = 0, apex
         face = faces[subj]
-        frames = _render_clip(rng, spec, face, (0, 0, face.shape[0]), cls, rise, fall, extra)
+        frames = render.render_clip(
+            rng, face, (0, 0, face.shape[0]), cls, rise, fall, extra, **_motion(spec)
+        )
         folder = root / "Cropped" / f"sub{sub}" / name
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
-            write_jpeg(folder / f"reg_img{onset + j}.jpg", img)
+            render.write_jpeg(folder / f"reg_img{onset + j}.jpg", img)
         apex_cell = "/" if i == slash_row else apex
         coding.append(
             (
@@ -371,15 +232,7 @@ _SAMM_NOTES = (
 
 def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     ids = sorted(rng.choice(np.arange(6, 38), spec.samm_subjects, replace=False).tolist())
-    h, w = spec.samm_frame
-    canvases = []
-    for _ in ids:
-        side = int(rng.integers(*spec.samm_face, endpoint=True))
-        canvas = np.full((h, w), 40.0, np.float32)
-        x0 = int(rng.integers(0, w - side + 1))
-        y0 = int(rng.integers(0, h - side + 1))
-        canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
-        canvases.append((canvas, (x0, y0, side)))
+    canvases = [render.face_canvas(rng, spec.samm_frame, spec.samm_face) for _ in ids]
     rows = []
     clip_numbers: dict[int, int] = {}
     for subj, cls in _assign(rng, spec.samm_counts, spec.samm_subjects):
@@ -390,12 +243,12 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         onset = int(rng.integers(1000, 9000))
         apex, offset = onset + rise, onset + rise + fall
         canvas, box = canvases[subj]
-        frames = _render_clip(rng, spec, canvas, box, cls, rise, fall, 2)
+        frames = render.render_clip(rng, canvas, box, cls, rise, fall, 2, **_motion(spec))
         pad = int(rng.choice([4, 5]))  # SAMM's zero padding varies between clips
         folder = root / "SAMM" / sid / name
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
-            write_jpeg(folder / f"{sid}_{onset + j:0{pad}d}.jpg", img)
+            render.write_jpeg(folder / f"{sid}_{onset + j:0{pad}d}.jpg", img)
         rows.append(
             (
                 sid,
@@ -442,23 +295,15 @@ def _write_samm(root: Path, spec: Spec, rng: np.random.Generator) -> None:
 FOLDERS = {"casme2": "CASME2", "samm": "SAMM", "smic": "SMIC", "casme3": "CASME3"}
 """Each database's folder in a synthetic database."""
 
-# The objective-class motions a SMIC emotion shows: negative clips draw one of III-V.
-_SMIC_MOTIONS = {0: (2, 3, 4), 1: (0,), 2: (1,)}
-
 
 def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     """SMIC-HS as distributed: ``HS/sN/micro/<emotion>/sN_<ne|po|sur>_KK/imageFFFFFFF.bmp`` whole
     frames, and ``SMIC-HS-E_annotation.xlsx`` (sheet HS: OffsetF and other cells as formulas)."""
     from merjax.data import smic as smic_lib
 
-    h, w = spec.smic_frame
-    canvases = []
-    for _ in range(spec.smic_subjects):
-        side = int(rng.integers(*spec.smic_face, endpoint=True))
-        canvas = np.full((h, w), 40.0, np.float32)
-        x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
-        canvases.append((canvas, (x0, y0, side)))
+    canvases = [
+        render.face_canvas(rng, spec.smic_frame, spec.smic_face) for _ in range(spec.smic_subjects)
+    ]
     ids = sorted(rng.choice(np.arange(1, 21), spec.smic_subjects, replace=False).tolist())
     labels = [e for e, n in enumerate(spec.smic_counts) for _ in range(n)]
     rng.shuffle(labels)
@@ -472,8 +317,8 @@ def _write_smic(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         rise, fall = (int(rng.integers(*r, endpoint=True)) for r in (spec.rise, spec.fall))
         onset = int(rng.integers(1_000_000, 9_000_000))
         canvas, box = canvases[subj]
-        cls = int(rng.choice(_SMIC_MOTIONS[emotion]))
-        frames = _render_clip(rng, spec, canvas, box, cls, rise, fall, 2)
+        cls = int(rng.choice(render.MEGC2019_MOTIONS[emotions.MEGC2019_CLASSES[emotion]]))
+        frames = render.render_clip(rng, canvas, box, cls, rise, fall, 2, **_motion(spec))
         folder = root / "HS" / f"s{sid}" / "micro" / emotions.MEGC2019_CLASSES[emotion] / name
         folder.mkdir(parents=True)
         for j, img in enumerate(frames):
@@ -552,15 +397,8 @@ def _write_casme3(root: Path, spec: Spec, rng: np.random.Generator) -> None:
     ``exception/`` lists (a damaged frame a sample needs, a bad-quality one)."""
     from merjax.data import casme3 as casme3_lib
 
-    h, w = spec.casme3_frame
     ids = sorted(rng.choice(np.arange(1, 218), spec.casme3_subjects, replace=False).tolist())
-    canvases = []
-    for _ in ids:
-        side = int(rng.integers(*spec.casme3_face, endpoint=True))
-        canvas = np.full((h, w), 40.0, np.float32)
-        x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
-        canvases.append((canvas, (x0, y0, side)))
+    canvases = [render.face_canvas(rng, spec.casme3_frame, spec.casme3_face) for _ in ids]
     emotions = [
         e for e, n in zip(casme3_lib.EMOTIONS, spec.casme3_counts, strict=True) for _ in range(n)
     ]
@@ -577,7 +415,9 @@ def _write_casme3(root: Path, spec: Spec, rng: np.random.Generator) -> None:
         onset = int(rng.integers(10, 2000))
         apex, offset = onset + rise, onset + rise + fall
         canvas, box = canvases[subj]
-        clip = _render_clip(rng, spec, canvas, box, _CASME3_MOTIONS[emotion], rise, fall, 2)
+        clip = render.render_clip(
+            rng, canvas, box, _CASME3_MOTIONS[emotion], rise, fall, 2, **_motion(spec)
+        )
         folder_video, label_video, label_emotion = video, video, emotion
         quirk = i % 97 if len(emotions) > 97 else i
         if quirk == 1:
@@ -590,7 +430,7 @@ def _write_casme3(root: Path, spec: Spec, rng: np.random.Generator) -> None:
             if quirk == 3 and onset + j == apex + 1:
                 continue  # a frame the recording dropped
             bgr = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
-            write_jpeg(folder / f"{onset + j}.jpg", bgr)
+            render.write_jpeg(folder / f"{onset + j}.jpg", bgr)
         cells = [onset, apex, offset]
         if quirk == 4:
             cells[1] = onset - 5  # an apex before its onset
@@ -630,13 +470,24 @@ def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Pa
     """
     if size not in SPECS:
         raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{str(out)!r} exists and is not an empty folder")
+    out = files.new_dir(out, _writer(size, seed), stamp=_stamp(size, seed), stamp_file=STAMP)
+    return {name: out / folder for name, folder in FOLDERS.items()}
+
+
+STAMP = "synthetic.json"  # what a database was written as: size, seed, version, spec
+
+
+def _writer(size: str, seed: int):
+    """Writes the four layouts of ``(size, seed)`` into a folder. Deterministic."""
     spec = SPECS[size]
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    roots = {name: tmp / folder for name, folder in FOLDERS.items()}
+
+    def write_into(folder: Path) -> None:
+        for name, writer in writers.items():
+            root = folder / FOLDERS[name]
+            root.mkdir(parents=True)
+            writer(root, spec, np.random.default_rng(streams[name]))
+            log.debug("wrote synthetic %s to %s", name, root)
+
     streams = {
         "casme2": [seed, 6],
         "samm": [seed, 4],
@@ -649,15 +500,7 @@ def write(out: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Pa
         "smic": _write_smic,
         "casme3": _write_casme3,
     }
-    for name, writer in writers.items():
-        roots[name].mkdir(parents=True)
-        writer(roots[name], spec, np.random.default_rng(streams[name]))
-        log.debug("wrote synthetic %s to %s", name, roots[name])
-    (tmp / "synthetic.json").write_text(json.dumps(_stamp(size, seed), indent=1))
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)  # all or nothing: a killed run leaves only the .partial folder
-    return {name: out / root.name for name, root in roots.items()}
+    return write_into
 
 
 def _stamp(size: str, seed: int) -> dict:
@@ -667,17 +510,15 @@ def _stamp(size: str, seed: int) -> dict:
 
 
 def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
-    """The database for ``(size, seed)`` under ``cache_dir``, written on first use."""
+    """The database for ``(size, seed)`` under ``cache_dir``, written on first use (once, by
+    the first of several runs that start together: :func:`merjax.files.written_once`)."""
+    if size not in SPECS:
+        raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
     out = Path(cache_dir) / f"synthetic-{size}-seed{seed}-v{_VERSION}"
-    stamp = out / "synthetic.json"
-    if not (
-        stamp.is_file()
-        and json.loads(stamp.read_text()) == json.loads(json.dumps(_stamp(size, seed)))
-    ):
-        if out.exists():
-            shutil.rmtree(out)
+    stamp = _stamp(size, seed)
+    if not (out / STAMP).is_file():
         log.info("writing the synthetic database (%s, seed %d) to %s", size, seed, out)
-        write(out, size=size, seed=seed)
+    files.written_once(out, _writer(size, seed), stamp=stamp, stamp_file=STAMP, progress=log.info)
     return {name: out / folder for name, folder in FOLDERS.items()}
 
 

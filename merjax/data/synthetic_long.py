@@ -5,7 +5,7 @@
 Writes ``CASME3/``, ``SAMMLV/`` and ``CASME_sq/`` folders in the layouts
 :mod:`merjax.data.longvideo` reads, at each database's frame rate (30, 200 and 30 fps), with
 their annotation files: per subject one or more videos of a neutral face
-(:func:`merjax.data.synthetic.draw_face`) in which, at known intervals,
+(:func:`merjax.data.render.draw_face`) in which, at known intervals,
 
 * micro-expressions (0.25-0.5 s, about 1 px) and macro-expressions (1-3 s, 3-6 px) move where
   their action units act (the recognition database's motions: negative, positive and surprise),
@@ -26,31 +26,22 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import openpyxl
 
+from merjax import files
 from merjax.data import casme3 as casme3_lib
-from merjax.data import emotions, longvideo
+from merjax.data import emotions, longvideo, render
 from merjax.data import samm as samm_lib
-from merjax.data.synthetic import (
-    class_blobs,
-    draw_face,
-    intensity_profile,
-    motion_field,
-    write_jpeg,
-)
+from merjax.data.render import class_blobs, intensity_profile, motion_field, write_jpeg
 
 log = logging.getLogger(__name__)
 
 _VERSION = 4  # bump when the output changes (4: SAMM-LV words from all of SAMM's negative ones)
 FOLDERS = {"casme3": "CASME3", "samm_lv": "SAMMLV", "casme_sq": "CASME_sq"}
-
-# The recognition database's objective-class motions (merjax.data.synthetic) of each class.
-EMOTION_MOTIONS = {"negative": (2, 3, 4), "positive": (0,), "surprise": (1,)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +106,8 @@ def _timeline(rng, spec: LongSpec, n: int, fps: float, canvas_shape, box) -> lis
             start = int(t * fps)
             stop = start + length - 1
             if free(start, stop):
-                emotion = str(rng.choice(list(EMOTION_MOTIONS)))
-                cls = int(rng.choice(EMOTION_MOTIONS[emotion]))
+                emotion = str(rng.choice(list(render.MEGC2019_MOTIONS)))
+                cls = int(rng.choice(render.MEGC2019_MOTIONS[emotion]))
                 field = rng.uniform(*amp) * motion_field(
                     class_blobs(rng, cls), box, canvas_shape, rng.uniform(0.06, 0.09)
                 )
@@ -172,11 +163,8 @@ def _head(rng, n: int, fps: float, side: int) -> np.ndarray:
 def _render(rng, spec: LongSpec, fps: float, seconds: float):
     """``(frames generator, events)`` of one video."""
     h, w = spec.frame
-    side = int(rng.integers(*spec.face, endpoint=True))
-    canvas = np.full((h, w), 40.0, np.float32)
-    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-    canvas[y0 : y0 + side, x0 : x0 + side] = draw_face(rng, side)
-    box = (x0, y0, side)
+    canvas, box = render.face_canvas(rng, spec.frame, spec.face)
+    side = box[2]
     n = int(seconds * fps)
     events = _timeline(rng, spec, n, fps, (h, w), box)
     head = _head(rng, n, fps, side)
@@ -352,23 +340,25 @@ def write(
     ``{database: root}``. Deterministic."""
     if spec is None and size not in SPECS:
         raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{str(out)!r} exists and is not an empty folder")
-    spec = spec or SPECS[size]
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    writers = {"casme3": _write_casme3, "samm_lv": _write_samm_lv, "casme_sq": _write_casme_sq}
-    for i, (name, writer) in enumerate(writers.items()):
-        root = tmp / FOLDERS[name]
-        root.mkdir(parents=True)
-        writer(root, spec, np.random.default_rng([seed, 27, i]))
-    stamp = _stamp(size, seed) if spec is SPECS.get(size) else {"spec": "custom", "seed": seed}
-    (tmp / "synthetic_long.json").write_text(json.dumps(stamp, indent=1))
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)  # all or nothing
+    stamp = _stamp(size, seed) if spec is None else {"spec": "custom", "seed": seed}
+    out = files.new_dir(out, _writer(spec or SPECS[size], seed), stamp=stamp, stamp_file=STAMP)
     return {name: out / folder for name, folder in FOLDERS.items()}
+
+
+STAMP = "synthetic_long.json"  # what the videos were written as: size, seed, version
+
+
+def _writer(spec: LongSpec, seed: int):
+    """Writes the three layouts of ``spec`` and ``seed`` into a folder. Deterministic."""
+    writers = {"casme3": _write_casme3, "samm_lv": _write_samm_lv, "casme_sq": _write_casme_sq}
+
+    def write_into(folder: Path) -> None:
+        for i, (name, writer) in enumerate(writers.items()):
+            root = folder / FOLDERS[name]
+            root.mkdir(parents=True)
+            writer(root, spec, np.random.default_rng([seed, 27, i]))
+
+    return write_into
 
 
 def _save(path: Path, sheets: list[tuple[str, list]]) -> None:
@@ -406,14 +396,20 @@ def _stamp(size: str, seed: int) -> dict:
 
 
 def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
-    """The long videos for ``(size, seed)`` under ``cache_dir``, written on first use."""
+    """The long videos for ``(size, seed)`` under ``cache_dir``, written on first use (once, by
+    the first of several runs that start together: :func:`merjax.files.written_once`)."""
+    if size not in SPECS:
+        raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
     out = Path(cache_dir) / f"synthetic-long-{size}-seed{seed}-v{_VERSION}"
-    stamp = out / "synthetic_long.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == _stamp(size, seed)):
-        if out.exists():
-            shutil.rmtree(out)
+    if not (out / STAMP).is_file():
         log.info("writing the synthetic long videos (%s, seed %d) to %s", size, seed, out)
-        write(out, size=size, seed=seed)
+    files.written_once(
+        out,
+        _writer(SPECS[size], seed),
+        stamp=_stamp(size, seed),
+        stamp_file=STAMP,
+        progress=log.info,
+    )
     return {name: out / folder for name, folder in FOLDERS.items()}
 
 
