@@ -27,6 +27,14 @@ import pytest  # noqa: E402
 from merjax import inference, runner  # noqa: E402
 from merjax.data import longvideo, synthetic, synthetic_long  # noqa: E402
 
+# The official annotation files (CASME II, SAMM, SMIC, CAS(ME)^3; the frames are licensed and
+# never here): the folder $MERJAX_ANNOTATIONS names, with casme3/ inside. The tests that read
+# them skip without it; the project's own fixtures in those formats test the loaders anyway.
+ANNOTATIONS = Path(os.environ.get("MERJAX_ANNOTATIONS") or "/nonexistent-merjax-annotations")
+needs_annotations = pytest.mark.skipif(
+    not ANNOTATIONS.is_dir(), reason="MERJAX_ANNOTATIONS names no folder of official annotations"
+)
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:

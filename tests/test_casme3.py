@@ -19,7 +19,9 @@ from merjax.data import casme3, composite, emotions, longvideo
 from merjax.data.loading import Roots
 from merjax.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations" / "casme3"
+from conftest import ANNOTATIONS
+
+SHARED = ANNOTATIONS / "casme3"
 
 
 def _rows(sheet) -> tuple[list[str], list[list]]:
@@ -131,7 +133,7 @@ def _fake_part_a(root: Path) -> None:
             (folder / f"{n}.jpg").touch()
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/annotations/casme3 is not here")
+@pytest.mark.skipif(not SHARED.is_dir(), reason="MERJAX_ANNOTATIONS has no casme3/ folder")
 def test_official_label_file(tmp_path):
     """The real file's 860 rows and emotions; every row loads or is a listed skip of a known
     error (an offset of 0 or before the onset)."""

@@ -29,9 +29,8 @@ from merjax.data.sample import SampleList
 from merjax.errors import DataError
 from merjax.flow import FlowSettings, HornSchunckSettings, TVL1Settings
 
-from conftest import edit_cell
+from conftest import ANNOTATIONS, edit_cell, needs_annotations
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations"
 TINY = synthetic.SPECS["tiny"]
 
 
@@ -304,24 +303,26 @@ def _fake_tree(root: Path) -> None:
     (root / "SAMM").mkdir()
     (root / "SMIC").mkdir()
     for name in (casme2.CODING, casme2.OBJECTIVE):
-        shutil.copy(SHARED / name, root / "CASME2")
-    shutil.copy(SHARED / samm.CODES, root / "SAMM")
-    shutil.copy(SHARED / smic.ANNOTATION, root / "SMIC")
+        shutil.copy(ANNOTATIONS / name, root / "CASME2")
+    shutil.copy(ANNOTATIONS / samm.CODES, root / "SAMM")
+    shutil.copy(ANNOTATIONS / smic.ANNOTATION, root / "SMIC")
     for row in list(
-        openpyxl.load_workbook(SHARED / casme2.CODING).worksheets[0].iter_rows(values_only=True)
+        openpyxl.load_workbook(ANNOTATIONS / casme2.CODING)
+        .worksheets[0]
+        .iter_rows(values_only=True)
     )[1:]:
         d = root / "CASME2" / "Cropped" / f"sub{row[0]}" / row[1]
         d.mkdir(parents=True, exist_ok=True)
         for f in range(row[3], row[5] + 1):
             (d / f"reg_img{f}.jpg").touch()
-    ws = openpyxl.load_workbook(SHARED / samm.CODES).worksheets[0]
+    ws = openpyxl.load_workbook(ANNOTATIONS / samm.CODES).worksheets[0]
     for row in list(ws.iter_rows(values_only=True))[14:]:
         d = root / "SAMM" / "SAMM" / row[0] / row[1]
         d.mkdir(parents=True, exist_ok=True)
         for f in (row[3], row[4], row[4] + 1):
             (d / f"{row[0]}_{f:05d}.jpg").touch()
     for row in list(
-        openpyxl.load_workbook(SHARED / smic.ANNOTATION)["HS"].iter_rows(values_only=True)
+        openpyxl.load_workbook(ANNOTATIONS / smic.ANNOTATION)["HS"].iter_rows(values_only=True)
     )[1:]:
         if row[0] is None:
             continue
@@ -331,7 +332,7 @@ def _fake_tree(root: Path) -> None:
             (d / f"image{f:07d}.bmp").touch()
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/annotations is not here")
+@needs_annotations
 def test_official_spreadsheets(tmp_path):
     _fake_tree(tmp_path)
     s = composite.megc2018(tmp_path / "CASME2", tmp_path / "SAMM", check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import csv
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,7 +18,9 @@ from merjax.flow import FlowSettings
 from merjax.spotting import learned, pipeline, signal, spot_then_recognise, spotters, stream
 from merjax.train import TrainConfig
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "annotations" / "casme3"
+from conftest import ANNOTATIONS
+
+SHARED = ANNOTATIONS / "casme3"
 
 
 # --------------------------------------------------------------------------- long videos
@@ -60,7 +61,7 @@ def test_annotated_videos_without_frames_are_listed(long_db, tmp_path):
         longvideo.load("casme_sq", root / "rawpic")
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/annotations/casme3 is not here")
+@pytest.mark.skipif(not SHARED.is_dir(), reason="MERJAX_ANNOTATIONS has no casme3/ folder")
 def test_official_casme3_long_video_annotation():
     """The old-format .xls: 3,346 macro and 860 micro intervals of 98 subjects, 841 blinks."""
     intervals, blinks, notes = longvideo.read_casme3(SHARED / longvideo.CASME3_FILE)
