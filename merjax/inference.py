@@ -55,7 +55,7 @@ class ModelSpec:
     net: str  # merjax.models.by_name name, e.g. "vy-3cl", "resnet8"
     representation: str  # flow representation the network reads
     input_size: int  # network input side (the flow is resized to it)
-    flow: FlowSettings  # Horn-Schunck settings and the frame size the flow is computed at
+    flow: FlowSettings  # the method (Horn-Schunck or TV-L1), its parameters, the frame size
     class_names: tuple[str, ...]
     trained_on: dict = dataclasses.field(default_factory=dict)  # data, samples, subjects, seed, ...
     param_shapes: dict = dataclasses.field(default_factory=dict)  # "params/conv1/kernel" -> shape

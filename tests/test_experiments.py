@@ -522,7 +522,7 @@ def test_paper_experiments_on_another_composite_name_its_classes(tmp_path, cache
         "paper",
         tmp_path,
         profile="tiny",
-        overrides=["composite=megc2019"],
+        overrides=["composite=megc2019", "train.epochs=1"],
         cache_dir=cache_dir,
         progress=None,
     )

@@ -1,9 +1,12 @@
-"""A synthetic micro-expression database in the CASME II, SAMM and SMIC-HS layouts.
+"""A synthetic micro-expression database in the CASME II, SAMM, SMIC-HS and CAS(ME)^3 Part A
+layouts.
 
 The embedded default of ``merjax.main`` and the tests' data. It is written to disk with the
 official spreadsheet formats and folder layouts (including their quirks: CASME II's blank
 columns and '/' apex, a clip that ends at its apex, SAMM's 13 note rows, Duration formulas and
-inconsistent zero padding), so the real loaders read it.
+inconsistent zero padding, CAS(ME)^3's label-file quirks and exception lists), so the real
+loaders read it. The faces and motions are drawn by :mod:`merjax.data.render`; this module
+decides what each layout holds and writes it.
 
 What is in a clip (docs/data.md): a face that differs per subject (geometry, skin tone,
 texture); a motion localised where the class's action units act -- I: lip corners up (AU6/12),
@@ -17,7 +20,9 @@ CASME II-style clips are face crops (``Cropped/subNN/CLIP/reg_imgF.jpg``); SAMM-
 whole grey frames with the face inside (``SAMM/SUBJ/CLIP/SUBJ_F.jpg``), so the face detector runs;
 SMIC-HS-style clips (for the MEGC 2019 composite) are whole frames too
 (``HS/sN/micro/EMOTION/sN_ne_01/imageF.bmp``), their emotions shown by the objective classes'
-motions (negative: III-V, positive: I, surprise: II).
+motions (negative: III-V, positive: I, surprise: II); CAS(ME)^3-style clips are colour whole
+frames at 30 fps (``part_A/data/part_A_split/part_A/spNO.N/<video>/color/F.jpg``), each of its
+seven emotions shown by one class's motion.
 
     python -m merjax.data.synthetic --out /tmp/synth            # composite-like
     python -m merjax.data.synthetic --out /tmp/synth --size=tiny --baseline
