@@ -1,8 +1,17 @@
 """Metrics of pooled LOSO predictions (MEGC conventions) and feature similarity.
 
 UF1 and UAR follow MEGC 2018/2019: predictions of all folds are pooled first, then per-class F1
-(or recall) is computed from the pooled counts and averaged over the classes present in the
-ground truth.
+(or recall) is computed from the pooled counts and averaged over classes. Which classes:
+
+- UF1 averages over the classes present in the ground truth *or* the predictions. A class that
+  is predicted but never true has F1 0 and counts in the mean, as in MEGC's formula and the
+  evaluators of STSTNet, MEAN and MEB; leaving it out would inflate UF1 in every subset that
+  lacks a class (a subject-bootstrap resample, one database of a composite).
+- UAR averages recall over the classes present in the ground truth (a class never true has no
+  recall).
+- No samples: accuracy, UF1 and UAR are all NaN.
+
+docs/protocol.md ("Scores") says how other evaluators differ.
 """
 
 from __future__ import annotations
@@ -17,6 +26,12 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
     labels, preds = np.asarray(labels, int), np.asarray(preds, int)
     if labels.shape != preds.shape:
         raise ValueError(f"labels {labels.shape} and predictions {preds.shape} differ in shape")
+    for name, v in (("labels", labels), ("predictions", preds)):
+        bad = (v < 0) | (v >= num_classes)
+        if bad.any():  # np.add.at would wrap a -1 (a sample in no fold) into the last class
+            raise ValueError(
+                f"{int(bad.sum())} {name} outside classes 0..{num_classes - 1}, e.g. {v[bad][0]}"
+            )
     cm = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(cm, (labels, preds), 1)
     return cm
@@ -28,7 +43,8 @@ def accuracy(labels: np.ndarray, preds: np.ndarray) -> float:
 
 
 def uf1(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> float:
-    """Unweighted (macro) F1 over the classes present in ``labels``, from pooled counts."""
+    """Unweighted (macro) F1 over the classes present in ``labels`` or ``preds``, from pooled
+    counts."""
     return float(_scores(confusion_matrix(labels, preds, num_classes))["uf1"])
 
 
@@ -39,20 +55,22 @@ def uar(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> float:
 
 def _scores(cm_BxKxK: np.ndarray) -> dict[str, np.ndarray]:
     """accuracy, UF1 and UAR of confusion matrices ``[..., K, K]`` (rows: true classes): F1 and
-    recall per class from the pooled counts, averaged over the classes present."""
+    recall per class from the pooled counts, averaged over the classes of the module's rules
+    (NaN where a matrix counts no sample)."""
     cm = cm_BxKxK.astype(float)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     actual, predicted = cm.sum(-1), cm.sum(-2)
-    present = actual > 0
-    n_present = np.maximum(present.sum(-1), 1)
+    true_class, seen_class = actual > 0, (actual > 0) | (predicted > 0)
+    total = actual.sum(-1)
     denom = actual + predicted  # 2 tp + fp + fn
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=present)
-    return {
-        "accuracy": tp.sum(-1) / np.maximum(actual.sum(-1), 1),
-        "uf1": np.where(present, f1, 0).sum(-1) / n_present,
-        "uar": np.where(present, recall, 0).sum(-1) / n_present,
-    }
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=true_class)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "accuracy": np.where(total > 0, tp.sum(-1) / total, np.nan),
+            "uf1": np.where(total > 0, f1.sum(-1) / seen_class.sum(-1), np.nan),
+            "uar": np.where(total > 0, recall.sum(-1) / true_class.sum(-1), np.nan),
+        }
 
 
 def bootstrap_ci(
@@ -102,7 +120,7 @@ def bootstrap_ci(
 def majority_baseline(labels: np.ndarray) -> float:
     """Accuracy of always predicting the most frequent class (47.0% on MEGC 2018)."""
     labels = np.asarray(labels, int)
-    return float(np.bincount(labels).max() / len(labels))
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
 
 
 def summarize(labels, preds, num_classes: int) -> dict:

@@ -317,8 +317,20 @@ def test_metrics_by_hand():
     assert metrics.uf1(y, p, 3) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
     assert metrics.uar(y, p, 3) == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
     assert metrics.majority_baseline(y) == pytest.approx(0.5)
-    # A class absent from the ground truth does not count (MEGC convention).
+    # A class absent from the ground truth has no recall: UAR leaves it out...
     assert metrics.uar(np.array([0, 1]), np.array([2, 1]), 3) == pytest.approx(0.5)
+    # ...but UF1 counts a class that is predicted and never true, with F1 0 (MEGC's formula):
+    # class 0 F1 0, class 1 F1 1, class 2 F1 0 -> 1/3, not the 1/2 of the truth's classes.
+    assert metrics.uf1(np.array([0, 1]), np.array([2, 1]), 3) == pytest.approx(1 / 3)
+    # A class neither true nor predicted is not in either mean.
+    assert metrics.uf1(np.array([0, 1]), np.array([0, 1]), 5) == 1.0
+    # No samples: every score NaN, the same way.
+    none = np.array([], int)
+    s0 = metrics.summarize(none, none, 3)
+    assert all(np.isnan(s0[k]) for k in ("accuracy", "uf1", "uar", "majority"))
+    # A prediction of -1 (a sample no fold held out) is refused, never wrapped into a class.
+    with pytest.raises(ValueError, match="predictions outside classes 0..2"):
+        metrics.uf1(np.array([0, 1]), np.array([-1, 1]), 3)
     s = metrics.by_group(y, p, ["a", "a", "b", "b", "b", "b"], 3)
     assert s["a"]["accuracy"] == 1.0 and s["b"]["accuracy"] == 0.5 and s["all"]["n"] == 6
     assert metrics.mean_std([0.5, 0.7]) == pytest.approx((0.6, 0.1414213), abs=1e-6)
@@ -362,15 +374,16 @@ def test_resampling_samples_understates_the_interval_when_subjects_differ():
 
 def test_uf1_and_uar_when_a_class_is_never_predicted_or_absent():
     """MEGC's scores: a class present in the ground truth but never predicted counts with F1 and
-    recall 0; a class absent from the ground truth (of the whole set or of one dataset part) does
-    not count, even when it is predicted. Dropping never-predicted classes (UF1 0.6), averaging
-    NaN, or counting absent classes (UF1 0.556) fails."""
+    recall 0. A class absent from the ground truth but predicted counts in UF1 with F1 0 (MEGC's
+    formula; STSTNet's, MEAN's and MEB's evaluators) and not in UAR (it has no recall). A class
+    neither true nor predicted counts in neither. Dropping never-predicted classes (UF1 0.6),
+    averaging NaN, or leaving predicted-only classes out of UF1 fails."""
     y, p = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 0, 1, 1, 1])
     # F1: class 0 2*2/(4+1) = 0.8, class 1 2/(2+2+1) = 0.4, class 2 never predicted: 0.
     assert metrics.uf1(y, p, 3) == pytest.approx(0.4)
     assert metrics.uar(y, p, 3) == pytest.approx((1 + 0.5 + 0) / 3)
     y, p = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])  # class 2 predicted, never true
-    assert metrics.uf1(y, p, 3) == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics.uf1(y, p, 3) == pytest.approx((2 / 3 + 1 + 0) / 3)
     assert metrics.uar(y, p, 3) == pytest.approx((0.5 + 1) / 2)
     parts = metrics.by_group(
         np.array([0, 1, 2, 0, 1, 1]),
@@ -378,8 +391,9 @@ def test_uf1_and_uar_when_a_class_is_never_predicted_or_absent():
         ["a", "a", "a", "b", "b", "b"],
         3,
     )
-    # Part b has no class 2: its scores average classes 0 and 1 (F1 0 and 2/3; recall 0 and 1/2).
-    assert parts["b"]["uf1"] == pytest.approx(1 / 3) and parts["b"]["uar"] == pytest.approx(0.25)
+    # Part b has no true class 2 but predicts it once: F1 0, 2/3 and 0 -> UF1 2/9; recall over
+    # the true classes 0 and 1 (0 and 1/2) -> UAR 1/4.
+    assert parts["b"]["uf1"] == pytest.approx(2 / 9) and parts["b"]["uar"] == pytest.approx(0.25)
     assert parts["a"]["uf1"] == 1.0 and parts["all"]["n"] == 6
 
 
