@@ -118,3 +118,29 @@ def test_the_eta_is_this_process_pace_after_its_first_call(monkeypatch):
     train.train_loso(TOY, X, X, Y, SUBJ, longer, execution, progress=seen.append)
     etas = [float(re.search(r"ETA (\d+) s", m).group(1)) for m in seen if "ETA" in m]
     assert len(etas) == 6 and etas[1:] == [4, 3, 2, 1, 0], etas  # 1 s an epoch, not 100 / epochs
+
+
+def test_integer_subject_ids_give_the_predictions_of_their_string_forms():
+    """Before: with int subjects every fold trained on every sample (``np.isin`` of the str
+    groups against ints matched nothing) and ``preds`` was all -1, with no error."""
+    cfg = train.TrainConfig(epochs=2, batch_size=8, seeds=(0,))
+    ints = np.repeat(np.arange(4), 6)
+    runs = {
+        kind: train.train_loso(TOY, X, None, Y, subjects, cfg, LOOP, progress=None)
+        for kind, subjects in (
+            ("str", [str(s) for s in ints]),
+            ("int", ints.tolist()),
+            ("numpy int", ints),
+            ("numpy int64", ints.astype(np.int64)),
+        )
+    }
+    for kind, r in runs.items():
+        assert (r.preds >= 0).all(), kind
+        np.testing.assert_array_equal(r.preds, runs["str"].preds, err_msg=kind)
+        # The four folds train on different samples, so their losses differ.
+        assert len(set(np.round(r.losses[:, -1], 6).tolist())) > 1, kind
+    # Groups may name subjects in either form; a group that matches nothing is an error.
+    by_int = train.train_loso(TOY, X, None, Y, ints, cfg, LOOP, groups=[[0], [1]], progress=None)
+    assert (by_int.preds[:, ints < 2] >= 0).all() and (by_int.preds[:, ints >= 2] == -1).all()
+    with pytest.raises(ValueError, match=r"subject group \['s9'\] holds out no sample"):
+        train.train_loso(TOY, X, None, Y, ints, cfg, LOOP, groups=[["s9"]], progress=None)

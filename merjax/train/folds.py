@@ -8,7 +8,7 @@ assert on these masks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -32,9 +32,15 @@ class Plan(NamedTuple):
         return self.test_idx[r][self.test_valid[r]]
 
 
-def subject_groups(subjects: Sequence[str], num_folds: int | None = None) -> list[list[str]]:
+def subject_ids(subjects: Sequence[Hashable]) -> np.ndarray:
+    """Subject IDs as a string array ``[N]``: ints, numpy ints and strings alike, so that a
+    group of ``str`` names (what :func:`subject_groups` returns) matches them."""
+    return np.array([str(s) for s in subjects], dtype=str)
+
+
+def subject_groups(subjects: Sequence[Hashable], num_folds: int | None = None) -> list[list[str]]:
     """LOSO (one group per subject) or ``num_folds`` groups with similar sample counts."""
-    names, counts = np.unique(np.asarray(subjects), return_counts=True)
+    names, counts = np.unique(subject_ids(subjects), return_counts=True)
     if num_folds is None or num_folds >= len(names):
         return [[str(n)] for n in names]
     if num_folds < 2:
@@ -49,16 +55,27 @@ def subject_groups(subjects: Sequence[str], num_folds: int | None = None) -> lis
 
 
 def fold_plan(
-    subjects: Sequence[str],
-    groups: list[list[str]],
+    subjects: Sequence[Hashable],
+    groups: Sequence[Sequence[Hashable]],
     seeds: Sequence[int],
     *,
     augment: bool = True,
     train_final: bool = False,
 ) -> Plan:
     """Masks for every (seed, group) run. Items ``0..N-1`` are the onset->apex flows and, with
-    ``augment``, items ``N..2N-1`` the onset->apex+1 flows of the same samples."""
-    subjects = np.asarray(subjects)
+    ``augment``, items ``N..2N-1`` the onset->apex+1 flows of the same samples.
+
+    Subjects and group members are compared as strings (:func:`subject_ids`). A group that
+    holds out no sample is an error: it is a typo or a type mismatch, and its run would train
+    on everything while testing nothing."""
+    subjects = subject_ids(subjects)
+    groups = [[str(s) for s in g] for g in groups]
+    if not groups:
+        raise ValueError("no subject groups to hold out")
+    for g in groups:
+        if not np.isin(subjects, g).any():
+            known = ", ".join(sorted(set(subjects.tolist()))[:8])
+            raise ValueError(f"subject group {g} holds out no sample (subjects: {known}, ...)")
     runs = [g for g in groups] + ([[]] if train_final else [])
     tmax = max(1, max(int(np.isin(subjects, g).sum()) for g in runs))
     masks, idx, valid, run_seeds, held = [], [], [], [], []

@@ -20,7 +20,7 @@ import datetime
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -97,11 +97,11 @@ def train_loso(
     inputs: np.ndarray,
     augmented: np.ndarray | None,
     labels: np.ndarray,
-    subjects: Sequence[str],
+    subjects: Sequence[Hashable],
     config: TrainConfig = TrainConfig(),
     execution: Execution = Execution(),
     *,
-    groups: list[list[str]] | None = None,
+    groups: Sequence[Sequence[Hashable]] | None = None,
     workdir: str | Path | None = None,
     progress: Callable[[str], None] | None = log.info,
     keep_states: bool = False,
@@ -112,12 +112,14 @@ def train_loso(
 
     ``inputs`` ``[N, H, W, C]`` are the network inputs of the onset->apex flows, ``augmented``
     those of the onset->apex+1 flows (used for training only; None or ``config.augment=False``
-    leaves them out). ``groups`` defaults to LOSO. With ``workdir``, training writes
-    ``workdir/metrics.jsonl`` as it goes, and with ``execution.checkpoint_every`` it checkpoints
-    the run stack with orbax so that a rerun resumes from the last checkpoint. ``eval_every=k``
-    also records the held-out logits every k epochs (``LosoResult.eval_logits``) -- cheap when
-    every run trains at once, and only for analysing what choosing epochs by test results would
-    do.
+    leaves them out). Subject IDs may be any hashable values (ints, strings), compared as
+    strings. ``groups`` defaults to LOSO, which tests every sample; explicit groups test only
+    their members (the rest get prediction -1), as a train-on-one-database protocol wants. With
+    ``workdir``, training writes ``workdir/metrics.jsonl`` as it goes, and with
+    ``execution.checkpoint_every`` it checkpoints the run stack with orbax so that a rerun
+    resumes from the last checkpoint. ``eval_every=k`` also records the held-out logits every k
+    epochs (``LosoResult.eval_logits``) -- cheap when every run trains at once, and only for
+    analysing what choosing epochs by test results would do.
     """
     t0 = time.perf_counter()
     inputs = np.asarray(inputs, np.float32)
@@ -139,6 +141,10 @@ def train_loso(
         augment=use_aug,
         train_final=config.train_final,
     )
+    untested = np.setdiff1d(np.arange(len(labels)), plan.test_idx[plan.test_valid])
+    if not groups and len(untested):
+        # Every subject is its own group, so this is a bug, never a choice: say so.
+        raise ValueError(f"{len(untested)} sample(s) held out by no fold, e.g. {untested[:5]}")
     steps = num_steps(plan.train_mask.sum(1), config.batch_size, config.drop_last)
     programs = strategies.programs(model, config, steps)
     devices = jax.devices()
