@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -46,22 +48,39 @@ def setup(level: str | None = None, *, absl_verbosity_given: bool = False) -> No
     ours.propagate = False  # not again through absl's handler
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is: it unwinds as Ctrl-C does, so every ``except
+    KeyboardInterrupt`` that keeps work (a stream's CSV, a checkpoint) keeps it on SIGTERM too."""
+
+
 @contextlib.contextmanager
 def one_line_errors(keep_traceback: Callable[[BaseException], bool] = lambda e: False):
     """What a command line owes a user: an error merjax raised on purpose (bad data, flags,
     settings, a full disk, a diverged run) as one ``error:`` line and exit code 1; Ctrl-C as one
-    line saying what was kept and exit code 130. An error for which ``keep_traceback`` says so
-    (a bug in the user's own experiment code) keeps its traceback, as does every error with
+    line saying what was kept and exit code 130, SIGTERM the same with exit code 143 (128 + the
+    signal, as a shell reports it). An error for which ``keep_traceback`` says so (a bug in the
+    user's own experiment code) keeps its traceback, as does every error with
     ``MERJAX_TRACEBACK=1``."""
+    terminated = {"yes": False}
+
+    def on_term(signum, frame):
+        terminated["yes"] = True
+        raise Terminated("terminated: rerun the same command")
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
     try:
         yield
     except KeyboardInterrupt as e:
         if os.environ.get("MERJAX_TRACEBACK"):
             raise
         print(str(e) or "interrupted: rerun the same command", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + (signal.SIGTERM if terminated["yes"] else signal.SIGINT))
     except (ValueError, OSError, KeyError, FloatingPointError) as e:  # DataError: a ValueError
         if os.environ.get("MERJAX_TRACEBACK") or keep_traceback(e):
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

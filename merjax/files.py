@@ -226,25 +226,31 @@ def move_aside(path: str | Path, suffix: str) -> Path:
     return target
 
 
-class WorkdirBusy(OSError):
+class InUse(OSError):
+    """Another process holds a lock merjax takes (a workdir, an output file)."""
+
+
+class WorkdirBusy(InUse):
     """Another process is running in this workdir."""
 
 
-class WorkdirLock:
-    """Holds ``<workdir>/.merjax.lock`` for a run: a second run on the same workdir fails at once.
+class _Lock:
+    """Holds a lock file for the length of a ``with``: a second holder fails at once.
 
     The lock is an ``fcntl.flock`` on the file, which the kernel releases when its process dies,
     so the file a killed run leaves behind is a stale lock: the next run takes it over and says
     which process held it. The file records the holder's pid, host and start time."""
 
-    NAME = ".merjax.lock"
+    busy: type[InUse] = InUse
 
-    def __init__(self, workdir: str | Path, progress: Callable[[str], None] | None = None):
-        self.path = Path(workdir) / self.NAME
-        self.progress = progress
+    def __init__(self, path: Path, what: str, progress: Callable[[str], None] | None):
+        self.path, self.what, self.progress = path, what, progress
         self._file = None
 
-    def __enter__(self) -> WorkdirLock:
+    def _busy_message(self, holder: str) -> str:
+        raise NotImplementedError
+
+    def __enter__(self):
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,18 +262,13 @@ class WorkdirLock:
             holder = f.read().strip() or "another process"
             f.close()
             if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise WorkdirBusy(
-                    f"workdir {str(self.path.parent)!r} is in use by {holder}; wait for it to "
-                    "finish or "
-                    "choose another --workdir"
-                ) from None
+                raise self.busy(self._busy_message(holder)) from None
             raise
         f.seek(0)
         previous = f.read().strip()
         if previous and self.progress:
             self.progress(
-                f"taking over the stale lock of {previous} in {self.path.parent} (it is no longer "
-                "running)"
+                f"taking over the stale lock of {previous} on {self.what} (it is no longer running)"
             )
         f.seek(0)
         f.truncate()
@@ -286,3 +287,38 @@ class WorkdirLock:
                 self._file.truncate()  # a clean exit leaves no stale holder behind
             self._file.close()  # releases the flock
             self._file = None
+
+
+class WorkdirLock(_Lock):
+    """Holds ``<workdir>/.merjax.lock`` for a run: a second run on the same workdir fails at once
+    (a killed run's lock is stale and taken over)."""
+
+    NAME = ".merjax.lock"
+    busy = WorkdirBusy
+
+    def __init__(self, workdir: str | Path, progress: Callable[[str], None] | None = None):
+        workdir = Path(workdir)
+        super().__init__(workdir / self.NAME, str(workdir), progress)
+
+    def _busy_message(self, holder: str) -> str:
+        return (
+            f"workdir {self.what!r} is in use by {holder}; wait for it to finish or choose "
+            "another --workdir"
+        )
+
+
+class OutputLock(_Lock):
+    """Holds ``.<name>.lock`` beside an output file while one writer writes it, so that two
+    runs given the same output refuse instead of mixing their rows."""
+
+    busy = InUse
+
+    def __init__(self, path: str | Path, progress: Callable[[str], None] | None = None):
+        path = Path(path)
+        super().__init__(path.with_name(f".{path.name}.lock"), str(path), progress)
+
+    def _busy_message(self, holder: str) -> str:
+        return (
+            f"{self.what!r} is being written by {holder}; wait for it to finish or give "
+            "another output file"
+        )

@@ -26,6 +26,7 @@ The functions here are the library behind the command (notebooks import them).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import sys
@@ -363,15 +364,21 @@ def spot_stream(
 ) -> dict:
     """Spots and classifies the intervals of a frame source
     (:func:`merjax.spotting.stream.open_source`) as its frames arrive, writing each to ``out``
-    (a CSV, flushed per row) and passing it to ``emit``. Ctrl-C ends the stream: the CSV keeps
-    what was spotted and the error says where. Returns counts and rates."""
-    from merjax.errors import Interrupted
+    (a CSV, flushed per row) and passing it to ``emit``. Ctrl-C or SIGTERM ends the stream: the
+    CSV keeps what was spotted and the error says where. A second stream into the same ``out``
+    is refused while this one runs. Returns counts and rates."""
     from merjax.spotting import signal as spot_signal
     from merjax.spotting import stream
 
     settings = spot_signal.SpotSettings(threshold=threshold)
     spotter = stream.StreamSpotter(source.fps, settings, model=model, crop=crop)
-    sink = stream.DetectionCSV(out, source.fps, model.spec.class_names) if out else None
+    with files.OutputLock(out) if out else contextlib.nullcontext():
+        sink = stream.DetectionCSV(out, source.fps, model.spec.class_names) if out else None
+        return _stream_into(spotter, source, sink, max_frames, emit)
+
+
+def _stream_into(spotter, source, sink, max_frames: int | None, emit) -> dict:
+    from merjax.errors import Interrupted
 
     def put(ds):
         for d in ds:

@@ -8,12 +8,15 @@ Reliability: the table names each test).
 from __future__ import annotations
 
 import csv
+import os
+import re
+import signal as signal_module
 
 import cv2
 import numpy as np
 import pytest
 
-from merjax import inference, predict
+from merjax import files, inference, predict
 from merjax.errors import Interrupted
 from merjax.flow import FlowSettings
 from merjax.spotting import signal, stream
@@ -126,3 +129,79 @@ def test_a_variable_frame_rate_is_noted_once_and_every_frame_kept(variable, tmp_
     noted = [n for n in source.notes if "variable frame rate" in n]
     assert len(noted) == (1 if variable else 0)
     assert not stream.drifts(0.0, 50, 30.0), "a container without timestamps says nothing"
+
+
+@pytest.mark.parametrize("index", [-1, 99999999999, 256])
+def test_a_camera_index_out_of_range_is_refused_before_opencv(
+    index, stream_files, tmp_path, command_in_process
+):
+    """Before: --camera=-1 crashed inside OpenCV (exit 139), a huge one gave a cv2 traceback."""
+    _, model = stream_files
+    code, _, err = command_in_process(predict.main, f"--model={model}", f"--camera={index}")
+    assert code == 1 and f"--camera must be a camera index 0..255, got {index}" in err, err
+    assert "Traceback" not in err
+
+
+def _frames_then_sigterm(video, after: int):
+    """``open_source`` whose frames send this process SIGTERM after ``after`` frames, as a
+    ``kill`` from outside would while a stream runs."""
+    real = stream.open_source
+
+    def open_source(video=None, camera=None):
+        source = real(video=video)
+
+        def frames():
+            for i, f in enumerate(source.frames):
+                if i == after:
+                    os.kill(os.getpid(), signal_module.SIGTERM)
+                yield f
+
+        return stream.FrameSource(frames(), source.fps, source.name, source.notes)
+
+    return open_source
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_stream_keeps_what_was_spotted(
+    stream_files, tmp_path, monkeypatch, command_in_process
+):
+    """Before: SIGTERM left the previous run's CSV at --out, the new rows in --out.partial, and
+    exit code 143 with no message."""
+    video, model = stream_files
+
+    def not_handled(signum, frame):
+        raise AssertionError("SIGTERM reached the test: the command line did not handle it")
+
+    previous = signal_module.signal(signal_module.SIGTERM, not_handled)
+    try:
+        out = tmp_path / "spots.csv"
+        out.write_text("the previous run's rows\n")
+        monkeypatch.setattr(stream, "open_source", _frames_then_sigterm(video, 300))
+        code, stdout, err = command_in_process(
+            predict.main, f"--model={model}", f"--video={video}", "--spot", f"--out={out}"
+        )
+    finally:
+        signal_module.signal(signal_module.SIGTERM, previous)
+    assert code == 143, err
+    assert re.fullmatch(
+        r"interrupted after 30\d frames of .*long.avi; \d+ intervals kept in .*\n", err
+    ), err
+    rows = list(csv.DictReader(open(out)))
+    printed = [line for line in stdout.splitlines() if line.startswith(("micro ", "macro "))]
+    assert len(rows) == len(printed)
+    assert not (tmp_path / "spots.csv.partial").exists()
+    assert "previous run" not in out.read_text()
+
+
+@pytest.mark.slow
+def test_a_second_stream_into_the_same_output_is_refused(stream_files, tmp_path):
+    """Before: two streams with one --out spliced their rows into one file."""
+    video, model_dir = stream_files
+    model = inference.load(model_dir)
+    out = tmp_path / "spots.csv"
+    with files.OutputLock(out):  # a first stream writing there
+        with pytest.raises(files.InUse, match=r"spots.csv' is being written by process \d+"):
+            predict.spot_stream(model, stream.open_source(video=video), out=out, emit=print)
+    assert not out.exists() and not (tmp_path / "spots.csv.partial").exists()
+    predict.spot_stream(model, stream.open_source(video=video), out=out, emit=lambda _: None)
+    assert out.exists()

@@ -240,6 +240,9 @@ class FrameSource:
     notes: list[str]
 
 
+MAX_CAMERA = 255
+
+
 def open_source(video: str | Path | None = None, camera: int | None = None) -> FrameSource:
     """Frames of a video file or of camera ``camera``; one clear error when it cannot be
     opened. A camera that states no frame rate is taken as 30 fps (noted)."""
@@ -250,6 +253,10 @@ def open_source(video: str | Path | None = None, camera: int | None = None) -> F
     if video is not None:
         cap, name = open_video(video), str(video)
     else:
+        # OpenCV crashes on a negative index (SIGSEGV) and raises its own error on one beyond
+        # a C int; no system numbers its cameras past a few hundred.
+        if not isinstance(camera, (int, np.integer)) or not 0 <= camera <= MAX_CAMERA:
+            raise DataError(f"--camera must be a camera index 0..{MAX_CAMERA}, got {camera}")
         cap, name = cv2.VideoCapture(int(camera)), f"camera {camera}"
         if not cap.isOpened():
             raise DataError(f"camera {camera} cannot be opened (no such camera, or it is busy)")
