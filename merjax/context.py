@@ -51,8 +51,10 @@ class Context:
         options: RunOptions = RunOptions(),
         progress: Callable[[str], None] | None = log.info,
         parent: Context | None = None,
+        config: bytes | None = None,
     ):
         self.cfg, self.workdir, self.options = cfg, Path(workdir), options
+        self.config_json = config  # config.json, written with the report that it describes
         if parent is not None:
             self.cache_dir = parent.cache_dir
         elif options.cache_dir:
@@ -175,9 +177,12 @@ class Context:
         """A report of this run: its title, the data it reports on (anything with a ``source``
         and ``warnings``: clips or long videos; the warnings come first, loud) and the protocol
         (default: the config's)."""
-        return report.Report(
+        rep = report.Report(
             self.workdir, title, protocol or self.cfg.protocol, data.source, data.warnings
         )
+        if self.config_json is not None:
+            rep.add_file("config.json", self.config_json)
+        return rep
 
     def model_dir(self, net: str) -> Path | None:
         """Where the final model of ``net`` was saved in this run (None if it was not)."""

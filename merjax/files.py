@@ -63,8 +63,13 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
+def json_bytes(obj: Any, **kwargs) -> bytes:
+    """``obj`` as the indented JSON file merjax writes."""
+    return (json.dumps(obj, **({"indent": 1} | kwargs)) + "\n").encode()
+
+
 def write_json(path: str | Path, obj: Any, **kwargs) -> Path:
-    return write_text(path, json.dumps(obj, **({"indent": 1} | kwargs)) + "\n")
+    return write_bytes(path, json_bytes(obj, **kwargs))
 
 
 def savez(path: str | Path, **arrays) -> Path:

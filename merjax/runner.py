@@ -213,8 +213,15 @@ def run(
         files.writable_dir(options.cache_dir, "--cache_dir")
     with environment.float32(), files.WorkdirLock(workdir, progress):  # one run per workdir
         t0 = time.perf_counter()
-        ctx = Context(cfg, workdir, options=options, progress=progress, parent=parent)
-        ctx.say(write_config(workdir, name, Path(module.__file__), cfg))
+        doc, line = describe_config(name, Path(module.__file__), cfg)
+        # config.json is written with the results it describes (by the report and again with
+        # summary.json below), never before them: a rerun that dies must not leave a new config
+        # beside the old run's report.
+        config_json = files.json_bytes(doc, default=str)
+        ctx = Context(
+            cfg, workdir, options=options, progress=progress, parent=parent, config=config_json
+        )
+        ctx.say(line)
         summary = module.run(ctx)
         if not isinstance(summary, dict):
             raise ValueError(
@@ -222,13 +229,18 @@ def run(
                 f"report.write(...)), got {type(summary).__name__}"
             )
         summary["seconds"] = round(time.perf_counter() - t0, 1)
-        files.write_json(workdir / "summary.json", summary)
+        files.commit(
+            {
+                workdir / "summary.json": files.json_bytes(summary),
+                workdir / "config.json": config_json,
+            }
+        )
     return summary
 
 
-def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -> str:
-    """Writes ``workdir/config.json`` (the resolved config, versions, backend, devices, the
-    strategy training will use) and returns a one-line description of where it runs."""
+def describe_config(name: str, file: Path, cfg: config_lib.Config) -> tuple[dict, str]:
+    """What ``config.json`` holds (the resolved config, versions, backend, devices, the strategy
+    training will use), and a one-line description of where the run goes."""
     from merjax import train
     from merjax.models import resolve_conv_impl
 
@@ -251,14 +263,12 @@ def write_config(workdir: Path, name: str, file: Path, cfg: config_lib.Config) -
         "conv_impl": {"requested": cfg.conv_impl, "resolved": conv_impl},
         "config": dataclasses.asdict(cfg),
     } | env
-    files.write_json(workdir / "config.json", doc, default=str)
     kinds = [d.split(" (")[0] for d in env["devices"]]
     devices = ", ".join(f"{kinds.count(k)} x {k}" for k in sorted(set(kinds), key=kinds.index))
     runs = ""
     if strategy == "chunked":
         runs = " sized to the device's memory" if auto else f" of {chunk} runs"
-    return (
+    return doc, (
         f"{name}: {devices} ({env['backend']}), strategy {strategy}{runs}"
-        f"{' (auto)' if auto else ''}, {conv_impl} convolutions; "
-        f"config in {workdir / 'config.json'}"
+        f"{' (auto)' if auto else ''}, {conv_impl} convolutions"
     )

@@ -81,10 +81,8 @@ def test_experiments_folder_from_the_environment(tmp_path, monkeypatch):
 
 def test_config_json_says_what_ran_where(tmp_path):
     cfg = runner.make_config("input_study", "tiny")
-    line = runner.write_config(
-        tmp_path, "input_study", ROOT / "experiments" / "input_study.py", cfg
-    )
-    doc = json.loads((tmp_path / "config.json").read_text())
+    doc, line = runner.describe_config("input_study", ROOT / "experiments" / "input_study.py", cfg)
+    doc = json.loads(json.dumps(doc, default=str))
     assert doc["config"]["train"]["epochs"] == cfg.train.epochs and doc["config"]["nets"] == list(
         cfg.nets
     )
@@ -95,7 +93,7 @@ def test_config_json_says_what_ran_where(tmp_path):
         and doc["devices"]
         and {"merjax", "jax", "flax"} <= set(doc["versions"])
     )
-    assert "strategy" in line and "cpu" in line and str(tmp_path / "config.json") in line
+    assert "strategy" in line and "cpu" in line
 
 
 def test_accuracy_vs_params_has_a_line_per_input():

@@ -286,3 +286,25 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_rerun_finishes(tmp_
         assert (mnt / "w" / "report.md").is_file()
     finally:
         subprocess.run(["umount", str(mnt)])
+
+
+def test_a_rerun_that_fails_leaves_the_config_of_the_results_beside_them(
+    tmp_path, tiny_db, monkeypatch
+):
+    """Before: config.json was written when a run started, so a rerun with other settings that
+    failed (or was killed) left its config beside the previous run's report and summary."""
+    common = dict(profile="tiny", cache_dir=tiny_db.parent, progress=None)
+    runner.run("class_average_flow", tmp_path, **common)
+    first = json.loads((tmp_path / "config.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "config.json" in summary["files"]
+
+    def killed(*args, **kwargs):
+        raise OSError("killed while writing the report")
+
+    monkeypatch.setattr(report.Report, "write", killed)
+    with pytest.raises(OSError, match="killed"):
+        runner.run("class_average_flow", tmp_path, seeds=[7], **common)
+    kept = json.loads((tmp_path / "config.json").read_text())
+    assert kept == first and kept["config"]["train"]["seeds"] != [7]
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
