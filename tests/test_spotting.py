@@ -84,9 +84,14 @@ def test_k_threshold_and_peaks_by_hand():
     assert signal.threshold(x, 1, 0.5) == pytest.approx(14 / 11 + 0.5 * (5 - 14 / 11))
     # k = 1: local maxima 3 (t=3), 2 (t=6: the first of the two equal 2s), 5 (t=9).
     assert signal.peaks(x, 1, 0.0) == [3, 6, 9]
-    # k = 3: 3 at t=3 is the largest of x[1..6]; 5 at t=9 merges the 2s at t=6, 7.
-    assert signal.peaks(x, 3, 0.0) == [3, 9]
+    # k = 3: the signal starts at t=3 (earlier frames have no flow), so its 3 there is an edge,
+    # not a peak; 5 at t=9 merges the 2s at t=6, 7.
+    assert signal.peaks(x, 3, 0.0) == [9]
     assert signal.peaks(x, 3, 4.0) == [9]
+    # An edge is no peak at either end, nor is a flat signal.
+    assert signal.peaks(np.array([0, 5, 4, 3, 2, 1.0]), 1, 0.0) == []
+    assert signal.peaks(np.array([0, 1, 2, 3, 4, 5.0]), 1, 0.0) == []
+    assert signal.peaks(np.zeros(12), 1, signal.threshold(np.zeros(12), 1, 0.3)) == []
     w = signal.region_weights(20, s.regions())
     np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-6)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
-from merjax.data.spreadsheets import as_class, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import as_class, as_int, as_name, as_str, find_file, read_table
 from merjax.errors import DataError
 
 CODING = "CASME2-coding-20140508.xlsx"
@@ -112,7 +112,8 @@ def load(
 
 
 def _sample(r, where, classes, frames_roots, cropped, apex_policy, bit_depth) -> Sample:
-    subject, clip = subject_folder(r["Subject"]), as_str(r["Filename"])
+    subject = subject_folder(as_name(r["Subject"], where=where, column="Subject"))
+    clip = as_name(r["Filename"], where=where, column="Filename")
     onset = as_int(r["OnsetFrame"], where=where, column="OnsetFrame")
     offset = as_int(r["OffsetFrame"], where=where, column="OffsetFrame")
     if (subject, clip) not in classes:

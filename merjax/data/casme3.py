@@ -43,7 +43,7 @@ from typing import NamedTuple
 from merjax.data import emotions
 from merjax.data import frames as frames_lib
 from merjax.data.sample import Sample, SampleList
-from merjax.data.spreadsheets import KnownError, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import KnownError, as_int, as_name, as_str, find_file, read_table
 from merjax.errors import DataError
 
 LABEL_FILE = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
@@ -147,8 +147,8 @@ def read_labels(path: str | Path) -> list[Row]:
         rows.append(
             Row(
                 where,
-                as_str(r["Subject"]),
-                as_str(r["Filename"]),
+                as_name(r["Subject"], where=where, column="Subject"),
+                as_name(r["Filename"], where=where, column="Filename"),
                 as_int(r["Onset"], where=where, column="Onset"),
                 as_int(r["Apex"], where=where, column="Apex"),
                 as_int(r["Offset"], where=where, column="Offset"),

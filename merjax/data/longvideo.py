@@ -40,7 +40,7 @@ from merjax.data import casme3 as casme3_lib
 from merjax.data import frames as frames_lib
 from merjax.data.databases import DatabaseSet
 from merjax.data.intervals import Interval
-from merjax.data.spreadsheets import as_str, find_file, read_table, sheet_rows
+from merjax.data.spreadsheets import as_name, as_str, find_file, read_table, sheet_rows
 from merjax.errors import DataError
 
 DATABASES = ("casme3", "samm_lv", "casme_sq")
@@ -106,6 +106,22 @@ def _num(value, where: str, column: str) -> int:
     return int(f)
 
 
+# The spellings of an expression's type in the official files, lower-cased and without spaces:
+# "Micro - 1/2" and "Macro" (SAMM-LV), "Micro-expression" and "Macro-expression" (CAS(ME)^3,
+# CAS(ME)^2). Anything else (a blank cell, "Mirco - 1/2") is a typo to fix, not a macro.
+_KIND = re.compile(r"(micro|macro)(-?expressions?)?(-1/2)?")
+
+
+def _kind(value, where: str, column: str) -> str:
+    m = _KIND.fullmatch("".join(as_str(value).lower().split()))
+    if not m:
+        raise DataError(
+            f"{where}: {column} {as_str(value)!r} is not a micro- or macro-expression (the "
+            "official spellings: 'Micro - 1/2', 'Macro', 'Micro-expression', 'Macro-expression')"
+        )
+    return m.group(1)
+
+
 def _interval(
     where, onset, apex, offset, kind, emotion, notes, *, onset_zero_ok: bool = True
 ) -> Interval | None:
@@ -160,17 +176,14 @@ def read_casme3(path: str | Path, emotions: dict | None = None) -> tuple[dict, d
     header = ("Subject", "Filename", "Onset", "Apex", "Offset", "Expression type")
     for row, r in read_table(path, header, sheet=CASME3_SHEETS[0]):
         where = f"{path.name} row {row}"
-        video = as_str(r["Filename"])
-        key = (as_str(r["Subject"]), video.lower())
+        video = as_name(r["Filename"], where=where, column="Filename")
+        key = (as_name(r["Subject"], where=where, column="Subject"), video.lower())
         if video != video.lower():
             notes.setdefault(key, []).append(
                 f"{where}: video {video!r} is folder {video.lower()!r}"
             )
         onset, apex, offset = (_num(r[c], where, c) for c in ("Onset", "Apex", "Offset"))
-        kind_text = as_str(r["Expression type"]).lower()
-        if not kind_text.startswith(("micro", "macro")):
-            raise DataError(f"{where}: Expression type {kind_text!r} is not micro or macro")
-        kind = "micro" if kind_text.startswith("micro") else "macro"
+        kind = _kind(r["Expression type"], where, "Expression type")
         emotion = emotions.get((*key, onset)) if kind == "micro" else None
         got = _interval(where, onset, apex, offset, kind, emotion, notes.setdefault(key, []))
         if got:
@@ -179,7 +192,10 @@ def read_casme3(path: str | Path, emotions: dict | None = None) -> tuple[dict, d
     header = ("Subject", "Filename", "Onset", "Offset")
     for row, r in read_table(path, header, sheet=CASME3_SHEETS[1]):
         where = f"{path.name} sheet {CASME3_SHEETS[1]!r} row {row}"
-        key = (as_str(r["Subject"]), as_str(r["Filename"]).lower())
+        key = (
+            as_name(r["Subject"], where=where, column="Subject"),
+            as_name(r["Filename"], where=where, column="Filename").lower(),
+        )
         blinks.setdefault(key, []).append(
             (_num(r["Onset"], where, "Onset"), _num(r["Offset"], where, "Offset"))
         )
@@ -232,13 +248,7 @@ def _casme3_emotions(root: Path) -> dict[tuple[str, str, int], str]:
 def load_samm_lv(root: str | Path) -> VideoList:
     """Every SAMM Long Videos video with frames below ``root``, with its intervals."""
     root = Path(root)
-    hits = sorted(root.glob(SAMM_LV_FILE)) + sorted(root.glob("*/" + SAMM_LV_FILE))
-    if not hits:
-        raise DataError(
-            f"SAMM Long Videos: no {SAMM_LV_FILE!r} in {str(root)!r} or a folder below it (the "
-            "official annotation file)"
-        )
-    path = hits[-1]  # the newest version
+    path = find_file(root, SAMM_LV_FILE, what="SAMM Long Videos", max_depth=1)
     emotions = _samm_emotions(root)
     by_video: dict[str, list] = {}
     notes: dict[str, list[str]] = {}
@@ -250,8 +260,7 @@ def load_samm_lv(root: str | Path) -> VideoList:
             raise DataError(f"{where}: Filename {filename!r} is not <subject>_<video>_<n>")
         video = m.group(1)
         onset, apex, offset = (_num(r[c], where, c) for c in ("Onset", "Apex", "Offset"))
-        kind_text = as_str(r["Type"]).lower()
-        kind = "micro" if kind_text.startswith("micro") else "macro"
+        kind = _kind(r["Type"], where, "Type")
         got = _interval(
             where,
             onset,
@@ -301,8 +310,8 @@ def load_casme_sq(root: str | Path) -> VideoList:
     path = find_file(root, CASME_SQ_FILE, what="CAS(ME)^2")
     rows = sheet_rows(path, 0)
     subjects = {
-        int(float(r[2])): as_str(r[1])
-        for r in sheet_rows(path, 1)
+        int(float(r[2])): as_name(r[1], where=f"{path.name} sheet 2 row {i}", column="subject")
+        for i, r in enumerate(sheet_rows(path, 1), start=1)
         if len(r) > 2 and _is_number(r[2])
     }
     codes = {as_str(r[1]): as_str(r[0]).zfill(4) for r in sheet_rows(path, 2) if len(r) > 1}
@@ -322,7 +331,7 @@ def load_casme_sq(root: str | Path) -> VideoList:
         onset, apex, offset = (
             _num(r[c], where, n) for c, n in ((2, "onset"), (3, "apex"), (4, "offset"))
         )
-        kind = "micro" if as_str(r[7]).lower().startswith("micro") else "macro"
+        kind = _kind(r[7], where, "type")
         emotion = as_str(r[6]).lower() if kind == "micro" else None
         got = _interval(where, onset, apex, offset, kind, emotion, notes.setdefault(key, []))
         if got:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from merjax.data import frames as frames_lib
 from merjax.data.sample import OBJECTIVE_CLASSES, Sample, SampleList
-from merjax.data.spreadsheets import as_class, as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import as_class, as_int, as_name, as_str, find_file, read_table
 from merjax.errors import DataError
 
 CODES = "SAMM_Micro_FACS_Codes_v2.xlsx"
@@ -87,8 +87,8 @@ def load(
 
 
 def _sample(r, where: str, frames_roots: list[Path], cropped: bool, bit_depth) -> Sample:
-    clip = as_str(r["Filename"])
-    subject = _subject(r["Subject"])
+    clip = as_name(r["Filename"], where=where, column="Filename")
+    subject = _subject(as_name(r["Subject"], where=where, column="Subject"))
     onset = as_int(r["Onset Frame"], where=where, column="Onset Frame")
     apex = as_int(r["Apex Frame"], where=where, column="Apex Frame")
     offset = as_int(r["Offset Frame"], where=where, column="Offset Frame")

@@ -20,7 +20,7 @@ from pathlib import Path
 from merjax.data import emotions
 from merjax.data import frames as frames_lib
 from merjax.data.sample import Sample, SampleList
-from merjax.data.spreadsheets import as_int, as_str, find_file, read_table
+from merjax.data.spreadsheets import as_int, as_name, as_str, find_file, read_table
 from merjax.errors import DataError
 
 ANNOTATION = "SMIC-HS-E_annotation.xlsx"
@@ -70,7 +70,7 @@ def load(
 def _sample(
     r, where: str, root: Path, folders: dict[str, list[Path]], cropped: bool, bit_depth
 ) -> Sample:
-    clip = as_str(r["Filename"])
+    clip = as_name(r["Filename"], where=where, column="Filename")
     onset = as_int(r["OnsetF"], where=where, column="OnsetF")
     offset_cell = r["OffsetF"]
     if isinstance(offset_cell, str) and offset_cell.startswith("="):

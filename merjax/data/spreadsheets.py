@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import openpyxl
 
 from merjax.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 class KnownError(DataError):
@@ -25,8 +28,15 @@ def find_file(root: Path, name: str, *, what: str, max_depth: int = 2) -> Path:
     pattern = name
     for _ in range(max_depth + 1):
         hits = sorted(root.glob(pattern))
+        if len(hits) > 1:
+            # Two copies or two versions at one depth: either could be the one meant.
+            raise DataError(
+                f"{what}: {len(hits)} files match {name!r} at the same depth below "
+                f"{str(root)!r}: {', '.join(repr(str(h)) for h in hits)}; keep one (move the "
+                "others out of the root)"
+            )
         if hits:
-            return hits[0]
+            return hits[0]  # the shallowest: a copy at the root wins over one in a subfolder
         pattern = "*/" + pattern
     raise DataError(
         f"{what}: no {name!r} in {str(root)!r} or up to {max_depth} folders below it "
@@ -39,12 +49,16 @@ def _norm(value: Any) -> str:
 
 
 def _open(path: Path):
-    """``(sheet names, rows(sheet name) -> iterator of tuples, close)`` of a workbook."""
+    """``(sheet names, hidden sheet names, rows(sheet name) -> iterator of tuples, close)`` of a
+    workbook."""
     try:
         if Path(path).suffix.lower() == ".xls":
             import xlrd  # the old binary format: openpyxl reads only .xlsx
 
             book = xlrd.open_workbook(str(path), on_demand=True)
+            names = book.sheet_names()
+            # xlrd reads each sheet's visibility with its header (0: visible).
+            hidden = {n for n in names if book.sheet_by_name(n).visibility != 0}
 
             def xls_rows(name):
                 sh = book.sheet_by_name(name)
@@ -53,18 +67,26 @@ def _open(path: Path):
                         None if c.ctype == xlrd.XL_CELL_EMPTY else c.value for c in sh.row(r)
                     )
 
-            return book.sheet_names(), xls_rows, book.release_resources
+            return names, hidden, xls_rows, book.release_resources
         book = openpyxl.load_workbook(path, read_only=True)
     except Exception as e:  # both libraries raise several unrelated types
         raise DataError(f"cannot read spreadsheet {str(path)!r}: {e}") from e
-    return book.sheetnames, lambda name: book[name].iter_rows(values_only=True), book.close
+    hidden = {n for n in book.sheetnames if book[n].sheet_state != "visible"}
+    rows = lambda name: book[name].iter_rows(values_only=True)  # noqa: E731
+    return book.sheetnames, hidden, rows, book.close
 
 
 def sheet_rows(path: Path, sheet: int | str = 0) -> list[tuple]:
-    """Every row of a sheet (by index or name) as written, for sheets without a header row."""
-    names, rows, close = _open(path)
+    """Every row of a sheet (by index or name) as written, for sheets without a header row. An
+    index counts the visible sheets (a hidden sheet added before them moves no index)."""
+    names, hidden, rows, close = _open(path)
     try:
         if isinstance(sheet, int):
+            if hidden:
+                log.warning(
+                    "%s: hidden sheet(s) %s passed over", Path(path).name, ", ".join(sorted(hidden))
+                )
+            names = [n for n in names if n not in hidden]
             if not 0 <= sheet < len(names):
                 raise DataError(
                     f"{str(path)!r} has {len(names)} sheets; sheet {sheet + 1} is missing"
@@ -87,18 +109,20 @@ def read_table(
     The header row is found by looking for all names of ``header`` (case and spacing ignored)
     within the first ``max_scan`` rows, so note rows above it (SAMM has 13) are skipped; in the
     sheet named ``sheet``, or by default in the first sheet that has it (a sheet of notes added
-    before the data is passed over). Row numbers are the spreadsheet's own (1-based), for error
-    messages. Entirely empty rows are skipped. Formulas come back as their text (only unused
-    columns hold them). ``.xls`` files (the old Excel format some databases ship) are read
-    with xlrd, everything else with openpyxl.
+    before the data is passed over), visible sheets first: a hidden sheet is read only when no
+    visible one has the header, and passing one over is logged. Row numbers are the
+    spreadsheet's own (1-based), for error messages. Entirely empty rows are skipped. Formulas
+    come back as their text (only unused columns hold them). ``.xls`` files (the old Excel
+    format some databases ship) are read with xlrd, everything else with openpyxl.
     """
-    sheetnames, sheet_rows, close = _open(path)
+    sheetnames, hidden, sheet_rows, close = _open(path)
     try:
         if sheet is not None and sheet not in sheetnames:
             raise DataError(
                 f"{str(path)!r} has no sheet {sheet!r} (its sheets: {', '.join(sheetnames)})"
             )
-        names = [sheet] if sheet is not None else sheetnames
+        visible = [n for n in sheetnames if n not in hidden]
+        names = [sheet] if sheet is not None else visible + [n for n in sheetnames if n in hidden]
         wanted = [_norm(h) for h in header]
         closest = (0, "", 0, [])  # the row holding most of the header: (found, sheet, row, cells)
         for name in names:
@@ -108,6 +132,7 @@ def read_table(
                 found = sum(w in cells for w in wanted)
                 if found == len(wanted):
                     columns = {h: cells.index(w) for h, w in zip(header, wanted, strict=True)}
+                    _say_hidden(path, name, hidden, sheet)
                     yield from _below(rows, number, columns)
                     return
                 if found > closest[0]:
@@ -129,6 +154,20 @@ def read_table(
         f"{str(path)!r}: no header row with columns {list(header)} in the first {max_scan} rows "
         f"of {where}"
     )
+
+
+def _say_hidden(path: Path, used: str, hidden: set[str], asked: str | None) -> None:
+    if asked is not None or not hidden:
+        return
+    if used in hidden:
+        log.warning("%s: the data is read from hidden sheet %r", Path(path).name, used)
+    else:
+        log.warning(
+            "%s: hidden sheet(s) %s passed over; the data is read from sheet %r",
+            Path(path).name,
+            ", ".join(map(repr, sorted(hidden))),
+            used,
+        )
 
 
 def _below(rows, header_row: int, columns: dict[str, int]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -164,6 +203,16 @@ def as_class(value: Any, *, where: str, column: str, classes: range = range(1, 8
     ):
         raise DataError(f"{where}: {column} {value!r} is not {classes.start}-{classes.stop - 1}")
     return int(value)
+
+
+def as_name(value: Any, *, where: str, column: str) -> str:
+    """A text cell that names one folder or file below a database's root (a subject, a clip):
+    an empty cell, a path separator, ``..`` or an absolute path is a DataError naming the row,
+    since joining it to the root would read frames from outside the database."""
+    text = as_str(value)
+    if not text or text in (".", "..") or "/" in text or "\\" in text or Path(text).is_absolute():
+        raise DataError(f"{where}: {column} {text!r} is not the name of one folder in the database")
+    return text
 
 
 def as_str(value: Any) -> str:

@@ -195,9 +195,14 @@ def threshold(signal_F: np.ndarray, k: int, p: float) -> float:
 def is_peak(window: np.ndarray, at: int, level: float) -> bool:
     """The peak rule at one frame: ``window[at]`` (the signal at t, in the signal from k frames
     before t to k after) is at least ``level`` and the largest of the window, the first of
-    equal values -- so nearby peaks merge into the highest. The stream decides by it too."""
+    equal values -- so nearby peaks merge into the highest -- and the signal rises to it and
+    has a frame after it. So an edge of the signal is no peak (a signal that only falls from
+    its first frame, the start of a video), nor is a flat one (a still video, whose threshold
+    equals its every value). The stream decides by it too."""
     w = np.asarray(window, np.float64)
-    return bool(w[at] >= level and w[at] == w.max() and np.argmax(w) == at)
+    if not 0 < at < len(w) - 1:
+        return False
+    return bool(w[at] >= level and w[at - 1] < w[at] == w.max() and np.argmax(w) == at)
 
 
 def peaks(signal_F: np.ndarray, k: int, level: float) -> list[int]:

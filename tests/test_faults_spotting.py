@@ -1,0 +1,101 @@
+"""Faults of long videos and spotting: annotation files in two places or with hidden sheets,
+Type cells that are typos, cells that name paths, a still video.
+
+Each test failed on the code before its fix, in the way its docstring says (README,
+Reliability: the table names each test).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pytest
+
+from merjax.data import casme2, longvideo
+from merjax.errors import DataError
+from merjax.spotting import signal
+
+from conftest import edit_cell
+
+
+@pytest.fixture
+def samm_lv(long_db, tmp_path) -> Path:
+    """A private copy of the tiny SAMM Long Videos root that a test may break."""
+    root = tmp_path / "SAMMLV"
+    shutil.copytree(long_db["samm_lv"], root)
+    return root
+
+
+def _annotation(root: Path) -> Path:
+    return next(root.glob(longvideo.SAMM_LV_FILE))
+
+
+def test_the_annotation_file_at_the_root_wins_over_a_copy_below_it(samm_lv):
+    """Before: a release in a subfolder won over the one at the root (``hits[-1]``)."""
+    ours = longvideo.load("samm_lv", samm_lv)
+    old = samm_lv / "old" / "SAMM_LongVideos_V1_Release.xlsx"
+    old.parent.mkdir()
+    shutil.copy(_annotation(samm_lv), old)
+    edit_cell(old, "006_1_1", "Type", "Macro")  # the copy below says something else
+    again = longvideo.load("samm_lv", samm_lv)
+    assert [v.intervals for v in again] == [v.intervals for v in ours]
+    # Two releases side by side at the root: either could be meant.
+    shutil.copy(_annotation(samm_lv), samm_lv / "SAMM_LongVideos_V2_Release.xlsx")
+    with pytest.raises(DataError, match=r"2 files match 'SAMM_LongVideos_V\*_Release.xlsx'"):
+        longvideo.load("samm_lv", samm_lv)
+
+
+def test_a_hidden_sheet_is_passed_over_and_said(db, caplog):
+    """Before: sheets were searched in order, hidden ones first: a hidden first sheet with the
+    header turned every label into its rows."""
+    path = db / "CASME2" / casme2.CODING
+    n = len(casme2.load(db / "CASME2"))
+    book = openpyxl.load_workbook(path)
+    data = book.worksheets[0]
+    hidden = book.create_sheet("old", 0)
+    hidden.append([c.value for c in next(data.iter_rows(min_row=1, max_row=1))])
+    hidden.sheet_state = "hidden"
+    book.save(path)
+    with caplog.at_level(logging.WARNING, logger="merjax"):
+        assert len(casme2.load(db / "CASME2")) == n
+    assert "hidden sheet(s) 'old' passed over" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["Mirco - 1/2", None, "Micro?"])
+def test_a_type_that_is_no_official_spelling_is_an_error_naming_the_row(samm_lv, value):
+    """Before: any Type not starting with "micro" (a blank cell, ``Mirco - 1/2``) was read as a
+    macro-expression."""
+    row = edit_cell(_annotation(samm_lv), "006_1_1", "Type", value)
+    with pytest.raises(DataError, match=rf"row {row}: Type .* is not a micro- or macro-expr"):
+        longvideo.load("samm_lv", samm_lv)
+
+
+@pytest.mark.parametrize(
+    "column, value", [("Subject", "../../etc"), ("Filename", "/etc"), ("Filename", "..")]
+)
+def test_a_cell_that_names_a_path_outside_the_root_is_refused(db, column, value):
+    """Before: an absolute path or ``..`` in a Subject or Filename cell read frames from
+    outside the data root."""
+    path = db / "CASME2" / casme2.CODING
+    clip = casme2.load(db / "CASME2")[0].clip
+    row = edit_cell(path, clip, column, value)
+    with pytest.raises(DataError, match=rf"row {row}: {column} .* is not the name of one folder"):
+        casme2.load(db / "CASME2")
+
+
+def test_a_still_video_spots_nothing():
+    """Before: every frame equal gave ``Interval(0, 12, 'micro')``: the flat signal's threshold
+    equals its every value, and its first frame counted as a peak; a classifier's scores that
+    only fall from the start made a macro at the video's first frames."""
+    still = np.full((60, 32, 32), 128, np.uint8)
+    s = signal.SpotSettings(size=32)
+    assert signal.spot(still, 30.0, list(range(60)), s).intervals == []
+    ks = {"micro": 6, "macro": 18}
+    falling = {kind: np.linspace(1, 0, 60) for kind in ks}
+    assert signal.intervals_from(falling, ks, 0.3, range(60)).intervals == []
+    constant = {kind: np.full(60, 0.4) for kind in ks}
+    assert signal.intervals_from(constant, ks, 0.3, range(60)).intervals == []
