@@ -308,3 +308,23 @@ def test_a_rerun_that_fails_leaves_the_config_of_the_results_beside_them(
     kept = json.loads((tmp_path / "config.json").read_text())
     assert kept == first and kept["config"]["train"]["seeds"] != [7]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_a_model_folder_asking_for_flow_work_past_the_bounds_is_refused(tmp_path):
+    """Before: ``num_iter=1e9`` in a model folder's model.json and its binding file hung
+    predict in the flow's loop."""
+    model = inference.untrained("vy-3cl", 16, class_names=("a", "b", "c"))
+    folder = inference.save(tmp_path / "model", model.spec, model.variables)
+    for name in ("model.json", inference.BINDING):
+        doc = json.loads((folder / name).read_text())
+        doc["flow"]["horn_schunck"]["num_iter"] = 1e9
+        (folder / name).write_text(json.dumps(doc))
+    with pytest.raises(
+        DataError, match=r"model.json: .*horn_schunck.num_iter must be an integer in \[0, 10000\]"
+    ):
+        inference.load(folder)
+    for bad in (dict(num_iter=-1), dict(num_iter=10_001), dict(smoothness=float("nan"))):
+        with pytest.raises(ValueError, match="horn_schunck"):
+            FlowSettings.from_json({"horn_schunck": bad})
+    with pytest.raises(ValueError, match=r"tvl1.tau must be a number in \(0, 0.25\]"):
+        FlowSettings.from_json({"method": "tvl1", "tvl1": {"tau": 0.5}})

@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import json
 
+import numpy as np
+
 METHODS: tuple[str, ...] = ("horn_schunck", "tvl1")
 VARIANTS: tuple[str, ...] = ("matlab", "classic")
 
@@ -20,6 +22,24 @@ IPOL_LAMBDA = 0.15
 """IPOL's TV-L1 lambda, stated for intensities in 0-255."""
 
 _FORMAT = 2  # 2: the methods' parameters nested; 1 (older model folders): Horn-Schunck's flat
+
+
+MAX_ITER = 10_000
+"""The most iterations a flow setting may ask for: far past where either method has converged
+at the sizes merjax computes, and a bound on the work a model folder from elsewhere can ask."""
+MAX_SIDE = 4096
+
+
+def _bounded(name, value, low, high, *, integer: bool = False, low_open: bool = False) -> None:
+    """The documented bounds of a flow parameter (checked when settings are made: from a config,
+    a ``--set`` or a model folder's ``model.json``)."""
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {what} in {span}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +54,8 @@ class HornSchunckSettings:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"flow variant must be one of {VARIANTS}, got {self.variant!r}")
+        _bounded("horn_schunck.smoothness", self.smoothness, 0.0, 1e6, low_open=True)
+        _bounded("horn_schunck.num_iter", self.num_iter, 0, MAX_ITER, integer=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +75,17 @@ class TVL1Settings:
     num_iter: int = 10  # iterations per warp (with epsilon: at most)
     epsilon: float | None = None  # None: fixed iterations (differentiable); else IPOL's threshold
 
+    def __post_init__(self):
+        _bounded("tvl1.tau", self.tau, 0.0, 0.25, low_open=True)
+        for name in ("lambda_", "theta"):
+            _bounded(f"tvl1.{name}", getattr(self, name), 0.0, 1e6, low_open=True)
+        _bounded("tvl1.zfactor", self.zfactor, 0.0, 0.99, low_open=True)
+        _bounded("tvl1.nscales", self.nscales, 1, 1000, integer=True)
+        _bounded("tvl1.nwarps", self.nwarps, 1, 1000, integer=True)
+        _bounded("tvl1.num_iter", self.num_iter, 1, MAX_ITER, integer=True)
+        if self.epsilon is not None:
+            _bounded("tvl1.epsilon", self.epsilon, 0.0, 1.0, low_open=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class FlowSettings:
@@ -70,8 +103,8 @@ class FlowSettings:
             raise ValueError(f"flow method must be one of {METHODS}, got {self.method!r}")
         if self.crop not in ("dataset", "none"):
             raise ValueError(f"crop must be 'dataset' or 'none', got {self.crop!r}")
-        if len(self.size) != 2 or min(self.size) < 4:
-            raise ValueError(f"size must be (H, W) with sides >= 4, got {self.size!r}")
+        if len(self.size) != 2 or min(self.size) < 4 or max(self.size) > MAX_SIDE:
+            raise ValueError(f"size must be (H, W) with sides 4..{MAX_SIDE}, got {self.size!r}")
         if self.method == "tvl1" and min(self.size) < 8:
             raise ValueError(f"TV-L1 needs frames of at least 8x8, got size {self.size!r}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
