@@ -70,6 +70,10 @@ class Config:
         from merjax.models.layers import resolve_conv_impl
 
         resolve_conv_impl(self.conv_impl)  # a clear error for an unknown formulation
+        if not isinstance(self.synthetic_seed, int) or not 0 <= self.synthetic_seed < 2**32:
+            raise ValueError(
+                f"synthetic_seed must be an integer 0..2^32-1, got {self.synthetic_seed!r}"
+            )
         if self.composite is not None:
             composite.spec(self.composite)  # and for an unknown composite
 
@@ -169,10 +173,21 @@ def _assign(obj, path: list[str], text: str, assignment: str):
         inner = getattr(obj, head)
         if not dataclasses.is_dataclass(inner):
             raise ValueError(f"--set {assignment!r}: {head!r} has no sub-fields")
-        return dataclasses.replace(obj, **{head: _assign(inner, path[1:], text, assignment)})
+        return _replace(obj, head, _assign(inner, path[1:], text, assignment), assignment)
     kind = typing.get_type_hints(type(obj))[head]
     try:
         value = _parse(text, kind)
     except (ValueError, SyntaxError) as e:
         raise ValueError(f"--set {assignment!r}: cannot read {text!r} as {kind}: {e}") from None
-    return dataclasses.replace(obj, **{head: value})
+    return _replace(obj, head, value, assignment)
+
+
+def _replace(obj, field: str, value, assignment: str):
+    """``obj`` with ``field`` set, its checks (``__post_init__``) run now: a bad value is
+    refused when the config is made, naming the assignment, not after hours of work."""
+    try:
+        return dataclasses.replace(obj, **{field: value})
+    except (ValueError, TypeError) as e:
+        if str(e).startswith("--set "):
+            raise
+        raise ValueError(f"--set {assignment!r}: {e}") from None

@@ -84,3 +84,14 @@ def one_line_errors(keep_traceback: Callable[[BaseException], bool] = lambda e: 
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def refuse_empty_flags(flag_values) -> None:
+    """An empty value given on the command line (``--workdir=``, ``--seeds=``) is a mistake,
+    usually an unset shell variable: refused, never read as the flag's default."""
+    from absl import app
+
+    for name in flag_values:
+        flag = flag_values[name]
+        if flag.present and isinstance(flag.value, (str, list)) and not flag.value:
+            raise app.UsageError(f"--{name} is empty; give a value or leave the flag out")

@@ -67,6 +67,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.setup(FLAGS.log_level, absl_verbosity_given=FLAGS["verbosity"].present)
+    console.refuse_empty_flags(FLAGS)
     try:
         seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
     except ValueError:

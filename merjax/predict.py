@@ -240,6 +240,10 @@ def _run() -> None:
         raise DataError("--model is required (a folder written by training, with model.json)")
     if FLAGS.window < 0:
         raise DataError(f"--window must be >= 0 (0: 0.15 s of video), got {FLAGS.window}")
+    if FLAGS.max_frames is not None and FLAGS.max_frames < 1:
+        raise DataError(
+            f"--max_frames must be >= 1 (leave it out for no limit), got {FLAGS.max_frames}"
+        )
     if FLAGS.batch < 1:
         raise DataError(f"--batch must be >= 1, got {FLAGS.batch}")
     if FLAGS.bit_depth is not None and FLAGS.bit_depth not in BIT_DEPTHS:
@@ -450,6 +454,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # orbax logs every restore at INFO: quiet unless asked.
     console.setup(absl_verbosity_given=FLAGS["verbosity"].present)
+    console.refuse_empty_flags(FLAGS)
     with console.one_line_errors():
         # The next call compiles nothing it compiled before.
         environment.compilation_cache(Path.home() / ".cache" / "merjax" / "xla")

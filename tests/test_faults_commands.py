@@ -165,3 +165,51 @@ def test_predict_names_float_tiffs_and_folders_given_as_videos(tmp_path):
         frames.read_gray(tiff)
     with pytest.raises(DataError, match="is a folder, not a video file"):
         predict.predict_video(None, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("learned.stride=0", "stride must be an integer >= 1"),
+        ("learned.positive_share=1.0", r"positive_share must be in \(0, 1\)"),
+        ("learned.feature_size=0", "feature_size must be an integer >= 4"),
+        ("spot.batch=0", "batch must be an integer >= 1"),
+        ("synthetic_seed=-1", r"synthetic_seed must be an integer 0..2\^32-1"),
+        ("recognise.size=0", "size must be an integer >= 8"),
+        ("spot.half_seconds=(0.0, 0.0)", "half_seconds must be .* 0 < micro < macro"),
+        ("spot.half_seconds=(0.6, 0.2)", "half_seconds must be .* 0 < micro < macro"),
+        ("spot.micro_ratio=-1", r"micro_ratio must be in \(0, 1\]"),
+    ],
+)
+def test_every_set_value_is_checked_when_the_config_is_made(assignment, message):
+    """Before: stride=0 and positive_share=1.0 divided by zero mid-run, recognise.size=0 was
+    refused only after training, half_seconds=(0.6, 0.2) and micro_ratio=-1 were accepted."""
+    with pytest.raises(ValueError, match=rf"--set '{re.escape(assignment)}': {message}"):
+        runner.make_config("spotting", "tiny", [assignment])
+
+
+@pytest.mark.parametrize("flag", ["--workdir=", "--cache_dir=", "--seeds="])
+def test_an_empty_flag_is_refused_not_read_as_its_default(flag, tmp_path, command_in_process):
+    """Before: ``--workdir=``, ``--cache_dir=`` and ``--seeds=`` (an unset shell variable, say)
+    silently ran with the defaults."""
+    from merjax import main
+
+    code, _, err = command_in_process(main.main, "--profile=tiny", flag)
+    name = flag.strip("-=")
+    assert code == 1 and f"--{name} is empty; give a value or leave the flag out" in err, err
+
+
+@pytest.mark.parametrize("args", [["--out="], ["--max_frames=0"], ["--max_frames=-5"]])
+def test_predict_refuses_an_empty_out_and_max_frames_below_one(
+    args, stream_files, command_in_process
+):
+    """Before: ``--out=`` wrote no CSV and said nothing; ``--max_frames=0`` meant no limit and
+    ``-5`` reported that the video "has 1 frames"."""
+    from merjax import predict
+
+    video, model = stream_files
+    code, _, err = command_in_process(
+        predict.main, f"--model={model}", f"--video={video}", "--spot", *args
+    )
+    assert code == 1, err
+    assert "--out is empty" in err or "--max_frames must be >= 1" in err, err

@@ -48,6 +48,14 @@ class LearnedSettings:
         augment=False,
     )
 
+    def __post_init__(self):
+        if not isinstance(self.feature_size, int) or self.feature_size < 4:
+            raise ValueError(f"feature_size must be an integer >= 4, got {self.feature_size!r}")
+        if not isinstance(self.stride, int) or self.stride < 1:
+            raise ValueError(f"stride must be an integer >= 1, got {self.stride!r}")
+        if not 0.0 < self.positive_share < 1.0:
+            raise ValueError(f"positive_share must be in (0, 1), got {self.positive_share!r}")
+
 
 def labels_of(n: int, numbers: Sequence[int], truth: Sequence[Interval], ks: dict) -> np.ndarray:
     """``[n]`` item labels of a video's frames: 1 (2) when ``[t - k, t + k]`` at the micro

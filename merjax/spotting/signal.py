@@ -86,6 +86,15 @@ class SpotSettings:
             raise ValueError(f"size must be at least 8 pixels, got {self.size}")
         if not 1 <= self.top <= len(self.regions()) - 1:
             raise ValueError(f"top must be 1..{len(self.regions()) - 1}, got {self.top}")
+        half = self.half_seconds
+        if len(half) != 2 or not all(np.isfinite(h) and h > 0 for h in half) or half[0] >= half[1]:
+            raise ValueError(
+                f"half_seconds must be (micro, macro) seconds with 0 < micro < macro, got {half!r}"
+            )
+        if not 0.0 < self.micro_ratio <= 1.0:
+            raise ValueError(f"micro_ratio must be in (0, 1], got {self.micro_ratio!r}")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"batch must be an integer >= 1, got {self.batch!r}")
 
     def k(self, kind: str, fps: float) -> int:
         """Frames between the two frames of a flow, for intervals of ``kind`` at ``fps``."""

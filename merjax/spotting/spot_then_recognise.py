@@ -39,6 +39,11 @@ class RecogniseSettings:
     flow: FlowSettings = FlowSettings()
     train: TrainConfig = TrainConfig(epochs=20, batch_size=32, augment=False)
 
+    def __post_init__(self):
+        models.by_name(self.net, num_classes=len(emotions.MEGC2019_CLASSES))  # a known network
+        if not isinstance(self.size, int) or self.size < 8:
+            raise ValueError(f"size must be an integer >= 8, got {self.size!r}")
+
 
 BATCH = 64  # pairs per flow call, the last padded: one compiled program for any count
 
