@@ -216,6 +216,9 @@ flags.DEFINE_float(
     "spot_threshold", 0.3, "Spotting: p of the threshold mean + p (max - mean) of the signal."
 )
 flags.DEFINE_integer("max_frames", None, "Spotting: stop after this many frames.")
+flags.DEFINE_float(
+    "fps", None, "Spotting: the video's frame rate, where its file states none or a wrong one."
+)
 
 
 def writable_file(path: str, flag: str) -> Path:
@@ -428,7 +431,7 @@ def _stream_into(spotter, source, sink, max_frames: int | None, emit) -> dict:
 def _spot(model: inference.Model) -> None:
     from merjax.spotting import stream
 
-    source = stream.open_source(FLAGS.video, FLAGS.camera)
+    source = stream.open_source(FLAGS.video, FLAGS.camera, fps=FLAGS.fps)
     print(
         f"spotting {source.name} at {source.fps:.2f} fps (Ctrl-C stops; what was spotted is kept)"
     )

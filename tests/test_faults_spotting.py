@@ -99,3 +99,50 @@ def test_a_still_video_spots_nothing():
     assert signal.intervals_from(falling, ks, 0.3, range(60)).intervals == []
     constant = {kind: np.full(60, 0.4) for kind in ks}
     assert signal.intervals_from(constant, ks, 0.3, range(60)).intervals == []
+
+
+def test_an_interval_never_spans_a_gap_in_the_frame_numbers(long_db, tmp_path):
+    """Before: with frames 100-199 missing, k counted positions: a "micro" 88-94-200 came out,
+    with no note. Intervals are in frame numbers, stay inside one run of frames, and the
+    loader notes the gap."""
+    numbers = list(range(100)) + list(range(200, 300))
+    ks = {"micro": 6, "macro": 18}
+    micro = np.zeros(200)
+    micro[96] = 1.0  # a peak 4 positions before the gap
+    scores = {"micro": micro, "macro": np.zeros(200)}
+    [found] = signal.intervals_from(scores, ks, 0.3, numbers).intervals
+    assert (found.onset, found.apex, found.offset) == (90, 96, 99)
+    root = tmp_path / "CASME_sq"
+    shutil.copytree(long_db["casme_sq"], root)
+    video = longvideo.load("casme_sq", root)[0]
+    for _, path in video.frames[10:20]:
+        Path(path).unlink()
+    gap = f"frames {video.numbers[10]}-{video.numbers[19]} are missing"
+    again = next(v for v in longvideo.load("casme_sq", root) if v.name == video.name)
+    assert any(gap in n for n in again.notes), again.notes
+
+
+def test_ground_truth_is_checked_against_its_video(samm_lv):
+    """Before: a duplicated annotation row counted twice, and an interval beyond the last frame
+    (5000-5010 in a video of a few hundred) silently added a false negative."""
+    path = _annotation(samm_lv)
+    book = openpyxl.load_workbook(path)
+    ws = book.worksheets[0]
+    rows = list(ws.iter_rows(values_only=True))
+    first = next(r for r in rows if r[1] == "006_1_1")
+    ws.append(list(first))  # the same interval again
+    ws.append([first[0], "006_1_9", "1", 5000, 5005, 5010, 11, "Micro - 1/2", None, None])
+    book.save(path)
+    video = next(v for v in longvideo.load("samm_lv", samm_lv) if v.name == "006_1")
+    assert [(i.onset, i.offset) for i in video.intervals].count((first[3], first[5])) == 1
+    assert all(i.onset < 5000 for i in video.intervals)
+    notes = " ".join(video.notes)
+    assert "annotated twice: counted once" in notes and "5000-5010 lies outside" in notes
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.5])
+def test_a_frame_rate_that_cannot_tell_micro_from_macro_is_refused(fps):
+    """Before: at 1 fps both kinds' k were 1, and 52 "micro" intervals of 2-3 s came out."""
+    with pytest.raises(DataError, match=rf"at {fps:g} fps a micro-expression's k is"):
+        signal.SpotSettings().ks(fps)
+    assert signal.SpotSettings().ks(30.0) == {"micro": 6, "macro": 18}

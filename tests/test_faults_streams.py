@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from merjax import files, inference, predict
-from merjax.errors import Interrupted
+from merjax.errors import DataError, Interrupted
 from merjax.flow import FlowSettings
 from merjax.spotting import signal, stream
 
@@ -147,7 +147,7 @@ def _frames_then_sigterm(video, after: int):
     ``kill`` from outside would while a stream runs."""
     real = stream.open_source
 
-    def open_source(video=None, camera=None):
+    def open_source(video=None, camera=None, fps=None):
         source = real(video=video)
 
         def frames():
@@ -205,3 +205,17 @@ def test_a_second_stream_into_the_same_output_is_refused(stream_files, tmp_path)
     assert not out.exists() and not (tmp_path / "spots.csv.partial").exists()
     predict.spot_stream(model, stream.open_source(video=video), out=out, emit=lambda _: None)
     assert out.exists()
+
+
+def test_a_video_that_states_no_frame_rate_asks_for_fps(tmp_path, monkeypatch):
+    """Before: a rate of 0 in the header was taken as some default (30 here, OpenCV's 25
+    elsewhere) with no word; spotting's windows are in seconds, so the rate must be known."""
+    (tmp_path / "v.avi").write_bytes(b"")
+    monkeypatch.setattr(cv2, "VideoCapture", lambda _: _TimedCapture([0.0] * 40, 0.0))
+    with pytest.raises(DataError, match="states no frame rate: give it with --fps"):
+        stream.open_source(video=tmp_path / "v.avi")
+    source = stream.open_source(video=tmp_path / "v.avi", fps=200.0)
+    assert source.fps == 200.0
+    monkeypatch.setattr(cv2, "VideoCapture", lambda _: _TimedCapture([0.0] * 40, 30.0))
+    source = stream.open_source(video=tmp_path / "v.avi", fps=25.0)
+    assert source.fps == 25.0 and "states 30 fps; spotted at --fps=25" in source.notes[0]

@@ -152,6 +152,10 @@ def _video(
     frames = frames_lib.index_frames(folder)
     if not frames:
         raise DataError(f"{where}: video folder {str(folder)!r} holds no frames")
+    if len(frames) < 2:
+        raise DataError(f"{where}: video folder {str(folder)!r} holds one frame: not a video")
+    notes = list(notes) + _gaps(frames, where)
+    intervals = _in_video(intervals, frames[0][0], frames[-1][0], where, notes)
     return LongVideo(
         database,
         f"{database}/{subject}",
@@ -163,6 +167,38 @@ def _video(
         tuple(sorted(blinks)),
         tuple(notes),
     )
+
+
+def _gaps(frames, where: str) -> list[str]:
+    """A note per gap in the frame numbers (frames missing inside the video): spotting keeps
+    each interval inside one run of consecutive frames."""
+    numbers = [n for n, _ in frames]
+    return [
+        f"{where}: frames {a + 1}-{b - 1} are missing; no interval spans the gap"
+        for a, b in zip(numbers, numbers[1:], strict=False)
+        if b > a + 1
+    ]
+
+
+def _in_video(intervals, first: int, last: int, where: str, notes: list[str]) -> list[Interval]:
+    """The ground truth checked against its video: a duplicated interval is counted once, and
+    one wholly outside the video's frames ``first..last`` is left out of the counts (a truth no
+    spotter can find would add a false negative); both noted."""
+    out, seen = [], set()
+    for i in intervals:
+        key = (i.onset, i.offset, i.kind)
+        if key in seen:
+            notes.append(f"{where}: {i.kind} {i.onset}-{i.offset} is annotated twice: counted once")
+            continue
+        seen.add(key)
+        if i.offset < first or i.onset > last:
+            notes.append(
+                f"{where}: {i.kind} {i.onset}-{i.offset} lies outside the video's frames "
+                f"{first}-{last}: left out"
+            )
+            continue
+        out.append(i)
+    return out
 
 
 def read_casme3(path: str | Path, emotions: dict | None = None) -> tuple[dict, dict, dict]:

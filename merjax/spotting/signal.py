@@ -102,6 +102,20 @@ class SpotSettings:
             raise DataError(f"frame rate {fps} is not positive")
         return max(1, round(self.half_seconds[KINDS.index(kind)] * fps))
 
+    def ks(self, fps: float) -> dict[str, int]:
+        """Per kind, its k at ``fps``; a rate at which spotting cannot tell the kinds apart is a
+        DataError: a micro k below 2 frames (a flow one frame apart measures noise), or the two
+        kinds' k equal (at 1 fps both are 1, and every interval is called micro)."""
+        ks = {kind: self.k(kind, fps) for kind in KINDS}
+        if ks["micro"] < 2 or ks["micro"] >= ks["macro"]:
+            raise DataError(
+                f"at {fps:g} fps a micro-expression's k is {ks['micro']} frame(s) and a "
+                f"macro-expression's {ks['macro']}: spotting needs a micro k of 2 frames or more, "
+                f"below the macro k (a rate of {2 / self.half_seconds[0]:.1f} fps or more); if the "
+                "video's stated rate is wrong, give the right one"
+            )
+        return ks
+
     def regions(self) -> list[str]:
         """The regions measured: every region but the eyes when they are masked."""
         return [r for r in REGIONS if not (self.mask_eyes and r in EYES)]
@@ -260,11 +274,15 @@ def intervals_from(
         found["macro"] = [t for t in found["macro"] if not is_short(scores, ks, t, micro_ratio)]
         spans = [(t - ks["macro"], t + ks["macro"]) for t in found["macro"]]
         found["micro"] = [t for t in found["micro"] if not any(a <= t <= b for a, b in spans)]
+    # Each frame's run of consecutive frame numbers: an interval stays inside its peak's run,
+    # so it never spans frames missing from the video.
+    run_of = np.cumsum(np.r_[0, np.diff(numbers) != 1]) if n else np.zeros(0, int)
     out = []
     for kind in KINDS:
         k = ks[kind]
         for t in found[kind]:
-            a, b = max(0, t - k), min(n - 1, t + k)
+            same = np.flatnonzero(run_of == run_of[t])
+            a, b = max(int(same[0]), t - k), min(int(same[-1]), t + k)
             out.append(Interval(numbers[a], numbers[b], kind, numbers[t]))
     out.sort(key=lambda i: (i.onset, i.kind))
     return SpotResult(out, dict(scores), levels, dict(ks), found)
@@ -290,7 +308,7 @@ def spot(
     frames_FxHxW: np.ndarray, fps: float, numbers: Sequence[int], settings: SpotSettings
 ) -> SpotResult:
     """Micro- and macro-expression intervals of one video (face crops at ``settings.size``)."""
-    ks = {kind: settings.k(kind, fps) for kind in KINDS}
+    ks = settings.ks(fps)
     signals = {
         kind: signal(motion(frames_FxHxW, ks[kind], settings)[0], settings, ks[kind])
         for kind in KINDS

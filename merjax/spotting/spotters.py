@@ -141,7 +141,7 @@ def prepare(video: LongVideo, spot: signal.SpotSettings, feature_size: int) -> P
     """Reads a video's face crops and computes, in one pass of jitted flows per kind, the
     training-free signal and (with ``feature_size``) the learned spotter's maps."""
     frames, _, note = signal.read_frames(video.paths(), spot.size, where=video.name)
-    ks = {kind: spot.k(kind, video.fps) for kind in KINDS}
+    ks = spot.ks(video.fps)
     signals, maps = {}, []
     for kind in KINDS:
         motion, features = signal.motion(frames, ks[kind], spot, feature_size=feature_size)

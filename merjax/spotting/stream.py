@@ -72,7 +72,7 @@ class StreamSpotter:
         if fps <= 0:
             raise DataError(f"frame rate must be positive, got {fps}")
         self.fps, self.settings, self.model, self.crop = fps, settings, model, crop
-        self.ks = {kind: settings.k(kind, fps) for kind in KINDS}
+        self.ks = settings.ks(fps)
         self.chunk = chunk
         kmax = max(self.ks.values())
         keep = 4 * kmax + 2 * chunk + 2
@@ -243,9 +243,13 @@ class FrameSource:
 MAX_CAMERA = 255
 
 
-def open_source(video: str | Path | None = None, camera: int | None = None) -> FrameSource:
+def open_source(
+    video: str | Path | None = None, camera: int | None = None, fps: float | None = None
+) -> FrameSource:
     """Frames of a video file or of camera ``camera``; one clear error when it cannot be
-    opened. A camera that states no frame rate is taken as 30 fps (noted)."""
+    opened. ``fps`` overrides the rate the source states; a video file that states none is an
+    error asking for it (spotting's windows are in seconds), a camera that states none is taken
+    as 30 fps (noted)."""
     import cv2
 
     if (video is None) == (camera is None):
@@ -261,10 +265,21 @@ def open_source(video: str | Path | None = None, camera: int | None = None) -> F
         if not cap.isOpened():
             raise DataError(f"camera {camera} cannot be opened (no such camera, or it is busy)")
     notes = []
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    if fps <= 0 or not np.isfinite(fps):
-        fps = 30.0
+    stated = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if fps is not None:
+        if not (np.isfinite(fps) and fps > 0):
+            cap.release()
+            raise DataError(f"--fps must be a positive frame rate, got {fps}")
+        if np.isfinite(stated) and stated > 0 and abs(stated - fps) > 1e-3 * fps:
+            notes.append(f"{name} states {stated:g} fps; spotted at --fps={fps:g}")
+        stated = float(fps)
+    elif stated <= 0 or not np.isfinite(stated):
+        if video is not None:
+            cap.release()
+            raise DataError(f"{name} states no frame rate: give it with --fps")
+        stated = 30.0
         notes.append(f"{name} states no frame rate: taken as 30 fps")
+    fps = stated
 
     def frames():
         n, warned = 0, False
