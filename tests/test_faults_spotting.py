@@ -11,6 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import openpyxl
 import pytest
@@ -146,3 +147,54 @@ def test_a_frame_rate_that_cannot_tell_micro_from_macro_is_refused(fps):
     with pytest.raises(DataError, match=rf"at {fps:g} fps a micro-expression's k is"):
         signal.SpotSettings().ks(fps)
     assert signal.SpotSettings().ks(30.0) == {"micro": 6, "macro": 18}
+
+
+def test_a_copied_video_folder_is_an_error_naming_both(long_db, tmp_path):
+    """Before: folders ``a`` and ``A`` (CAS(ME)^3), or a ``... copy`` beside a CAS(ME)^2 video,
+    and one was picked silently."""
+    for db, sub in (("casme3", "CASME3"), ("casme_sq", "CASME_sq")):
+        root = tmp_path / sub
+        shutil.copytree(long_db[db], root)
+        video = longvideo.load(db, root)[0]
+        folder = Path(video.folder)
+        folder = folder.parent if folder.name == "color" else folder  # CAS(ME)^3: <video>/color
+        twin = folder.with_name(folder.name.upper() if db == "casme3" else folder.name + " copy")
+        shutil.copytree(folder, twin)
+        with pytest.raises(DataError, match=r"the video is in (two|2) folders, .* keep one"):
+            longvideo.load(db, root)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature, an IHDR stating ``width x height`` and IEND: a header without pixels, as
+    a decompression bomb's header reads."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_a_frame_of_another_size_or_past_the_pixel_limit_is_refused(long_db, tmp_path):
+    """Before: a 20x15 frame in a long video gave a cv2 traceback in crop_resize, a larger one a
+    crop from the wrong place; a 20000x20000 PNG was decoded (1.1 GB, 24 s) and spotted."""
+    from merjax.data import frames
+
+    root = tmp_path / "CASME_sq"
+    shutil.copytree(long_db["casme_sq"], root)
+    video = longvideo.load("casme_sq", root)[0]
+    small = video.paths()[5]
+    cv2.imwrite(small, np.full((15, 20), 100, np.uint8))
+    with pytest.raises(DataError, match=r"is 20x15, the video's first frame \d+x\d+"):
+        signal.read_frames(video.paths(), 16, where=video.name)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(20000, 20000))
+    with pytest.raises(DataError, match=r"states 20000x20000 pixels, above merjax's limit"):
+        frames.read_gray(bomb)
+    for img in (np.zeros((37, 53), np.uint8),):
+        for ext in (".png", ".jpg", ".bmp"):
+            data = cv2.imencode(ext, img)[1].tobytes()
+            assert frames.stated_size(data) == (37, 53), ext

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import struct
 from pathlib import Path
 
 import cv2
@@ -63,6 +64,37 @@ def index_frames(folder: Path) -> tuple[tuple[int, str], ...]:
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 
 
+MAX_PIXELS = 2**26
+"""The most pixels a frame may state (67 M; SAMM's frames have 2.2 M): checked from the file's
+header before decoding, so a decompression bomb costs nothing."""
+
+
+def stated_size(data: bytes) -> tuple[int, int] | None:
+    """``(height, width)`` that a PNG, JPEG or BMP header states, without decoding (None for
+    other formats or a header that cannot be read)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return h, w
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(h), abs(w)
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 <= len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+                i += 2
+                continue
+            length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                return h, w
+            i += 2 + length
+    return None
+
+
 def decode_gray(path: Path | str) -> np.ndarray:
     """Decodes an image file as ``[H, W]`` grey, uint8 or uint16 as stored; a DataError names an
     unreadable, truncated or unsupported file.
@@ -81,6 +113,13 @@ def decode_gray(path: Path | str) -> np.ndarray:
     if problem:
         raise DataError(
             f"image {path!r} is {problem}: truncated or corrupt (re-export or replace it)"
+        )
+    hw = stated_size(data)
+    if hw is not None and hw[0] * hw[1] > MAX_PIXELS:
+        raise DataError(
+            f"image {path!r} states {hw[1]}x{hw[0]} pixels, above merjax's limit of "
+            f"{MAX_PIXELS:,} (no camera frame is that large: a corrupt or hostile file); not "
+            "decoded"
         )
     flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)

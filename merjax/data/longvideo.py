@@ -252,11 +252,7 @@ def load_casme3(root: str | Path) -> VideoList:
     for subject, video in sorted(by_video):
         name = f"{subject}/{video}"
         subject_dir = frames_root / subject
-        folders = (
-            {p.name.lower(): p for p in subject_dir.iterdir() if p.is_dir()}
-            if subject_dir.is_dir()
-            else {}
-        )
+        folders = _by_lower_name(subject_dir, f"{path.name} ({subject} {video})")
         folder = folders.get(video)
         video_found = _video(
             "casme3",
@@ -269,6 +265,24 @@ def load_casme3(root: str | Path) -> VideoList:
             f"{path.name} ({subject} {video})",
         )
         out.add(name, video_found)
+    return out
+
+
+def _by_lower_name(folder: Path, where: str) -> dict[str, Path]:
+    """The sub-folders of ``folder`` by lower-cased name (CAS(ME)^3 writes video ``J`` for
+    folder ``j``); two that differ only in case (a copy) are an error naming both."""
+    out: dict[str, Path] = {}
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.iterdir()):
+        if not p.is_dir():
+            continue
+        if p.name.lower() in out:
+            raise DataError(
+                f"{where}: the video is in two folders, {str(out[p.name.lower()])!r} and "
+                f"{str(p)!r}; keep one (move the other copy out of the database's root)"
+            )
+        out[p.name.lower()] = p
     return out
 
 
@@ -382,6 +396,12 @@ def load_casme_sq(root: str | Path) -> VideoList:
             if subject_dir.is_dir()
             else []
         )
+        if len(found) > 1:
+            raise DataError(
+                f"{path.name} ({subject} {code}): the video is in {len(found)} folders, "
+                f"{', '.join(repr(str(f)) for f in sorted(found))}; keep one (move the other "
+                "copies out of the database's root)"
+            )
         video_found = _video(
             "casme_sq",
             subject,

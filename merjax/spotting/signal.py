@@ -323,11 +323,19 @@ def read_frames(
     or by :func:`merjax.data.faces.box_on_first_frame`: found on the first frame, else the
     whole frame and a note) and resized. Decoding runs in threads (OpenCV releases the GIL)."""
     note = ""
+    first = read_gray(paths[0])
     if box is None:
-        box, note = faces.box_on_first_frame(read_gray(paths[0]), f"the first frame of {where}")
+        box, note = faces.box_on_first_frame(first, f"the first frame of {where}")
 
     def one(p):
-        return faces.crop_resize(read_gray(p), box, (size, size))
+        img = read_gray(p)
+        if img.shape != first.shape:  # one box crops every frame: sizes must agree
+            raise DataError(
+                f"{where}: frame {p!r} is {img.shape[1]}x{img.shape[0]}, the video's first "
+                f"frame {first.shape[1]}x{first.shape[0]}: every frame of a video must have "
+                "one size"
+            )
+        return faces.crop_resize(img, box, (size, size))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         frames = list(pool.map(one, paths))
