@@ -139,9 +139,20 @@ def predict_video(
                 f"{str(path)!r}: frame {len(small)} is {gray.shape}, frame 0 was {size}"
             )
         small.append(faces.crop_resize(gray, box, model.spec.frame_size))
+    stated_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     cap.release()
     if not small:
         raise DataError(f"cannot read any frame of {str(path)!r} (empty or unreadable video)")
+    truncated = ""
+    if len(small) < stated_count:
+        # OpenCV decodes the frame a file was cut in without an error: it is not classified.
+        truncated = (
+            f"{str(path)!r} holds {len(small)} of the {stated_count} frames its header states "
+            f"(truncated?): the last frame read is dropped"
+        )
+        small.pop()
+        if not small:
+            raise DataError(f"cannot read any whole frame of {str(path)!r} ({truncated})")
     if window == 0:
         window = max(1, round(0.15 * fps)) if fps > 0 else 1
     if len(small) <= window:
@@ -164,6 +175,7 @@ def predict_video(
         "fps": fps,
         "face_box": box,
         "note": note,
+        "truncated": truncated,
         "read_s": t1 - t0,
         "classify_s": t2 - t1,
         "num_frames": len(frames),
@@ -323,6 +335,8 @@ def _classify_video(model: inference.Model) -> None:
     n = len(rows)
     if res["note"]:
         print(f"note: {res['note']} (--crop=none: the frames are face crops already)")
+    if res["truncated"]:
+        print(f"note: {res['truncated']}")
     print(
         f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: "
         f"read + crop {res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "

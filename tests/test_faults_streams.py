@@ -219,3 +219,40 @@ def test_a_video_that_states_no_frame_rate_asks_for_fps(tmp_path, monkeypatch):
     monkeypatch.setattr(cv2, "VideoCapture", lambda _: _TimedCapture([0.0] * 40, 30.0))
     source = stream.open_source(video=tmp_path / "v.avi", fps=25.0)
     assert source.fps == 25.0 and "states 30 fps; spotted at --fps=25" in source.notes[0]
+
+
+def test_a_truncated_video_is_noted_and_its_cut_frame_dropped(stream_files, tmp_path):
+    """Before: an MJPG AVI cut in half read its first half, the last frame half-decoded (OpenCV
+    gives no error), with no note. Now the shortfall against the header's count is noted and the
+    frame the file was cut in is neither spotted nor classified; a whole file keeps every frame
+    and says nothing."""
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for _ in range(40):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    source = stream.open_source(video=whole)
+    all_frames = list(source.frames)
+    assert len(all_frames) == 40 and source.notes == []
+
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    read = cv2.VideoCapture(str(cut))
+    raw = 0
+    while read.read()[0]:
+        raw += 1
+    read.release()
+    assert 1 < raw < 40, "the cut file reads part of its frames"
+    source = stream.open_source(video=cut)
+    kept = list(source.frames)
+    assert len(kept) == raw - 1
+    assert [n for n in source.notes if f"holds {raw} of the 40 frames" in n], source.notes
+    for a, b in zip(kept, all_frames[: len(kept)], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    model = inference.load(stream_files[1])
+    whole_res = predict.predict_video(model, whole, window=3, crop="none")
+    cut_res = predict.predict_video(model, cut, window=3, crop="none")
+    assert whole_res["num_frames"] == 40 and whole_res["truncated"] == ""
+    assert cut_res["num_frames"] == raw - 1 and f"holds {raw} of the 40" in cut_res["truncated"]

@@ -281,12 +281,24 @@ def open_source(
         notes.append(f"{name} states no frame rate: taken as 30 fps")
     fps = stated
 
+    # A file states how many frames it holds; one that ends sooner was cut short, and OpenCV
+    # decodes the frame it was cut in without an error, so each frame is held back until the
+    # next one reads, and the last is dropped if the count falls short.
+    stated_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if video is not None else 0
+
     def frames():
-        n, warned = 0, False
+        n, warned, held = 0, False, None
         try:
             while True:
                 ok, frame = cap.read()
                 if not ok:
+                    if held is not None and n < stated_count:
+                        notes.append(
+                            f"{name} holds {n} of the {stated_count} frames its header states "
+                            f"(truncated?): the last frame read is dropped, {n - 1} are spotted"
+                        )
+                    elif held is not None:
+                        yield held
                     break
                 if video is not None and not warned and n > 0:
                     if drifts(cap.get(cv2.CAP_PROP_POS_MSEC), n, fps):
@@ -298,7 +310,12 @@ def open_source(
                         warned = True
                 gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
                 n += 1
-                yield gray
+                if stated_count <= 0:
+                    yield gray
+                    continue
+                if held is not None:
+                    yield held
+                held = gray
         finally:
             cap.release()
 
