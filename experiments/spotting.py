@@ -117,6 +117,7 @@ def run(ctx: context.Context) -> dict:
     )
     scores = _scores_table(rep, runs, cfg.spotters)
     strs = _strs_table(rep, runs, cfg.spotters)
+    floors = _noise_table(rep, runs, cfg.spotters, cfg.spot.noise_margin)
     _published_table(rep)
     rep.text(*_discussion(info, cfg.spotters))
     _figures(rep, runs, cfg.headline)
@@ -138,6 +139,7 @@ def run(ctx: context.Context) -> dict:
         "scores": {f"{s}/{d}": v for (s, d), v in scores.items()},
         "strs_by": {f"{s}/{d}": v for (s, d), v in strs.items()},
         "training": info,
+        "noise_floor": floors,
         "published": paper.SPOTTING_PUBLISHED,
         "notes": [n for rs in runs.values() for r in rs for n in r.video.notes],
         "config": dataclasses.asdict(cfg),
@@ -238,6 +240,47 @@ PUBLISHED_NAMES = {
 }
 
 
+def _noise_table(rep: report.Report, runs: dict, names, margin: float | None) -> dict:
+    """noise_floor.{csv,md}: per database and kind, the videos' noise floors of motion (median
+    over videos; the same for every spotter) and the peaks each spotter found above its
+    threshold that the floor dropped."""
+    if margin is None:
+        rep.text("No noise floor (spot.noise_margin=None): peaks need only the threshold.")
+        return {}
+    shown, raw, out = [], [], {}
+    for db, rs in runs.items():
+        for kind in KINDS:
+            floors = [
+                next(f.floors[kind] for f in r.results.values() if kind in f.floors)
+                for r in rs
+                if any(kind in f.floors for f in r.results.values())
+            ]
+            if not floors:
+                continue
+            floor = float(np.median(floors))
+            dropped = {
+                n: sum(r.results[n].below_floor.get(kind, 0) for r in rs if n in r.results)
+                for n in names
+            }
+            out[f"{db}/{kind}"] = {"floor": floor, "dropped": dropped}
+            shown.append([longvideo.NAMES[db], kind, f"{floor:.4f}", *map(str, dropped.values())])
+            raw.append([db, kind, floor, *dropped.values()])
+    rep.table(
+        "noise_floor",
+        ["database", "kind", "noise floor (median over videos)"]
+        + [f"{n}: peaks under it" for n in names],
+        shown,
+        title=(
+            "Each video's own noise floor of motion (the signal's median + (sqrt(2 ln n) + "
+            f"{margin:g}) noise spreads, the spread from frame-to-frame differences): peaks "
+            "above the threshold but under it are dropped"
+        ),
+        csv_header=["database", "kind", "floor", *[f"dropped_{n}" for n in names]],
+        csv_rows=raw,
+    )
+    return out
+
+
 def _published_table(rep: report.Report) -> None:
     """published.{csv,md}: the verified published spotting results, each with its protocol."""
     metric = ("micro", "macro", "overall", "strs")
@@ -303,7 +346,7 @@ def _figures(rep: report.Report, runs: dict, headline: str) -> None:
             for spotter, res in r.results.items():
                 for kind in KINDS:
                     name = f"{spotter} {kind}"
-                    curves[name], levels[name] = res.signals[kind], res.thresholds[kind]
+                    curves[name], levels[name] = res.signals[kind], res.level(kind)
             shown = headline if headline in r.spotted else next(iter(r.spotted))
             spotted = r.spotted[shown]
             rep.figure(
@@ -318,8 +361,8 @@ def _figures(rep: report.Report, runs: dict, headline: str) -> None:
                     f"{longvideo.NAMES[db]} {v.name}: signals, ground truth, spotted ({shown})",
                 ),
                 f"{longvideo.NAMES[db]} {v.name}: each spotter's signal per kind (dashed: its "
-                f"threshold), ground truth shaded, the {shown} spotter's intervals as bars, "
-                "blinks.",
+                "threshold, or the noise floor where that is higher), ground truth shaded, the "
+                f"{shown} spotter's intervals as bars, blinks.",
             )
 
 
@@ -354,7 +397,8 @@ def _protocol(cfg: SpottingConfig) -> str:
         f"{cfg.profile} profile: flows at {cfg.spot.size}x{cfg.spot.size} "
         f"({cfg.spot.flow.method}), k = {cfg.spot.half_seconds[0]} s (micro) and "
         f"{cfg.spot.half_seconds[1]} s (macro) of frames, threshold p {cfg.spot.threshold}, "
-        f"top {cfg.spot.top} regions, eyes masked: {cfg.spot.mask_eyes}; learned spotter "
+        f"top {cfg.spot.top} regions, eyes masked: {cfg.spot.mask_eyes}, noise margin "
+        f"{cfg.spot.noise_margin}; learned spotter "
         f"{cfg.learned.feature_size}x{cfg.learned.feature_size} features, every "
         f"{cfg.learned.stride} frame(s), {cfg.learned.train.epochs} epochs, leave-one-subject-out "
         f"per database; recognition {cfg.recognise.net} at {cfg.recognise.size}x"

@@ -17,8 +17,9 @@ import openpyxl
 import pytest
 
 from merjax.data import casme2, longvideo
+from merjax.data.intervals import KINDS
 from merjax.errors import DataError
-from merjax.spotting import signal
+from merjax.spotting import signal, stream
 
 from conftest import edit_cell
 
@@ -198,3 +199,63 @@ def test_a_frame_of_another_size_or_past_the_pixel_limit_is_refused(long_db, tmp
         for ext in (".png", ".jpg", ".bmp"):
             data = cv2.imencode(ext, img)[1].tobytes()
             assert frames.stated_size(data) == (37, 53), ext
+
+
+def _noise_videos(long_db) -> tuple[longvideo.LongVideo, np.ndarray, dict[str, np.ndarray]]:
+    """A tiny synthetic long video (expressions, blinks, a moving head) as face crops, and two
+    videos of the same length with nothing but noise: its first frame held still under sensor
+    noise, and frames of independent uniform noise."""
+    video = longvideo.load("casme_sq", long_db["casme_sq"])[0]
+    settings = signal.SpotSettings()
+    frames, _, _ = signal.read_frames(video.paths(), settings.size, where=video.name)
+    rng = np.random.default_rng(0)
+    still = np.repeat(frames[:1].astype(np.float32), len(frames), 0)
+    noise = {
+        "sensor": np.clip(still + rng.normal(0, 3, still.shape), 0, 255).astype(np.uint8),
+        "uniform": rng.integers(0, 256, still.shape, dtype=np.uint8),
+    }
+    return video, frames, noise
+
+
+def test_noise_alone_spots_nothing_and_expressions_clear_the_floor(long_db):
+    """Before: a relative threshold found peaks in any signal, and pure noise gave micro and
+    macro intervals. A peak must now clear the video's own noise floor; in a video with
+    expressions, no peak the threshold found is under it."""
+    video, frames, noise = _noise_videos(long_db)
+    numbers = list(range(len(frames)))
+    no_floor = signal.SpotSettings(noise_margin=None)
+    for name, fr in noise.items():
+        before = signal.spot(fr, video.fps, numbers, no_floor)
+        assert before.intervals, f"{name}: without the floor, noise is spotted"
+        after = signal.spot(fr, video.fps, numbers, signal.SpotSettings())
+        assert after.intervals == [], f"{name}: {after.intervals}"
+        assert sum(after.below_floor.values()) > 0, "the floor, not the threshold, drops them"
+    real = signal.spot(frames, video.fps, video.numbers, signal.SpotSettings())
+    assert real.intervals and real.below_floor == {"micro": 0, "macro": 0}
+    assert real.intervals == signal.spot(frames, video.fps, video.numbers, no_floor).intervals
+    for kind in KINDS:
+        spread = signal.noise_spread(real.signals[kind], real.ks[kind])
+        assert 0 < spread and real.floors[kind] > np.median(real.signals[kind][real.ks[kind] :])
+
+
+def test_noise_alone_spots_nothing_in_a_stream(long_db):
+    """The stream decides by the same floor, over the signal so far."""
+    video, frames, noise = _noise_videos(long_db)
+    for margin, spots in ((None, True), (3.0, False)):
+        settings = signal.SpotSettings(noise_margin=margin)
+        spotter = stream.StreamSpotter(video.fps, settings, crop="none")
+        found = [d for f in noise["sensor"] for d in spotter.push(f)] + spotter.flush()
+        assert bool(found) == spots, found
+
+
+def test_the_noise_spread_is_the_noise_not_the_expressions():
+    """The spread measured from frame-to-frame differences: Gaussian noise of spread 0.1 reads
+    about 0.1 whether or not a slow bump of 10 spreads rises through half of the signal."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    noise = rng.normal(0, 0.1, n)
+    bump = np.r_[np.sin(np.linspace(0, np.pi, n // 2)) ** 2, np.zeros(n - n // 2)]
+    for s in (noise, noise + bump):
+        assert 0.09 < signal.noise_spread(s, 0) < 0.11
+    assert signal.noise_floor(noise, 0, None) == -np.inf
+    assert signal.noise_floor(np.zeros(50), 0, 3.0) == 0.0

@@ -247,7 +247,10 @@ def test_spotting_experiment_end_to_end(tmp_path, cache_dir, long_db):
     assert len(pngs) == synthetic_long.SPECS["tiny"].subjects  # tiny: one layout
     assert all(p.stat().st_size > 5000 for p in pngs)
     report = (tmp_path / "report.md").read_text()
-    assert "STRS" in report and "MEGC 2022 unseen test set" in report
+    assert "STRS" in report and "MEGC 2022 unseen test set" in report and "noise floor" in report
+    floors = list(csv.DictReader(open(tmp_path / "noise_floor.csv")))
+    assert {r["kind"] for r in floors} == {"micro", "macro"}
+    assert all(float(r["floor"]) > 0 for r in floors)
     published = list(csv.DictReader(open(tmp_path / "published.csv")))
     softnet = [r for r in published if r["method"] == "SOFTNet" and r["database"] == "samm_lv"]
     assert softnet[0]["f1_overall"] == "0.1881"  # as its authors' table writes it

@@ -19,6 +19,12 @@ macro peak is at least ``micro_ratio`` of the macro one), so that macro peak is 
 micro peaks stand; otherwise it is a macro-expression, and micro peaks inside its interval (its
 rise seen through the short window) are dropped.
 
+A relative threshold finds peaks in any signal, pure sensor noise included, so a peak must also
+clear the video's own noise floor (:func:`noise_floor`): its signal's median plus the largest
+value noise alone would reach over the video's frames, plus a margin, in units of the noise's
+spread measured from frame-to-frame differences (consecutive values come from independent
+frame pairs, so their differences hold the noise and little of an expression's slow rise).
+
     frames, box, note = read_frames(video.paths(), settings.size, where=video.name)
     result = spot(frames, video.fps, video.numbers, settings)
     result.intervals, result.signals["micro"]
@@ -77,6 +83,9 @@ class SpotSettings:
     top: int = 3  # regions averaged into the signal
     mask_eyes: bool = True
     micro_ratio: float = 0.8  # a macro peak this much matched by the micro signal is micro
+    # Noise spreads above the expected noise maximum a peak must reach (noise_floor); None:
+    # no floor (the relative threshold alone, as the MEGC baselines).
+    noise_margin: float | None = 3.0
     batch: int = 256  # frame pairs per jitted call
 
     def __post_init__(self):
@@ -95,6 +104,9 @@ class SpotSettings:
             raise ValueError(f"micro_ratio must be in (0, 1], got {self.micro_ratio!r}")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise ValueError(f"batch must be an integer >= 1, got {self.batch!r}")
+        m = self.noise_margin
+        if m is not None and not (isinstance(m, (int, float)) and np.isfinite(m) and m >= 0):
+            raise ValueError(f"noise_margin must be None or a number >= 0, got {m!r}")
 
     def k(self, kind: str, fps: float) -> int:
         """Frames between the two frames of a flow, for intervals of ``kind`` at ``fps``."""
@@ -215,6 +227,29 @@ def threshold(signal_F: np.ndarray, k: int, p: float) -> float:
     return float(s.mean() + p * (s.max() - s.mean())) if len(s) else float("inf")
 
 
+def noise_spread(signal_F: np.ndarray, k: int) -> float:
+    """The spread (a standard deviation) of the signal's noise from frame k on, from its
+    frame-to-frame differences: 1.4826 x their median absolute deviation, over sqrt(2) (a
+    difference holds two values' noise). Robust to the frames that move: an expression changes
+    the signal little from one frame to the next, and few frames are its onset or offset."""
+    s = np.asarray(signal_F, np.float64)[k:]
+    if len(s) < 3:
+        return 0.0
+    d = np.diff(s)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+
+
+def noise_floor(signal_F: np.ndarray, k: int, margin: float | None) -> float:
+    """The video's own noise floor of the signal from frame k on: its median plus
+    ``sqrt(2 ln n) + margin`` noise spreads (:func:`noise_spread`), where ``sqrt(2 ln n)`` is
+    about how far the largest of n values of Gaussian noise lies above their middle, and the
+    margin covers the heavier tail of flow lengths; ``-inf`` (no floor) without a margin."""
+    s = np.asarray(signal_F, np.float64)[k:]
+    if margin is None or not len(s):
+        return float("-inf")
+    return float(np.median(s) + (np.sqrt(2 * np.log(max(len(s), 2))) + margin) * noise_spread(s, 0))
+
+
 def is_peak(window: np.ndarray, at: int, level: float) -> bool:
     """The peak rule at one frame: ``window[at]`` (the signal at t, in the signal from k frames
     before t to k after) is at least ``level`` and the largest of the window, the first of
@@ -242,13 +277,23 @@ def peaks(signal_F: np.ndarray, k: int, level: float) -> list[int]:
 @dataclasses.dataclass
 class SpotResult:
     """What spotting one video found: intervals (frame numbers), and per kind the signal, its
-    threshold, its k and its peaks (positions in the frame list)."""
+    threshold, its k and its peaks (positions in the frame list); with a noise floor, per kind
+    the floor (of the motion signal) and how many peaks above the threshold it dropped."""
 
     intervals: list[Interval]
     signals: dict[str, np.ndarray]
     thresholds: dict[str, float]
     ks: dict[str, int]
     peaks: dict[str, list[int]]
+    floors: dict[str, float] = dataclasses.field(default_factory=dict)
+    below_floor: dict[str, int] = dataclasses.field(default_factory=dict)
+    floor_of_scores: bool = True  # the floors are of the signals (motion) themselves
+
+    def level(self, kind: str) -> float:
+        """The value a peak of ``kind``'s signal must reach: its threshold, or where the floor
+        is of the signal itself and higher, the floor."""
+        floor = self.floors.get(kind, float("-inf")) if self.floor_of_scores else float("-inf")
+        return max(self.thresholds[kind], floor)
 
 
 def intervals_from(
@@ -257,19 +302,31 @@ def intervals_from(
     p: float,
     numbers: Sequence[int],
     micro_ratio: float | None = None,
+    *,
+    motion: dict[str, np.ndarray] | None = None,
+    noise_margin: float | None = None,
 ) -> SpotResult:
     """Peaks of each kind's score above its relative threshold, as intervals ``[t - k, t + k]``
     in frame numbers. With ``micro_ratio`` (two motion signals of one scale), a macro peak whose
     micro signal within k_micro of it reaches ``micro_ratio`` of its macro signal is a short
     expression (dropped; the micro peaks stand), and micro peaks inside a kept macro interval
-    are dropped. Without it (scores of a classifier) the kinds are left as they are."""
+    are dropped. Without it (scores of a classifier) the kinds are left as they are. With
+    ``noise_margin``, a peak is kept only where the motion signal (``motion``, per kind; the
+    scores themselves when they are motion) reaches its :func:`noise_floor` within k of it."""
     numbers = list(numbers)
     n = len(numbers)
     found: dict[str, list[int]] = {}
-    levels = {}
+    levels, floors, below = {}, {}, {}
     for kind in KINDS:
-        levels[kind] = threshold(scores[kind], ks[kind], p)
-        found[kind] = peaks(scores[kind], ks[kind], levels[kind])
+        k = ks[kind]
+        levels[kind] = threshold(scores[kind], k, p)
+        found[kind] = peaks(scores[kind], k, levels[kind])
+        if noise_margin is not None:
+            m = np.asarray((motion or scores)[kind], np.float64)
+            floors[kind] = noise_floor(m, k, noise_margin)
+            kept = [t for t in found[kind] if m[max(k, t - k) : t + k + 1].max() >= floors[kind]]
+            below[kind] = len(found[kind]) - len(kept)
+            found[kind] = kept
     if micro_ratio is not None:
         found["macro"] = [t for t in found["macro"] if not is_short(scores, ks, t, micro_ratio)]
         spans = [(t - ks["macro"], t + ks["macro"]) for t in found["macro"]]
@@ -285,7 +342,7 @@ def intervals_from(
             a, b = max(int(same[0]), t - k), min(int(same[-1]), t + k)
             out.append(Interval(numbers[a], numbers[b], kind, numbers[t]))
     out.sort(key=lambda i: (i.onset, i.kind))
-    return SpotResult(out, dict(scores), levels, dict(ks), found)
+    return SpotResult(out, dict(scores), levels, dict(ks), found, floors, below, motion is None)
 
 
 def rises_within_micro(micro_near: np.ndarray, macro_at: float, ratio: float) -> bool:
@@ -313,7 +370,14 @@ def spot(
         kind: signal(motion(frames_FxHxW, ks[kind], settings)[0], settings, ks[kind])
         for kind in KINDS
     }
-    return intervals_from(signals, ks, settings.threshold, numbers, settings.micro_ratio)
+    return intervals_from(
+        signals,
+        ks,
+        settings.threshold,
+        numbers,
+        settings.micro_ratio,
+        noise_margin=settings.noise_margin,
+    )
 
 
 def read_frames(

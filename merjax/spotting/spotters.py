@@ -61,7 +61,8 @@ class Spotter(NamedTuple):
 
 def training_free(spot: signal.SpotSettings) -> Spotter:
     """Motion over facial regions, peaks above a threshold relative to the video's own signal
-    (:mod:`merjax.spotting.signal`); a macro peak that rises within the micro k is micro."""
+    and above its noise floor (:mod:`merjax.spotting.signal`); a macro peak that rises within
+    the micro k is micro."""
 
     def fit(videos, folds):
         return (), {}
@@ -71,7 +72,14 @@ def training_free(spot: signal.SpotSettings) -> Spotter:
 
     def intervals(scores: Scores, video: PreparedVideo) -> signal.SpotResult:
         numbers = video.video.numbers
-        return signal.intervals_from(scores, video.ks, spot.threshold, numbers, spot.micro_ratio)
+        return signal.intervals_from(
+            scores,
+            video.ks,
+            spot.threshold,
+            numbers,
+            spot.micro_ratio,
+            noise_margin=spot.noise_margin,
+        )
 
     return Spotter("training-free", 0, fit, score, intervals)
 
@@ -85,7 +93,8 @@ def learned(
 ) -> Spotter:
     """A SOFTNet-like network on the flow maps (:mod:`merjax.spotting.learned`), trained
     leave-one-subject-out; its class probabilities, peak-picked with the same threshold rule
-    (the kinds as the network says, no rule between them)."""
+    (the kinds as the network says, no rule between them), where the motion signal clears the
+    video's noise floor."""
 
     def fit(videos, folds):
         if len(folds) < 2:
@@ -107,7 +116,16 @@ def learned(
         return fitted[_key(video)]
 
     def intervals(scores: Scores, video: PreparedVideo) -> signal.SpotResult:
-        return signal.intervals_from(scores, video.ks, spot.threshold, video.video.numbers)
+        # Its peaks need motion too: where the motion signal stays under the video's noise
+        # floor, the network's score has nothing to have seen.
+        return signal.intervals_from(
+            scores,
+            video.ks,
+            spot.threshold,
+            video.video.numbers,
+            motion=video.signals,
+            noise_margin=spot.noise_margin,
+        )
 
     return Spotter("learned", settings.feature_size, fit, score, intervals)
 

@@ -7,19 +7,18 @@
     for d in spotter.flush():
         ...
 
-The signal is the training-free spotter's (:mod:`merjax.spotting.signal`): the same regions, k
-and rules, flows computed in jitted batches of ``chunk`` new frames. Two things differ from
-spotting a whole video, because a stream has no future: the relative threshold is taken over the
-signal so far (its last ``window_s`` seconds; nothing is decided in the first ``warmup_s``
-seconds, which only fill it), and each decision waits for the frames it needs. The signal at
-frame t needs frame t + k, and a peak at t is decided once the signal is known k frames past it:
-a macro interval (offset t + k_macro) is out k_macro frames after its offset. A micro peak is
-also held until every macro peak that could contain it is decided, so that the rise of a
-macro-expression is not reported as a micro one: a micro interval is out ``3 k_macro - k_micro``
-frames after its offset (1.6 s at any frame rate with the default k). Add up to one chunk to
-both; ``Detection.latency_s`` records the wall-clock time from the arrival of the offset frame.
-Memory is bounded: the frames kept are the last ``4 k_macro + 2 chunk``, the signal the last
-``window_s`` seconds.
+The signal is the training-free spotter's (:mod:`merjax.spotting.signal`): the same regions, k and
+rules, flows computed in jitted batches of ``chunk`` new frames. Two things differ from spotting a
+whole video, because a stream has no future: the relative threshold and the noise floor are taken
+over the signal so far (its last ``window_s`` seconds; nothing is decided in the first ``warmup_s``
+seconds, which only fill it), and each decision waits for the frames it needs. The signal at frame t
+needs frame t + k, and a peak at t is decided once the signal is known k frames past it: a macro
+interval (offset t + k_macro) is out k_macro frames after its offset. A micro peak is also held
+until every macro peak that could contain it is decided, so that the rise of a macro-expression is
+not reported as a micro one: a micro interval is out ``3 k_macro - k_micro`` frames after its offset
+(1.6 s at any frame rate with the default k). Add up to one chunk to both; ``Detection.latency_s``
+records the wall-clock time from the arrival of the offset frame. Memory is bounded: the frames kept
+are the last ``4 k_macro + 2 chunk``, the signal the last ``window_s`` seconds.
 """
 
 from __future__ import annotations
@@ -159,9 +158,12 @@ class StreamSpotter:
 
     def _level(self, kind: str) -> float:
         """The threshold over the signal so far (its first k frames, which have no flow, while
-        they are still in the window)."""
+        they are still in the window), or its noise floor over the same frames if higher: the
+        whole-video rule, since there a peak is the largest value within k of itself."""
         skip = self.ks[kind] if self._known[kind] <= self._window else 0
-        return sig.threshold(np.asarray(self._values[kind]), skip, self.settings.threshold)
+        values = np.asarray(self._values[kind])
+        relative = sig.threshold(values, skip, self.settings.threshold)
+        return max(relative, sig.noise_floor(values, skip, self.settings.noise_margin))
 
     def _value(self, kind: str, t: int) -> float | None:
         """The signal at frame t if it is known and still kept."""
