@@ -49,6 +49,23 @@ def writable_dir(path: str | Path, flag: str) -> Path:
     return p
 
 
+def short_name(name: str, limit: int = 120) -> str:
+    """``name`` as a file name that fits any file system: unchanged when its UTF-8 form is at
+    most ``limit`` bytes, else a prefix of it, ``-``, and 12 hex digits of its SHA-256 (so two
+    long names stay apart and the same name gives the same file every run), extension kept.
+    120 bytes leaves room for the temporary names writes go through under Linux's 255."""
+    import hashlib
+
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext) > 8:
+        stem, ext = name, ""
+    tag = "-" + hashlib.sha256(name.encode()).hexdigest()[:12] + ("." + ext if ext else "")
+    keep = stem.encode()[: limit - len(tag.encode())].decode(errors="ignore")
+    return keep + tag
+
+
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 

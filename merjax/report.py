@@ -21,7 +21,7 @@ import numpy as np
 
 from merjax import metrics
 from merjax import paper_numbers as paper
-from merjax.files import commit
+from merjax.files import commit, short_name
 
 
 def pct(x: float | None, std: float | None = None) -> str:
@@ -60,10 +60,15 @@ class Report:
         for p in paragraphs:
             self.lines += [p, ""]
 
-    def add_file(self, name: str, data: bytes) -> None:
-        """Another file of the report (written with the rest by :meth:`write`)."""
+    def add_file(self, name: str, data: bytes) -> str:
+        """Another file of the report (written with the rest by :meth:`write`); returns its file
+        name, shortened with a hash where ``name`` is too long for a file system (a figure named
+        after a video whose subject and video names are long), so the work never ends in
+        ``File name too long``."""
+        name = short_name(name)
         self._pending[name] = data
         self.files.append(name)
+        return name
 
     def table(
         self,
@@ -85,14 +90,14 @@ class Report:
         w.writerows(csv_rows if csv_rows is not None else rows)
         md = [f"| {' | '.join(map(str, header))} |", "|" + "---|" * len(header)]
         md += [f"| {' | '.join(map(str, r))} |" for r in rows]
-        self.add_file(f"{name}.csv", buf.getvalue().encode())
-        self.add_file(f"{name}.md", (f"## {title}\n\n" + "\n".join(md) + "\n").encode())
+        csv_name = self.add_file(f"{name}.csv", buf.getvalue().encode())
+        md_name = self.add_file(f"{name}.md", (f"## {title}\n\n" + "\n".join(md) + "\n").encode())
         self.lines += [
             f"## {title}",
             "",
             *md,
             "",
-            f"Files: [{name}.csv]({name}.csv), [{name}.md]({name}.md)",
+            f"Files: [{csv_name}]({csv_name}), [{md_name}]({md_name})",
             "",
         ]
 
@@ -102,8 +107,8 @@ class Report:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
-        self.add_file(f"{name}.png", buf.getvalue())
-        self.lines += [f"![{caption}]({name}.png)", "", f"*{caption}*", ""]
+        used = self.add_file(f"{name}.png", buf.getvalue())
+        self.lines += [f"![{caption}]({used})", "", f"*{caption}*", ""]
 
     def write(self, summary: dict) -> dict:
         """Writes every file, report.md and summary.json (``summary`` plus the list of files)."""

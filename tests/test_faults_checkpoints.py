@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -328,3 +329,31 @@ def test_a_model_folder_asking_for_flow_work_past_the_bounds_is_refused(tmp_path
             FlowSettings.from_json({"horn_schunck": bad})
     with pytest.raises(ValueError, match=r"tvl1.tau must be a number in \(0, 0.25\]"):
         FlowSettings.from_json({"method": "tvl1", "tvl1": {"tau": 0.5}})
+
+
+def test_report_files_named_after_long_video_names_are_shortened_with_a_hash(tmp_path):
+    """Before: 130-character subject and video names did all the work, then the report's figure
+    failed to write: ``[Errno 36] File name too long``. Now a long name is cut and tagged with
+    a hash of the whole: the same file every run, two long names kept apart, report.md linking
+    to the files that exist."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    long = [f"video_casme3_{'s' * 130}_{'v' * 129}{end}" for end in "ab"]
+    rep = report.Report(tmp_path, "t", "p", "synthetic")
+    for name in long:
+        fig = plt.figure()
+        rep.figure(name, fig, name)
+    rep.table("t" * 300, ["a"], [[1]], title="t")
+    rep.write({"experiment": "t"})
+    names = [p.name for p in tmp_path.iterdir()]
+    assert all(len(n.encode()) <= 120 for n in names), names
+    pngs = sorted(n for n in names if n.endswith(".png"))
+    assert len(pngs) == 2 and pngs == sorted(files.short_name(f"{n}.png") for n in long)
+    text = (tmp_path / "report.md").read_text()
+    linked = re.findall(r"\]\(([^)]+)\)", text)
+    assert linked and all((tmp_path / n).exists() for n in linked), linked
+    assert files.short_name("short.png") == "short.png"
+    assert files.short_name("é" * 200 + ".png").endswith(".png")
