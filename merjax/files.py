@@ -111,11 +111,17 @@ def commit(files: Mapping[str | Path, bytes]) -> None:
         for path, data in files.items():
             path = Path(path)
             tmp = _tmp(path)
-            with open(tmp, "wb") as f:
-                staged.append((tmp, path))
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with open(tmp, "wb") as f:
+                    staged.append((tmp, path))
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                # A write or fsync error (a full disk: Errno 28) carries no file name.
+                if e.filename is None and e.errno:
+                    raise OSError(e.errno, f"{e.strerror} (writing)", str(path)) from e
+                raise
         for tmp, path in staged:
             os.replace(tmp, path)
     finally:

@@ -357,3 +357,19 @@ def test_report_files_named_after_long_video_names_are_shortened_with_a_hash(tmp
     assert linked and all((tmp_path / n).exists() for n in linked), linked
     assert files.short_name("short.png") == "short.png"
     assert files.short_name("é" * 200 + ".png").endswith(".png")
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    """Before: ``[Errno 28] No space left on device`` and no path: write errors carry none.
+    The target is left as it was and no temporary stays behind."""
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+
+    def full(_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"Errno 28.*summary\.json") as e:
+        files.write_text(target, "new")
+    assert e.value.errno == 28
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]

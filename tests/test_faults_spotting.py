@@ -259,3 +259,14 @@ def test_the_noise_spread_is_the_noise_not_the_expressions():
         assert 0.09 < signal.noise_spread(s, 0) < 0.11
     assert signal.noise_floor(noise, 0, None) == -np.inf
     assert signal.noise_floor(np.zeros(50), 0, 3.0) == 0.0
+
+
+def test_a_missing_casme3_annotation_names_the_official_xls(long_db, tmp_path):
+    """Before: a root without the annotation named only the ``.xlsx`` copy the loader also
+    reads, not the ``.xls`` the database ships with."""
+    root = tmp_path / "CASME3"
+    shutil.copytree(long_db["casme3"], root)
+    for p in root.rglob("CAS(ME)3_part_A_v2.xls*"):
+        p.unlink()
+    with pytest.raises(DataError, match=r"no 'CAS\(ME\)3_part_A_v2\.xls'.*re-saved as \.xlsx"):
+        longvideo.load("casme3", root)

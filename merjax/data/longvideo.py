@@ -40,7 +40,7 @@ from merjax.data import casme3 as casme3_lib
 from merjax.data import frames as frames_lib
 from merjax.data.databases import DatabaseSet
 from merjax.data.intervals import Interval
-from merjax.data.spreadsheets import as_name, as_str, find_file, read_table, sheet_rows
+from merjax.data.spreadsheets import NotFound, as_name, as_str, find_file, read_table, sheet_rows
 from merjax.errors import DataError
 
 DATABASES = ("casme3", "samm_lv", "casme_sq")
@@ -242,10 +242,15 @@ def load_casme3(root: str | Path) -> VideoList:
     """Every CAS(ME)^3 Part A video with frames below ``root``, with its micro- and
     macro-expression intervals and blinks."""
     root = Path(root)
+    what = "CAS(ME)^3 long videos"
     try:
-        path = find_file(root, CASME3_FILE, what="CAS(ME)^3 long videos")
-    except DataError:
-        path = find_file(root, CASME3_FILE + "x", what="CAS(ME)^3 long videos")
+        path = find_file(root, CASME3_FILE, what=what)
+    except NotFound as official:
+        try:
+            path = find_file(root, CASME3_FILE + "x", what=what)
+        except NotFound:
+            # Name the file the database ships with, not only the copy also read.
+            raise DataError(f"{official} (a copy re-saved as .xlsx is read too)") from None
     frames_root = casme3_lib.find_frames_root(root)
     by_video, blinks, notes = read_casme3(path, _casme3_emotions(root))
     out = VideoList()

@@ -20,8 +20,13 @@ class KnownError(DataError):
     official files load as distributed."""
 
 
+class NotFound(DataError):
+    """No file of the name asked for below a root (not: two copies of it, or no root)."""
+
+
 def find_file(root: Path, name: str, *, what: str, max_depth: int = 2) -> Path:
-    """Finds ``name`` in ``root`` or up to ``max_depth`` folders below it."""
+    """Finds ``name`` in ``root`` or up to ``max_depth`` folders below it; :class:`NotFound`
+    where there is none."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{what} root {str(root)!r} is not a folder")
@@ -38,7 +43,7 @@ def find_file(root: Path, name: str, *, what: str, max_depth: int = 2) -> Path:
         if hits:
             return hits[0]  # the shallowest: a copy at the root wins over one in a subfolder
         pattern = "*/" + pattern
-    raise DataError(
+    raise NotFound(
         f"{what}: no {name!r} in {str(root)!r} or up to {max_depth} folders below it "
         f"(this is the official file name the database ships with)"
     )
