@@ -22,6 +22,7 @@ import datetime
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -152,6 +153,44 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
     if old is not None:  # superseded by a complete copy: this is the replace the caller asked for
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+_STRAY = re.compile(r"^\..+\.(?:tmp|partial)-(\d+)(?:-[0-9a-f]+)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or no such number): leave its files alone
+    return True
+
+
+def clean_strays(folder: str | Path, depth: int = 1) -> list[Path]:
+    """Removes the temporaries merjax's writers leave when killed (``.NAME.tmp-PID`` files,
+    ``.NAME.partial-PID-XXXX`` folders) in ``folder`` and up to ``depth`` folders below it,
+    where process PID is no longer running; returns what it removed. Never a user's file:
+    only these names, which only merjax's writers make, and never a live writer's."""
+    removed = []
+    folder = Path(folder)
+    level = [folder] if folder.is_dir() else []
+    for _ in range(depth + 1):
+        below = []
+        for d in level:
+            for p in d.iterdir():
+                m = _STRAY.match(p.name)
+                if m and not _alive(int(m.group(1))):
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+                    removed.append(p)
+                elif p.is_dir() and not p.is_symlink() and not p.name.startswith("."):
+                    below.append(p)
+        level = below
+    return removed
 
 
 def _private_dir(path: Path) -> Path:

@@ -222,6 +222,15 @@ def run(
             cfg, workdir, options=options, progress=progress, parent=parent, config=config_json
         )
         ctx.say(line)
+        # Temporaries of runs that were killed (kill -9 skips every cleanup) go now.
+        for folder in (workdir, options.cache_dir):
+            stray = files.clean_strays(folder) if folder is not None else []
+            if stray:
+                ctx.say(
+                    f"removed {len(stray)} temporary file(s) left in {str(folder)!r} by runs "
+                    f"that were killed: {', '.join(p.name for p in stray[:3])}"
+                    + (" ..." if len(stray) > 3 else "")
+                )
         summary = module.run(ctx)
         if not isinstance(summary, dict):
             raise ValueError(

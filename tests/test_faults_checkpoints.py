@@ -373,3 +373,37 @@ def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
         files.write_text(target, "new")
     assert e.value.errno == 28
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return int(child.stdout)
+
+
+def test_temporaries_of_a_killed_run_are_cleaned_by_the_rerun(tmp_path, tiny_db):
+    """Before: ``.NAME.tmp-PID`` files and ``.NAME.partial-PID-XXXX`` folders of a run killed
+    with -9 survived every rerun. The rerun removes those of processes that no longer run and
+    says so; a live writer's, and every other file, stay."""
+    dead, live = _dead_pid(), os.getppid()  # a live process other than this one
+    workdir = tmp_path / "run"
+    (workdir / "models").mkdir(parents=True)
+    stray = [
+        workdir / f".report.md.tmp-{dead}",
+        workdir / "models" / f".model.json.tmp-{dead}",
+    ]
+    for p in stray:
+        p.write_text("half")
+    (workdir / f".db.partial-{dead}-0a1b2c3d").mkdir()
+    (workdir / f".db.partial-{dead}-0a1b2c3d" / "x.png").write_text("half")
+    kept = [workdir / f".report.md.tmp-{live}", workdir / "notes.tmp-12", workdir / ".mine.tmp"]
+    for p in kept:
+        p.write_text("keep")
+    said = []
+    runner.run("class_average_flow", workdir, profile="tiny", cache_dir=tiny_db.parent,
+               progress=said.append)  # fmt: skip
+    assert not any(p.exists() for p in stray)
+    assert not (workdir / f".db.partial-{dead}-0a1b2c3d").exists()
+    assert all(p.read_text() == "keep" for p in kept)
+    assert any("removed 3 temporary file(s)" in m and "killed" in m for m in said), said
