@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import hashlib
 import json
 import os
 import re
@@ -55,8 +56,6 @@ def short_name(name: str, limit: int = 120) -> str:
     most ``limit`` bytes, else a prefix of it, ``-``, and 12 hex digits of its SHA-256 (so two
     long names stay apart and the same name gives the same file every run), extension kept.
     120 bytes leaves room for the temporary names writes go through under Linux's 255."""
-    import hashlib
-
     if len(name.encode()) <= limit:
         return name
     stem, dot, ext = name.rpartition(".")

@@ -39,7 +39,14 @@ from absl import app, flags
 
 from merjax import batches, console, environment, files, inference
 from merjax.data import faces
-from merjax.data.frames import BIT_DEPTHS, index_frames, open_video, read_gray
+from merjax.data.frames import (
+    BIT_DEPTHS,
+    index_frames,
+    open_video,
+    read_gray,
+    shortfall_note,
+    stated_frame_count,
+)
 from merjax.errors import DataError
 
 # --------------------------------------------------------------------------- library
@@ -139,17 +146,11 @@ def predict_video(
                 f"{str(path)!r}: frame {len(small)} is {gray.shape}, frame 0 was {size}"
             )
         small.append(faces.crop_resize(gray, box, model.spec.frame_size))
-    stated_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    truncated = shortfall_note(repr(str(path)), len(small), stated_frame_count(cap))
     cap.release()
     if not small:
         raise DataError(f"cannot read any frame of {str(path)!r} (empty or unreadable video)")
-    truncated = ""
-    if len(small) < stated_count:
-        # OpenCV decodes the frame a file was cut in without an error: it is not classified.
-        truncated = (
-            f"{str(path)!r} holds {len(small)} of the {stated_count} frames its header states "
-            f"(truncated?): the last frame read is dropped"
-        )
+    if truncated:
         small.pop()
         if not small:
             raise DataError(f"cannot read any whole frame of {str(path)!r} ({truncated})")

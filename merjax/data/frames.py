@@ -343,3 +343,20 @@ def open_video(path: str | Path, flag: str = "--video"):
     if not cap.isOpened():
         raise DataError(f"cannot open video {str(path)!r} (not a video, or a codec OpenCV lacks)")
     return cap
+
+
+def stated_frame_count(cap) -> int:
+    """How many frames an opened video's header says it holds (0: it does not say)."""
+    return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+
+def shortfall_note(name: str, read: int, stated: int) -> str:
+    """What to say of a video file that ended after ``read`` of the ``stated`` frames its header
+    gives ("" when it did not): it was cut short, and OpenCV decodes the frame it was cut in
+    without an error, so the readers drop the last frame read."""
+    if read >= stated:
+        return ""
+    return (
+        f"{name} holds {read} of the {stated} frames its header states (truncated?): the last "
+        "frame read is dropped"
+    )

@@ -322,7 +322,7 @@ def intervals_from(
         levels[kind] = threshold(scores[kind], k, p)
         found[kind] = peaks(scores[kind], k, levels[kind])
         if noise_margin is not None:
-            m = np.asarray((motion or scores)[kind], np.float64)
+            m = np.asarray((scores if motion is None else motion)[kind], np.float64)
             floors[kind] = noise_floor(m, k, noise_margin)
             kept = [t for t in found[kind] if m[max(k, t - k) : t + k + 1].max() >= floors[kind]]
             below[kind] = len(found[kind]) - len(kept)

@@ -35,7 +35,7 @@ import numpy as np
 
 from merjax import batches
 from merjax.data import faces
-from merjax.data.frames import open_video
+from merjax.data.frames import open_video, shortfall_note, stated_frame_count
 from merjax.data.intervals import KINDS
 from merjax.errors import DataError
 from merjax.spotting import signal as sig
@@ -283,10 +283,9 @@ def open_source(
         notes.append(f"{name} states no frame rate: taken as 30 fps")
     fps = stated
 
-    # A file states how many frames it holds; one that ends sooner was cut short, and OpenCV
-    # decodes the frame it was cut in without an error, so each frame is held back until the
-    # next one reads, and the last is dropped if the count falls short.
-    stated_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if video is not None else 0
+    # A file whose header states its frame count: each frame is held back until the next one
+    # reads, so that the last can be dropped if the file ends short (shortfall_note).
+    stated_count = stated_frame_count(cap) if video is not None else 0
 
     def frames():
         n, warned, held = 0, False, None
@@ -294,11 +293,9 @@ def open_source(
             while True:
                 ok, frame = cap.read()
                 if not ok:
-                    if held is not None and n < stated_count:
-                        notes.append(
-                            f"{name} holds {n} of the {stated_count} frames its header states "
-                            f"(truncated?): the last frame read is dropped, {n - 1} are spotted"
-                        )
+                    short = shortfall_note(name, n, stated_count)
+                    if held is not None and short:
+                        notes.append(f"{short}, {n - 1} are spotted")
                     elif held is not None:
                         yield held
                     break
