@@ -122,8 +122,16 @@ def test_ctrl_c_of_the_command_line_is_one_line_and_exit_code_130(tmp_path, tiny
     ]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("MERJAX_TRACEBACK", None)
+    # A shell starts background jobs with SIGINT ignored and a child inherits that (Python then
+    # installs no KeyboardInterrupt): the command gets Ctrl-C's default, as from a terminal, so
+    # the test does not depend on how pytest was started.
     proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for line in proc.stdout:
         if line.startswith("epoch 3/"):
