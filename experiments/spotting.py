@@ -33,7 +33,7 @@ import numpy as np
 from merjax import context, figures, report
 from merjax import paper_numbers as paper
 from merjax.config import Config, base
-from merjax.data import longvideo
+from merjax.data import longvideo, synthetic_long
 from merjax.data.intervals import KINDS
 from merjax.spotting import learned, metrics, pipeline, signal, spot_then_recognise, spotters
 from merjax.train import TrainConfig
@@ -52,6 +52,8 @@ class SpottingConfig(Config):
     recognise: spot_then_recognise.RecogniseSettings = spot_then_recognise.RecogniseSettings()
     # The synthetic layouts spotted when no root is given (roots given are always spotted).
     databases: tuple[str, ...] = longvideo.DATABASES
+    # The synthetic videos' faces: "drawn", or "photo" (a real photograph, found by landmarks).
+    faces: str = "drawn"
 
 
 def config(profile: str) -> SpottingConfig:
@@ -94,13 +96,15 @@ def validate(cfg: SpottingConfig) -> None:
         raise ValueError(
             f"spotters: expected some of {list(spotters.NAMES)}, got {unknown or '()'}"
         )
+    if cfg.faces not in synthetic_long.FACES:
+        raise ValueError(f"faces: expected one of {list(synthetic_long.FACES)}, got {cfg.faces!r}")
     if cfg.headline not in cfg.spotters:
         raise ValueError(f"headline {cfg.headline!r} is not one of spotters {list(cfg.spotters)}")
 
 
 def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
-    data = ctx.long_videos(cfg.databases)
+    data = ctx.long_videos(cfg.databases, faces=cfg.faces)
     chosen = [
         spotters.build(name, cfg.spot, cfg.learned, cfg.execution, progress=ctx.progress)
         for name in cfg.spotters
@@ -118,6 +122,7 @@ def run(ctx: context.Context) -> dict:
     scores = _scores_table(rep, runs, cfg.spotters)
     strs = _strs_table(rep, runs, cfg.spotters)
     floors = _noise_table(rep, runs, cfg.spotters, cfg.spot.noise_margin)
+    regions = _regions_text(rep, runs)
     _published_table(rep)
     rep.text(*_discussion(info, cfg.spotters))
     _figures(rep, runs, cfg.headline)
@@ -140,11 +145,30 @@ def run(ctx: context.Context) -> dict:
         "strs_by": {f"{s}/{d}": v for (s, d), v in strs.items()},
         "training": info,
         "noise_floor": floors,
+        "regions": regions,
         "published": paper.SPOTTING_PUBLISHED,
         "notes": [n for rs in runs.values() for r in rs for n in r.video.notes],
         "config": dataclasses.asdict(cfg),
     }
     return rep.write(summary)
+
+
+def _regions_text(rep, runs: dict) -> dict[str, int]:
+    """Says where each database's facial regions came from: landmarks, or (faces without
+    landmarks: no dlib, or a face only the Haar cascade finds) fixed fractions of the face box."""
+    counts: dict[str, int] = {}
+    lines = []
+    for db, rs in runs.items():
+        by: dict[str, int] = {}
+        for r in rs:
+            by[r.regions] = by.get(r.regions, 0) + 1
+            counts[r.regions] = counts.get(r.regions, 0) + 1
+        lines.append(
+            f"- {longvideo.NAMES[db]}: "
+            + ", ".join(f"{n} video(s) with regions from {k}" for k, n in sorted(by.items()))
+        )
+    rep.text("Facial regions (brows, eyes, nose, mouth, cheeks, chin):\n" + "\n".join(lines))
+    return counts
 
 
 def _with_notes(data, runs: dict):
@@ -398,7 +422,7 @@ def _protocol(cfg: SpottingConfig) -> str:
         f"({cfg.spot.flow.method}), k = {cfg.spot.half_seconds[0]} s (micro) and "
         f"{cfg.spot.half_seconds[1]} s (macro) of frames, threshold p {cfg.spot.threshold}, "
         f"top {cfg.spot.top} regions, eyes masked: {cfg.spot.mask_eyes}, noise margin "
-        f"{cfg.spot.noise_margin}; learned spotter "
+        f"{cfg.spot.noise_margin}; {cfg.spot.flow.faces.describe()}; learned spotter "
         f"{cfg.learned.feature_size}x{cfg.learned.feature_size} features, every "
         f"{cfg.learned.stride} frame(s), {cfg.learned.train.epochs} epochs, leave-one-subject-out "
         f"per database; recognition {cfg.recognise.net} at {cfg.recognise.size}x"

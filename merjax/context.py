@@ -106,11 +106,19 @@ class Context:
             )
         return self._datasets[key]
 
-    def long_videos(self, names: Sequence[str]) -> loading.LongVideos:
+    def long_videos(self, names: Sequence[str], faces: str = "drawn") -> loading.LongVideos:
         """The long videos of every database whose root was given, or without roots the
-        synthetic ones in the layouts of ``names``; loaded once per run."""
+        synthetic ones in the layouts of ``names`` (``faces``: drawn, or the photograph); loaded
+        once per run."""
         c = self.cfg
-        key = ("long videos", self.options.roots, tuple(names), c.synthetic, c.synthetic_seed)
+        key = (
+            "long videos",
+            self.options.roots,
+            tuple(names),
+            c.synthetic,
+            c.synthetic_seed,
+            faces,
+        )
         if key not in self._datasets:
             self._datasets[key] = loading.load_long_videos(
                 self.options.roots,
@@ -118,6 +126,7 @@ class Context:
                 self.cache_dir,
                 synthetic_size=c.synthetic,
                 synthetic_seed=c.synthetic_seed,
+                synthetic_faces=faces,
                 progress=self.progress,
             )
         return self._datasets[key]

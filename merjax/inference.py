@@ -38,8 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import checkpoint, files, flow, models
-from merjax.data import faces
+from merjax import checkpoint, faces, files, flow, models
 from merjax.errors import DataError
 from merjax.flow import FlowSettings
 
@@ -220,17 +219,6 @@ def to_gray(image: np.ndarray, where: str = "frame") -> np.ndarray:
     return image
 
 
-def face_box_of(gray: np.ndarray, crop: str, where: str) -> tuple[faces.Box | None, str]:
-    """``(box, note)``: for ``crop="face"`` merjax's face rule on the first frame ``gray``
-    (:func:`merjax.data.faces.box_on_first_frame`: no face, the whole frame and a note); for
-    ``"none"`` (frames that are face crops already) no box."""
-    if crop == "none":
-        return None, ""
-    if crop != "face":
-        raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
-    return faces.box_on_first_frame(gray, where)
-
-
 def prepare_frames(
     images: Sequence[np.ndarray],
     size: tuple[int, int],
@@ -238,11 +226,14 @@ def prepare_frames(
     crop: str = "face",
     names: Sequence[str] | None = None,
     box: faces.Box | None = None,
+    face: faces.FaceSettings | None = None,
 ) -> tuple[np.ndarray, faces.Box | None, str]:
-    """Grey frames ``[N, H, W]`` uint8 at ``size``, cropped as the datasets are: one face box,
-    found on the first frame by merjax's face rule (or ``box`` when given), crops every frame,
-    so the crop adds no motion. Returns the frames, the box and the rule's note ('' or why the
-    whole frame is used). Frames of different sizes are an error."""
+    """Grey frames ``[N, H, W]`` uint8 at ``size``, cropped as the datasets are: by the face
+    pipeline ``face`` (a model's ``spec.flow.faces``; the default settings when None) -- the face
+    found on the first frame, every frame aligned to the template, or one box cropping every
+    frame (``box``, when given, is that box) -- or, for ``crop="none"``, whole. Returns the
+    frames, the face's box on the first frame and the pipeline's note ('' or e.g. why the whole
+    frame is used). Frames of different sizes are an error."""
     names = list(names) if names is not None else [f"frame {i}" for i in range(len(images))]
     grays = [to_gray(im, n) for im, n in zip(images, names, strict=True)]
     sizes = {g.shape for g in grays}
@@ -253,10 +244,10 @@ def prepare_frames(
         raise DataError(f"frames differ in size ({detail}); flow needs frames of one size")
     if crop not in ("face", "none"):
         raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
-    note = ""
-    if box is None:
-        box, note = face_box_of(grays[0], crop, names[0])
-    return np.stack([faces.crop_resize(g, box, size) for g in grays]), box, note
+    if crop == "none" or box is not None:
+        return np.stack([faces.crop_resize(g, box, size) for g in grays]), box, ""
+    geometry = faces.pipeline.fit(grays, size, face or faces.FaceSettings(), names[0])
+    return faces.pipeline.crops(grays, size, geometry), geometry.box, "; ".join(geometry.notes)
 
 
 # --------------------------------------------------------------------------- saving and loading

@@ -8,12 +8,13 @@
     python -m merjax.predict --model=M --video=long.mp4 --spot --out=spotted.csv  # a stream
     python -m merjax.predict --model=M --camera=0 --spot                          # live
 
-Frames are cropped as the datasets are: a face box found on the first (onset) frame by OpenCV's
-Haar cascade crops every frame (``--crop=none`` for frames that are already face crops), then
-resized to the model's frame size; a first frame without a face is used whole, and a note says
-so (merjax.data.faces states the rule). A video is classified with a sliding window: each frame
-against the frame ``--window`` frames earlier, in batches. Errors a user can make end with one
-line (``MERJAX_TRACEBACK=1`` shows the traceback).
+Frames are cropped as the datasets are, by the face pipeline the model was trained with (its
+``flow.faces``: with dlib every frame aligned to the template on its stable landmarks, with
+OpenCV's Haar cascade one box found on the first frame; ``--crop=none`` for frames that are
+already face crops), then resized to the model's frame size; a first frame without a face is used
+whole, and a note says so (merjax.faces.pipeline states the rule). A video is classified with a
+sliding window: each frame against the frame ``--window`` frames earlier, in batches. Errors a
+user can make end with one line (``MERJAX_TRACEBACK=1`` shows the traceback).
 
 ``--spot`` reads a video (or ``--camera``) as a stream: frames are read as they arrive, each
 micro- or macro-expression interval is spotted once it has ended
@@ -37,8 +38,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from merjax import batches, console, environment, files, inference
-from merjax.data import faces
+from merjax import batches, console, environment, faces, files, inference
 from merjax.data.frames import (
     BIT_DEPTHS,
     index_frames,
@@ -63,7 +63,7 @@ def predict_pair(
     """Class probabilities for one clip given its onset and apex images (grey or BGR)."""
     t0 = time.perf_counter()
     frames, box, note = inference.prepare_frames(
-        [onset, apex], model.spec.frame_size, crop=crop, names=names
+        [onset, apex], model.spec.frame_size, crop=crop, names=names, face=model.spec.flow.faces
     )
     t1 = time.perf_counter()
     probs = model.classify(frames[:1], frames[1:])[0]  # first call compiles
@@ -132,26 +132,41 @@ def predict_video(
     cap = open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     t0 = time.perf_counter()
-    small, box, size, note = [], None, None, ""
+    small, size, kept = [], None, []
+    where = f"{str(path)!r}"
+    tracker = None
+    if crop == "face":
+        tracker = faces.Tracker(model.spec.flow.faces, model.spec.frame_size, fps or 30.0, where)
+    elif crop != "none":
+        raise ValueError(f"crop must be 'face' or 'none', got {crop!r}")
+    index = -1
     while True:
         ok, frame = cap.read()
         if not ok:
             break
-        gray = inference.to_gray(frame, f"{path} frame {len(small)}")
+        index += 1
+        gray = inference.to_gray(frame, f"{path} frame {index}")
         if size is None:
             size = gray.shape
-            box, note = inference.face_box_of(gray, crop, f"the first frame of {str(path)!r}")
         elif gray.shape != size:
-            raise DataError(
-                f"{str(path)!r}: frame {len(small)} is {gray.shape}, frame 0 was {size}"
-            )
-        small.append(faces.crop_resize(gray, box, model.spec.frame_size))
-    truncated = shortfall_note(repr(str(path)), len(small), stated_frame_count(cap))
+            raise DataError(f"{str(path)!r}: frame {index} is {gray.shape}, frame 0 was {size}")
+        crop_ = (
+            faces.crop_resize(gray, None, model.spec.frame_size)
+            if tracker is None
+            else tracker.step(gray)
+        )
+        if crop_ is not None:  # frames without a face are skipped (and named in the note)
+            small.append(crop_)
+            kept.append(index)
+    box = tracker.box if tracker is not None else None
+    note = "; ".join(tracker.summary()) if tracker is not None else ""
+    truncated = shortfall_note(repr(str(path)), index + 1, stated_frame_count(cap))
     cap.release()
     if not small:
         raise DataError(f"cannot read any frame of {str(path)!r} (empty or unreadable video)")
-    if truncated:
+    if truncated and kept and kept[-1] == index:
         small.pop()
+        kept.pop()
         if not small:
             raise DataError(f"cannot read any whole frame of {str(path)!r} ({truncated})")
     if window == 0:
@@ -168,9 +183,10 @@ def predict_video(
         if progress and i % 10 == 0:
             progress(f"{b.stop}/{len(targets)} frames classified")
     t2 = time.perf_counter()
+    numbers = np.asarray(kept)[targets]  # video frame indices (frames without a face skipped)
     return {
-        "frames": targets,
-        "seconds": targets / fps if fps > 0 else np.full(len(targets), np.nan),
+        "frames": numbers,
+        "seconds": numbers / fps if fps > 0 else np.full(len(targets), np.nan),
         "probabilities": probs,
         "window": window,
         "fps": fps,
@@ -213,7 +229,7 @@ flags.DEFINE_enum(
     "crop",
     "face",
     ["face", "none"],
-    "face: Haar face box on the first frame; none: frames are face crops.",
+    "face: the model's face pipeline (alignment or a box); none: frames are face crops.",
 )
 flags.DEFINE_string(
     "export", None, "Write the model as a jax.export file (runs without merjax) and exit."

@@ -17,9 +17,9 @@ from merjax.data import (
     cache,
     casme2,
     casme3,
+    clips,
     composite,
     emotions,
-    faces,
     frames,
     samm,
     smic,
@@ -27,6 +27,7 @@ from merjax.data import (
 )
 from merjax.data.sample import SampleList
 from merjax.errors import DataError
+from merjax.faces import FaceSettings, pipeline
 from merjax.flow import FlowSettings, HornSchunckSettings, TVL1Settings
 
 from conftest import ANNOTATIONS, edit_cell, needs_annotations
@@ -137,9 +138,8 @@ def test_apex_policies(tiny_db):
     assert a.clip == b.clip and a.apex == (a.onset + a.offset) // 2
     assert a.onset < b.apex < b.offset and "largest mean flow" in b.note
     # max_flow is what it says: no other candidate has a larger mean flow magnitude.
-    box, _ = faces.face_box(b)
     cands = [n for n in range(b.onset + 1, b.offset) if n + 1 in dict(b.frames)]
-    imgs = faces.load_frames(b, [b.onset, *cands], (64, 64), box)
+    imgs, _ = clips.clip_frames(b, [b.onset, *cands], FlowSettings(size=(64, 64)))
     uv = flow.horn_schunck(np.broadcast_to(imgs[:1], imgs[1:].shape), imgs[1:], num_iter=50)
     mags = np.asarray(flow.representation(uv, "mag")).reshape(len(cands), -1).mean(1)
     assert cands[int(mags.argmax())] == b.apex
@@ -171,14 +171,15 @@ def test_casme2_raw_frames_use_face_detection(db):
     shutil.rmtree(cropped)
     s = casme2.load(db / "CASME2")
     assert s and not any(x.cropped for x in s)
-    box, msg = faces.face_box(s[0])
-    assert box is not None and msg == ""
-    x, y, w, h = box
+    onset = frames.read_gray(s[0].onset_path)
+    fit = pipeline.fit([onset], (64, 64), FaceSettings(), repr(str(s[0].onset_path)))
+    assert fit.box is not None and "no face found" not in " ".join(fit.notes)
+    x, y, w, h = fit.box
     assert abs(x - 20) < 0.3 * w and abs(y - 10) < 0.3 * h
     blank = np.full((96, 96), 128, np.uint8)
     cv2.imwrite(str(s[0].onset_path), blank)
-    box, msg = faces.face_box(s[0])
-    assert box is None and "no face found" in msg and str(s[0].onset_path) in msg
+    _, msg = clips.clip_frames(s[0], [s[0].onset, s[0].apex], FlowSettings(size=(32, 32)))
+    assert "no face found" in msg and str(s[0].onset_path) in msg
 
 
 def test_explicit_frames_choice(db):
@@ -394,8 +395,7 @@ def test_cache_matches_direct_flow(tiny_db):
     )
     got = cache.compute(s, settings, progress=None, batch_size=2)
     for i, x in enumerate(s):
-        box, _ = faces.face_box(x)
-        f = faces.load_frames(x, [x.onset, x.apex, x.augment_frame], (32, 32), box)
+        f, _ = clips.clip_frames(x, [x.onset, x.apex, x.augment_frame], settings)
         want = flow.horn_schunck(f[0], f[1], smoothness=0.5, num_iter=7, variant="classic")
         np.testing.assert_allclose(got.apex[i], want, atol=1e-6)
         want = flow.horn_schunck(f[0], f[2], smoothness=0.5, num_iter=7, variant="classic")
@@ -450,14 +450,19 @@ def test_tvl1_flows_in_the_cache(tiny_db, tmp_path):
 
 def test_flow_settings_of_older_model_folders():
     """Model folders of merjax before the methods' parameters were nested (format 1: Horn-Schunck's
-    at the top level) and before TV-L1 (no method) read as the settings they were."""
+    at the top level), before TV-L1 (no method) and before the face pipeline (format 2: a Haar box
+    on the first frame) read as the settings they were."""
     old = {"variant": "classic", "smoothness": 0.5, "num_iter": 7, "size": [32, 32], "format": 1}
     got = FlowSettings.from_json(old | {"crop": "none"})
     assert got == FlowSettings(
         size=(32, 32),
         crop="none",
         horn_schunck=HornSchunckSettings(variant="classic", smoothness=0.5, num_iter=7),
+        faces=FaceSettings(detector="haar", align="box"),
     )
+    two = {k: v for k, v in FlowSettings().to_json().items() if k != "faces"} | {"format": 2}
+    assert FlowSettings.from_json(two).faces.mode == "box"
+    assert FlowSettings.from_json(two).faces.detector == "haar"
     tv = FlowSettings(method="tvl1", tvl1=TVL1Settings(num_iter=5))
     assert FlowSettings.from_json(tv.to_json()) == tv and tv.params()["num_iter"] == 5
 

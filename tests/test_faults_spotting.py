@@ -207,7 +207,7 @@ def _noise_videos(long_db) -> tuple[longvideo.LongVideo, np.ndarray, dict[str, n
     noise, and frames of independent uniform noise."""
     video = longvideo.load("casme_sq", long_db["casme_sq"])[0]
     settings = signal.SpotSettings()
-    frames, _, _ = signal.read_frames(video.paths(), settings.size, where=video.name)
+    frames = signal.read_frames(video.paths(), settings.size, where=video.name).frames_FxHxW
     rng = np.random.default_rng(0)
     still = np.repeat(frames[:1].astype(np.float32), len(frames), 0)
     noise = {

@@ -84,7 +84,8 @@ def test_a_stream_without_a_face_is_spotted_on_whole_frames_and_says_so():
         spotter.push(np.full((48, 64), 120, np.uint8))
     spotter.flush()
     assert spotter.box is None
-    assert spotter.notes == ["no face found on the first frame; using the whole frame"]
+    whole = "no face found on the first frame of the stream; using the whole frame"
+    assert spotter.notes == [whole]
 
 
 class _TimedCapture:

@@ -188,7 +188,7 @@ def test_the_stream_measures_what_whole_video_spotting_measures(long_db):
     for g in grays:
         emitted += [(d, spotter.frames_seen) for d in spotter.push(g)]
     emitted += [(d, None) for d in spotter.flush()]
-    frames, _, _ = signal.read_frames(v.paths(), s.size, where=v.name)
+    frames = signal.read_frames(v.paths(), s.size, where=v.name).frames_FxHxW
     offline = signal.spot(frames, v.fps, list(range(len(frames))), s)
     for kind in ("micro", "macro"):
         np.testing.assert_allclose(
@@ -275,7 +275,7 @@ def test_spotters_are_values_the_pipeline_loops_over(long_db):
     (run,), info = pipeline.train_and_spot([video], chosen, spot, recognise)
     assert list(run.results) == ["training-free", "quiet"] and run.spotted["quiet"] == []
     assert "two subjects" in info["learned"]["why"] and not info["recognition"]["trained"]
-    frames, _, _ = signal.read_frames(video.paths(), spot.size, where=video.name)
+    frames = signal.read_frames(video.paths(), spot.size, where=video.name).frames_FxHxW
     alone = signal.spot(frames, video.fps, video.numbers, spot)
     assert run.results["training-free"].intervals == alone.intervals
     assert run.spotted["training-free"] == alone.intervals  # not recognised: as spotted

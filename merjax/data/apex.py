@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from merjax import flow as flow_lib
-from merjax.data import faces
+from merjax.data import clips
 from merjax.data.sample import Sample
 from merjax.errors import DataError
+from merjax.flow import FlowSettings
 
 
 def max_flow_apex(
@@ -27,8 +28,7 @@ def max_flow_apex(
     candidates = [n for n in range(sample.onset + 1, sample.offset) if n in have and n + 1 in have]
     if not candidates:
         raise DataError(f"{sample.source} ({sample.clip}): no frames between onset and offset")
-    box, _ = faces.face_box(sample)
-    imgs = faces.load_frames(sample, [sample.onset, *candidates], size, box)
+    imgs, _ = clips.clip_frames(sample, [sample.onset, *candidates], FlowSettings(size=size))
     onset = np.broadcast_to(imgs[:1], imgs[1:].shape)
     uv = flow_lib.horn_schunck(
         onset, imgs[1:], smoothness=smoothness, num_iter=num_iter, variant=variant

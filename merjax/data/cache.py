@@ -1,9 +1,9 @@
 """Flows of a list of samples, computed in batched jitted calls and cached on disk.
 
 For each sample: the onset->apex flow (train and test) and the onset->apex+1 flow (the paper's
-training augmentation; apex-1 where a clip ends at its apex). Frames are face-cropped
-(:mod:`merjax.data.faces`) and resized to ``settings.size`` before the flow, so the flow is at the
-network's input resolution.
+training augmentation; apex-1 where a clip ends at its apex). Frames are face crops
+(:mod:`merjax.data.clips`: the database's, or aligned by :mod:`merjax.faces`) resized to
+``settings.size`` before the flow, so the flow is at the network's input resolution.
 
 One ``.npz`` per (dataset name, settings): the file also stores the settings, the samples'
 identities and a hash of the frames' contents, and is reused only when all three match;
@@ -26,7 +26,7 @@ import numpy as np
 
 from merjax import batches, files
 from merjax import flow as flow_lib
-from merjax.data import faces
+from merjax.data import clips
 from merjax.data.sample import Sample
 from merjax.errors import Interrupted
 from merjax.flow import FlowSettings
@@ -57,9 +57,7 @@ class FlowSet:
 def sample_frames(sample: Sample, settings: FlowSettings) -> tuple[np.ndarray, str]:
     """``([3, H, W] uint8, note)``: the onset, apex and augmentation frames of ``sample`` as the
     flows see them (cropped as ``settings.crop`` says, resized to ``settings.size``)."""
-    box, note = (None, "") if settings.crop == "none" else faces.face_box(sample)
-    numbers = [sample.onset, sample.apex, sample.augment_frame]
-    return faces.load_frames(sample, numbers, settings.size, box), note
+    return clips.clip_frames(sample, [sample.onset, sample.apex, sample.augment_frame], settings)
 
 
 def compute(

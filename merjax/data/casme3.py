@@ -6,7 +6,7 @@ Expected under ``root`` (the label file up to two folders deep):
   Filename (the stimulus video, a-m), Onset, Apex, Offset (frame numbers written as text), AU,
   Objective class, emotion; 860 micro-expressions;
 * frames ``part_A/data/part_A_split/part_A/spNO.N/<video>/color/<frame>.jpg`` (30 fps colour,
-  whole frames: the face is found with the Haar cascade, :mod:`merjax.data.faces`);
+  whole frames: the face is found and aligned by :mod:`merjax.faces`);
 * optionally the authors' ``exception/`` files (anywhere below ``root``):
   ``error_info_damaged_image_partA.txt`` (frames that cannot be opened),
   ``image_with_bad_quality_partA.txt`` and ``casme3_partA_error_list_ZhouJu.xlsx`` (a user's

@@ -201,21 +201,26 @@ def load_long_videos(
     *,
     synthetic_size: str = "full",
     synthetic_seed: int = 0,
+    synthetic_faces: str = "drawn",
     progress: Callable[[str], None] | None = log.info,
 ) -> LongVideos:
     """The long videos of every database whose root is given, or with none given, of the
     synthetic long videos in the layouts of ``names`` (written into the cache folder on first
-    use). Videos a database annotates but whose frames are missing are listed in the warnings,
-    never silently dropped."""
+    use; ``synthetic_faces``: drawn faces or the photograph, :mod:`merjax.data.synthetic_long`).
+    Videos a database annotates but whose frames are missing are listed in the warnings, never
+    silently dropped."""
     say = progress or (lambda _: None)
     given = {d: r for d, r in roots.given().items() if d in longvideo.DATABASES}
     if given:
         source = ", ".join(f"{longvideo.NAMES[d]} at {r}" for d, r in given.items())
     else:
-        written = synthetic_long.ensure(cache_dir, size=synthetic_size, seed=synthetic_seed)
+        written = synthetic_long.ensure(
+            cache_dir, size=synthetic_size, seed=synthetic_seed, faces=synthetic_faces
+        )
         given = {d: r for d, r in written.items() if d in names}
         source = (
-            f"the synthetic long videos ({synthetic_size}, seed {synthetic_seed}) in "
+            f"the synthetic long videos ({synthetic_size}, {synthetic_faces} faces, seed "
+            f"{synthetic_seed}) in "
             f"{next(iter(given.values())).parent}"
         )
     videos, warnings = {}, []

@@ -146,6 +146,36 @@ def face_canvas(
     return canvas, (x0, y0, side)
 
 
+# The astronaut photograph's eye centres (means of dlib's 68 points 36-41 and 42-47), pixels.
+ASTRONAUT_EYES = ((203.5, 102.5), (246.0, 104.5))
+
+
+def photo_canvas(
+    rng: np.random.Generator, frame: tuple[int, int], face: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """:func:`face_canvas` with a real face: the astronaut photograph (``skimage.data.astronaut()``,
+    public domain; scikit-image must be installed), grey, scaled so that its eyes lie where a drawn
+    face's do in a box of a side drawn from ``face`` ((0.32, 0.38) and (0.68, 0.38) of the box),
+    at a random place; the rest of the frame is the photograph around the face."""
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        raise ImportError(
+            "the photo faces need scikit-image (skimage.data.astronaut): pip install scikit-image"
+        ) from None
+    h, w = frame
+    side = int(rng.integers(*face, endpoint=True))
+    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    photo = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    (lx, ly), (rx, ry) = ASTRONAUT_EYES
+    scale = 0.36 * side / float(np.hypot(rx - lx, ry - ly))
+    mid = np.array([(lx + rx) / 2, (ly + ry) / 2])
+    M = np.array([[scale, 0, x0 + 0.5 * side - scale * mid[0]],
+                  [0, scale, y0 + 0.38 * side - scale * mid[1]]], np.float32)  # fmt: skip
+    canvas = cv2.warpAffine(photo, M, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    return canvas, (x0, y0, side)
+
+
 def render_clip(
     rng,
     canvas,

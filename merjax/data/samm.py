@@ -5,7 +5,7 @@ Subject, Filename, Inducement Code, Onset Frame, Apex Frame, Offset Frame, Durat
 Micro, Action Units, Estimated Emotion, Objective Classes, Notes) and frames
 ``SUBJ/CLIP/SUBJ_F.jpg`` either directly under ``root`` or under ``root/SAMM/``. The zero padding
 of F varies between clips, so frame numbers are parsed from the names. Frames are whole
-(~960x650) images: faces are found with :mod:`merjax.data.faces` unless ``cropped=True`` says the
+(~960x650) images: faces are found by :mod:`merjax.faces` unless ``cropped=True`` says the
 user's copy is already cropped.
 """
 

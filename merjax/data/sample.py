@@ -16,7 +16,7 @@ class Sample:
     ``subject`` is prefixed by the database (``"casme2/sub01"``, ``"samm/006"``) so it is unique
     across databases. ``frames`` maps every frame number found in the clip folder to its path
     (frame numbers are parsed from the file names, never formatted). ``cropped`` says whether the
-    frames are already face crops; raw frames get a face box from :mod:`merjax.data.faces`.
+    frames are already face crops; raw frames go through the face pipeline, :mod:`merjax.faces`.
     ``source`` names the spreadsheet and row the sample came from; ``note`` records any policy
     applied to the row (e.g. how a missing apex was filled in). ``bit_depth`` is the depth the
     frames are scaled by (:func:`merjax.data.frames.to_uint8`): 12 for 12-bit data in 16-bit

@@ -7,7 +7,7 @@ OnsetF, OffsetF, ..., TotalMF1, ..., Emotion) and one folder per clip named like
 
 SMIC annotates no apex: the apex is the onset-offset midpoint (the MEGC 2019 convention).
 ``OffsetF`` is a formula in the distributed file (``=OnsetF + TotalMF1 - 1``); it is evaluated
-as such. SMIC frames are whole frames (faces found by :mod:`merjax.data.faces`) unless
+as such. SMIC frames are whole frames (faces found by :mod:`merjax.faces`) unless
 ``cropped=True``.
 """
 

@@ -40,7 +40,10 @@ from merjax.data.render import class_blobs, intensity_profile, motion_field, wri
 
 log = logging.getLogger(__name__)
 
-_VERSION = 4  # bump when the output changes (4: SAMM-LV words from all of SAMM's negative ones)
+# Bump when the output changes (5: the photo faces; 4: SAMM-LV words from all of SAMM's
+# negative ones).
+_VERSION = 5
+FACES = ("drawn", "photo")
 FOLDERS = {"casme3": "CASME3", "samm_lv": "SAMMLV", "casme_sq": "CASME_sq"}
 
 
@@ -56,6 +59,9 @@ class LongSpec:
     macro_gap: tuple[float, float] = (8.0, 16.0)
     blink_gap: tuple[float, float] = (2.5, 6.0)
     noise: float = 2.0
+    # "drawn" (render.draw_face) or "photo" (render.photo_canvas: the astronaut photograph, whose
+    # head also turns slowly, a roll of up to 3 degrees); landmarks find the photo's face.
+    faces: str = "drawn"
 
 
 SPECS = {
@@ -163,12 +169,21 @@ def _head(rng, n: int, fps: float, side: int) -> np.ndarray:
 def _render(rng, spec: LongSpec, fps: float, seconds: float):
     """``(frames generator, events)`` of one video."""
     h, w = spec.frame
-    canvas, box = render.face_canvas(rng, spec.frame, spec.face)
+    if spec.faces not in FACES:
+        raise ValueError(f"faces must be one of {FACES}, got {spec.faces!r}")
+    drawn = spec.faces == "drawn"
+    canvas, box = (render.face_canvas if drawn else render.photo_canvas)(rng, spec.frame, spec.face)
     side = box[2]
     n = int(seconds * fps)
     events = _timeline(rng, spec, n, fps, (h, w), box)
     head = _head(rng, n, fps, side)
     noise_seed = int(rng.integers(2**31))
+    # The photo's head rolls slowly about the face's centre (a turn no drawn face makes).
+    turn = np.random.default_rng([noise_seed, 1])
+    roll_deg = turn.uniform(1.5, 3.0) * np.sin(
+        2 * np.pi * np.arange(n) / (turn.uniform(8.0, 15.0) * fps) + turn.uniform(0, 2 * np.pi)
+    )
+    cx, cy = box[0] + box[2] / 2, box[1] + box[2] / 2
 
     def frames():
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -179,10 +194,18 @@ def _render(rng, spec: LongSpec, fps: float, seconds: float):
                 a = _intensity(e, i, fps)
                 if a:
                     d += a * e.field
+            sx, sy = xx, yy
+            if not drawn:  # where each pixel of the rolled head comes from
+                c, s = (
+                    np.float32(np.cos(np.radians(roll_deg[i]))),
+                    np.float32(np.sin(np.radians(roll_deg[i]))),
+                )
+                sx = cx + c * (xx - cx) + s * (yy - cy)
+                sy = cy - s * (xx - cx) + c * (yy - cy)
             img = cv2.remap(
                 canvas,
-                xx - d[..., 0] - head[i, 0],
-                yy - d[..., 1] - head[i, 1],
+                sx - d[..., 0] - head[i, 0],
+                sy - d[..., 1] - head[i, 1],
                 cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REFLECT,
             )
@@ -389,24 +412,31 @@ def write_video(paths, out: str | Path, fps: float) -> Path:
     return out
 
 
-def _stamp(size: str, seed: int) -> dict:
-    spec = dataclasses.asdict(SPECS[size])
+def _stamp(size: str, seed: int, faces: str = "drawn") -> dict:
+    spec = dataclasses.asdict(dataclasses.replace(SPECS[size], faces=faces))
     digest = hashlib.sha256(json.dumps([spec, seed, _VERSION], sort_keys=True).encode())
     return {"size": size, "seed": seed, "version": _VERSION, "digest": digest.hexdigest()[:16]}
 
 
-def ensure(cache_dir: str | Path, *, size: str = "full", seed: int = 0) -> dict[str, Path]:
-    """The long videos for ``(size, seed)`` under ``cache_dir``, written on first use (once, by
-    the first of several runs that start together: :func:`merjax.files.written_once`)."""
+def ensure(
+    cache_dir: str | Path, *, size: str = "full", seed: int = 0, faces: str = "drawn"
+) -> dict[str, Path]:
+    """The long videos for ``(size, seed, faces)`` under ``cache_dir``, written on first use
+    (once, by the first of several runs that start together: :func:`merjax.files.written_once`).
+    """
     if size not in SPECS:
         raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
-    out = Path(cache_dir) / f"synthetic-long-{size}-seed{seed}-v{_VERSION}"
+    if faces not in FACES:
+        raise ValueError(f"faces must be one of {FACES}, got {faces!r}")
+    tag = "" if faces == "drawn" else f"-{faces}"
+    out = Path(cache_dir) / f"synthetic-long-{size}{tag}-seed{seed}-v{_VERSION}"
     if not (out / STAMP).is_file():
-        log.info("writing the synthetic long videos (%s, seed %d) to %s", size, seed, out)
+        log.info("writing the synthetic long videos (%s%s, seed %d) to %s", size, tag, seed, out)
+    spec = dataclasses.replace(SPECS[size], faces=faces)
     files.written_once(
         out,
-        _writer(SPECS[size], seed),
-        stamp=_stamp(size, seed),
+        _writer(spec, seed),
+        stamp=_stamp(size, seed, faces),
         stamp_file=STAMP,
         progress=log.info,
     )

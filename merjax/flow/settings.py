@@ -15,13 +15,18 @@ import json
 
 import numpy as np
 
+from merjax.faces.settings import OLD as FACES_BEFORE_LANDMARKS
+from merjax.faces.settings import FaceSettings
+
 METHODS: tuple[str, ...] = ("horn_schunck", "tvl1")
 VARIANTS: tuple[str, ...] = ("matlab", "classic")
 
 IPOL_LAMBDA = 0.15
 """IPOL's TV-L1 lambda, stated for intensities in 0-255."""
 
-_FORMAT = 2  # 2: the methods' parameters nested; 1 (older model folders): Horn-Schunck's flat
+# 3: the face pipeline (``faces``); 2: the methods' parameters nested; 1 (older model folders):
+# Horn-Schunck's flat.
+_FORMAT = 3
 
 
 MAX_ITER = 10_000
@@ -90,13 +95,15 @@ class TVL1Settings:
 @dataclasses.dataclass(frozen=True)
 class FlowSettings:
     """Everything that determines a flow: the method and its parameters, the frame size it is
-    computed at, and how frames are cropped."""
+    computed at, and how frames become face crops (``crop``: the database's crops where it has
+    them, else the face pipeline ``faces``; ``none``: whole frames)."""
 
     method: str = "horn_schunck"  # or "tvl1"
     size: tuple[int, int] = (64, 64)
-    crop: str = "dataset"  # the database's crops, else a Haar face box on the onset frame
+    crop: str = "dataset"
     horn_schunck: HornSchunckSettings = HornSchunckSettings()
     tvl1: TVL1Settings = TVL1Settings()
+    faces: FaceSettings = FaceSettings()
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -130,12 +137,14 @@ class FlowSettings:
     @classmethod
     def from_json(cls, d: dict) -> FlowSettings:
         """Settings from :meth:`to_json`, or from a model folder of an older merjax (format 1:
-        Horn-Schunck's parameters at the top level; before TV-L1: no method)."""
+        Horn-Schunck's parameters at the top level; before TV-L1: no method; before format 3:
+        no face pipeline, which was a Haar box on the first frame)."""
         d = {k: v for k, v in d.items() if k != "format"}
         flat = {k: d.pop(k) for k in ("variant", "smoothness", "num_iter") if k in d}
         hs = HornSchunckSettings(**d.pop("horn_schunck", flat))
         tvl1 = TVL1Settings(**d.pop("tvl1", {}))
-        return cls(**d, horn_schunck=hs, tvl1=tvl1)
+        face = FaceSettings(**d.pop("faces", FACES_BEFORE_LANDMARKS))
+        return cls(**d, horn_schunck=hs, tvl1=tvl1, faces=face)
 
     def digest(self) -> str:
         """A short hash of the settings (cache file names)."""

@@ -29,6 +29,7 @@ class VideoRun:
     results: dict[str, signal.SpotResult]
     spotted: dict[str, list[Interval]]
     note: str = ""
+    regions: str = ""  # where its facial regions came from (landmarks, or fixed fractions)
 
 
 def train_and_spot(
@@ -52,7 +53,7 @@ def train_and_spot(
         say(f"{v.database}: video {i + 1}/{len(videos)} ({v.name}, {len(v.frames)} frames) read")
     info: dict = {"read_and_flow_s": round(time.perf_counter() - t0, 1)}
     folds = [[s] for s in sorted({v.subject for v in videos})]
-    runs = [VideoRun(p.video, {}, {}, p.note) for p in prepared]
+    runs = [VideoRun(p.video, {}, {}, p.note, p.regions) for p in prepared]
     for spotter in chosen:
         fitted, what = spotter.fit(prepared, folds)
         if what:

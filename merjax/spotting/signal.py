@@ -25,8 +25,9 @@ value noise alone would reach over the video's frames, plus a margin, in units o
 spread measured from frame-to-frame differences (consecutive values come from independent
 frame pairs, so their differences hold the noise and little of an expression's slow rise).
 
-    frames, box, note = read_frames(video.paths(), settings.size, where=video.name)
-    result = spot(frames, video.fps, video.numbers, settings)
+    crops = read_frames(video.paths(), settings.size, where=video.name, fps=video.fps)
+    numbers = [video.numbers[i] for i in crops.kept]
+    result = spot(crops.frames_FxHxW, video.fps, numbers, settings, crops.regions)
     result.intervals, result.signals["micro"]
 """
 
@@ -36,17 +37,18 @@ import concurrent.futures
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import batches
+from merjax import batches, faces
 from merjax import flow as flow_lib
-from merjax.data import faces
 from merjax.data.frames import read_gray
 from merjax.data.intervals import KINDS, Interval
 from merjax.errors import DataError
+from merjax.faces import FaceSettings
 from merjax.flow import FlowSettings
 
 # Face-relative boxes (x0, y0, x1, y1) in the face crop. The nose is the reference.
@@ -133,34 +135,46 @@ class SpotSettings:
         return [r for r in REGIONS if not (self.mask_eyes and r in EYES)]
 
 
-def region_weights(size: int, names: Sequence[str]) -> np.ndarray:
-    """``[A, size * size]``: each region's pixels, weights summing to 1 (a region's mean)."""
+def region_weights(
+    size: int, names: Sequence[str], boxes: dict[str, tuple[float, ...]] | None = None
+) -> np.ndarray:
+    """``[A, size * size]``: each region's pixels, weights summing to 1 (a region's mean); the
+    regions' boxes in crop units from ``boxes`` (landmark regions, :mod:`merjax.faces.regions`)
+    or the fixed fractions :data:`REGIONS`."""
+    boxes = REGIONS if boxes is None else boxes
     out = np.zeros((len(names), size, size), np.float32)
     for i, name in enumerate(names):
-        x0, y0, x1, y1 = REGIONS[name]
+        x0, y0, x1, y1 = boxes[name]
         out[i, int(y0 * size) : max(int(y1 * size), int(y0 * size) + 1),
             int(x0 * size) : max(int(x1 * size), int(x0 * size) + 1)] = 1.0  # fmt: skip
     out /= out.sum((1, 2), keepdims=True)
     return out.reshape(len(names), -1)
 
 
+def eye_mask(size: int, boxes: dict[str, tuple[float, ...]] | None = None) -> np.ndarray:
+    """``[size, size, 1]``: 0 over the eyes (blinks), 1 elsewhere."""
+    boxes = REGIONS if boxes is None else boxes
+    keep = np.ones((size, size, 1), np.float32)
+    for eye in EYES:
+        x0, y0, x1, y1 = boxes[eye]
+        keep[int(y0 * size) : max(int(y1 * size), int(y0 * size) + 1),
+             int(x0 * size) : max(int(x1 * size), int(x0 * size) + 1)] = 0.0  # fmt: skip
+    return keep
+
+
 @functools.lru_cache(maxsize=16)
 def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
-    """Jitted ``(first [B, H, W], second [B, H, W]) -> (motion [B, A], features)``: each
-    region's flow length after the nose's flow is taken off; with ``feature_size`` the flow,
-    eyes zeroed, as (Vx, Vy, strain) maps ``[B, f, f, 3]`` for the learned spotter."""
+    """Jitted ``(first [B, H, W], second [B, H, W], weights [A, H*W], keep [H, W, 1]) ->
+    (motion [B, A], features)``: each region's flow length after the nose's flow is taken off;
+    with ``feature_size`` the flow, eyes zeroed, as (Vx, Vy, strain) maps ``[B, f, f, 3]`` for
+    the learned spotter. The regions are arguments, so every video's landmark regions share one
+    program."""
     names = settings.regions()
-    weights = jnp.asarray(region_weights(settings.size, names))
     ref = names.index(REFERENCE)
-    keep = np.ones((settings.size, settings.size, 1), np.float32)
-    if settings.mask_eyes:
-        for eye in EYES:
-            x0, y0, x1, y1 = (int(v * settings.size) for v in REGIONS[eye])
-            keep[y0:y1, x0:x1] = 0.0
     params = settings.flow.params()
 
     @jax.jit
-    def program(first, second):
+    def program(first, second, weights, keep):
         uv = flow_lib.compute(first, second, settings.flow.method, **params)  # [B, S, S, 2]
         mean_uv = jnp.einsum("rp,bpc->brc", weights, uv.reshape(uv.shape[0], -1, 2))
         moved = mean_uv - mean_uv[:, ref : ref + 1]
@@ -174,16 +188,32 @@ def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
 
 
 def motion_pairs(
-    first_BxHxW: np.ndarray, second_BxHxW: np.ndarray, settings: SpotSettings, feature_size: int = 0
+    first_BxHxW: np.ndarray,
+    second_BxHxW: np.ndarray,
+    settings: SpotSettings,
+    feature_size: int = 0,
+    regions: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(motion [B, A], features or None)`` of explicit frame pairs (a batch shape the caller
-    keeps fixed, so that one program serves a stream)."""
-    m, f = _motion_program(settings, feature_size)(first_BxHxW, second_BxHxW)
+    keeps fixed, so that one program serves a stream); ``regions``: the face's landmark regions
+    (crop units), else the fixed fractions :data:`REGIONS`."""
+    weights = region_weights(settings.size, settings.regions(), regions)
+    keep = (
+        eye_mask(settings.size, regions)
+        if settings.mask_eyes
+        else np.ones((settings.size, settings.size, 1), np.float32)
+    )
+    m, f = _motion_program(settings, feature_size)(first_BxHxW, second_BxHxW, weights, keep)
     return np.asarray(m), (None if f is None else np.asarray(f))
 
 
 def motion(
-    frames_FxHxW: np.ndarray, k: int, settings: SpotSettings, *, feature_size: int = 0
+    frames_FxHxW: np.ndarray,
+    k: int,
+    settings: SpotSettings,
+    *,
+    feature_size: int = 0,
+    regions: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(motion [F, A], features [F, f, f, 3] or None)`` for flows from frame t - k to t; the
     first k frames (no earlier frame) are 0. In batches of ``settings.batch`` pairs, the last
@@ -197,7 +227,7 @@ def motion(
     feats = np.zeros((n, feature_size, feature_size, 3), np.float32) if feature_size else None
     targets = np.arange(k, n)
     for b in batches.padded(targets, min(settings.batch, len(targets))):
-        m, f = motion_pairs(frames[b.index - k], frames[b.index], settings, feature_size)
+        m, f = motion_pairs(frames[b.index - k], frames[b.index], settings, feature_size, regions)
         out[targets[b.real]] = m[: b.count]
         if feats is not None:
             feats[targets[b.real]] = f[: b.count]
@@ -362,12 +392,19 @@ def is_short(scores: dict[str, np.ndarray], ks: dict[str, int], t: int, ratio: f
 
 
 def spot(
-    frames_FxHxW: np.ndarray, fps: float, numbers: Sequence[int], settings: SpotSettings
+    frames_FxHxW: np.ndarray,
+    fps: float,
+    numbers: Sequence[int],
+    settings: SpotSettings,
+    regions: dict[str, tuple[float, ...]] | None = None,
 ) -> SpotResult:
-    """Micro- and macro-expression intervals of one video (face crops at ``settings.size``)."""
+    """Micro- and macro-expression intervals of one video (face crops at ``settings.size``;
+    ``regions``: its landmark regions, else the fixed fractions)."""
     ks = settings.ks(fps)
     signals = {
-        kind: signal(motion(frames_FxHxW, ks[kind], settings)[0], settings, ks[kind])
+        kind: signal(
+            motion(frames_FxHxW, ks[kind], settings, regions=regions)[0], settings, ks[kind]
+        )
         for kind in KINDS
     }
     return intervals_from(
@@ -380,27 +417,51 @@ def spot(
     )
 
 
+class VideoCrops(NamedTuple):
+    """A long video's face crops as spotting reads them."""
+
+    frames_FxHxW: np.ndarray  # uint8 crops of the frames that show a face
+    kept: list[int]  # their positions in the video's frame list
+    regions: dict[str, tuple[float, ...]] | None  # landmark regions (crop units), or None
+    note: str  # what reading noticed: no face, two faces, the frames without a face
+
+
+REGIONS_FROM = {True: "landmarks", False: "fixed fractions of the face box (no landmarks)"}
+
+
 def read_frames(
-    paths: Sequence[str], size: int, *, where: str, box: faces.Box | None = None
-) -> tuple[np.ndarray, faces.Box | None, str]:
-    """``([F, size, size] uint8, box, note)``: every frame, face-cropped with one box (``box``,
-    or by :func:`merjax.data.faces.box_on_first_frame`: found on the first frame, else the
-    whole frame and a note) and resized. Decoding runs in threads (OpenCV releases the GIL)."""
-    note = ""
+    paths: Sequence[str],
+    size: int,
+    *,
+    where: str,
+    face: FaceSettings | None = None,
+    fps: float = 30.0,
+) -> VideoCrops:
+    """Every frame's face crop at ``size``, through the face tracker (:class:`merjax.faces.Tracker`:
+    with landmarks, each frame aligned to the template and the frames without a face left out;
+    without, one box found on the first frame, else the whole frame and a note). Decoding runs in
+    threads (OpenCV releases the GIL), tracking in order."""
+    face = face or FaceSettings()
     first = read_gray(paths[0])
-    if box is None:
-        box, note = faces.box_on_first_frame(first, f"the first frame of {where}")
+    tracker = faces.Tracker(face, (size, size), fps, where)
 
     def one(p):
         img = read_gray(p)
-        if img.shape != first.shape:  # one box crops every frame: sizes must agree
+        if img.shape != first.shape:  # one face crops every frame: sizes must agree
             raise DataError(
                 f"{where}: frame {p!r} is {img.shape[1]}x{img.shape[0]}, the video's first "
                 f"frame {first.shape[1]}x{first.shape[0]}: every frame of a video must have "
                 "one size"
             )
-        return faces.crop_resize(img, box, (size, size))
+        return img
 
+    crops, kept = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        frames = list(pool.map(one, paths))
-    return np.stack(frames), box, note
+        for i, img in enumerate(pool.map(one, paths)):
+            crop = tracker.step(img)
+            if crop is not None:
+                crops.append(crop)
+                kept.append(i)
+    if not crops:
+        raise DataError(f"{where}: no frame shows a face ({len(paths)} frames)")
+    return VideoCrops(np.stack(crops), kept, tracker.regions, "; ".join(tracker.summary()))

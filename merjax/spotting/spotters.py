@@ -39,7 +39,8 @@ class PreparedVideo:
     signals: dict[str, np.ndarray]  # per kind, the training-free signal [F]
     features_FxHxWxC: np.ndarray | None  # the learned spotter's maps, micro and macro k
     ks: dict[str, int]  # per kind, frames between the two frames of a flow
-    note: str  # what reading it noticed (no face on its first frame)
+    note: str  # what reading it noticed (no face on its first frame, frames without a face)
+    regions: str = signal.REGIONS_FROM[False]  # where its facial regions came from
 
 
 Scores = dict[str, np.ndarray]  # per kind, a score per frame [F]
@@ -157,13 +158,22 @@ def build(
 
 def prepare(video: LongVideo, spot: signal.SpotSettings, feature_size: int) -> PreparedVideo:
     """Reads a video's face crops and computes, in one pass of jitted flows per kind, the
-    training-free signal and (with ``feature_size``) the learned spotter's maps."""
-    frames, _, note = signal.read_frames(video.paths(), spot.size, where=video.name)
+    training-free signal and (with ``feature_size``) the learned spotter's maps. Frames that show
+    no face are left out of the video, as frames missing from it are (no interval spans them)."""
+    crops = signal.read_frames(
+        video.paths(), spot.size, where=video.name, face=spot.flow.faces, fps=video.fps
+    )
+    if len(crops.kept) < len(video.frames):  # frames without a face: skipped, as frames missing
+        video = dataclasses.replace(video, frames=tuple(video.frames[i] for i in crops.kept))
+    frames, note = crops.frames_FxHxW, crops.note
     ks = spot.ks(video.fps)
     signals, maps = {}, []
     for kind in KINDS:
-        motion, features = signal.motion(frames, ks[kind], spot, feature_size=feature_size)
+        motion, features = signal.motion(
+            frames, ks[kind], spot, feature_size=feature_size, regions=crops.regions
+        )
         signals[kind] = signal.signal(motion, spot, ks[kind])
         maps.append(features)
     features = np.concatenate(maps, -1) if feature_size else None
-    return PreparedVideo(video, frames, signals, features, ks, note)
+    regions = signal.REGIONS_FROM[crops.regions is not None]
+    return PreparedVideo(video, frames, signals, features, ks, note, regions)

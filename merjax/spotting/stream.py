@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from merjax import batches
-from merjax.data import faces
+from merjax import batches, faces
 from merjax.data.frames import open_video, shortfall_note, stated_frame_count
 from merjax.data.intervals import KINDS
 from merjax.errors import DataError
@@ -88,26 +87,51 @@ class StreamSpotter:
         self._known = {k: 0 for k in KINDS}  # frames whose signal is known
         self._held: list[int] = []  # micro peaks waiting for the macro decisions
         self._macro_spans: collections.deque = collections.deque(maxlen=64)
+        self._face: collections.deque = collections.deque(maxlen=keep)  # frame shows a face
+        self.tracker = faces.Tracker(settings.flow.faces, (settings.size,) * 2, fps, "the stream")
+        self._model_size = None if model is None else tuple(model.spec.frame_size)
         self.box: faces.Box | None = None
-        self.notes: list[str] = []
         self.frames_seen = 0
         self.detections = 0
+
+    @property
+    def notes(self) -> list[str]:
+        """What the face tracker noticed: no face, two faces, the frames without a face."""
+        return self.tracker.summary() if self.crop == "face" else []
 
     # ---------------------------------------------------------------- frames in
 
     def push(self, gray: np.ndarray) -> list[Detection]:
-        """Adds one ``[H, W]`` uint8 frame; returns the intervals that became certain."""
-        if self.frames_seen == 0 and self.crop == "face":
-            self.box, note = faces.box_on_first_frame(gray, "the first frame")
-            self.notes += [note] if note else []
-        self._small.append(faces.crop_resize(gray, self.box, (self.settings.size,) * 2))
+        """Adds one ``[H, W]`` uint8 frame; returns the intervals that became certain. A frame
+        without a face (the tracker lost it) repeats the last crop, and the flows that touch it
+        count as no motion, so spotting skips it; :attr:`notes` names those frames."""
+        if self.crop == "face":
+            small = self.tracker.step(gray)
+            self.box = self.tracker.box
+        else:
+            small = faces.crop_resize(gray, None, (self.settings.size,) * 2)
+        has_face = small is not None
+        if not has_face:
+            small = (
+                self._small[-1] if self._small else np.zeros((self.settings.size,) * 2, np.uint8)
+            )
+        self._small.append(small)
+        self._face.append(has_face)
         if self.model is not None:
-            self._model.append(faces.crop_resize(gray, self.box, self.model.spec.frame_size))
+            self._model.append(self._model_crop(gray, has_face))
         self._arrived.append(time.perf_counter())
         self.frames_seen += 1
         if self.frames_seen - self._flowed >= self.chunk:
             return self._advance()
         return []
+
+    def _model_crop(self, gray: np.ndarray, has_face: bool) -> np.ndarray:
+        """The frame at the model's size, cropped by the tracker's current geometry."""
+        if self.crop != "face":
+            return faces.crop_resize(gray, None, self._model_size)
+        if not has_face:
+            return self._model[-1] if self._model else np.zeros(self._model_size, np.uint8)
+        return self.tracker.crop_at(gray, self._model_size)
 
     def flush(self) -> list[Detection]:
         """The end of the stream: computes what is left and decides every pending peak."""
@@ -136,8 +160,13 @@ class StreamSpotter:
             targets = [t for t in range(start, upto) if t >= k]
             idx = np.array([self._index(t) for t in targets], int)
             at = np.array([t - start for t in targets], int)
+            face = np.asarray(self._face, bool)
             for b in batches.padded(idx, self.chunk):
-                m, _ = sig.motion_pairs(frames[b.index - k], frames[b.index], self.settings)
+                m, _ = sig.motion_pairs(
+                    frames[b.index - k], frames[b.index], self.settings,
+                    regions=self.tracker.regions,
+                )  # fmt: skip
+                m = m * (face[b.index - k] & face[b.index])[:, None]  # no face: no motion
                 rows[at[b.real]] = m[: b.count]
             self._motion[kind].extend(rows)
         self._flowed = upto

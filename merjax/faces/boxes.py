@@ -1,24 +1,20 @@
-"""Face crops: the databases' own crops when given, else OpenCV's bundled Haar cascade.
+"""Face boxes: OpenCV's bundled Haar cascade, the one-box rule, and cropping by a box.
 
-Where the face is looked for, and what happens without one, is one rule for a clip, a long
-video, a stream and new frames given to ``predict`` (:func:`box_on_first_frame`): the face is
-found on the first frame (a clip's onset frame) and that one box crops every frame, so the crop
-adds no motion between the frames whose flow is measured; when the first frame shows no face,
-the whole frame is used and a note says so (``no face found on ...; using the whole frame``).
+Without landmarks, one box found on the first frame (a clip's onset frame) crops every frame, so
+the crop adds no motion between the frames whose flow is measured (:mod:`merjax.faces.pipeline`
+states the rule for clips, :mod:`merjax.faces.tracking` for videos and streams); with them,
+:mod:`merjax.faces.align` replaces the box by an alignment.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from merjax.data.frames import read_gray
-from merjax.data.sample import Sample
 from merjax.errors import DataError
 
 Box = tuple[int, int, int, int]  # x, y, width, height
@@ -67,45 +63,9 @@ def detect_face(gray: np.ndarray, *, min_fraction: float = 0.15) -> Box | None:
     return int(x), int(y), int(w), int(h)
 
 
-def box_on_first_frame(first_gray: np.ndarray, where: str) -> tuple[Box | None, str]:
-    """``(box, note)`` by merjax's one face rule (module docstring): the face on the first frame
-    (``where`` names it), or None and a note that the whole frame is used."""
-    box = detect_face(first_gray)
-    if box is None:
-        return None, f"no face found on {where}; using the whole frame"
-    return box, ""
-
-
-def face_box(sample: Sample) -> tuple[Box | None, str]:
-    """``(box, note)`` for a clip: None for cropped frames; else the rule on its onset frame."""
-    if sample.cropped:
-        return None, ""
-    onset = read_gray(sample.onset_path, sample.bit_depth)
-    box, note = box_on_first_frame(onset, repr(str(sample.onset_path)))
-    if note:
-        log.warning("%s (%s)", note, sample.source)
-    return box, note
-
-
 def crop_resize(gray: np.ndarray, box: Box | None, size: tuple[int, int]) -> np.ndarray:
     """Crops ``box`` (or keeps the whole frame) and resizes to ``size = (H, W)`` (area filter)."""
     if box is not None:
         x, y, w, h = box
         gray = gray[y : y + h, x : x + w]
     return cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-
-
-def load_frames(
-    sample: Sample, numbers: Sequence[int], size: tuple[int, int], box: Box | None = None
-) -> np.ndarray:
-    """Frames ``numbers`` of a clip, face-cropped with ``box`` and resized: ``[N, H, W]`` uint8.
-
-    Frames of one clip must share a size; a DataError names the clip otherwise.
-    """
-    imgs = [read_gray(sample.frame_path(n), sample.bit_depth) for n in numbers]
-    if len({i.shape for i in imgs}) > 1:
-        raise DataError(
-            f"{sample.source} ({sample.clip}): frames {list(numbers)} differ in size "
-            f"{[i.shape for i in imgs]}"
-        )
-    return np.stack([crop_resize(i, box, size) for i in imgs])
