@@ -102,7 +102,7 @@ def _stream(path, fps, face: faces.FaceSettings) -> tuple[int, int]:
     for gray in stream.open_source(video=path).frames:
         spotter.push(gray)
     spotter.flush()
-    return spotter.frames_seen, len(spotter.tracker.faceless)
+    return spotter.frames_seen, spotter.tracker.faceless
 
 
 def main(argv):

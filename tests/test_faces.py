@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from merjax import faces, flow, runner
+from merjax import faces, flow, inference, runner
 from merjax.errors import DataError
 from merjax.faces import align, models, regions, tracking
 from merjax.faces.settings import FaceSettings
+from merjax.spotting import signal, stream
 
 SIZE = (112, 112)  # the astronaut's face spans about 1.8 x 60 px: crops at about 1:1
 
@@ -158,7 +159,7 @@ def test_tracking_names_the_frames_without_a_face_and_realigns_only_when_the_hea
     tracker = faces.Tracker(FaceSettings(redetect_s=0.1), (64, 64), 30.0, "video.mp4")
     crops = [tracker.step(f) for f in video]
     assert [i for i, c in enumerate(crops) if c is None] == list(range(20, 26))
-    assert tracker.faceless == list(range(20, 26))
+    assert tracker.faceless_runs == [[20, 25]] and tracker.faceless == 6
     assert any("frames 20-25" in n and "video.mp4" in n for n in tracker.summary())
     assert all(c is not None and c.shape == (64, 64) for c in crops[26:])
     still = sum(1 for _ in range(1))  # the first fit
@@ -245,3 +246,39 @@ def test_spotting_runs_on_real_face_long_videos(tmp_path, cache_dir):
     assert "photo faces" in s["data"] and "dlib HOG + 68-point landmarks" in report
     for key in ("f1_overall", "f1_micro", "f1_macro", "strs"):
         assert 0.0 <= s[key] <= 1.0
+
+
+def test_the_face_pipeline_is_saved_with_the_flow_and_new_frames_follow_it(astronaut):
+    """FaceSettings travel in FlowSettings' JSON (the flow cache's key and model.json), and
+    prepare_frames crops new frames by the settings a model was trained with."""
+    aligned = flow.FlowSettings(faces=FaceSettings(points=5, align="onset"))
+    assert flow.FlowSettings.from_json(aligned.to_json()) == aligned
+    assert aligned.digest() != flow.FlowSettings().digest()
+    haar = flow.FlowSettings(faces=FaceSettings(detector="haar"))
+    assert haar.digest() != flow.FlowSettings().digest()
+    moved, _ = _similar(astronaut, 8.0, 1.0, (6, 4))
+    frames = [astronaut, moved]
+    by_dlib, box, note = inference.prepare_frames(frames, SIZE, face=FaceSettings())
+    by_haar, _, _ = inference.prepare_frames(frames, SIZE, face=FaceSettings(detector="haar"))
+    assert box is not None and not note
+
+    # Aligned, the moved frame's crop matches the first; one Haar box keeps the head's motion.
+    def diff(c):
+        return np.abs(c[0].astype(np.float32) - c[1]).mean()
+
+    assert diff(by_dlib) < 0.5 * diff(by_haar)
+
+
+def test_a_stream_tracks_and_aligns_the_face_for_its_model(astronaut):
+    """The stream's model crops follow the tracker's alignment, at the model's size, and frames
+    without a face are named in its notes."""
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    model = inference.untrained("vy-1cl", 16, class_names=("a", "b", "c"))
+    spotter = stream.StreamSpotter(30.0, signal.SpotSettings(size=24), model=model, chunk=8)
+    for i in range(40):
+        frame, _ = _similar(small, 0.1 * i, 1.0, (0.3 * i, 0.0), centre=(112, 65))
+        spotter.push(np.full_like(frame, 90) if 30 <= i < 33 else frame)
+    spotter.flush()
+    assert spotter.tracker.aligns and spotter.tracker.regions is not None
+    assert spotter._model[-1].shape == tuple(model.spec.frame_size)
+    assert any("frames 30-32" in n for n in spotter.notes), spotter.notes

@@ -29,6 +29,7 @@ from merjax import flow as flow_lib
 from merjax.data import clips
 from merjax.data.sample import Sample
 from merjax.errors import Interrupted
+from merjax.faces import pipeline
 from merjax.flow import FlowSettings
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ def compute(
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # cv2 releases the GIL
         loaded = list(pool.map(lambda s: sample_frames(s, settings), samples))
     frames = np.stack([f for f, _ in loaded])  # [N, 3, H, W] uint8: onset, apex, augment
-    notes = tuple(
-        f"{s.source} ({s.clip}): {n}" for s, (_, n) in zip(samples, loaded, strict=True) if n
+    notes = _notes(
+        [(f"{s.source} ({s.clip})", n) for s, (_, n) in zip(samples, loaded, strict=True)]
     )
     if progress:
         progress(f"read {len(samples)} clips in {time.perf_counter() - t0:.1f} s")
@@ -101,6 +102,20 @@ def compute(
         ) from None
     half = len(samples)
     return FlowSet(tuple(s.key for s in samples), out[:half], out[half:], settings, notes)
+
+
+def _notes(noted: list[tuple[str, str]]) -> tuple[str, ...]:
+    """Each clip's note, except the Haar fallback of faces without landmarks (every drawn
+    synthetic face), which is one line for all the clips it happened to."""
+    unaligned = [w for w, n in noted if n.startswith(pipeline.UNALIGNED)]
+    out = [f"{w}: {n}" for w, n in noted if n and not n.startswith(pipeline.UNALIGNED)]
+    if unaligned:
+        out.append(
+            f"{len(unaligned)} clip(s) show no face with landmarks on their onset frame (drawn "
+            f"faces, or faces dlib cannot fit): OpenCV's Haar box crops them, unaligned (e.g. "
+            f"{unaligned[0]})"
+        )
+    return tuple(out)
 
 
 def cache_path(cache_dir: str | Path, name: str, settings: FlowSettings) -> Path:

@@ -64,6 +64,7 @@ def clip_frames(
             out = np.stack(
                 [align.warp(imgs[pos[n]], M, size) for n, M in zip(numbers, smoothed, strict=True)]
             )
-    if note:
-        log.warning("%s (%s)", note, sample.source)
+    if note:  # the Haar fallback is expected of drawn faces: the flow cache counts it once
+        level = logging.DEBUG if note.startswith(pipeline.UNALIGNED) else logging.WARNING
+        log.log(level, "%s (%s)", note, sample.source)
     return out, note

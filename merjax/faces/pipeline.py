@@ -19,6 +19,9 @@ from merjax.errors import DataError
 from merjax.faces import align, boxes, models, tracking
 from merjax.faces.settings import FaceSettings
 
+UNALIGNED = "no face with landmarks on"
+"""How the note of a frame cropped by the Haar box for want of a face's landmarks begins."""
+
 
 class Fit(NamedTuple):
     """How a clip's frames are cropped: per-frame transforms (aligned), or one box (None: the
@@ -54,11 +57,11 @@ def fit(
         if not found:
             # Faces dlib misses, or whose landmarks fit no face, may still be boxed by the
             # cascade; the frames are then cropped by that box, unaligned, as before landmarks.
-            found = models.haar_model().detect(first)
-            if found:
-                notes.append(f"no face with landmarks on {where}; OpenCV's Haar box crops the "
-                             "frames (no alignment)")  # fmt: skip
-                return Fit(None, found[0], tuple(notes))
+            box, _ = tracking.find_face(models.haar_model(), first, size)
+            if box is not None:
+                notes.append(f"{UNALIGNED} {where}; OpenCV's Haar box crops the frames (no "
+                             "alignment)")  # fmt: skip
+                return Fit(None, box, tuple(notes))
     if not found:
         notes.append(f"no face found on {where}; using the whole frame")
     elif len(found) > 1:

@@ -11,8 +11,8 @@ A face is lost when its landmarks no longer fit a face (their stable points, aft
 similarity transform, lie more than ``LOST_RESIDUAL`` of the eye distance from the template's),
 when the carried box has left the frame, or when a re-detection finds nothing; a crop that
 suddenly differs from the previous one (correlation under ``CHANGED``) is re-detected at once.
-Frames without a face give no crop; the tracker lists them (:attr:`Tracker.faceless`), and
-callers skip them. A first frame whose landmarks fit no face (``FACE_RESIDUAL``) is cropped by the
+Frames without a face give no crop; the tracker lists them as runs
+(:attr:`Tracker.faceless_runs`), and callers skip them. A first frame whose landmarks fit no face (``FACE_RESIDUAL``) is cropped by the
 box rule.
 
 Without landmarks (Haar, or ``align="box"``) it is merjax's first rule: one box, found on the first
@@ -22,6 +22,8 @@ frame, crops every frame, or the whole frame and a note when there is none.
 from __future__ import annotations
 
 import collections
+import hashlib
+import threading
 
 import numpy as np
 
@@ -47,17 +49,41 @@ def fit_residual(points_Px2: np.ndarray, M_2x3: np.ndarray, size) -> float:
     return float(np.sqrt(((align.apply(M_2x3, src) - dst) ** 2).sum(1).mean())) / max(eye, 1e-6)
 
 
+_found: collections.OrderedDict = collections.OrderedDict()
+_found_lock = threading.Lock()
+MEMO = 4096  # frames whose detection is remembered (a flow cache recomputed at another size
+# or method, or a clip read again, detects on the same onset frames)
+
+
 def find_face(model: models.FaceModel, gray: np.ndarray, size) -> tuple[boxes.Box | None, int]:
     """``(box, faces found)``: the largest detection whose landmarks fit a face (all detections
     for a model without landmarks), looked for again in the image upsampled when there is none
-    (faces under dlib's 80 px window); None when no face is found."""
+    (faces under dlib's 80 px window); None when no face is found. Remembered per frame content
+    (the last ``MEMO`` frames), as a detection costs tens of milliseconds."""
+    key = (model.name, model.points, model.files, gray.shape, hashlib.sha1(gray.tobytes()).digest())
+    with _found_lock:
+        if key in _found:
+            _found.move_to_end(key)
+            return _found[key]
+    answer = _find_face(model, gray, size)
+    with _found_lock:
+        _found[key] = answer
+        while len(_found) > MEMO:
+            _found.popitem(last=False)
+    return answer
+
+
+def _find_face(model: models.FaceModel, gray: np.ndarray, size) -> tuple[boxes.Box | None, int]:
     for upsample in (False, True):
-        found = model.detect(gray, upsample)
+        boxed = model.detect(gray, upsample)
+        found = boxed
         if model.points:
-            found = [b for b in found if landmarks_fit(model.landmarks(gray, b), size)]
+            found = [b for b in boxed if landmarks_fit(model.landmarks(gray, b), size)]
         if found:
             return found[0], len(found)
-        if not model.points:
+        if boxed or not model.points:
+            # Something face-sized was boxed but is no face to align on (a drawn face): the
+            # upsampled search, four times the cost, looks only for faces too small to box.
             break
     return None, 0
 
@@ -74,15 +100,11 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum()) / denom if denom > 0 else 0.0
 
 
-def ranges(frames: list[int]) -> str:
-    """``3-7, 12`` for frames [3, 4, 5, 6, 7, 12]."""
-    out, start = [], None
-    for i, f in enumerate(frames):
-        if start is None:
-            start = f
-        if i + 1 == len(frames) or frames[i + 1] != f + 1:
-            out.append(f"{start}" if start == f else f"{start}-{f}")
-            start = None
+def ranges(runs: list[list[int]], most: int = 20) -> str:
+    """``3-7, 12`` for the runs [[3, 7], [12, 12]] (the first ``most``, then how many more)."""
+    out = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most]]
+    if len(runs) > most:
+        out.append(f"and {len(runs) - most} more runs")
     return ", ".join(out)
 
 
@@ -101,7 +123,7 @@ class Tracker:
         self._recent: collections.deque = collections.deque(maxlen=settings.smooth)
         self._last_detect = -(10**9)
         self._fallback = False  # no face on the first frame to align on: the box rule
-        self.faceless: list[int] = []
+        self.faceless_runs: list[list[int]] = []  # [first, last] frames without a face
         self.notes: list[str] = []
         self.regions: dict[str, tuple[float, ...]] | None = None  # from the first aligned face
         self.detections = 0
@@ -122,9 +144,18 @@ class Tracker:
         if not self.aligns or self._fallback:
             return self._box_rule(gray)
         crop = self._aligned(gray)
-        if crop is None:
-            self.faceless.append(self.frame)
+        if crop is None:  # kept as runs: a stream's memory stays bounded however long
+            runs = self.faceless_runs
+            if runs and runs[-1][1] == self.frame - 1:
+                runs[-1][1] = self.frame
+            else:
+                runs.append([self.frame, self.frame])
         return crop
+
+    @property
+    def faceless(self) -> int:
+        """How many frames showed no face."""
+        return sum(b - a + 1 for a, b in self.faceless_runs)
 
     def _box_rule(self, gray):
         if self.frame == 0:
@@ -240,9 +271,9 @@ class Tracker:
     def summary(self) -> list[str]:
         """The notes, with the frames without a face named."""
         out = list(self.notes)
-        if self.faceless:
+        if self.faceless_runs:
             out.append(
-                f"{len(self.faceless)} frame(s) of {self.where} show no face and are skipped "
-                f"(frames {ranges(self.faceless)}, counted from 0)"
+                f"{self.faceless} frame(s) of {self.where} show no face and are skipped "
+                f"(frames {ranges(self.faceless_runs)}, counted from 0)"
             )
         return out
