@@ -274,7 +274,9 @@ def test_a_stream_tracks_and_aligns_the_face_for_its_model(astronaut):
     without a face are named in its notes."""
     small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
     model = inference.untrained("vy-1cl", 16, class_names=("a", "b", "c"))
-    spotter = stream.StreamSpotter(30.0, signal.SpotSettings(size=24), model=model, chunk=8)
+    aligned = flow.FlowSettings(method="tvl1", faces=FaceSettings(align="frame"))
+    spot = signal.SpotSettings(size=24, flow=aligned)
+    spotter = stream.StreamSpotter(30.0, spot, model=model, chunk=8)
     for i in range(40):
         frame, _ = _similar(small, 0.1 * i, 1.0, (0.3 * i, 0.0), centre=(112, 65))
         spotter.push(np.full_like(frame, 90) if 30 <= i < 33 else frame)

@@ -12,11 +12,12 @@ similarity transform, lie more than ``LOST_RESIDUAL`` of the eye distance from t
 when the carried box has left the frame, or when a re-detection finds nothing; a crop that
 suddenly differs from the previous one (correlation under ``CHANGED``) is re-detected at once.
 Frames without a face give no crop; the tracker lists them as runs
-(:attr:`Tracker.faceless_runs`), and callers skip them. A first frame whose landmarks fit no face (``FACE_RESIDUAL``) is cropped by the
-box rule.
+(:attr:`Tracker.faceless_runs`), and callers skip them. A first frame whose landmarks fit no face
+(``FACE_RESIDUAL``) is cropped by the box rule.
 
-Without landmarks (Haar, or ``align="box"``) it is merjax's first rule: one box, found on the first
-frame, crops every frame, or the whole frame and a note when there is none.
+Without alignment (Haar, or ``align="box"``) it is merjax's first rule: one box, found on the first
+frame, crops every frame, or the whole frame and a note when there is none; with dlib's 68
+points the regions still come from the first frame's landmarks.
 """
 
 from __future__ import annotations
@@ -159,7 +160,17 @@ class Tracker:
 
     def _box_rule(self, gray):
         if self.frame == 0:
-            found = self.model.detect(gray) if not self._fallback else []
+            found = []
+            if not self._fallback:
+                box, count = find_face(self.model, gray, self.size)
+                found = [box] * count if box is not None else []
+                if found and self.model.points == 68:
+                    # Unaligned, the regions still come from the face's landmarks, mapped
+                    # into the box's crop.
+                    x, y, w, h = box
+                    pts = self.model.landmarks(gray, box)
+                    inside = (pts - [x, y]) * [self.size[1] / w, self.size[0] / h]
+                    self.regions = regions.boxes(inside, self.size)
             if not found and self.model.name != "haar":
                 # Faces dlib misses or whose landmarks fit no face (the drawn faces) may still
                 # be boxed by the cascade, as before landmarks.

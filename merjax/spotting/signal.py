@@ -78,8 +78,11 @@ class SpotSettings:
     # TV-L1: the nose compensation subtracts displacements, and TV-L1 measures displacements;
     # the paper's MATLAB Horn-Schunck (10 iterations on [0, 1] intensities) measures a
     # gradient-weighted motion in which regions of different texture are not comparable (a
-    # 1 px shift reads 0.01). Its size is not used: ``size`` is.
-    flow: FlowSettings = FlowSettings(method="tvl1")
+    # 1 px shift reads 0.01). Its size is not used: ``size`` is. Faces: one box found on the
+    # first frame, the regions from its landmarks, no alignment -- on the photo-face long videos
+    # both spotters scored higher so than aligned frame by frame (benchmarks/RESULTS.md,
+    # "Faces"); the nose's mean flow already takes off a head translation.
+    flow: FlowSettings = FlowSettings(method="tvl1", faces=FaceSettings(align="box"))
     half_seconds: tuple[float, float] = (HALF_SECONDS["micro"], HALF_SECONDS["macro"])
     threshold: float = 0.3  # p of mean + p (max - mean), per video and kind
     top: int = 3  # regions averaged into the signal
