@@ -34,8 +34,9 @@ import openpyxl
 
 from merjax import files
 from merjax.data import casme3 as casme3_lib
-from merjax.data import emotions, longvideo, render
+from merjax.data import emotions, longvideo, render, submission
 from merjax.data import samm as samm_lib
+from merjax.data.intervals import Interval
 from merjax.data.render import class_blobs, intensity_profile, motion_field, write_jpeg
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,36 @@ class LongSpec:
     micro_gap: tuple[float, float] = (6.0, 12.0)  # seconds between micro-expressions
     macro_gap: tuple[float, float] = (8.0, 16.0)
     blink_gap: tuple[float, float] = (2.5, 6.0)
-    noise: float = 2.0
-    # "drawn" (render.draw_face) or "photo" (render.photo_canvas: the astronaut photograph, whose
-    # head also turns slowly, a roll of up to 3 degrees); landmarks find the photo's face.
+    noise: float = 2.0  # sensor noise, grey levels (standard deviation)
+    # "drawn" (render.draw_face) or "photo" (render.photo_canvas: the astronaut photograph);
+    # landmarks find the photo's face.
     faces: str = "drawn"
+    # What varies in real recordings (spotting_robustness sweeps them); the defaults are the
+    # videos as they were before these existed, draw for draw.
+    micro_amp: float = 1.0  # micro-expression amplitude, times the default 0.8-1.4 px
+    macro_amp: float = 1.0  # macro-expression amplitude, times the default 3-6 px
+    density: float = 1.0  # expressions per minute, times the default (0: none)
+    blink_rate: float = 1.0  # blinks per minute, times the default (0: none)
+    talk: bool = True  # the mouth moves as in talking, about once a minute
+    drift: float = 1.0  # head drift speed and jerk size, times the default (0: a still head)
+    # Slow head roll, degrees at most (a sine of 8-15 s); None: 3 for the photo, 0 drawn faces.
+    turn: float | None = None
+    flicker: float = 0.0  # lighting flicker: relative brightness swing (0.05: +-5 %)
+
+    def __post_init__(self):
+        for name in ("micro_amp", "macro_amp", "density", "blink_rate", "drift", "flicker"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        if self.turn is not None and not (np.isfinite(self.turn) and 0 <= self.turn <= 30):
+            raise ValueError(f"turn must be None or 0..30 degrees, got {self.turn!r}")
+        if not (np.isfinite(self.noise) and self.noise >= 0):
+            raise ValueError(f"noise must be a number >= 0, got {self.noise!r}")
+        if self.faces not in FACES:
+            raise ValueError(f"faces must be one of {FACES}, got {self.faces!r}")
+
+    def max_turn(self) -> float:
+        return (0.0 if self.faces == "drawn" else 3.0) if self.turn is None else float(self.turn)
 
 
 SPECS = {
@@ -102,11 +129,13 @@ def _timeline(rng, spec: LongSpec, n: int, fps: float, canvas_shape, box) -> lis
         gap = int(0.5 * fps)
         return all(b + gap < s or a - gap > e for s, e in taken) and a >= 1 and b < n - 1
 
-    for kind, gap, dur, amp in (
-        ("macro", spec.macro_gap, (1.0, 3.0), (3.0, 6.0)),
-        ("micro", spec.micro_gap, (0.25, 0.5), (0.8, 1.4)),
+    for kind, gap, dur, amp, scale in (
+        ("macro", spec.macro_gap, (1.0, 3.0), (3.0, 6.0), spec.macro_amp),
+        ("micro", spec.micro_gap, (0.25, 0.5), (0.8, 1.4), spec.micro_amp),
     ):
-        t = rng.uniform(1.0, gap[0])
+        if spec.density != 1.0:  # the same draws, spread further apart or closer together
+            gap = (gap[0] / spec.density, gap[1] / spec.density) if spec.density else None
+        t = rng.uniform(1.0, gap[0]) if gap else float("inf")
         while t * fps < n:
             length = max(3, int(rng.uniform(*dur) * fps))
             start = int(t * fps)
@@ -114,14 +143,17 @@ def _timeline(rng, spec: LongSpec, n: int, fps: float, canvas_shape, box) -> lis
             if free(start, stop):
                 emotion = str(rng.choice(list(render.MEGC2019_MOTIONS)))
                 cls = int(rng.choice(render.MEGC2019_MOTIONS[emotion]))
-                field = rng.uniform(*amp) * motion_field(
+                field = (scale * rng.uniform(*amp)) * motion_field(
                     class_blobs(rng, cls), box, canvas_shape, rng.uniform(0.06, 0.09)
                 )
                 apex = start + max(1, int(length * rng.uniform(0.3, 0.5)))
                 events.append(_Event(start, stop, apex, field, kind, emotion))
                 taken.append((start, stop))
             t += rng.uniform(*gap)
-    t = rng.uniform(0.5, spec.blink_gap[1])
+    blink_gap = spec.blink_gap
+    if spec.blink_rate != 1.0:
+        blink_gap = tuple(g / spec.blink_rate for g in blink_gap) if spec.blink_rate else None
+    t = rng.uniform(0.5, blink_gap[1]) if blink_gap else float("inf")
     while t * fps < n - 2:
         length = max(2, int(rng.uniform(0.1, 0.3) * fps))
         start = int(t * fps)
@@ -130,8 +162,8 @@ def _timeline(rng, spec: LongSpec, n: int, fps: float, canvas_shape, box) -> lis
         events.append(
             _Event(start, min(n - 1, start + length - 1), start + length // 2, field, "blink")
         )
-        t += rng.uniform(*spec.blink_gap)
-    for _ in range(max(1, int(n / fps / 60))):  # talking, about once a minute
+        t += rng.uniform(*blink_gap)
+    for _ in range(max(1, int(n / fps / 60)) if spec.talk else 0):  # talking, once a minute
         length = int(rng.uniform(2.0, 5.0) * fps)
         start = int(rng.uniform(0, max(1, n - length)))
         field = rng.uniform(1.0, 2.0) * motion_field(
@@ -154,8 +186,9 @@ def _intensity(e: _Event, i: int, fps: float) -> float:
     return float(prof[i - e.start])
 
 
-def _head(rng, n: int, fps: float, side: int) -> np.ndarray:
-    """Head translation per frame ``[n, 2]``: a slow drift and a few quick jerks."""
+def _head(rng, n: int, fps: float, side: int, scale: float = 1.0) -> np.ndarray:
+    """Head translation per frame ``[n, 2]``: a slow drift and a few quick jerks (both times
+    ``scale``)."""
     drift = np.cumsum(rng.normal(0, 0.004 * side / 100 * (30 / fps) ** 0.5, (n, 2)), axis=0)
     jerks = np.zeros((n, 2))
     for _ in range(max(1, int(n / fps / 25))):
@@ -163,27 +196,32 @@ def _head(rng, n: int, fps: float, side: int) -> np.ndarray:
         step = rng.uniform(2, 5) * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
         ramp = np.clip((np.arange(n) - at) / dur, 0, 1)[:, None]
         jerks += ramp * step
-    return (drift + jerks).astype(np.float32)
+    return (scale * (drift + jerks)).astype(np.float32)
 
 
 def _render(rng, spec: LongSpec, fps: float, seconds: float):
     """``(frames generator, events)`` of one video."""
     h, w = spec.frame
-    if spec.faces not in FACES:
-        raise ValueError(f"faces must be one of {FACES}, got {spec.faces!r}")
     drawn = spec.faces == "drawn"
     canvas, box = (render.face_canvas if drawn else render.photo_canvas)(rng, spec.frame, spec.face)
     side = box[2]
     n = int(seconds * fps)
     events = _timeline(rng, spec, n, fps, (h, w), box)
-    head = _head(rng, n, fps, side)
+    head = _head(rng, n, fps, side, spec.drift)
     noise_seed = int(rng.integers(2**31))
-    # The photo's head rolls slowly about the face's centre (a turn no drawn face makes).
+    # The head rolls slowly about the face's centre (by default only the photo's).
     turn = np.random.default_rng([noise_seed, 1])
-    roll_deg = turn.uniform(1.5, 3.0) * np.sin(
+    top = spec.max_turn()
+    roll_deg = turn.uniform(top / 2, top) * np.sin(
         2 * np.pi * np.arange(n) / (turn.uniform(8.0, 15.0) * fps) + turn.uniform(0, 2 * np.pi)
     )
     cx, cy = box[0] + box[2] / 2, box[1] + box[2] / 2
+    # Lighting flicker: a slow beat of mains flicker against the frame rate, and a jitter.
+    light = np.random.default_rng([noise_seed, 2])
+    gain = 1.0 + spec.flicker * (
+        0.7 * np.sin(2 * np.pi * light.uniform(0.5, 3.0) * np.arange(n) / fps)
+        + 0.3 * light.uniform(-1, 1, n)
+    )
 
     def frames():
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -195,7 +233,7 @@ def _render(rng, spec: LongSpec, fps: float, seconds: float):
                 if a:
                     d += a * e.field
             sx, sy = xx, yy
-            if not drawn:  # where each pixel of the rolled head comes from
+            if top:  # where each pixel of the rolled head comes from
                 c, s = (
                     np.float32(np.cos(np.radians(roll_deg[i]))),
                     np.float32(np.sin(np.radians(roll_deg[i]))),
@@ -209,6 +247,8 @@ def _render(rng, spec: LongSpec, fps: float, seconds: float):
                 cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REFLECT,
             )
+            if spec.flicker:
+                img *= np.float32(gain[i])
             img += noise.normal(0, spec.noise, img.shape).astype(np.float32)
             yield np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
@@ -371,12 +411,15 @@ def write(
 STAMP = "synthetic_long.json"  # what the videos were written as: size, seed, version
 
 
-def _writer(spec: LongSpec, seed: int):
-    """Writes the three layouts of ``spec`` and ``seed`` into a folder. Deterministic."""
+def _writer(spec: LongSpec, seed: int, databases=tuple(FOLDERS)):
+    """Writes the layouts ``databases`` of ``spec`` and ``seed`` into a folder (each layout's
+    videos the same whichever others are written). Deterministic."""
     writers = {"casme3": _write_casme3, "samm_lv": _write_samm_lv, "casme_sq": _write_casme_sq}
 
     def write_into(folder: Path) -> None:
         for i, (name, writer) in enumerate(writers.items()):
+            if name not in databases:
+                continue
             root = folder / FOLDERS[name]
             root.mkdir(parents=True)
             writer(root, spec, np.random.default_rng([seed, 27, i]))
@@ -412,10 +455,50 @@ def write_video(paths, out: str | Path, fps: float) -> Path:
     return out
 
 
+# The fields LongSpec gained after version 5: left out of a digest while at their defaults, so
+# the videos written before them (the same, draw for draw) keep their cache key.
+_LATER_FIELDS = ("micro_amp", "macro_amp", "density", "blink_rate", "talk", "drift", "turn")
+_LATER_FIELDS += ("flicker",)
+
+
+def _digest(spec: LongSpec, seed: int, extra=()) -> str:
+    fields = dataclasses.asdict(spec)
+    default = LongSpec(subjects=1, seconds={}, frame=(1, 1), face=(1, 1))
+    for name in _LATER_FIELDS:
+        if fields[name] == getattr(default, name):
+            del fields[name]
+    text = json.dumps([fields, seed, _VERSION, *extra], sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _stamp(size: str, seed: int, faces: str = "drawn") -> dict:
-    spec = dataclasses.asdict(dataclasses.replace(SPECS[size], faces=faces))
-    digest = hashlib.sha256(json.dumps([spec, seed, _VERSION], sort_keys=True).encode())
-    return {"size": size, "seed": seed, "version": _VERSION, "digest": digest.hexdigest()[:16]}
+    digest = _digest(dataclasses.replace(SPECS[size], faces=faces), seed)
+    return {"size": size, "seed": seed, "version": _VERSION, "digest": digest}
+
+
+def ensure_spec(
+    cache_dir: str | Path,
+    spec: LongSpec,
+    *,
+    seed: int = 0,
+    databases: tuple[str, ...] = tuple(FOLDERS),
+    progress=None,
+) -> dict[str, Path]:
+    """:func:`ensure` for any ``spec`` (a robustness sweep's settings), writing only the layouts
+    ``databases``; the folder is named by a digest of everything that decides its videos."""
+    unknown = sorted(set(databases) - set(FOLDERS))
+    if unknown or not databases:
+        raise ValueError(f"databases must be some of {list(FOLDERS)}, got {list(databases)}")
+    digest = _digest(spec, seed, sorted(databases))
+    out = Path(cache_dir) / f"synthetic-long-custom-{digest}"
+    files.written_once(
+        out,
+        _writer(spec, seed, databases),
+        stamp={"spec": "custom", "seed": seed, "version": _VERSION, "digest": digest},
+        stamp_file=STAMP,
+        progress=progress,
+    )
+    return {name: out / FOLDERS[name] for name in databases}
 
 
 def ensure(
@@ -441,6 +524,96 @@ def ensure(
         progress=log.info,
     )
     return {name: out / folder for name, folder in FOLDERS.items()}
+
+
+UNLABELLED = "videos"  # the test root inside an unlabelled set; beside it, the truth files
+TRUTH_FILES = {"spotting": "truth_spotting.csv", "str": "truth_str.csv"}
+
+
+def _write_unlabelled(spec: LongSpec, seed: int):
+    """Writes three unlabelled 30 fps test videos as the challenge hands them out -- frames in
+    a ``color/`` folder numbered from 0 (CAS(ME)^3), frames numbered from 1 with a gap of five
+    missing frames (SAMM), a Motion-JPEG ``.avi`` -- and, beside the test root, their truth in
+    the submission's columns (:mod:`merjax.data.submission`), MEGC 2019's classes."""
+    fps = longvideo.FPS["casme3"]
+
+    def write_into(folder: Path) -> None:
+        root = folder / UNLABELLED
+        truth: dict[str, list[Interval]] = {}
+        rng = np.random.default_rng([seed, 31])
+        for form, vid in enumerate(("cas/spNO.201/a", "samm/201_1", "clips/s203")):
+            frames, events = _render(rng, spec, fps, spec.seconds["casme3"])
+            frames = list(frames)
+            numbers = list(range(len(frames))) if form != 1 else [i + 1 for i in range(len(frames))]
+            keep = list(range(len(frames)))
+            if form == 1:  # five frames missing where no expression is
+                busy = {
+                    i
+                    for e in events
+                    if e.kind in ("micro", "macro")
+                    for i in range(e.start - 5, e.stop + 6)
+                }
+                at = next(
+                    i
+                    for i in range(len(frames) // 3, len(frames) - 10)
+                    if not busy & set(range(i, i + 5))
+                )
+                keep = [i for i in keep if not at <= i < at + 5]
+            if form == 0:
+                out = root / vid / "color"
+                out.mkdir(parents=True)
+                (root / vid / "depth").mkdir()  # CAS(ME)^3's depth frames: not a video
+                write_jpeg(root / vid / "depth" / "0.jpg", frames[0])
+            elif form == 1:
+                out = root / vid
+                out.mkdir(parents=True)
+            if form in (0, 1):
+                for i in keep:
+                    name = (
+                        f"{numbers[i]}.jpg"
+                        if form == 0
+                        else f"{vid.split('/')[-1]}_{numbers[i]:05d}.jpg"
+                    )
+                    write_jpeg(out / name, frames[i])
+            else:
+                (root / "clips").mkdir(parents=True)
+                writer = cv2.VideoWriter(
+                    str(root / f"{vid}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps, spec.frame[::-1]
+                )
+                try:
+                    for img in frames:
+                        writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+                finally:
+                    writer.release()
+            truth[vid] = [
+                Interval(numbers[e.start], numbers[e.stop], e.kind, numbers[e.apex], e.emotion)
+                for e in sorted(events, key=lambda e: e.start)
+                if e.kind in ("micro", "macro")
+            ]
+        submission.write(folder / TRUTH_FILES["spotting"], truth, truth=True)
+        submission.write(folder / TRUTH_FILES["str"], truth, emotion=True, truth=True)
+
+    return write_into
+
+
+def ensure_unlabelled(
+    cache_dir: str | Path, *, size: str = "full", seed: int = 0, faces: str = "drawn"
+) -> Path:
+    """The synthetic unlabelled test set for ``(size, seed, faces)`` under ``cache_dir``,
+    written on first use: returns its folder (``videos/``, the test root, and the truth
+    files :data:`TRUTH_FILES`)."""
+    if size not in SPECS:
+        raise ValueError(f"size must be one of {sorted(SPECS)}, got {size!r}")
+    spec = dataclasses.replace(SPECS[size], faces=faces)
+    digest = _digest(spec, seed, ["unlabelled"])
+    out = Path(cache_dir) / f"synthetic-unlabelled-{size}-{faces}-seed{seed}-{digest}"
+    files.written_once(
+        out,
+        _write_unlabelled(spec, seed),
+        stamp={"spec": "unlabelled", "seed": seed, "version": _VERSION, "digest": digest},
+        stamp_file=STAMP,
+    )
+    return out
 
 
 def _main(argv=None) -> None:
