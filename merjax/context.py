@@ -38,6 +38,10 @@ class RunOptions:
     cache_dir: str | Path | None = (
         None  # synthetic database and flow cache (default: workdir/cache)
     )
+    # --test_root / --test_fps: unlabelled test videos (the challenge experiment); none: its
+    # synthetic unlabelled set.
+    test_root: str | Path | None = None
+    test_fps: float | None = None
 
 
 class Context:

@@ -314,3 +314,35 @@ def spotting_figure(
     ax.set_ylabel("signal / its maximum")
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def sweep_figure(
+    levels: Sequence[str], series: dict[str, Sequence[float]], default: int, title: str
+):
+    """Scores against a swept setting: F1 series (names with "F1") on the left, false spots per
+    minute on the right, the default level marked by a dashed line."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 3.6))
+    x = np.arange(len(levels))
+    styles = {"micro": ":", "macro": "--", "overall": "-"}
+    colours: dict[str, str] = {}
+    palette = iter(("tab:red", "tab:blue", "tab:green", "tab:purple"))
+    for name, ys in series.items():
+        who = name.split(" F1 ")[0].split(" false")[0]
+        c = colours.setdefault(who, next(palette, "tab:grey"))
+        if " F1 " in name:
+            left.plot(x, ys, styles[name.rsplit(" ", 1)[-1]], marker="o", color=c, label=name)
+        else:
+            right.plot(x, ys, "-", marker="s", color=c, label=name)
+    for ax, ylabel in ((left, "F1 (IoU >= 0.5)"), (right, "false spots per minute")):
+        ax.axvline(default, color="black", ls="--", lw=0.8)
+        ax.set_xticks(x, levels)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    left.set_ylim(0, 1)
+    right.set_ylim(bottom=0)
+    right.text(default, right.get_ylim()[1] * 0.95, " default", fontsize=7, va="top")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

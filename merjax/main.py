@@ -49,6 +49,15 @@ flags.DEFINE_string(
     "casme_sq_root", None, "CAS(ME)^2 folder (CAS(ME)^2code_final.xlsx, rawpic/): spotting."
 )
 flags.DEFINE_string(
+    "test_root",
+    None,
+    "Unlabelled test videos (video files, or folders of frames): challenge writes their "
+    "submission files.",
+)
+flags.DEFINE_float(
+    "test_fps", None, "Frame rate of the --test_root videos (needed for folders of frames)."
+)
+flags.DEFINE_string(
     "cache_dir",
     None,
     "Synthetic database, flow cache and XLA's compiled programs (default: ~/.cache/merjax).",
@@ -96,6 +105,8 @@ def main(argv: list[str]) -> None:
             samm_lv_root=FLAGS.samm_lv_root,
             casme_sq_root=FLAGS.casme_sq_root,
             cache_dir=cache_dir,
+            test_root=FLAGS.test_root,
+            test_fps=FLAGS.test_fps,
             progress=print,
         )
     print(

@@ -183,6 +183,8 @@ def run(
     samm_lv_root: str | Path | None = None,
     casme_sq_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    test_root: str | Path | None = None,
+    test_fps: float | None = None,
     progress: Callable[[str], None] | None = log.info,
     parent: Context | None = None,
 ) -> dict:
@@ -202,12 +204,23 @@ def run(
                 casme2_root, samm_root, smic_root, casme3_root, samm_lv_root, casme_sq_root
             ),
             cache_dir=cache_dir,
+            test_root=test_root,
+            test_fps=test_fps,
         )
     module = load(experiment)
     name = Path(module.__file__).stem
     cfg = make_config(module.__file__, options.profile, options.overrides, options.seeds)
     validate(module, cfg)
     options.roots.check(reads(module, cfg))
+    if not getattr(module, "READS_TEST_ROOT", False):
+        for flag in ("test_root", "test_fps"):
+            if getattr(options, flag) is not None:
+                raise ValueError(
+                    f"--{flag} is read only by an experiment of unlabelled test videos "
+                    "(--experiment=challenge)"
+                )
+    elif options.test_fps is not None and options.test_root is None:
+        raise ValueError("--test_fps without --test_root: the synthetic test videos are 30 fps")
     workdir = files.writable_dir(workdir, "--workdir")
     if options.cache_dir is not None:
         files.writable_dir(options.cache_dir, "--cache_dir")

@@ -51,7 +51,8 @@ def test_experiments_are_files_at_the_top_level():
         "paper",
     }
     with pytest.raises(
-        ValueError, match="unknown experiment 'table10'; available: casme3, class_average_flow, "
+        ValueError,
+        match="unknown experiment 'table10'; available: casme3, challenge, class_average_flow, ",
     ):
         runner.find("table10")
     with pytest.raises(ValueError, match="no such file"):

@@ -63,6 +63,11 @@ class Roots:
         given = set(self.given())
         if not given:
             return
+        if not reads:
+            raise ValueError(
+                f"--{sorted(given)[0]}_root is not read by this experiment (it makes its own "
+                "synthetic videos)"
+            )
         why = reads[0].missing(given)
         if why:
             raise ValueError(

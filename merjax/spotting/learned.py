@@ -111,7 +111,18 @@ def held_out_scores(
     x = np.concatenate(items)
     y = np.concatenate(item_labels)
     subj = np.asarray(item_subjects)
-    keep = _balanced(y, settings.positive_share)
+    # Positives are balanced among the items some run trains on; items every run holds out
+    # (unlabelled test videos, held out by the one run of a challenge) are only predicted.
+    never_trained = np.isin(subj, list(set.intersection(*(set(map(str, g)) for g in folds))))
+    trained_idx = np.flatnonzero(~never_trained)
+    keep = np.sort(
+        np.concatenate(
+            [
+                trained_idx[_balanced(y[trained_idx], settings.positive_share)],
+                np.flatnonzero(never_trained),
+            ]
+        )
+    )
     # Every item is predicted (held out), but positives appear several times in training: the
     # duplicates' predictions are the same items', so only the first of each is read back.
     first = np.searchsorted(keep, np.arange(len(y)))

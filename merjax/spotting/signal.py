@@ -36,7 +36,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -439,29 +439,36 @@ def read_frames(
     where: str,
     face: FaceSettings | None = None,
     fps: float = 30.0,
+    images: Iterable[np.ndarray] | None = None,
 ) -> VideoCrops:
     """Every frame's face crop at ``size``, through the face tracker (:class:`merjax.faces.Tracker`:
     with landmarks, each frame aligned to the template and the frames without a face left out;
-    without, one box found on the first frame, else the whole frame and a note). Decoding runs in
-    threads (OpenCV releases the GIL), tracking in order."""
+    without, one box found on the first frame, else the whole frame and a note). The frames are
+    the image files ``paths``, decoded in threads (OpenCV releases the GIL), or ``images``
+    (``[H, W]`` uint8 grey, one per path: a video file's frames); tracking runs in order."""
     face = face or FaceSettings()
-    first = read_gray(paths[0])
     tracker = faces.Tracker(face, (size, size), fps, where)
+    shape = None
 
-    def one(p):
-        img = read_gray(p)
-        if img.shape != first.shape:  # one face crops every frame: sizes must agree
+    def same_size(img, p):
+        nonlocal shape
+        shape = img.shape if shape is None else shape
+        if img.shape != shape:  # one face crops every frame: sizes must agree
             raise DataError(
                 f"{where}: frame {p!r} is {img.shape[1]}x{img.shape[0]}, the video's first "
-                f"frame {first.shape[1]}x{first.shape[0]}: every frame of a video must have "
-                "one size"
+                f"frame {shape[1]}x{shape[0]}: every frame of a video must have one size"
             )
         return img
 
     crops, kept = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        for i, img in enumerate(pool.map(one, paths)):
-            crop = tracker.step(img)
+        decoded = (
+            pool.map(read_gray, paths)
+            if images is None
+            else (img for img, _ in zip(images, paths, strict=False))
+        )
+        for i, img in enumerate(decoded):
+            crop = tracker.step(same_size(img, paths[i]))
             if crop is not None:
                 crops.append(crop)
                 kept.append(i)

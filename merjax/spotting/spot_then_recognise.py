@@ -81,17 +81,21 @@ def recognise_loso(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(held-out predictions of the training items [N], predictions of the test items [M])``:
     one run per subject with labelled items; a test item is classified, averaged over seeds, by
-    the runs that held its subject out (a subject with no labelled items: the first run, which
-    never saw it either)."""
+    the runs that held its subject out (a subject with no labelled items: the runs trained on
+    every labelled subject, which never saw it either)."""
     model, representation = models.by_name(settings.net, num_classes=len(CLASSES))
     subjects = sorted(set(train_subjects))
+    # Test subjects without labelled items (unseen test videos) are classified by a run that
+    # trained on every labelled subject.
+    unseen = bool(set(test_subjects) - set(subjects))
+    config = dataclasses.replace(settings.train, train_final=unseen)
     result = train.train_loso(
         model,
         train_x,
         None,
         np.asarray(train_labels),
         list(train_subjects),
-        settings.train,
+        config,
         execution,
         groups=[[s] for s in subjects],
         keep_states=True,
@@ -103,7 +107,9 @@ def recognise_loso(
     predict = jax.jit(functools.partial(train.predict_run, model=model))
     for s in sorted(set(test_subjects)):
         idx = np.flatnonzero(np.asarray(test_subjects) == s)
-        runs = [r for r in range(plan.num_real) if plan.held_out[r] == (s,)] or [0]
+        runs = [r for r in range(plan.num_real) if plan.held_out[r] == (s,)] or [
+            r for r in range(plan.num_real) if plan.held_out[r] == train.FINAL
+        ]
         for b in batches.padded(idx, BATCH):  # one compiled program
             p = 0
             for r in runs:

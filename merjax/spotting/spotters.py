@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from merjax.data import unlabelled
 from merjax.data.intervals import KINDS
 from merjax.data.longvideo import LongVideo
 from merjax.spotting import learned as learned_lib
@@ -98,7 +99,8 @@ def learned(
     video's noise floor."""
 
     def fit(videos, folds):
-        if len(folds) < 2:
+        subjects = {v.video.subject for v in videos}
+        if any(subjects <= set(g) for g in folds):  # a run with nothing to train on
             return None, {"why": "not trained: leave-one-subject-out needs two subjects or more"}
         scores, summary = learned_lib.held_out_scores(
             [v.features_FxHxWxC for v in videos],
@@ -160,8 +162,14 @@ def prepare(video: LongVideo, spot: signal.SpotSettings, feature_size: int) -> P
     """Reads a video's face crops and computes, in one pass of jitted flows per kind, the
     training-free signal and (with ``feature_size``) the learned spotter's maps. Frames that show
     no face are left out of the video, as frames missing from it are (no interval spans them)."""
+    images = unlabelled.file_frames(video.folder) if unlabelled.is_file_video(video) else None
     crops = signal.read_frames(
-        video.paths(), spot.size, where=video.name, face=spot.flow.faces, fps=video.fps
+        video.paths(),
+        spot.size,
+        where=video.name,
+        face=spot.flow.faces,
+        fps=video.fps,
+        images=images,
     )
     if len(crops.kept) < len(video.frames):  # frames without a face: skipped, as frames missing
         video = dataclasses.replace(video, frames=tuple(video.frames[i] for i in crops.kept))
