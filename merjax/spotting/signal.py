@@ -66,6 +66,12 @@ REGIONS: dict[str, tuple[float, float, float, float]] = {
 }
 EYES = ("eye_left", "eye_right")
 REFERENCE = "nose"
+# How the head's own motion is taken off each flow before the regions are measured: "nose", the
+# nose region's mean flow subtracted (a translation, as SOFTNet and the MEGC baselines); or
+# "similarity", a translation, roll and scale fitted robustly to the flow over the face's regions
+# (eyes left out) and subtracted, which also takes off a head that turns in the image plane.
+HEAD = ("nose", "similarity")
+MEASURED = tuple(REGIONS)  # the columns of a motion array: every region, the eyes too
 # About half of an expression's length, seconds: k = round(fps x this).
 HALF_SECONDS = {"micro": 0.2, "macro": 0.6}
 
@@ -84,13 +90,26 @@ class SpotSettings:
     # "Faces"); the nose's mean flow already takes off a head translation.
     flow: FlowSettings = FlowSettings(method="tvl1", faces=FaceSettings(align="box"))
     half_seconds: tuple[float, float] = (HALF_SECONDS["micro"], HALF_SECONDS["macro"])
-    threshold: float = 0.3  # p of mean + p (max - mean), per video and kind
+    threshold: float = 0.2  # p of mean + p (max - mean), per video and kind
     top: int = 3  # regions averaged into the signal
     mask_eyes: bool = True
     micro_ratio: float = 0.8  # a macro peak this much matched by the micro signal is micro
     # Noise spreads above the expected noise maximum a peak must reach (noise_floor); None:
     # no floor (the relative threshold alone, as the MEGC baselines).
     noise_margin: float | None = 3.0
+    # The least motion a peak must reach whatever the video's noise, as a fraction of the face
+    # crop's side (0.001: 0.1 px on a 100 px face): a video without sensor noise has a noise
+    # floor of 0, which every wobble of the flow clears. A displacement: with Horn-Schunck's
+    # gradient-weighted motion, set it anew.
+    min_motion: float = 0.001
+    head: str = "similarity"  # HEAD: how the head's motion is taken off
+    # Scale each pair's second frame to the first's mean brightness before the flow: lighting
+    # flicker changes the image's gain, and a flow that assumes constant brightness reads a
+    # change of gain as motion everywhere.
+    match_brightness: bool = True
+    # A peak where the eyes move this many times as much as the signal is a blink, not an
+    # expression (dropped); None: no such rule.
+    blink_ratio: float | None = 1.5
     batch: int = 256  # frame pairs per jitted call
 
     def __post_init__(self):
@@ -109,6 +128,13 @@ class SpotSettings:
             raise ValueError(f"micro_ratio must be in (0, 1], got {self.micro_ratio!r}")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise ValueError(f"batch must be an integer >= 1, got {self.batch!r}")
+        if self.head not in HEAD:
+            raise ValueError(f"head must be one of {HEAD}, got {self.head!r}")
+        if not (np.isfinite(self.min_motion) and 0 <= self.min_motion < 1):
+            raise ValueError(f"min_motion must be a fraction in [0, 1), got {self.min_motion!r}")
+        r = self.blink_ratio
+        if r is not None and not (isinstance(r, (int, float)) and np.isfinite(r) and r > 0):
+            raise ValueError(f"blink_ratio must be None or a number > 0, got {r!r}")
         m = self.noise_margin
         if m is not None and not (isinstance(m, (int, float)) and np.isfinite(m) and m >= 0):
             raise ValueError(f"noise_margin must be None or a number >= 0, got {m!r}")
@@ -134,8 +160,31 @@ class SpotSettings:
         return ks
 
     def regions(self) -> list[str]:
-        """The regions measured: every region but the eyes when they are masked."""
+        """The regions of the signal: every region but the eyes when they are masked."""
         return [r for r in REGIONS if not (self.mask_eyes and r in EYES)]
+
+    def describe(self) -> str:
+        """The rule in words, for a report's protocol."""
+        head = {"nose": "the nose's mean flow", "similarity": "a fitted similarity motion"}
+        floor = (
+            "no noise floor"
+            if self.noise_margin is None
+            else (
+                f"the noise floor (margin {self.noise_margin:g}, at least {self.min_motion:g} of "
+                "the crop)"
+            )
+        )
+        blink = "" if self.blink_ratio is None else f"; blinks: eyes >= {self.blink_ratio:g}x"
+        return (
+            f"flows {self.size}x{self.size} ({self.flow.method}"
+            f"{', brightness matched' if self.match_brightness else ''}), head motion: "
+            f"{head[self.head]} taken off; peaks above mean + {self.threshold:g} (max - mean) and "
+            f"{floor}{blink}"
+        )
+
+    def least_motion(self) -> float:
+        """:attr:`min_motion` in the signal's units, pixels of the crop."""
+        return self.min_motion * self.size
 
 
 def region_weights(
@@ -165,22 +214,77 @@ def eye_mask(size: int, boxes: dict[str, tuple[float, ...]] | None = None) -> np
     return keep
 
 
+def face_support(size: int, boxes: dict[str, tuple[float, ...]] | None = None) -> np.ndarray:
+    """``[size * size]``: 1 over the face's regions but the eyes (where the head's motion is
+    fitted: blinks are no head motion, and the background beyond the face does not move with
+    it), 0 elsewhere."""
+    names = [r for r in REGIONS if r not in EYES]
+    inside = region_weights(size, names, boxes) > 0
+    support = inside.any(0).astype(np.float32)
+    return support * eye_mask(size, boxes).reshape(-1)
+
+
+def take_off_head(uv_BxSxSx2: jnp.ndarray, support_P: jnp.ndarray, steps: int = 3) -> jnp.ndarray:
+    """The flow with the head's motion taken off: a similarity motion (translation, roll about
+    the support's centre, scale) fitted to the flow over ``support`` (weights per pixel) by
+    least squares, reweighted ``steps`` times so that pixels far from the fit -- an
+    expression, a small part of the face -- count less (Cauchy weights at the residual's RMS).
+    For small motions a similarity is ``d = t + [[s, -r], [r, s]] (p - c)``; with ``c`` the
+    weighted centre the four parameters decouple and each has a closed form."""
+    b, h, w, _ = uv_BxSxSx2.shape
+    yy, xx = jnp.mgrid[0:h, 0:w]
+    x = xx.reshape(-1).astype(jnp.float32)
+    y = yy.reshape(-1).astype(jnp.float32)
+    uv = uv_BxSxSx2.reshape(b, -1, 2)
+    weight = jnp.broadcast_to(support_P, (b, h * w))
+    for step in range(steps + 1):
+        total = weight.sum(1, keepdims=True) + 1e-12
+        cx = (weight * x).sum(1, keepdims=True) / total
+        cy = (weight * y).sum(1, keepdims=True) / total
+        dx, dy = x - cx, y - cy  # [B, P]
+        t = (weight[..., None] * uv).sum(1) / total  # [B, 2]
+        u, v = uv[..., 0] - t[:, :1], uv[..., 1] - t[:, 1:]
+        den = (weight * (dx * dx + dy * dy)).sum(1, keepdims=True) + 1e-12
+        scale = (weight * (dx * u + dy * v)).sum(1, keepdims=True) / den
+        roll = (weight * (dx * v - dy * u)).sum(1, keepdims=True) / den
+        model = jnp.stack([scale * dx - roll * dy, roll * dx + scale * dy], -1) + t[:, None]
+        residual = uv - model
+        if step < steps:
+            r2 = (residual**2).sum(-1)
+            rms2 = (support_P * r2).sum(1, keepdims=True) / support_P.sum() + 1e-12
+            weight = support_P / (1.0 + r2 / rms2)
+    return residual.reshape(b, h, w, 2)
+
+
 @functools.lru_cache(maxsize=16)
 def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
-    """Jitted ``(first [B, H, W], second [B, H, W], weights [A, H*W], keep [H, W, 1]) ->
-    (motion [B, A], features)``: each region's flow length after the nose's flow is taken off;
-    with ``feature_size`` the flow, eyes zeroed, as (Vx, Vy, strain) maps ``[B, f, f, 3]`` for
-    the learned spotter. The regions are arguments, so every video's landmark regions share one
-    program."""
-    names = settings.regions()
-    ref = names.index(REFERENCE)
+    """Jitted ``(first [B, H, W], second [B, H, W], weights [A, H*W], keep [H, W, 1], support
+    [H*W]) -> (motion [B, A], features)``: each region's (:data:`MEASURED`) flow length after
+    the head's motion is taken off (:data:`HEAD`); with ``feature_size`` that flow, eyes zeroed,
+    as (Vx, Vy, strain) maps ``[B, f, f, 3]`` for the learned spotter. The regions are
+    arguments, so every video's landmark regions share one program."""
+    ref = MEASURED.index(REFERENCE)
     params = settings.flow.params()
 
     @jax.jit
-    def program(first, second, weights, keep):
+    def program(first, second, weights, keep, support):
+        if settings.match_brightness:
+            first = first.astype(jnp.float32) / 255.0
+            second = second.astype(jnp.float32) / 255.0
+            # The median of the pixels' ratios over the face: a gain moves every pixel's
+            # ratio alike, motion only those at edges.
+            ratio = (first.reshape(first.shape[0], -1) + 1e-3) / (
+                second.reshape(first.shape[0], -1) + 1e-3
+            )
+            inside = support > 0
+            gain = jnp.nanmedian(jnp.where(inside, ratio, jnp.nan), axis=1, keepdims=True)
+            gain = jnp.nan_to_num(gain, nan=1.0)[:, :, None]
+            second = jnp.clip(second * gain, 0.0, 1.0)
         uv = flow_lib.compute(first, second, settings.flow.method, **params)  # [B, S, S, 2]
+        if settings.head == "similarity":
+            uv = take_off_head(uv, support)
         mean_uv = jnp.einsum("rp,bpc->brc", weights, uv.reshape(uv.shape[0], -1, 2))
-        moved = mean_uv - mean_uv[:, ref : ref + 1]
+        moved = mean_uv - mean_uv[:, ref : ref + 1] if settings.head == "nose" else mean_uv
         motion = jnp.linalg.norm(moved, axis=-1)
         if not feature_size:
             return motion, None
@@ -198,15 +302,19 @@ def motion_pairs(
     regions: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(motion [B, A], features or None)`` of explicit frame pairs (a batch shape the caller
-    keeps fixed, so that one program serves a stream); ``regions``: the face's landmark regions
-    (crop units), else the fixed fractions :data:`REGIONS`."""
-    weights = region_weights(settings.size, settings.regions(), regions)
+    keeps fixed, so that one program serves a stream), a column per region of :data:`MEASURED`;
+    ``regions``: the face's landmark regions (crop units), else the fixed fractions
+    :data:`REGIONS`."""
+    weights = region_weights(settings.size, MEASURED, regions)
     keep = (
         eye_mask(settings.size, regions)
         if settings.mask_eyes
         else np.ones((settings.size, settings.size, 1), np.float32)
     )
-    m, f = _motion_program(settings, feature_size)(first_BxHxW, second_BxHxW, weights, keep)
+    support = face_support(settings.size, regions)
+    m, f = _motion_program(settings, feature_size)(
+        first_BxHxW, second_BxHxW, weights, keep, support
+    )
     return np.asarray(m), (None if f is None else np.asarray(f))
 
 
@@ -218,15 +326,15 @@ def motion(
     feature_size: int = 0,
     regions: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(motion [F, A], features [F, f, f, 3] or None)`` for flows from frame t - k to t; the
+    """``(motion [F, A], features [F, f, f, 3] or None)`` for flows from frame t - k to t (a
+    column per region of :data:`MEASURED`); the
     first k frames (no earlier frame) are 0. In batches of ``settings.batch`` pairs, the last
     padded, so one program serves the whole video."""
     frames = np.asarray(frames_FxHxW)
     n = len(frames)
     if n <= k:
         raise DataError(f"a video of {n} frames is too short for k = {k} (it needs more than k)")
-    names = settings.regions()
-    out = np.zeros((n, len(names)), np.float32)
+    out = np.zeros((n, len(MEASURED)), np.float32)
     feats = np.zeros((n, feature_size, feature_size, 3), np.float32) if feature_size else None
     targets = np.arange(k, n)
     for b in batches.padded(targets, min(settings.batch, len(targets))):
@@ -243,15 +351,34 @@ def signal(motion_FxA: np.ndarray, settings: SpotSettings, k: int | None = None)
     flows t - k -> t and t -> t + k (the latter as the motion at t + k): as the MEGC baselines
     compare a frame with both its head and tail frames, an expression that rises and returns
     gives one peak, at its apex, and a head movement that stays gives half of one."""
+    m = both_ends(motion_FxA, k)
+    cols = [i for i, r in enumerate(MEASURED) if r in settings.regions() and r != REFERENCE]
+    m = np.sort(m[:, cols], axis=1)[:, ::-1]
+    return m[:, : settings.top].mean(1)
+
+
+def both_ends(motion_FxA: np.ndarray, k: int | None) -> np.ndarray:
+    """Each region's motion at t as the mean of the flows t - k -> t and t -> t + k (the latter
+    the motion at t + k); without ``k`` the motion as it is."""
     m = np.asarray(motion_FxA)
     if k:
         later = np.zeros_like(m)
         later[:-k] = m[k:]
         m = 0.5 * (m + later)
-    names = settings.regions()
-    cols = [i for i, r in enumerate(names) if r != REFERENCE]
-    m = np.sort(m[:, cols], axis=1)[:, ::-1]
-    return m[:, : settings.top].mean(1)
+    return m
+
+
+def eye_signal(motion_FxA: np.ndarray, k: int | None = None) -> np.ndarray:
+    """``[F]``: the eyes' mean motion, measured as the signal's regions are (:func:`both_ends`),
+    which the blink rule (:func:`is_blink`) compares with the signal."""
+    m = both_ends(motion_FxA, k)
+    return m[:, [MEASURED.index(e) for e in EYES]].mean(1)
+
+
+def is_blink(eyes_at: float, signal_at: float, ratio: float | None) -> bool:
+    """The blink rule at a peak: the eyes move ``ratio`` times as much as the signal or more (a
+    blink moves the lids, and the brows only through them). The stream decides by it too."""
+    return ratio is not None and float(eyes_at) >= ratio * float(signal_at)
 
 
 def threshold(signal_F: np.ndarray, k: int, p: float) -> float:
@@ -272,15 +399,19 @@ def noise_spread(signal_F: np.ndarray, k: int) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
 
-def noise_floor(signal_F: np.ndarray, k: int, margin: float | None) -> float:
+def noise_floor(signal_F: np.ndarray, k: int, margin: float | None, least: float = 0.0) -> float:
     """The video's own noise floor of the signal from frame k on: its median plus
     ``sqrt(2 ln n) + margin`` noise spreads (:func:`noise_spread`), where ``sqrt(2 ln n)`` is
     about how far the largest of n values of Gaussian noise lies above their middle, and the
-    margin covers the heavier tail of flow lengths; ``-inf`` (no floor) without a margin."""
+    margin covers the heavier tail of flow lengths; at least ``least`` (a video without noise
+    has a spread of 0); ``-inf`` (no floor) without a margin."""
     s = np.asarray(signal_F, np.float64)[k:]
     if margin is None or not len(s):
         return float("-inf")
-    return float(np.median(s) + (np.sqrt(2 * np.log(max(len(s), 2))) + margin) * noise_spread(s, 0))
+    spread = noise_spread(s, 0)
+    return max(
+        float(least), float(np.median(s) + (np.sqrt(2 * np.log(max(len(s), 2))) + margin) * spread)
+    )
 
 
 def is_peak(window: np.ndarray, at: int, level: float) -> bool:
@@ -321,6 +452,7 @@ class SpotResult:
     floors: dict[str, float] = dataclasses.field(default_factory=dict)
     below_floor: dict[str, int] = dataclasses.field(default_factory=dict)
     floor_of_scores: bool = True  # the floors are of the signals (motion) themselves
+    blinks: dict[str, int] = dataclasses.field(default_factory=dict)  # peaks dropped as blinks
 
     def level(self, kind: str) -> float:
         """The value a peak of ``kind``'s signal must reach: its threshold, or where the floor
@@ -338,6 +470,9 @@ def intervals_from(
     *,
     motion: dict[str, np.ndarray] | None = None,
     noise_margin: float | None = None,
+    min_motion: float = 0.0,
+    eyes: dict[str, np.ndarray] | None = None,
+    blink_ratio: float | None = None,
 ) -> SpotResult:
     """Peaks of each kind's score above its relative threshold, as intervals ``[t - k, t + k]``
     in frame numbers. With ``micro_ratio`` (two motion signals of one scale), a macro peak whose
@@ -345,20 +480,35 @@ def intervals_from(
     expression (dropped; the micro peaks stand), and micro peaks inside a kept macro interval
     are dropped. Without it (scores of a classifier) the kinds are left as they are. With
     ``noise_margin``, a peak is kept only where the motion signal (``motion``, per kind; the
-    scores themselves when they are motion) reaches its :func:`noise_floor` within k of it."""
+    scores themselves when they are motion) reaches its :func:`noise_floor` (at least
+    ``min_motion``) within k of it. With ``eyes`` (per kind, :func:`eye_signal`) and
+    ``blink_ratio``, a peak is a blink (:func:`is_blink`; dropped) where, at the frame of most
+    motion within k of it, the eyes move that many times as much as the motion signal."""
     numbers = list(numbers)
     n = len(numbers)
     found: dict[str, list[int]] = {}
-    levels, floors, below = {}, {}, {}
+    levels, floors, below, blinks = {}, {}, {}, {}
     for kind in KINDS:
         k = ks[kind]
         levels[kind] = threshold(scores[kind], k, p)
         found[kind] = peaks(scores[kind], k, levels[kind])
         if noise_margin is not None:
             m = np.asarray((scores if motion is None else motion)[kind], np.float64)
-            floors[kind] = noise_floor(m, k, noise_margin)
+            floors[kind] = noise_floor(m, k, noise_margin, min_motion)
             kept = [t for t in found[kind] if m[max(k, t - k) : t + k + 1].max() >= floors[kind]]
             below[kind] = len(found[kind]) - len(kept)
+            found[kind] = kept
+        if eyes is not None and blink_ratio is not None:
+            # At the frame of most motion within k of the peak (the peak itself for motion):
+            # the motion a classifier's peak stands on may be a blink's.
+            m = np.asarray((scores if motion is None else motion)[kind], np.float64)
+            at = [max(k, t - k) + int(np.argmax(m[max(k, t - k) : t + k + 1])) for t in found[kind]]
+            kept = [
+                t
+                for t, u in zip(found[kind], at, strict=True)
+                if not is_blink(eyes[kind][u], m[u], blink_ratio)
+            ]
+            blinks[kind] = len(found[kind]) - len(kept)
             found[kind] = kept
     if micro_ratio is not None:
         found["macro"] = [t for t in found["macro"] if not is_short(scores, ks, t, micro_ratio)]
@@ -375,7 +525,9 @@ def intervals_from(
             a, b = max(int(same[0]), t - k), min(int(same[-1]), t + k)
             out.append(Interval(numbers[a], numbers[b], kind, numbers[t]))
     out.sort(key=lambda i: (i.onset, i.kind))
-    return SpotResult(out, dict(scores), levels, dict(ks), found, floors, below, motion is None)
+    return SpotResult(
+        out, dict(scores), levels, dict(ks), found, floors, below, motion is None, blinks
+    )
 
 
 def rises_within_micro(micro_near: np.ndarray, macro_at: float, ratio: float) -> bool:
@@ -404,12 +556,10 @@ def spot(
     """Micro- and macro-expression intervals of one video (face crops at ``settings.size``;
     ``regions``: its landmark regions, else the fixed fractions)."""
     ks = settings.ks(fps)
-    signals = {
-        kind: signal(
-            motion(frames_FxHxW, ks[kind], settings, regions=regions)[0], settings, ks[kind]
-        )
-        for kind in KINDS
-    }
+    signals, eyes = {}, {}
+    for kind in KINDS:
+        m = motion(frames_FxHxW, ks[kind], settings, regions=regions)[0]
+        signals[kind], eyes[kind] = signal(m, settings, ks[kind]), eye_signal(m, ks[kind])
     return intervals_from(
         signals,
         ks,
@@ -417,6 +567,9 @@ def spot(
         numbers,
         settings.micro_ratio,
         noise_margin=settings.noise_margin,
+        min_motion=settings.least_motion(),
+        eyes=eyes,
+        blink_ratio=settings.blink_ratio,
     )
 
 
