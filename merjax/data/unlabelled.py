@@ -24,6 +24,9 @@ from merjax.data.longvideo import LongVideo
 from merjax.errors import DataError
 
 DATABASE = "test"
+# A test video is its own subject, named apart from any labelled subject (which a run that
+# holds the test videos out must not hold out with them).
+SUBJECT = "test:"
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".wmv", ".m4v")
 FILE_FRAME = "#"  # a video file's frame path: "<file>#<index>"
 
@@ -61,7 +64,7 @@ def _file_video(path: Path, root: Path, fps: float | None) -> tuple[LongVideo, f
         raise DataError(f"test video {str(path)!r} holds {n} frame(s): not a video")
     notes = [frames_lib.shortfall_note(vid, n, stated)] if stated > n else []
     frames = tuple((i, f"{path}{FILE_FRAME}{i}") for i in range(n))
-    video = LongVideo(DATABASE, vid, vid, str(path), fps or stated_fps, frames, ())
+    video = LongVideo(DATABASE, SUBJECT + vid, vid, str(path), fps or stated_fps, frames, ())
     return video, stated_fps, notes
 
 
@@ -104,7 +107,7 @@ def find(root: str | Path, fps: float | None = None) -> tuple[list[LongVideo], l
         gaps = sum(b > a + 1 for a, b in zip(numbers, numbers[1:], strict=False))
         if gaps:
             notes.append(f"{vid}: {gaps} gap(s) in its frame numbers; no interval spans a gap")
-        videos.append(LongVideo(DATABASE, vid, vid, str(folder), fps or 0.0, frames, ()))
+        videos.append(LongVideo(DATABASE, SUBJECT + vid, vid, str(folder), fps or 0.0, frames, ()))
         folders.append(vid)
     if not videos:
         raise DataError(

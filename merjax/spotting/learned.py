@@ -36,6 +36,9 @@ class LearnedSettings:
     feature_size: int = 16  # side of the (Vx, Vy, strain) maps
     stride: int = 2  # every stride-th frame is an item
     positive_share: float = 0.2  # positives repeated up to this share of the training items
+    # p of the relative threshold over the network's scores, mean + p (max - mean) per video:
+    # class probabilities have no noise floor of their own (the motion under them has one).
+    threshold: float = 0.3
     train: TrainConfig = TrainConfig(
         optimizer="adam",
         learning_rate=1e-3,
@@ -55,6 +58,8 @@ class LearnedSettings:
             raise ValueError(f"stride must be an integer >= 1, got {self.stride!r}")
         if not 0.0 < self.positive_share < 1.0:
             raise ValueError(f"positive_share must be in (0, 1), got {self.positive_share!r}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold p must be in [0, 1], got {self.threshold!r}")
 
 
 def labels_of(n: int, numbers: Sequence[int], truth: Sequence[Interval], ks: dict) -> np.ndarray:

@@ -42,6 +42,7 @@ class PreparedVideo:
     ks: dict[str, int]  # per kind, frames between the two frames of a flow
     note: str  # what reading it noticed (no face on its first frame, frames without a face)
     regions: str = signal.REGIONS_FROM[False]  # where its facial regions came from
+    eyes: dict[str, np.ndarray] | None = None  # per kind, the eyes' motion [F] (blinks)
 
 
 Scores = dict[str, np.ndarray]  # per kind, a score per frame [F]
@@ -81,6 +82,9 @@ def training_free(spot: signal.SpotSettings) -> Spotter:
             numbers,
             spot.micro_ratio,
             noise_margin=spot.noise_margin,
+            min_motion=spot.least_motion(),
+            eyes=video.eyes,
+            blink_ratio=spot.blink_ratio,
         )
 
     return Spotter("training-free", 0, fit, score, intervals)
@@ -124,10 +128,13 @@ def learned(
         return signal.intervals_from(
             scores,
             video.ks,
-            spot.threshold,
+            settings.threshold,
             video.video.numbers,
             motion=video.signals,
             noise_margin=spot.noise_margin,
+            min_motion=spot.least_motion(),
+            eyes=video.eyes,
+            blink_ratio=spot.blink_ratio,
         )
 
     return Spotter("learned", settings.feature_size, fit, score, intervals)
@@ -175,13 +182,14 @@ def prepare(video: LongVideo, spot: signal.SpotSettings, feature_size: int) -> P
         video = dataclasses.replace(video, frames=tuple(video.frames[i] for i in crops.kept))
     frames, note = crops.frames_FxHxW, crops.note
     ks = spot.ks(video.fps)
-    signals, maps = {}, []
+    signals, eyes, maps = {}, {}, []
     for kind in KINDS:
         motion, features = signal.motion(
             frames, ks[kind], spot, feature_size=feature_size, regions=crops.regions
         )
         signals[kind] = signal.signal(motion, spot, ks[kind])
+        eyes[kind] = signal.eye_signal(motion, ks[kind])
         maps.append(features)
     features = np.concatenate(maps, -1) if feature_size else None
     regions = signal.REGIONS_FROM[crops.regions is not None]
-    return PreparedVideo(video, frames, signals, features, ks, note, regions)
+    return PreparedVideo(video, frames, signals, features, ks, note, regions, eyes)

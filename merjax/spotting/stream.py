@@ -83,6 +83,7 @@ class StreamSpotter:
         self._warmup = int(warmup_s * fps)
         self._values = {k: collections.deque(maxlen=self._window) for k in KINDS}
         self._recent = {k: collections.deque(maxlen=keep) for k in KINDS}
+        self._eyes = {k: collections.deque(maxlen=keep) for k in KINDS}  # beside _recent
         self._flowed = 0  # frames whose motion (flow from k frames before) is known
         self._known = {k: 0 for k in KINDS}  # frames whose signal is known
         self._held: list[int] = []  # micro peaks waiting for the macro decisions
@@ -156,7 +157,7 @@ class StreamSpotter:
         frames = np.stack(self._small)
         for kind in KINDS:  # region motion of the new frames, in fixed-size batches
             k = self.ks[kind]
-            rows = np.zeros((upto - start, len(self.settings.regions())), np.float32)
+            rows = np.zeros((upto - start, len(sig.MEASURED)), np.float32)
             targets = [t for t in range(start, upto) if t >= k]
             idx = np.array([self._index(t) for t in targets], int)
             at = np.array([t - start for t in targets], int)
@@ -177,9 +178,11 @@ class StreamSpotter:
             for t in range(known, ready):
                 m = self._motion_at(kind, t)
                 later = self._motion_at(kind, t + k) if t + k < upto else np.zeros_like(m)
-                value = float(sig.signal((0.5 * (m + later))[None], self.settings)[0])
+                both = (0.5 * (m + later))[None]
+                value = float(sig.signal(both, self.settings)[0])
                 self._values[kind].append(value)
                 self._recent[kind].append(value)
+                self._eyes[kind].append(float(sig.eye_signal(both)[0]))
             self._known[kind] = ready
             if not final:
                 out += self._decide(kind, range(max(0, known - k), max(0, ready - k)))
@@ -192,7 +195,10 @@ class StreamSpotter:
         skip = self.ks[kind] if self._known[kind] <= self._window else 0
         values = np.asarray(self._values[kind])
         relative = sig.threshold(values, skip, self.settings.threshold)
-        return max(relative, sig.noise_floor(values, skip, self.settings.noise_margin))
+        return max(
+            relative,
+            sig.noise_floor(values, skip, self.settings.noise_margin, self.settings.least_motion()),
+        )
 
     def _value(self, kind: str, t: int) -> float | None:
         """The signal at frame t if it is known and still kept."""
@@ -202,8 +208,9 @@ class StreamSpotter:
 
     def _decide(self, kind: str, ts) -> list[Detection]:
         """Peaks at frames ``ts`` (each with its k following signal values known, or the stream
-        over), by the whole-video spotter's rules: :func:`merjax.spotting.signal.is_peak` and,
-        between the kinds, :func:`merjax.spotting.signal.rises_within_micro`."""
+        over), by the whole-video spotter's rules: :func:`merjax.spotting.signal.is_peak`, the
+        blink rule :func:`merjax.spotting.signal.is_blink` and, between the kinds,
+        :func:`merjax.spotting.signal.rises_within_micro`."""
         k, level, out = self.ks[kind], self._level(kind), []
         for t in ts:
             v = self._value(kind, t) if t >= max(k, self._warmup) else None
@@ -212,6 +219,9 @@ class StreamSpotter:
             lo = max(k, t - k)
             window = [self._value(kind, u) for u in range(lo, min(self._known[kind], t + k + 1))]
             if None in window or not sig.is_peak(np.asarray(window), t - lo, level):
+                continue
+            eyes = self._eyes[kind][len(self._recent[kind]) - (self._known[kind] - t)]
+            if sig.is_blink(eyes, v, self.settings.blink_ratio):
                 continue
             if kind == "macro":
                 km = self.ks["micro"]
