@@ -286,20 +286,30 @@ def _noise_table(rep: report.Report, runs: dict, names, margin: float | None) ->
                 n: sum(r.results[n].below_floor.get(kind, 0) for r in rs if n in r.results)
                 for n in names
             }
-            out[f"{db}/{kind}"] = {"floor": floor, "dropped": dropped}
-            shown.append([longvideo.NAMES[db], kind, f"{floor:.4f}", *map(str, dropped.values())])
-            raw.append([db, kind, floor, *dropped.values()])
+            blinks = {
+                n: sum(r.results[n].blinks.get(kind, 0) for r in rs if n in r.results)
+                for n in names
+            }
+            out[f"{db}/{kind}"] = {"floor": floor, "dropped": dropped, "blinks": blinks}
+            shown.append(
+                [longvideo.NAMES[db], kind, f"{floor:.4f}"]
+                + [f"{dropped[n]} / {blinks[n]}" for n in names]
+            )
+            raw.append([db, kind, floor, *dropped.values(), *blinks.values()])
     rep.table(
         "noise_floor",
         ["database", "kind", "noise floor (median over videos)"]
-        + [f"{n}: peaks under it" for n in names],
+        + [f"{n}: peaks under it / blinks" for n in names],
         shown,
         title=(
             "Each video's own noise floor of motion (the signal's median + (sqrt(2 ln n) + "
-            f"{margin:g}) noise spreads, the spread from frame-to-frame differences): peaks "
-            "above the threshold but under it are dropped"
+            f"{margin:g}) noise spreads, the spread from frame-to-frame differences, at least "
+            "the least motion): peaks above the threshold but under it are dropped, and so are "
+            "peaks where the eyes move most (blinks)"
         ),
-        csv_header=["database", "kind", "floor", *[f"dropped_{n}" for n in names]],
+        csv_header=["database", "kind", "floor"]
+        + [f"dropped_{n}" for n in names]
+        + [f"blinks_{n}" for n in names],
         csv_rows=raw,
     )
     return out
@@ -418,11 +428,10 @@ def _spotted_csv(rep: report.Report, runs: dict) -> None:
 
 def _protocol(cfg: SpottingConfig) -> str:
     return (
-        f"{cfg.profile} profile: flows at {cfg.spot.size}x{cfg.spot.size} "
-        f"({cfg.spot.flow.method}), k = {cfg.spot.half_seconds[0]} s (micro) and "
-        f"{cfg.spot.half_seconds[1]} s (macro) of frames, threshold p {cfg.spot.threshold}, "
-        f"top {cfg.spot.top} regions, eyes masked: {cfg.spot.mask_eyes}, noise margin "
-        f"{cfg.spot.noise_margin}; {cfg.spot.flow.faces.describe()}; learned spotter "
+        f"{cfg.profile} profile: {cfg.spot.describe()}; k = {cfg.spot.half_seconds[0]} s "
+        f"(micro) and {cfg.spot.half_seconds[1]} s (macro) of frames, top {cfg.spot.top} "
+        f"regions, eyes masked: {cfg.spot.mask_eyes}; {cfg.spot.flow.faces.describe()}; learned "
+        f"spotter (its p {cfg.learned.threshold:g}) "
         f"{cfg.learned.feature_size}x{cfg.learned.feature_size} features, every "
         f"{cfg.learned.stride} frame(s), {cfg.learned.train.epochs} epochs, leave-one-subject-out "
         f"per database; recognition {cfg.recognise.net} at {cfg.recognise.size}x"
