@@ -269,8 +269,7 @@ def _motion_program(settings: SpotSettings, feature_size: int) -> Callable:
     @jax.jit
     def program(first, second, weights, keep, support):
         if settings.match_brightness:
-            first = first.astype(jnp.float32) / 255.0
-            second = second.astype(jnp.float32) / 255.0
+            first, second = flow_lib.to_intensity(first), flow_lib.to_intensity(second)
             # The median of the pixels' ratios over the face: a gain moves every pixel's
             # ratio alike, motion only those at edges.
             ratio = (first.reshape(first.shape[0], -1) + 1e-3) / (
@@ -492,22 +491,19 @@ def intervals_from(
         k = ks[kind]
         levels[kind] = threshold(scores[kind], k, p)
         found[kind] = peaks(scores[kind], k, levels[kind])
+        # Both rules read the motion at the frame of most motion within k of each peak (the
+        # peak itself for motion): the motion a classifier's peak stands on may be noise's or a
+        # blink's.
+        m = np.asarray((scores if motion is None else motion)[kind], np.float64)
+        at = {t: max(k, t - k) + int(np.argmax(m[max(k, t - k) : t + k + 1])) for t in found[kind]}
         if noise_margin is not None:
-            m = np.asarray((scores if motion is None else motion)[kind], np.float64)
             floors[kind] = noise_floor(m, k, noise_margin, min_motion)
-            kept = [t for t in found[kind] if m[max(k, t - k) : t + k + 1].max() >= floors[kind]]
+            kept = [t for t in found[kind] if m[at[t]] >= floors[kind]]
             below[kind] = len(found[kind]) - len(kept)
             found[kind] = kept
         if eyes is not None and blink_ratio is not None:
-            # At the frame of most motion within k of the peak (the peak itself for motion):
-            # the motion a classifier's peak stands on may be a blink's.
-            m = np.asarray((scores if motion is None else motion)[kind], np.float64)
-            at = [max(k, t - k) + int(np.argmax(m[max(k, t - k) : t + k + 1])) for t in found[kind]]
-            kept = [
-                t
-                for t, u in zip(found[kind], at, strict=True)
-                if not is_blink(eyes[kind][u], m[u], blink_ratio)
-            ]
+            e = eyes[kind]
+            kept = [t for t in found[kind] if not is_blink(e[at[t]], m[at[t]], blink_ratio)]
             blinks[kind] = len(found[kind]) - len(kept)
             found[kind] = kept
     if micro_ratio is not None:
