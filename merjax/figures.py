@@ -339,7 +339,8 @@ def sweep_figure(
         ax.set_xticks(x, levels)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        # Long handles: the marker on a short one hides the dashes that tell the kinds apart.
+        ax.legend(fontsize=7, handlelength=4)
     left.set_ylim(0, 1)
     right.set_ylim(bottom=0)
     right.text(default, right.get_ylim()[1] * 0.95, " default", fontsize=7, va="top")
