@@ -66,8 +66,15 @@ def short_name(name: str, limit: int = 120) -> str:
     return keep + tag
 
 
+def _host() -> str:
+    """This machine's name as it goes into temporary names (no separators, no '@')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", os.uname().nodename) or "host"
+
+
 def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """A temporary name beside ``path`` that no other writer uses: processes on several hosts
+    may share the folder, so the name carries this process's pid and host."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}@{_host()}")
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -92,9 +99,10 @@ def write_json(path: str | Path, obj: Any, **kwargs) -> Path:
 def savez(path: str | Path, **arrays) -> Path:
     """``np.savez`` whole or not at all."""
     path = Path(path)
-    tmp = _tmp(path).with_suffix(".npz")
+    tmp = _tmp(path)
     try:
-        np.savez(tmp, **arrays)
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+            np.savez(f, **arrays)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -136,7 +144,7 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
     was (and removes the partial new one, which was never the user's)."""
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}@{_host()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
@@ -146,7 +154,7 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
         raise
     old = None
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{os.getpid()}@{_host()}")
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:  # superseded by a complete copy: this is the replace the caller asked for
@@ -154,7 +162,7 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
     return path
 
 
-_STRAY = re.compile(r"^\..+\.(?:tmp|partial)-(\d+)(?:-[0-9a-f]+)?$")
+_STRAY = re.compile(r"^\..+\.(?:tmp|partial)-(\d+)(?:-[0-9a-f]+)?(?:@([A-Za-z0-9_.-]+))?$")
 
 
 def _alive(pid: int) -> bool:
@@ -171,7 +179,8 @@ def clean_strays(folder: str | Path, depth: int = 1) -> list[Path]:
     """Removes the temporaries merjax's writers leave when killed (``.NAME.tmp-PID`` files,
     ``.NAME.partial-PID-XXXX`` folders) in ``folder`` and up to ``depth`` folders below it,
     where process PID is no longer running; returns what it removed. Never a user's file:
-    only these names, which only merjax's writers make, and never a live writer's."""
+    only these names, which only merjax's writers make, and never a live writer's: a name
+    from another host (``...-PID@HOST``) is left alone, as its pid cannot be checked here."""
     removed = []
     folder = Path(folder)
     level = [folder] if folder.is_dir() else []
@@ -180,7 +189,8 @@ def clean_strays(folder: str | Path, depth: int = 1) -> list[Path]:
         for d in level:
             for p in d.iterdir():
                 m = _STRAY.match(p.name)
-                if m and not _alive(int(m.group(1))):
+                here = m is not None and m.group(2) in (None, _host())
+                if here and not _alive(int(m.group(1))):
                     if p.is_dir() and not p.is_symlink():
                         shutil.rmtree(p, ignore_errors=True)
                     else:
@@ -197,7 +207,7 @@ def _private_dir(path: Path) -> Path:
     with the permissions a plain new folder gets (mkdtemp's are the owner's only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}@{_host()}")
         with contextlib.suppress(FileExistsError):
             tmp.mkdir()
             return tmp

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from merjax import files
+
 
 def _json_safe(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
@@ -46,9 +48,7 @@ class MetricsLog:
                     d.get("kind") == "epoch" and d.get("epoch", 0) <= resume_from
                 ):
                     kept.append(line + "\n")
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(kept))
-        tmp.replace(self.path)
+        files.write_text(self.path, "".join(kept))
 
     def append(self, lines: list[dict]) -> None:
         with open(self.path, "a") as f:
