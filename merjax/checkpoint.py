@@ -28,7 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from merjax import files
+from merjax import files, hosts
 
 
 def orbax():
@@ -44,12 +44,24 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _this_process_only():
+    """orbax's options for a checkpoint this process writes or reads alone (a model folder):
+    with several processes, orbax would otherwise wait for the others at its barriers."""
+    ocp = orbax()
+    me = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+
+
 def save_tree(path: str | Path, tree: Any) -> None:
-    """Writes ``tree`` (a pytree of arrays) to the folder ``path``, which must not exist."""
+    """Writes ``tree`` (a pytree of arrays) to the folder ``path``, which must not exist; this
+    process alone writes it (process 0 owns the model folders)."""
     with quiet_orbax():
-        ckpt = orbax().StandardCheckpointer()
+        ckpt = orbax().StandardCheckpointer(multiprocessing_options=_this_process_only())
         try:
-            ckpt.save(Path(path).absolute(), jax.tree.map(jax.numpy.asarray, tree))
+            # With several processes a jax array on one process's device is "host local", which
+            # orbax refuses; numpy arrays are this process's alone either way.
+            as_array = np.asarray if hosts.count() > 1 else jax.numpy.asarray
+            ckpt.save(Path(path).absolute(), jax.tree.map(as_array, tree))
             ckpt.wait_until_finished()
         except Exception as e:
             raise OSError(f"cannot write {path} ({_first_line(e)})") from e
@@ -61,7 +73,7 @@ def stored_shapes(path: str | Path) -> dict[str, list[int]]:
     """``{"params/conv1/kernel": shape, ...}`` of the pytree saved at ``path``, from its metadata
     (no array is read)."""
     with quiet_orbax():
-        ckpt = orbax().StandardCheckpointer()
+        ckpt = orbax().StandardCheckpointer(multiprocessing_options=_this_process_only())
         try:
             meta = ckpt.metadata(Path(path).absolute())
         finally:
@@ -79,7 +91,7 @@ def restore_tree(path: str | Path, abstract: Any) -> Any:
     Check :func:`stored_shapes` first: a restore that fails on a shape leaves orbax's reads
     failing in the background, whose reports outlive the call."""
     with quiet_orbax():
-        ckpt = orbax().StandardCheckpointer()
+        ckpt = orbax().StandardCheckpointer(multiprocessing_options=_this_process_only())
         try:
             return ckpt.restore(Path(path).absolute(), abstract)
         except BaseException:
@@ -100,6 +112,10 @@ class RunCheckpoints:
     is moved aside to ``<path>.other-config`` (never deleted), and training starts afresh;
     ``progress`` is told so. A checkpoint that does not restore (a truncated file, an emptied
     metadata file) is skipped for the next older one, and ``progress`` says so.
+
+    With several processes every one saves and restores its own runs' shards through orbax's
+    multi-process support (``path`` on a shared disk); process 0 alone writes the fingerprint
+    and the history and moves folders aside.
     """
 
     def __init__(
@@ -114,14 +130,18 @@ class RunCheckpoints:
         self.path = Path(path).absolute()
         self.progress = progress
         meta = self.path / "fingerprint.json"
-        if self.path.exists() and self._fingerprint(meta) != fingerprint:
-            moved = files.move_aside(self.path, "other-config")
-            self._say(
-                f"checkpoints in {self.path} are for another configuration; moved them to "
-                f"{moved.name} and starting afresh"
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
-        files.write_json(meta, fingerprint)
+
+        def prepare() -> None:
+            if self.path.exists() and self._fingerprint(meta) != fingerprint:
+                moved = files.move_aside(self.path, "other-config")
+                self._say(
+                    f"checkpoints in {self.path} are for another configuration; moved them to "
+                    f"{moved.name} and starting afresh"
+                )
+            self.path.mkdir(parents=True, exist_ok=True)
+            files.write_json(meta, fingerprint)
+
+        hosts.main_only(prepare, f"preparing {self.path}")
         self._quiet = contextlib.ExitStack()
         self._quiet.enter_context(quiet_orbax())  # until close(): failed writes report late
         self.manager = ocp.CheckpointManager(
@@ -159,9 +179,13 @@ class RunCheckpoints:
                     f"({failures[-1][1]}); trying an older one"
                 )
                 continue
-            for bad, _ in failures:  # out of the manager's way (this epoch is trained again), kept
-                moved = files.move_aside(self.path / str(bad), "damaged")
-                self._say(f"moved the damaged checkpoint of epoch {bad} to {moved}")
+
+            def move_damaged() -> None:  # out of the manager's way (trained again), kept
+                for bad, _ in failures:
+                    moved = files.move_aside(self.path / str(bad), "damaged")
+                    self._say(f"moved the damaged checkpoint of epoch {bad} to {moved}")
+
+            hosts.main_only(move_damaged, f"moving damaged checkpoints in {self.path}")
             self.manager.reload()
             self._say(f"resumed from the checkpoint of epoch {step} in {self.path}")
             return int(step), restored, self._history()
@@ -198,10 +222,13 @@ class RunCheckpoints:
         A failed write (a full disk) raises one OSError naming the folder; what was saved before
         stays, so a rerun resumes from it."""
         try:
-            files.savez(self.path / "history.npz", **history)
+            if hosts.is_main():
+                files.savez(self.path / "history.npz", **history)
             self.manager.save(epoch, args=orbax().args.StandardSave(states))
             self.manager.wait_until_finished()
         except Exception as e:
+            if hosts.lost_process(e):  # another process died: said as such, not as a disk error
+                raise
             raise OSError(
                 f"cannot write the checkpoint of epoch {epoch} in {self.path} ({_first_line(e)}); "
                 "free some space and rerun: training resumes from the last checkpoint"

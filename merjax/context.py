@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from merjax import evaluation, report
+from merjax import evaluation, hosts, report
 from merjax.config import Config
 from merjax.data import loading
 from merjax.evaluation import NetResult
@@ -95,18 +95,22 @@ class Context:
         if c.composite is None:
             raise ValueError("this experiment reads no clips (its config's composite is None)")
         if key not in self._datasets:
-            self._datasets[key] = loading.load(
-                c.composite,
-                self.options.roots,
-                c.flow,
-                self.cache_dir,
-                synthetic_size=c.synthetic,
-                synthetic_seed=c.synthetic_seed,
-                apex_policy=c.apex_policy,
-                on_error=c.on_error,
-                bit_depth=c.bit_depth,
-                num_folds=c.num_folds,
-                progress=self.progress,
+            # Process 0 builds the synthetic database and the flow cache; the others read them.
+            self._datasets[key] = hosts.first(
+                lambda: loading.load(
+                    c.composite,
+                    self.options.roots,
+                    c.flow,
+                    self.cache_dir,
+                    synthetic_size=c.synthetic,
+                    synthetic_seed=c.synthetic_seed,
+                    apex_policy=c.apex_policy,
+                    on_error=c.on_error,
+                    bit_depth=c.bit_depth,
+                    num_folds=c.num_folds,
+                    progress=self.progress,
+                ),
+                "loading the data",
             )
         return self._datasets[key]
 
@@ -124,14 +128,17 @@ class Context:
             faces,
         )
         if key not in self._datasets:
-            self._datasets[key] = loading.load_long_videos(
-                self.options.roots,
-                names,
-                self.cache_dir,
-                synthetic_size=c.synthetic,
-                synthetic_seed=c.synthetic_seed,
-                synthetic_faces=faces,
-                progress=self.progress,
+            self._datasets[key] = hosts.first(
+                lambda: loading.load_long_videos(
+                    self.options.roots,
+                    names,
+                    self.cache_dir,
+                    synthetic_size=c.synthetic,
+                    synthetic_seed=c.synthetic_seed,
+                    synthetic_faces=faces,
+                    progress=self.progress,
+                ),
+                "loading the long videos",
             )
         return self._datasets[key]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from merjax import flow, inference, metrics, models, train
+from merjax import flow, hosts, inference, metrics, models, train
 from merjax.config import Config
 from merjax.data.loading import Data
 
@@ -151,9 +151,14 @@ def train_and_score(
         loso,
         intervals(loso.preds, data, num_classes),
     )
-    train.MetricsLog(run_dir / "metrics.jsonl").append(_result_lines(result, data))
+    hosts.main_only(
+        lambda: train.MetricsLog(run_dir / "metrics.jsonl").append(_result_lines(result, data)),
+        f"writing {run_dir / 'metrics.jsonl'}",
+    )
     if final:
-        result.model_dir = save_final_model(result, data, cfg, Path(workdir) / "models" / net)
+        folder = Path(workdir) / "models" / net
+        hosts.main_only(lambda: save_final_model(result, data, cfg, folder), f"saving {folder}")
+        result.model_dir = folder
         seed = int(loso.plan.seeds[_final_run(loso)])
         say(f"{net}: final model (every subject, seed {seed}) saved to {result.model_dir}")
     row = result.row()
@@ -245,7 +250,7 @@ def _final_run(loso: train.LosoResult) -> int:
 
 def _result_lines(result: NetResult, data: Data) -> list[dict]:
     """One line per fold and seed, then per seed its pooled held-out predictions (-1: in no
-    held-out group) and their scores."""
+    held-out group) with their logits, and their scores."""
     loso = result.loso
     lines = []
     for r, held in enumerate(loso.plan.held_out[: len(loso.losses)]):
@@ -274,6 +279,9 @@ def _result_lines(result: NetResult, data: Data) -> list[dict]:
                 "seed": seed,
                 "labels": data.labels.tolist(),
                 "preds": loso.preds[s].tolist(),
+                # the held-out logits themselves (null: in no held-out group), so that runs of
+                # other programs (another strategy, several processes) compare at a tolerance
+                "logits": np.round(loso.logits[s], 6).tolist(),
                 "subjects": list(data.subjects),
                 "datasets": list(data.datasets),
             }

@@ -5,21 +5,29 @@
         --casme2_root=/data/CASME2 --samm_root=/data/SAMM --workdir=runs/table4
     python -m merjax.main --experiment=depth_study --set=train.epochs=20 --seeds=0,1,2
     python -m merjax.main --experiment=path/to/my_study.py             # any experiment file
+    python -m merjax.main --set=execution.strategy=vmap \
+        --coordinator_address=host0:8476 --num_processes=2 --process_id=0   # and =1 elsewhere
 
 Experiments are the files in the repository's ``experiments/`` folder (see merjax.runner);
 ``--set`` changes any config field (``size=32``, ``num_folds=None``,
 ``train.learning_rate=5e-4``, ``flow.horn_schunck.num_iter=100``). Errors a user can make end
 with one line, Ctrl-C with one line saying what was kept (exit code 130); a bug in an
 experiment file keeps its traceback, and ``MERJAX_TRACEBACK=1`` shows every traceback.
+
+Several processes (:mod:`merjax.hosts`; a shared disk for the workdir and the cache) run one
+experiment together: every one says where it is, process 0 alone prints progress and results
+and writes the files. A process that dies stops the others, each with one line.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from absl import app, flags
 
-from merjax import console, environment, files, runner
+from merjax import console, environment, files, hosts, runner
 from merjax.config import PROFILES
 
 FLAGS = flags.FLAGS
@@ -66,7 +74,16 @@ flags.DEFINE_list("seeds", None, "Training seeds, e.g. 0,1,2 (mean ± std over t
 flags.DEFINE_multi_string(
     "set", [], "Config override name=value, e.g. train.epochs=20 (repeatable)."
 )
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host).")
+flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Several processes, found by the cluster's own detection (Slurm, Open MPI, Kubernetes).",
+)
+flags.DEFINE_string(
+    "coordinator_address", None, "Several processes: host:port of process 0 (jax.distributed)."
+)
+flags.DEFINE_integer("num_processes", None, "Several processes: how many.", lower_bound=1)
+flags.DEFINE_integer("process_id", None, "Several processes: this one's index, 0..N-1.")
 flags.DEFINE_enum(
     "log_level", None, console.LEVELS, "Library logging (orbax, jax, absl); default: warnings only."
 )
@@ -83,35 +100,57 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}") from None
     name = Path(FLAGS.experiment).stem
     workdir = FLAGS.workdir or f"runs/{name}-{FLAGS.profile}"
-    with console.one_line_errors(runner.raised_in_experiment):
-        if FLAGS.distributed:
-            import jax
+    several = FLAGS.distributed or any(
+        FLAGS[f].present for f in ("coordinator_address", "num_processes", "process_id")
+    )
+    if several:
+        with console.one_line_errors():
+            where = hosts.initialize(
+                FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+            )
+            print(where, flush=True)
+    try:
+        # Entered after JAX's distributed runtime, whose preemption notifier takes SIGTERM:
+        # this puts merjax's one-line stop back.
+        with console.one_line_errors(runner.raised_in_experiment), hosts.one_line_when_lost():
+            summary = _run(workdir, seeds, progress=print if hosts.is_main() else None)
+    except SystemExit as e:
+        if several:  # not JAX's exit barrier: the other processes may never reach it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.code if isinstance(e.code, int) else 1)
+        raise
+    if hosts.is_main():
+        print(
+            f"{summary['experiment']} ({summary['headline']}): {result_line(summary)}, "
+            f"{summary['seconds']:.0f} s -> {Path(workdir) / 'report.md'}"
+        )
+    else:
+        print(f"process {hosts.index()}: done (process 0 wrote {Path(workdir) / 'report.md'})")
 
-            jax.distributed.initialize()
-        cache_dir = files.writable_dir(
-            FLAGS.cache_dir or Path.home() / ".cache" / "merjax", "--cache_dir"
-        )
-        environment.compilation_cache(cache_dir / "xla")
-        summary = runner.run(
-            FLAGS.experiment,
-            workdir,
-            profile=FLAGS.profile,
-            overrides=FLAGS.set,
-            seeds=seeds,
-            casme2_root=FLAGS.casme2_root,
-            samm_root=FLAGS.samm_root,
-            smic_root=FLAGS.smic_root,
-            casme3_root=FLAGS.casme3_root,
-            samm_lv_root=FLAGS.samm_lv_root,
-            casme_sq_root=FLAGS.casme_sq_root,
-            cache_dir=cache_dir,
-            test_root=FLAGS.test_root,
-            test_fps=FLAGS.test_fps,
-            progress=print,
-        )
-    print(
-        f"{summary['experiment']} ({summary['headline']}): {result_line(summary)}, "
-        f"{summary['seconds']:.0f} s -> {Path(workdir) / 'report.md'}"
+
+def _run(workdir: str, seeds: list[int] | None, progress) -> dict:
+    """The experiment the flags name, run into ``workdir``."""
+    cache_dir = files.writable_dir(
+        FLAGS.cache_dir or Path.home() / ".cache" / "merjax", "--cache_dir"
+    )
+    environment.compilation_cache(cache_dir / "xla")
+    return runner.run(
+        FLAGS.experiment,
+        workdir,
+        profile=FLAGS.profile,
+        overrides=FLAGS.set,
+        seeds=seeds,
+        casme2_root=FLAGS.casme2_root,
+        samm_root=FLAGS.samm_root,
+        smic_root=FLAGS.smic_root,
+        casme3_root=FLAGS.casme3_root,
+        samm_lv_root=FLAGS.samm_lv_root,
+        casme_sq_root=FLAGS.casme_sq_root,
+        cache_dir=cache_dir,
+        test_root=FLAGS.test_root,
+        test_fps=FLAGS.test_fps,
+        progress=progress,
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from merjax import metrics
+from merjax import hosts, metrics
 from merjax import paper_numbers as paper
 from merjax.files import commit, short_name
 
@@ -118,7 +118,8 @@ class Report:
         files[self.workdir / "summary.json"] = (
             json.dumps(_plain(summary), indent=1) + "\n"
         ).encode()
-        commit(files)
+        # Process 0 writes the report; the others have built the same one and wait for it.
+        hosts.main_only(lambda: commit(files), f"writing {self.workdir / 'report.md'}")
         self._pending.clear()
         return summary
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from merjax import config as config_lib
-from merjax import environment, files
+from merjax import environment, files, hosts
 from merjax.context import Context, RunOptions
 from merjax.data import composite
 from merjax.data.databases import DatabaseSet
@@ -224,7 +224,14 @@ def run(
     workdir = files.writable_dir(workdir, "--workdir")
     if options.cache_dir is not None:
         files.writable_dir(options.cache_dir, "--cache_dir")
-    with environment.float32(), files.WorkdirLock(workdir, progress):  # one run per workdir
+    # Several processes run one experiment: the same settings, and folders they all see (process
+    # 0 writes every file, the others read what it wrote). Both refused at start, in one line.
+    hosts.agree(_digest(name, cfg, options), "settings (experiment, config, data roots)")
+    for folder, flag in ((workdir, "--workdir"), (options.cache_dir, "--cache_dir")):
+        if folder is not None and parent is None:
+            hosts.check_shared(folder, flag)
+    lock = files.WorkdirLock(workdir, progress)  # one run per workdir
+    with environment.float32(), hosts.on_main(lock, f"locking {workdir}"):
         t0 = time.perf_counter()
         doc, line = describe_config(name, Path(module.__file__), cfg)
         # config.json is written with the results it describes (by the report and again with
@@ -237,7 +244,7 @@ def run(
         ctx.say(line)
         # Temporaries of runs that were killed (kill -9 skips every cleanup) go now.
         for folder in (workdir, options.cache_dir):
-            stray = files.clean_strays(folder) if folder is not None else []
+            stray = files.clean_strays(folder) if folder is not None and hosts.is_main() else []
             if stray:
                 ctx.say(
                     f"removed {len(stray)} temporary file(s) left in {str(folder)!r} by runs "
@@ -251,13 +258,26 @@ def run(
                 f"report.write(...)), got {type(summary).__name__}"
             )
         summary["seconds"] = round(time.perf_counter() - t0, 1)
-        files.commit(
-            {
-                workdir / "summary.json": files.json_bytes(summary),
-                workdir / "config.json": config_json,
-            }
+        hosts.main_only(
+            lambda: files.commit(
+                {
+                    workdir / "summary.json": files.json_bytes(summary),
+                    workdir / "config.json": config_json,
+                }
+            ),
+            f"writing {workdir / 'summary.json'}",
         )
     return summary
+
+
+def _digest(name: str, cfg: config_lib.Config, options: RunOptions) -> str:
+    """What every process of one run must share: the experiment, its config and the options
+    (compared across processes at start)."""
+    import hashlib
+
+    # The workdir is not in it: check_shared refuses one that is not the same folder for all.
+    blob = repr((name, dataclasses.asdict(cfg), options))
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def describe_config(name: str, file: Path, cfg: config_lib.Config) -> tuple[dict, str]:
@@ -269,7 +289,7 @@ def describe_config(name: str, file: Path, cfg: config_lib.Config) -> tuple[dict
     env = environment.describe()
     execution = cfg.execution
     auto = execution.strategy == "auto"
-    strategy, chunk = train.resolve(execution)
+    strategy, chunk = train.resolve(execution, processes=hosts.count())
     conv_impl = resolve_conv_impl(cfg.conv_impl)
     planned = "planned from device memory" if auto else chunk
     doc = {

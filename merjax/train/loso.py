@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from merjax import checkpoint, files
+from merjax import checkpoint, files, hosts
 from merjax.errors import Interrupted
 from merjax.train import strategies
 from merjax.train.config import Execution, TrainConfig
@@ -146,8 +146,11 @@ def train_loso(
         # Every subject is its own group, so this is a bug, never a choice: say so.
         raise ValueError(f"{len(untested)} sample(s) held out by no fold, e.g. {untested[:5]}")
     steps = num_steps(plan.train_mask.sum(1), config.batch_size, config.drop_last)
+    # Every process trains on the same table: a process given other data is refused here, in one
+    # line, instead of failing (or silently mixing) in a collective later.
+    hosts.agree(_data_digest(items, item_labels, plan), "data (inputs, labels or folds)")
     programs = strategies.programs(model, config, steps)
-    devices = jax.devices()
+    devices = jax.devices()  # every process's: the run axis is laid over all of them
     name, chunk = _choose(model, config, execution, items.shape, plan, steps, devices, progress)
     sharded = name in ("vmap", "chunked") and len(devices) > 1
     if sharded and name == "chunked":
@@ -159,19 +162,23 @@ def train_loso(
     job = _Job(programs, stack, plan, config, execution, len(devices), progress, t0)
 
     workdir = Path(workdir) if workdir is not None else None
-    with files.WorkdirLock(workdir, progress) if workdir is not None else contextlib.nullcontext():
-        evals = _Evals(eval_every, inputs, labels)
+    lock = files.WorkdirLock(workdir, progress) if workdir is not None else None
+    with hosts.on_main(lock, f"locking {workdir}") if lock else contextlib.nullcontext():
+        evals = _Evals(eval_every, _shared(inputs, stack), labels)
         states, strategy, history = _fit(job, strategy, states, workdir, evals)
 
     states = strategy.finalize(states, stack)
-    out = strategy.predict(states, jnp.asarray(inputs), jnp.asarray(plan.test_idx), features)
-    result = _pool(np.asarray(out[0] if features else out), plan, labels, config.seeds)
+    test_idx = _per_run(plan.test_idx, stack)
+    out = strategy.predict(states, _shared(inputs, stack), test_idx, features)
+    logits = hosts.gather(out[0] if features else out)
+    result = _pool(logits, plan, labels, config.seeds)
     result.losses = history["loss"][: plan.num_real]
     result.train_accuracy = history["accuracy"][: plan.num_real]
     if features:
-        result.features = _pool_features(np.asarray(out[1]), plan, len(labels), config.seeds)
-    if keep_states:
-        result.states = jax.tree.map(lambda x: x[: plan.num_real], strategy.stacked(states))
+        result.features = _pool_features(hosts.gather(out[1]), plan, len(labels), config.seeds)
+    if keep_states:  # read back whole: the runs may be spread over several processes
+        stacked = strategy.stacked(states)
+        result.states = jax.tree.map(lambda x: hosts.gather(x)[: plan.num_real], stacked)
     if evals.epochs:
         result.eval_epochs, result.eval_logits = tuple(evals.epochs), np.stack(evals.logits)
     result.seconds = time.perf_counter() - t0
@@ -182,7 +189,7 @@ def _choose(model, config, execution, items_shape, plan, steps, devices, progres
     """``(strategy name, runs per chunk)``: :func:`strategies.resolve`, and for ``auto`` off CPU
     (or with a memory limit) chunks per device as large as fit, all devices in one program; one
     chunk of every run is plain ``vmap``."""
-    name, chunk = strategies.resolve(execution)
+    name, chunk = strategies.resolve(execution, processes=hosts.count())
     if execution.strategy != "auto" or name != "chunked":
         return name, chunk
     per_device = -(-plan.num_real // len(devices))
@@ -196,6 +203,7 @@ def _choose(model, config, execution, items_shape, plan, steps, devices, progres
         steps=steps,
         num_epochs=min(execution.epochs_per_call, config.epochs),
     )
+    fit = hosts.smallest(fit)  # every process runs the same program: the smallest device's plan
     chunk = fit * len(devices)
     if chunk >= plan.num_real:
         return "vmap", chunk
@@ -206,21 +214,50 @@ def _choose(model, config, execution, items_shape, plan, steps, devices, progres
     return "chunked", chunk
 
 
+def _data_digest(items: np.ndarray, labels: np.ndarray, plan: Plan) -> str:
+    h = hashlib.sha256()
+    for a in (items, labels, plan.train_mask, plan.seeds, plan.test_idx):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """``x`` (the same on every process) as one array over ``sharding``'s devices: each process
+    fills its own devices from its copy. (``device_put`` would also compare the copies across
+    processes, the whole table on every call.)"""
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
 def _put(items, labels, plan: Plan, devices) -> Stack:
     """The training data on device: shared arrays replicated, per-run ones laid over the devices
-    (a ``Mesh`` axis ``run``) when ``devices`` are given."""
+    (a ``Mesh`` axis ``run``, over every process's devices) when ``devices`` are given."""
     if devices is None:
         arrays = (items, labels, plan.train_mask, plan.seeds)
         return Stack(*(jnp.asarray(a) for a in arrays))
     mesh = Mesh(np.array(devices), ("run",))
     runs, shared = NamedSharding(mesh, P("run")), NamedSharding(mesh, P())
     return Stack(
-        jax.device_put(items, shared),
-        jax.device_put(labels, shared),
-        jax.device_put(plan.train_mask, runs),
-        jax.device_put(plan.seeds, runs),
+        _global(items, shared),
+        _global(labels, shared),
+        _global(plan.train_mask, runs),
+        _global(plan.seeds, runs),
         runs,
     )
+
+
+def _shared(x: np.ndarray, stack: Stack) -> jax.Array:
+    """``x`` on every device the stack uses (replicated), or on the default device."""
+    if stack.run_sharding is None:
+        return jnp.asarray(x)
+    return _global(np.asarray(x), NamedSharding(stack.run_sharding.mesh, P()))
+
+
+def _per_run(x: np.ndarray, stack: Stack) -> jax.Array:
+    """Per-run ``x`` ``[R, ...]`` laid over the devices as the runs are."""
+    if stack.run_sharding is None:
+        return jnp.asarray(x)
+    return _global(np.asarray(x), stack.run_sharding)
 
 
 class _Job(NamedTuple):
@@ -239,16 +276,16 @@ class _Job(NamedTuple):
 class _Evals:
     """Held-out logits every ``every`` epochs (see ``train_loso``'s ``eval_every``)."""
 
-    def __init__(self, every: int, inputs: np.ndarray, labels: np.ndarray):
-        self.every, self.inputs, self.labels = every, jnp.asarray(inputs), labels
+    def __init__(self, every: int, inputs: jax.Array, labels: np.ndarray):
+        self.every, self.inputs, self.labels = every, inputs, labels
         self.epochs: list[int] = []
         self.logits: list[np.ndarray] = []
 
     def after(self, epoch: int, job: _Job, strategy: Strategy, states) -> None:
         if self.every and epoch % self.every == 0:
             final = strategy.finalize(states, job.stack)
-            test_idx = jnp.asarray(job.plan.test_idx)
-            logits = np.asarray(strategy.predict(final, self.inputs, test_idx, False))
+            test_idx = _per_run(job.plan.test_idx, job.stack)
+            logits = hosts.gather(strategy.predict(final, self.inputs, test_idx, False))
             self.epochs.append(epoch)
             self.logits.append(_pool(logits, job.plan, self.labels, job.config.seeds).logits)
 
@@ -278,7 +315,10 @@ def _fit(job: _Job, strategy: Strategy, states, workdir: Path | None, evals: _Ev
         for k, v in saved.items():
             if k in history and v.shape == history[k].shape:
                 history[k][:, :start] = v[:, :start]
-    metrics_log = MetricsLog(workdir / "metrics.jsonl") if workdir is not None else None
+    # Process 0 writes the file; the others train the same runs and need not.
+    metrics_log = (
+        MetricsLog(workdir / "metrics.jsonl") if workdir is not None and hosts.is_main() else None
+    )
     if metrics_log:
         metrics_log.restart(start)
         metrics_log.append([_start_line(job, strategy, start)])

@@ -82,8 +82,10 @@ def per_run_bytes(
 
 
 def device_memory(device: jax.Device | None = None) -> int | None:
-    """What the device reports it can hold (``bytes_limit``), or None (CPU reports nothing)."""
-    device = device or jax.devices()[0]
+    """What the device reports it can hold (``bytes_limit``), or None (CPU reports nothing).
+    The default is this process's first device: with several processes, another process's
+    devices cannot be asked."""
+    device = device or jax.local_devices()[0]
     try:
         stats = device.memory_stats()
     except Exception:  # noqa: BLE001 -- backends without memory stats raise various errors
@@ -116,7 +118,7 @@ def plan_chunk(
     run that does not fit raises :class:`DoesNotFit`, naming the memory needed and the limit."""
     limit = memory_limit
     if limit is None:
-        reported = device_memory()
+        reported = min(filter(None, map(device_memory, jax.local_devices())), default=None)
         limit = int(reported * SAFETY) if reported else None
     if limit is None or num_runs <= 1:
         return max(1, num_runs)

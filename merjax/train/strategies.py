@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from merjax import hosts
 from merjax.train.config import Execution, TrainConfig
 from merjax.train.step import finalize_run, init_run, optimizer, predict_run, train_epochs
 
@@ -155,7 +156,8 @@ def _concat(trees: list) -> Any:
 
 
 def _numpy(metrics: dict) -> Metrics:
-    return {k: np.asarray(v) for k, v in metrics.items()}
+    """Per-step metrics read back whole (gathered when the runs span several processes)."""
+    return {k: hosts.gather(v) for k, v in metrics.items()}
 
 
 class Strategy(NamedTuple):
@@ -289,17 +291,26 @@ def shrink(strategy: Strategy, p: Programs, num_runs: int, devices: int, error: 
     return build("chunked", p, num_runs, max(devices, (current // 2) // devices * devices))
 
 
-def resolve(execution: Execution, backend: str | None = None) -> tuple[str, int]:
+def resolve(
+    execution: Execution, backend: str | None = None, processes: int = 1
+) -> tuple[str, int]:
     """``(strategy, runs per chunk)`` that ``execution`` trains with on ``backend`` (default:
-    jax's), before memory planning.
+    jax's), before memory planning, over ``processes`` processes.
 
     ``auto`` is the fastest measured (benchmarks/RESULTS.md): on CPU ``loop``, one run per
     program (several runs' working sets overflow a small CPU's caches); elsewhere vmapped chunks
     as large as fit the device (:func:`merjax.train.plan_chunk`; all runs at once when they fit).
-    A ``memory_limit`` makes ``auto`` plan chunks on CPU too."""
+    A ``memory_limit`` makes ``auto`` plan chunks on CPU too, as do several processes: ``loop``
+    and ``map`` run every run on one process's devices, so with several they are refused (one
+    program over every process's devices is what spreads the runs)."""
     backend = backend or jax.default_backend()
     if execution.strategy == "auto":
-        if backend == "cpu" and execution.memory_limit is None:
+        if backend == "cpu" and execution.memory_limit is None and processes == 1:
             return "loop", execution.chunk_size
         return "chunked", execution.chunk_size  # the chunk is planned from memory
+    if processes > 1 and execution.strategy in ("loop", "map"):
+        raise ValueError(
+            f"execution.strategy={execution.strategy} trains every run on every one of the "
+            f"{processes} processes: use vmap, chunked or auto, which spread the runs over them"
+        )
     return execution.strategy, execution.chunk_size
