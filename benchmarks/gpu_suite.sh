@@ -12,6 +12,8 @@
 # 4. Memory per run of Vy-3CL and ResNet8 from XLA's analysis on this device (memory_benchmark.py).
 # 5. The spotting stream: frames/s and latency on a 200 fps synthetic video (stream_benchmark.py;
 #    decoding runs on the CPU, the flows and the network on the device).
+# 6. Several processes (only where the machine has 2 or more GPUs; the CPU version in --smoke):
+#    1 process x 2 GPUs against 2 processes x 1 GPU, NCCL between them (hosts_benchmark.py).
 # Each part's table goes into one markdown file; a part that fails is reported there and the
 # suite goes on.
 set -uo pipefail
@@ -29,6 +31,7 @@ if [ $SMOKE = 0 ]; then
   TRAIN="--paper --host=lax,im2col --convs=lax,im2col --strategies=loop,vmap,chunked,map --chunk=8"
   MEMORY="--nets=vy-3cl,resnet8"
   STREAM="--seconds=60 --database=samm_lv --size=64"
+  HOSTS="--platform=gpu --size=64 --folds=16 --samples=253 --batch=64 --epochs=10"
 else
   export JAX_PLATFORMS=cpu
   FLOW="--gpu_batch=8 --bandwidth_size=16 --iters=5"
@@ -36,6 +39,7 @@ else
   TRAIN="--full_run --paper_epochs=2 --net=vy-1cl --size=8 --folds=3 --samples=12 --batch=8 --host=lax --convs=im2col --strategies=loop,chunked --chunk=2"
   MEMORY="--nets=vy-1cl --size=8 --items=24 --batch=8"
   STREAM="--seconds=3 --database=casme3 --size=16"
+  HOSTS="--platform=cpu --net=vy-1cl --size=8 --folds=2 --samples=16 --batch=8 --epochs=1"
 fi
 MD="$OUT/gpu_suite.md"
 {
@@ -64,5 +68,11 @@ part "Latency: two frames -> class" $PY benchmarks/latency_benchmark.py --baseli
 part "LOSO training programs and the paper protocol" $PY benchmarks/train_benchmark.py $TRAIN --out="$OUT"
 part "Memory per run (XLA's analysis on this device)" $PY benchmarks/memory_benchmark.py $MEMORY --out="$OUT"
 part "Spotting stream" $PY benchmarks/stream_benchmark.py $STREAM --out="$OUT"
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')  # grep -c prints 0 when there are none
+if [ $SMOKE = 1 ] || [ "$GPUS" -ge 2 ]; then
+  part "Several processes" $PY benchmarks/hosts_benchmark.py $HOSTS --out="$OUT"
+else
+  { echo; echo "## Several processes"; echo; echo "skipped: $GPUS GPU(s) here, the part needs 2"; } >> "$MD"
+fi
 echo "wrote $MD"
 exit $FAILED

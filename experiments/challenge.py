@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from merjax import context, runner
+from merjax import context, hosts, runner
 from merjax.config import Config, base
 from merjax.data import longvideo, submission, synthetic_long, unlabelled
 from merjax.spotting import learned, rules, score, signal, spot_then_recognise, spotters
@@ -77,8 +77,11 @@ def run(ctx: context.Context) -> dict:
     cfg, opts = ctx.cfg, ctx.options
     data = ctx.long_videos(cfg.databases, faces=cfg.faces)
     if opts.test_root is None:
-        held = synthetic_long.ensure_unlabelled(
-            ctx.cache_dir, size=cfg.synthetic, seed=cfg.synthetic_seed, faces=cfg.faces
+        held = hosts.first(  # process 0 writes the test videos, the others read them
+            lambda: synthetic_long.ensure_unlabelled(
+                ctx.cache_dir, size=cfg.synthetic, seed=cfg.synthetic_seed, faces=cfg.faces
+            ),
+            "writing the unlabelled test videos",
         )
         test_root, fps = held / synthetic_long.UNLABELLED, longvideo.FPS["casme3"]
         truth_files = {k: held / f for k, f in synthetic_long.TRUTH_FILES.items()}

@@ -33,8 +33,10 @@ def test_gpu_suite_smoke_runs_every_part(tmp_path):
         "LOSO training programs",
         "Memory per run",
         "Spotting stream",
+        "Several processes",
     ):
         assert f"## {part}" in md
     assert "FAILED" not in md and "% of copy" in md and "clips/s" in md and "fastest:" in md
     assert "paper protocol (2 epochs" in md and "GB per run" in md
     assert "spot+classify" in md and "frames/s" in md
+    assert "2 processes x 1 device" in md and "ratio to 1 process" in md

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from merjax import hosts
 from merjax.data import longvideo, synthetic_long, unlabelled
 from merjax.data.longvideo import LongVideo
 from merjax.data.synthetic_long import LongSpec
@@ -142,7 +143,10 @@ def load(
     out = {}
     for i, (name, setting) in enumerate(settings):
         spec, db = spec_of(base, setting, seconds, subjects)
-        roots = synthetic_long.ensure_spec(cache_dir, spec, seed=seeds[i], databases=(db,))
+        roots = hosts.first(  # process 0 writes the videos, the others read them
+            lambda: synthetic_long.ensure_spec(cache_dir, spec, seed=seeds[i], databases=(db,)),
+            "writing the sweep's videos",
+        )
         if spec.density:
             videos = longvideo.load(db, roots[db])
         else:  # no expression, so no annotation row names a video: every frame folder is one
