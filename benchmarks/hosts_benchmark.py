@@ -108,7 +108,8 @@ def run_setup(processes: int, devices_each: int, result: Path) -> dict:
         env = dict(os.environ)
         if FLAGS.platform == "cpu":
             env["JAX_PLATFORMS"] = "cpu"
-            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices_each}"
+            count = f"--xla_force_host_platform_device_count={devices_each}"
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {count}".strip()
         else:
             first = i * devices_each
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(first, first + devices_each)))

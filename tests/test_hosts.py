@@ -53,7 +53,9 @@ def _command(workdir: Path, cache: Path, *extra: str) -> list[str]:
 
 
 def _env() -> dict:
-    return os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # Kept: the suite's own XLA flags (e.g. --xla_cpu_max_isa=AVX2); the device count last wins.
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    return os.environ | {"XLA_FLAGS": flags.strip()}
 
 
 def _start(workdirs: list[Path], cache: Path, *extra: str, port: int | None = None):
