@@ -314,3 +314,96 @@ def test_conv_formulation_is_chosen_per_backend():
     assert resolve("lax", "cpu") == "lax" and resolve("im2col", "gpu") == "im2col"
     with pytest.raises(ValueError, match="conv_impl must be one of"):
         models.build("shallow", 3, 1, conv_impl="winograd")
+
+
+def test_a_depthwise_convolution_is_a_dense_one_with_a_block_diagonal_kernel():
+    """DepthwiseConv (both formulations) equals a dense convolution whose kernel holds each
+    channel's filter on the diagonal of its channel block and zeros elsewhere."""
+    from merjax.models.layers import Conv, DepthwiseConv
+
+    x = jax.random.normal(jax.random.key(1), (2, 9, 9, 3))
+    for impl in ("lax", "im2col"):
+        m = DepthwiseConv(3, stride=2, conv_impl=impl)
+        v = m.init(jax.random.key(0), x)
+        kernel = v["params"]["kernel"]
+        assert kernel.shape == (3, 3, 1, 3)
+        dense = jnp.zeros((3, 3, 3, 3))
+        for c in range(3):
+            dense = dense.at[:, :, c, c].set(kernel[:, :, 0, c])
+        want = Conv(3, 3, stride=2, conv_impl="lax").apply(
+            {"params": {"kernel": dense, "bias": v["params"]["bias"]}}, x
+        )
+        np.testing.assert_allclose(m.apply(v, x), want, atol=1e-6)
+
+
+def test_the_lighter_families_have_their_hand_counted_parameters():
+    """Vy-2CL as depthwise-separable and ShuffleNet v2 layers, 5 classes, 64x64 (counted by hand:
+    kernels, biases, BatchNorm scale + offset; the Dense reads 32 x 32 x 32 after the 2x2 pool)."""
+    head = 32 * 32 * 32 * 5 + 5
+    separable = (
+        (5 * 5 * 1 + 1)
+        + 2 * 1  # depthwise 5x5 on 1 channel, its BatchNorm
+        + (1 * 16 + 16)
+        + 2 * 16  # pointwise to 16
+        + (3 * 3 * 16 + 16)
+        + 2 * 16  # depthwise 3x3 on 16
+        + (16 * 32 + 32)
+        + 2 * 32  # pointwise to 32
+    )
+    shuffle = (
+        (5 * 5 * 1 * 16 + 16)
+        + 2 * 16  # the plain first conv
+        + (3 * 3 * 16 + 16)
+        + 2 * 16
+        + (16 * 16 + 16)
+        + 2 * 16  # branch a: dw, pw to 16
+        + 2 * ((16 * 16 + 16) + 2 * 16)
+        + (3 * 3 * 16 + 16)
+        + 2 * 16  # branch b: pw, dw, pw
+    )
+    for name, want in (("vy-2cl-sep", separable + head), ("vy-2cl-shuffle", shuffle + head)):
+        assert models.count_params(models.by_name(name)[0], (64, 64, 1)) == want, name
+    # One layer of ShuffleNet is the plain conv: the paper's Vy-1CL.
+    assert models.count_params(models.by_name("vy-1cl-shuffle")[0], (64, 64, 1)) == 82_373
+    with pytest.raises(ValueError, match="shallow CNNs"):
+        models.by_name("resnet8-sep")
+
+
+def test_the_channel_shuffle_is_a_permutation_inverted_by_its_inverse():
+    """channel_shuffle with g groups reads the channels as [g, C/g] and transposes them: every
+    channel once, and shuffling with C/g groups undoes it."""
+    from merjax.models.efficient import channel_shuffle
+
+    x = jnp.arange(12.0).reshape(1, 1, 1, 12)
+    y = channel_shuffle(x, 3)
+    assert sorted(np.asarray(y).ravel().tolist()) == list(range(12))
+    np.testing.assert_array_equal(np.asarray(y).ravel(), [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
+    np.testing.assert_array_equal(channel_shuffle(y, 4), x)
+
+
+@pytest.mark.parametrize("name", ["vy-3cl-sep", "vxvy-4cl-shuffle"])
+def test_the_lighter_families_train_a_step_in_both_formulations(name):
+    """Both convolution formulations give the same logits (tolerance: float rounding of two
+    programs) and a training pass updates the BatchNorm statistics."""
+    lax_net, rep = models.by_name(name, conv_impl="lax")
+    im2col_net, _ = models.by_name(name, conv_impl="im2col")
+    c = 2 if rep == "vxvy" else 1
+    x = jax.random.normal(jax.random.key(0), (4, 16, 16, c))
+    variables = models.init(lax_net, jax.random.key(1), (16, 16, c))
+    want = lax_net.apply(variables, x)
+    np.testing.assert_allclose(im2col_net.apply(variables, x), want, atol=1e-5)
+    _, updates = im2col_net.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert jax.tree.structure(updates["batch_stats"]) == jax.tree.structure(
+        variables["batch_stats"]
+    )
+
+
+def test_flops_count_every_multiply_add_and_the_lighter_blocks_need_fewer():
+    """XLA's count of Vy-1CL's forward pass covers its multiply-adds at 2 flops each (the 5x5
+    conv to 16 filters at 64x64, the Dense on 16 x 32 x 32); depthwise-separable Vy-3CL needs
+    fewer than the plain one (its MACs are ~7x fewer by construction)."""
+    macs = 64 * 64 * 25 * 16 + 16 * 32 * 32 * 5
+    assert models.count_flops(models.by_name("vy-1cl", conv_impl="lax")[0], (64, 64, 1)) >= 2 * macs
+    plain = models.count_flops(models.by_name("vy-3cl", conv_impl="lax")[0], (64, 64, 1))
+    separable = models.count_flops(models.by_name("vy-3cl-sep", conv_impl="lax")[0], (64, 64, 1))
+    assert separable < plain

@@ -30,13 +30,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from merjax.flow import REPRESENTATIONS
-from merjax.models import resnet, shallow
+from merjax.models import efficient, resnet, shallow
 from merjax.models.layers import CONV_IMPLS, INITS, Conv, ConvBN, resolve_conv_impl
 from merjax.models.resnet import ResNetDepth
 from merjax.models.shallow import ShallowCNN
 from merjax.models.ststnet import STSTNet
 
-ARCHS = ("resnet", "shallow", "ststnet")
+ARCHS = ("resnet", "shallow", "ststnet", "separable", "shuffle")
+FAMILIES = {"sep": "separable", "shuffle": "shuffle"}
+"""Name suffixes of the lighter shallow families: ``vy-3cl-sep``, ``vy-3cl-shuffle``."""
 
 
 def build(
@@ -46,7 +48,9 @@ def build(
 
     Args:
       arch: ``"resnet"`` (ResNet18 depth variants, ``num_layers`` in 1, 3, ..., 17), ``"shallow"``
-        (the 1-4 CL CNNs) or ``"ststnet"`` (``num_layers`` 1).
+        (the 1-4 CL CNNs), ``"separable"`` / ``"shuffle"`` (the same family from
+        depthwise-separable or ShuffleNet v2 blocks: :mod:`merjax.models.efficient`) or
+        ``"ststnet"`` (``num_layers`` 1).
       num_layers: conv layers, as the paper counts them.
       in_channels: channels of the flow representation fed to it (1, 2 or 3).
       num_classes: 5 for the MEGC 2018 objective classes.
@@ -82,17 +86,31 @@ def build(
             f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got "
             f"num_layers={num_layers}"
         )
-    return ShallowCNN(int(num_layers), int(in_channels), int(num_classes), conv_impl=conv_impl)
+    cls = {
+        "shallow": ShallowCNN,
+        "separable": efficient.SeparableCNN,
+        "shuffle": efficient.ShuffleCNN,
+    }[arch]
+    return cls(int(num_layers), int(in_channels), int(num_classes), conv_impl=conv_impl)
 
 
 def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tuple[nn.Module, str]:
     """``(module, representation)`` from a paper name.
 
     ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL),
-    ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``), or
+    ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``), with
+    ``-sep`` or ``-shuffle`` for their lighter families (``vy-3cl-sep``), or
     ``ststnet`` (Liong et al. 2019, on Vx, Vy and optical strain).
     """
     key = name.lower().strip()
+    arch = "shallow"
+    stem, _, suffix = key.rpartition("-")
+    if suffix in FAMILIES and stem:
+        key, arch = stem, FAMILIES[suffix]
+        if key == "ststnet" or key.startswith("resnet"):
+            raise ValueError(
+                f"{name!r}: the -{suffix} family is of the shallow CNNs (e.g. vy-3cl-{suffix})"
+            )
     if key == "ststnet":  # Liong et al. 2019, on (Vx, Vy, strain); 3 classes in MEGC 2019
         return build("ststnet", 1, 3, num_classes, conv_impl=conv_impl), "ststnet"
     if key.startswith("resnet") and key[6:].isdigit():
@@ -100,7 +118,7 @@ def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tupl
     rep, _, depth = key.rpartition("-")
     if rep in REPRESENTATIONS and depth.endswith("cl") and depth[:-2].isdigit():
         return build(
-            "shallow", int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv_impl=conv_impl
+            arch, int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv_impl=conv_impl
         ), rep
     raise ValueError(
         f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or "
@@ -120,8 +138,20 @@ def count_params(model: nn.Module, input_shape: Sequence[int]) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(shapes["params"])))
 
 
+def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Floating-point operations of one forward pass on one input ``(H, W, C)``, from XLA's cost
+    analysis of the compiled program on this backend (a multiply-add counts 2; BatchNorm, ReLU
+    and pooling count too). Comparable between networks: the same count for every one."""
+    shapes = jax.eval_shape(lambda k: init(model, k, input_shape), jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    cost = jax.jit(lambda v, x: model.apply(v, x)).lower(shapes, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # a list per device in older jax
+    return int(cost["flops"])
+
+
 __all__ = [
     "ARCHS",
+    "FAMILIES",
     "CONV_IMPLS",
     "INITS",
     "Conv",
@@ -132,7 +162,9 @@ __all__ = [
     "build",
     "by_name",
     "resolve_conv_impl",
+    "count_flops",
     "count_params",
+    "efficient",
     "init",
     "resnet",
     "shallow",

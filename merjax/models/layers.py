@@ -148,6 +148,57 @@ class Conv(nn.Module):
         return y + bias
 
 
+def im2col_depthwise(
+    x: jax.Array, kernel: jax.Array, stride: int, pads: Sequence[tuple[int, int]]
+) -> jax.Array:
+    """``[N, H, W, C] * [k, k, 1, C] -> [N, Ho, Wo, C]``, each channel with its own filter, as a
+    sum of the k*k shifted (strided) slices times their weights (no bias)."""
+    k = kernel.shape[0]
+    x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+    ho = (x.shape[1] - k) // stride + 1
+    wo = (x.shape[2] - k) // stride + 1
+    out = 0.0
+    for dy in range(k):
+        for dx in range(k):
+            tap = x[
+                :,
+                dy : dy + stride * (ho - 1) + 1 : stride,
+                dx : dx + stride * (wo - 1) + 1 : stride,
+            ]
+            out = out + tap * kernel[dy, dx, 0]
+    return out
+
+
+class DepthwiseConv(nn.Module):
+    """A square depthwise convolution with bias (MobileNet v1): one ``k x k`` filter per input
+    channel, ``kernel`` ``[k, k, 1, C]`` as ``nn.Conv(feature_group_count=C)`` holds it."""
+
+    kernel_size: int
+    stride: int = 1
+    conv_impl: str = "auto"  # auto, lax or im2col (resolve_conv_impl)
+    weight_init: str = "matlab"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+        k, s, c = self.kernel_size, self.stride, x.shape[-1]
+        kernel_init, bias_init = initializers(self.weight_init, k * k)
+        kernel = self.param("kernel", kernel_init, (k, k, 1, c), jnp.float32)
+        bias = self.param("bias", bias_init, (c,), jnp.float32)
+        pads = [_same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)]
+        if resolve_conv_impl(self.conv_impl, training=train) == "im2col":
+            y = im2col_depthwise(x, kernel, s, pads)
+        else:
+            y = lax.conv_general_dilated(
+                x,
+                kernel,
+                (s, s),
+                pads,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=c,
+            )
+        return y + bias
+
+
 # MATLAB's batchNormalizationLayer epsilon 1e-5. Running averages move by 0.1 per step (Flax's
 # momentum 0.9; PyTorch's momentum 0.1, and MATLAB's MeanDecay since R2021a); the paper's MATLAB
 # R2018a predicted with the training set's statistics instead (TrainConfig.bn_stats, which
