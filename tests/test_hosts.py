@@ -169,7 +169,9 @@ def test_a_killed_process_stops_the_other_and_the_rerun_resumes(tmp_path, cache_
     _, stderr = procs[0].communicate(timeout=60)
     stopped_in = time.monotonic() - t0
     assert procs[0].returncode == 1
-    assert stopped_in < hosts.HEARTBEAT_TIMEOUT_S
+    # At once from a gloo collective; from a barrier of the runtime (orbax's), when the
+    # coordinator declares the task dead: the heartbeat timeout, plus the time to say so.
+    assert stopped_in < hosts.HEARTBEAT_TIMEOUT_S + 15
     errors = [x for x in stderr.splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and "lost process 1" in errors[0], stderr[-2000:]
 
