@@ -165,13 +165,18 @@ def replace_dir(path: str | Path, build: Callable[[Path], None]) -> Path:
 _STRAY = re.compile(r"^\..+\.(?:tmp|partial)-(\d+)(?:-[0-9a-f]+)?(?:@([A-Za-z0-9_.-]+))?$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (a zombie -- killed, not yet reaped by
+    its parent -- is not: it answers ``kill(pid, 0)`` but can write nothing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):
         return True  # someone else's process (or no such number): leave its files alone
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
     return True
 
 
@@ -190,7 +195,7 @@ def clean_strays(folder: str | Path, depth: int = 1) -> list[Path]:
             for p in d.iterdir():
                 m = _STRAY.match(p.name)
                 here = m is not None and m.group(2) in (None, _host())
-                if here and not _alive(int(m.group(1))):
+                if here and not process_alive(int(m.group(1))):
                     if p.is_dir() and not p.is_symlink():
                         shutil.rmtree(p, ignore_errors=True)
                     else:

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
+from merjax import files
+
 T = TypeVar("T")
 
 # How long a process waits for the others at start, and how soon the coordinator declares a
@@ -83,7 +85,7 @@ def initialize(
             heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
         )
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = _one_line(e)
         if coordinator_address is None:
             raise HostsError(
                 f"--distributed found no cluster to join (Slurm, Open MPI, Kubernetes: {first}); "
@@ -94,12 +96,8 @@ def initialize(
             f"the processes did not meet{where} within {timeout_s} s ({first[:200]}); start "
             "every process with the same --coordinator_address and --num_processes"
         ) from None
-    me = np.frombuffer(f"{os.getpid()}@{socket.gethostname()}".encode().ljust(256), np.uint8)
-    from jax.experimental import multihost_utils
-
-    everyone = np.asarray(multihost_utils.process_allgather(me))
-    _peers[:] = [_decode(row).partition("@")[::2] for row in everyone]
-    _peers[:] = [(int(pid), host) for pid, host in _peers]
+    everyone = _gather_text(f"{os.getpid()}@{socket.gethostname()}")
+    _peers[:] = [(int(p.partition("@")[0]), p.partition("@")[2]) for p in everyone]
     return where_am_i()
 
 
@@ -198,6 +196,13 @@ def _decode(row: np.ndarray) -> str:
     return bytes(np.asarray(row, np.uint8)).rstrip(b"\0").decode(errors="replace").strip()
 
 
+def _gather_text(text: str) -> list[str]:
+    """Every process's ``text``, by process index, on every process."""
+    from jax.experimental import multihost_utils
+
+    return [_decode(row) for row in np.asarray(multihost_utils.process_allgather(_encode(text)))]
+
+
 def broadcast_text(text: str) -> str:
     """Process 0's ``text`` on every process."""
     if count() == 1:
@@ -216,20 +221,8 @@ def first(fn: Callable[[], T], what: str) -> T:
     """``fn()`` on process 0, then (when it succeeded) on the others, which find what it built
     (a cache, the synthetic database) and only read. A failure on process 0 stops every process:
     it raises its own error, the others a HostsError naming it."""
-    if count() == 1:
-        return fn()
-    if is_main():
-        try:
-            out = fn()
-        except Exception as e:
-            broadcast_text(f"{type(e).__name__}: {_one_line(e)}")
-            raise
-        broadcast_text("")
-        return out
-    failed = broadcast_text("")
-    if failed:
-        raise HostsError(f"process 0 stopped while {what}: {failed}")
-    return fn()
+    out = main_only(fn, what)
+    return out if is_main() else fn()
 
 
 def main_only(fn: Callable[[], T], what: str) -> T | None:
@@ -271,10 +264,7 @@ def agree(value: str, what: str) -> None:
     the config, or of the data), naming the processes that differ from process 0."""
     if count() == 1:
         return
-    from jax.experimental import multihost_utils
-
-    rows = np.asarray(multihost_utils.process_allgather(_encode(value)))
-    values = [_decode(r) for r in rows]
+    values = _gather_text(value)
     other = [i for i, v in enumerate(values) if v != values[0]]
     if other:
         raise HostsError(
@@ -294,8 +284,6 @@ def check_shared(folder: str | Path, flag: str) -> None:
     token = broadcast_text(token)
     marker = folder / MARKER
     if is_main():
-        from merjax import files
-
         files.write_text(marker, token)
     barrier("merjax marker")  # a barrier's name must be the same on every process
     try:
@@ -336,7 +324,7 @@ def lost_process(error: BaseException) -> str | None:
     gone = [
         f"process {i} (pid {pid} on {host})"
         for i, (pid, host) in enumerate(_peers)
-        if i != index() and host == here and not _alive(pid)
+        if i != index() and host == here and not files.process_alive(pid)
     ]
     who = ", ".join(gone) if gone else "another process (on another host, or not answering)"
     return (
@@ -359,17 +347,3 @@ def one_line_when_lost() -> Iterator[None]:
 
         print(f"error: {line}", file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (killed, not yet reaped by its parent) still answers kill(0): read its state.
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    return True

@@ -273,11 +273,10 @@ def run(
 def _digest(name: str, cfg: config_lib.Config, options: RunOptions) -> str:
     """What every process of one run must share: the experiment, its config and the options
     (compared across processes at start)."""
-    import hashlib
+    from merjax import checkpoint
 
     # The workdir is not in it: check_shared refuses one that is not the same folder for all.
-    blob = repr((name, dataclasses.asdict(cfg), options))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return checkpoint.digest([name, dataclasses.asdict(cfg), repr(options)])
 
 
 def describe_config(name: str, file: Path, cfg: config_lib.Config) -> tuple[dict, str]:

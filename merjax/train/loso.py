@@ -148,7 +148,8 @@ def train_loso(
     steps = num_steps(plan.train_mask.sum(1), config.batch_size, config.drop_last)
     # Every process trains on the same table: a process given other data is refused here, in one
     # line, instead of failing (or silently mixing) in a collective later.
-    hosts.agree(_data_digest(items, item_labels, plan), "data (inputs, labels or folds)")
+    if hosts.count() > 1:  # hashing the table costs time one process need not spend
+        hosts.agree(_data_digest(items, item_labels, plan), "data (inputs, labels or folds)")
     programs = strategies.programs(model, config, steps)
     devices = jax.devices()  # every process's: the run axis is laid over all of them
     name, chunk = _choose(model, config, execution, items.shape, plan, steps, devices, progress)
