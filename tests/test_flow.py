@@ -310,3 +310,33 @@ def test_resize_flow_scales_vectors_with_the_image():
     np.testing.assert_allclose(r[..., 1], 2.0 * 32 / 64, rtol=1e-6)
     with pytest.raises(ValueError, match="size"):
         resize_flow(f, (0, 4))
+
+
+@pytest.mark.parametrize(
+    "shape_in, size",
+    [((64, 64), (28, 28)), ((61, 37), (28, 33)), ((8, 8), (64, 64)), ((9, 9), (9, 4))],
+)
+def test_resize_as_matrices_is_jax_image_resize(shape_in, size):
+    """merjax resamples with precomputed weight matrices (exportable); they are jax.image's
+    weights, computed in float64, so they agree with it to jax's own float32 weight error."""
+    from merjax.flow import stencils
+
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((2, *shape_in)).astype(np.float32)
+    for method, antialias in (("linear", True), ("cubic", False)):
+        ref = jax.image.resize(g, (2, *size), method, antialias=antialias)
+        np.testing.assert_allclose(
+            stencils.resize_hw(g, size, method, antialias), ref, atol=1e-4 * np.abs(g).max()
+        )
+    w = stencils.resize_weights(*shape_in[:1], size[0], "linear", True)
+    np.testing.assert_allclose(w.sum(axis=0), 1.0, atol=1e-6)  # every output is a mean
+
+
+def test_edge_padding_by_slices_is_jnp_pad():
+    from merjax.flow import stencils
+
+    x = jnp.arange(2 * 5 * 4, dtype=jnp.float32).reshape(2, 5, 4)
+    for widths in (((1, 1), (1, 1)), ((3, 0), (0, 2)), ((0, 0), (2, 2))):
+        np.testing.assert_array_equal(
+            stencils.pad_edge(x, widths), jnp.pad(x, ((0, 0), *widths), mode="edge")
+        )

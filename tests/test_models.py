@@ -407,3 +407,18 @@ def test_flops_count_every_multiply_add_and_the_lighter_blocks_need_fewer():
     plain = models.count_flops(models.by_name("vy-3cl", conv_impl="lax")[0], (64, 64, 1))
     separable = models.count_flops(models.by_name("vy-3cl-sep", conv_impl="lax")[0], (64, 64, 1))
     assert separable < plain
+
+
+@pytest.mark.parametrize("padding", ["SAME", ((1, 1), (1, 1)), "VALID"])
+def test_max_pool_with_its_padding_written_out_is_flax_max_pool(padding):
+    """layers.max_pool pads with -inf itself (an exportable graph); a max is exact, so it equals
+    flax's max_pool value for value, odd sides included."""
+    import flax.linen as nn
+
+    from merjax.models import layers
+
+    x = jax.random.normal(jax.random.key(0), (2, 7, 9, 3))
+    np.testing.assert_array_equal(
+        layers.max_pool(x, (3, 3), (2, 2), padding),
+        nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding=padding),
+    )

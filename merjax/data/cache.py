@@ -34,7 +34,8 @@ from merjax.flow import FlowSettings
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 2  # bump when what is stored changes (2: "augmented", nested flow settings)
+_FORMAT = 3  # bump when what is stored changes (2: "augmented", nested flow settings; 3: TV-L1
+# zooms with float64-exact resampling weights, flows differ from 2 by ~1e-5)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from merjax.flow import stencils
 from merjax.flow.inputs import intensities
 from merjax.flow.settings import TVL1Settings
 from merjax.flow.stencils import gradient
@@ -71,9 +72,7 @@ def _blur(x: jax.Array, sigma: float) -> jax.Array:
     k = (k / k.sum()).astype(np.float32)
     for axis in (-1, -2):
         n = x.shape[axis]
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (r, r)
-        xp = jnp.pad(x, pad, mode="edge")
+        xp = stencils.pad_edge(x, ((r, r),) if axis == -1 else ((r, r), (0, 0)))
         x = sum(
             float(k[i]) * lax.slice_in_dim(xp, i, i + n, axis=x.ndim + axis)
             for i in range(2 * r + 1)
@@ -83,7 +82,7 @@ def _blur(x: jax.Array, sigma: float) -> jax.Array:
 
 def _zoom(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     """Resamples the last two axes to ``size`` (bicubic, as IPOL's zooms)."""
-    return jax.image.resize(x, x.shape[:-2] + tuple(size), method="cubic", antialias=False)
+    return stencils.resize_hw(x, size, "cubic", antialias=False)
 
 
 def _warp(images: list[jax.Array], u1: jax.Array, u2: jax.Array) -> list[jax.Array]:
@@ -141,8 +140,13 @@ def _warp_step(state, frames, params, num_iter: int, epsilon: float | None):
     safe_grad = jnp.where(grad > _GRAD_IS_ZERO, grad, 1.0)
     rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
 
-    def iteration(s):
+    # What the iterations read but never change rides in the loop state
+    # (stencils.fori_loop_reading), so the loop exports to ONNX.
+    consts = (rho_c, i1wx, i1wy, grad, safe_grad, l_t, taut, theta)
+
+    def iteration(s, c):
         u1, u2, p11, p12, p21, p22 = s
+        rho_c, i1wx, i1wy, grad, safe_grad, l_t, taut, theta = c
         rho = rho_c + i1wx * u1 + i1wy * u2
         step = jnp.where(
             rho < -l_t * grad, l_t, jnp.where(rho > l_t * grad, -l_t, -rho / safe_grad)
@@ -166,23 +170,23 @@ def _warp_step(state, frames, params, num_iter: int, epsilon: float | None):
 
     state = (u1, u2, p11, p12, p21, p22)
     if epsilon is None:
-        return lax.fori_loop(0, num_iter, lambda _, s: iteration(s), state)
+        return stencils.fori_loop_reading(num_iter, iteration, state, consts)
 
     # IPOL's rule: a pair stops once the mean squared update of an iteration is below epsilon^2.
-    def cond(c):
+    def cond(c, _):
         n, _, active = c
         return (n < num_iter) & jnp.any(active)
 
-    def body(c):
+    def body(c, consts):
         n, s, active = c
-        new = iteration(s)
+        new = iteration(s, consts)
         change = ((new[0] - s[0]) ** 2 + (new[1] - s[1]) ** 2).mean(axis=(-2, -1))
         keep = active[:, None, None]
         s = tuple(jnp.where(keep, a, b) for a, b in zip(new, s, strict=True))
         return n + 1, s, active & (change >= epsilon * epsilon)
 
     active = jnp.ones(u1.shape[:1], bool)
-    return lax.while_loop(cond, body, (jnp.int32(0), state, active))[1]
+    return stencils.while_loop_reading(cond, body, (jnp.int32(0), state, active), consts)[1]
 
 
 @functools.partial(jax.jit, static_argnames=("nscales", "zfactor", "nwarps", "num_iter", "epsilon"))
@@ -220,8 +224,8 @@ def _tvl1(
         zeros = jnp.zeros_like(i0)
         state = (u1, u2, zeros, zeros, zeros, zeros)
         frames = (i0, i1, i1x, i1y)
-        state = lax.fori_loop(
-            0, nwarps, lambda _, s: _warp_step(s, frames, params, num_iter, epsilon), state
+        state = stencils.fori_loop_reading(
+            nwarps, lambda s, c: _warp_step(s, *c, num_iter, epsilon), state, (frames, params)
         )
         u1, u2 = state[0], state[1]
     return jnp.stack([u1, u2], axis=-1)

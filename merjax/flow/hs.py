@@ -26,8 +26,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
+from merjax.flow import stencils
 from merjax.flow.inputs import intensities
 from merjax.flow.settings import VARIANTS, HornSchunckSettings
 
@@ -39,7 +39,9 @@ _DEFAULTS = HornSchunckSettings()
 
 
 def _pad_hw(x: jax.Array, widths: tuple[tuple[int, int], tuple[int, int]], mode: str) -> jax.Array:
-    """Pads the last two axes of ``x``."""
+    """Pads the last two axes of ``x`` (``mode`` "edge" or "constant", zeros)."""
+    if mode == "edge":
+        return stencils.pad_edge(x, widths)
     return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + list(widths), mode=mode)
 
 
@@ -142,8 +144,12 @@ def _horn_schunck(
 
     # The Jacobi state (u, v) is kept with its ring of zeros, so a sweep reads its neighbours as
     # plain shifted slices and writes the padded result; padding inside the sweep instead makes
-    # XLA:CPU bounds-check every neighbour read.
-    def sweep(u_p: jax.Array, v_p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    # XLA:CPU bounds-check every neighbour read. The derivatives ride in the loop state
+    # (stencils.fori_loop_reading), so the loop exports to ONNX.
+    terms = (ix, iy, it, denom)
+
+    def sweep(uv_p: tuple[jax.Array, jax.Array], terms) -> tuple[jax.Array, jax.Array]:
+        (u_p, v_p), (ix, iy, it, denom) = uv_p, terms
         u_bar, v_bar = mean(u_p), mean(v_p)
         d = (ix * u_bar + iy * v_bar + it) / denom
         return _zero_pad1(u_bar - ix * d), _zero_pad1(v_bar - iy * d)
@@ -153,28 +159,27 @@ def _horn_schunck(
 
     zeros = _zero_pad1(jnp.zeros_like(f0))
     if not stop_rule:
-        u_p, v_p = lax.fori_loop(0, num_iter, lambda _, uv: sweep(*uv), (zeros, zeros))
-        return unpad_stack(u_p, v_p)
+        return unpad_stack(*stencils.fori_loop_reading(num_iter, sweep, (zeros, zeros), terms))
 
     # MATLAB's VelocityDifference: a pair stops once the largest change of either velocity
     # component between two sweeps is below the threshold. Each pair of a batch stops on its
     # own (frozen once converged), so a batched call equals per-pair calls.
     batch_shape = f0.shape[:-2]
 
-    def cond(state):
+    def cond(state, _):
         i, _, _, active = state
         return (i < num_iter) & jnp.any(active)
 
-    def body(state):
-        i, u, v, active = state
-        u_new, v_new = sweep(u, v)
+    def body(state, consts):
+        (i, u, v, active), (terms, threshold) = state, consts
+        u_new, v_new = sweep((u, v), terms)
         change = jnp.maximum(jnp.abs(u_new - u), jnp.abs(v_new - v)).max(axis=(-2, -1))
         keep = active[..., None, None]
         u, v = jnp.where(keep, u_new, u), jnp.where(keep, v_new, v)
-        return i + 1, u, v, active & (change >= velocity_difference)
+        return i + 1, u, v, active & (change >= threshold)
 
-    active0 = jnp.ones(batch_shape, dtype=bool)
-    _, u_p, v_p, _ = lax.while_loop(cond, body, (jnp.int32(0), zeros, zeros, active0))
+    state0 = (jnp.int32(0), zeros, zeros, jnp.ones(batch_shape, dtype=bool))
+    _, u_p, v_p, _ = stencils.while_loop_reading(cond, body, state0, (terms, velocity_difference))
     return unpad_stack(u_p, v_p)
 
 

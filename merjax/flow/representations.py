@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from merjax.flow.stencils import gradient
+from merjax.flow.stencils import gradient, resize_weights
 
 REPRESENTATIONS: dict[str, int] = {
     "vx": 1,
@@ -78,11 +78,12 @@ def input_maps(flow: jax.Array, size: int, kind: str) -> jax.Array:
     return representation(flow, kind)
 
 
-def resize_flow(flow: jax.Array, size: tuple[int, int], method: str = "linear") -> jax.Array:
-    """Resizes a flow ``[..., H, W, 2]`` to ``size = (h, w)``, scaling the vectors with the image.
+def resize_flow(flow: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """Resizes a flow ``[..., H, W, 2]`` to ``size = (h, w)`` (linear, antialiased when
+    downsampling, as ``jax.image.resize``), scaling the vectors with the image.
 
     A displacement of ``vx`` pixels at width ``W`` is ``vx * w / W`` pixels at width ``w``
-    (likewise ``vy`` with the heights). Downsampling is antialiased.
+    (likewise ``vy`` with the heights).
     """
     if flow.ndim < 3 or flow.shape[-1] != 2:
         raise ValueError(f"flow must have shape [..., H, W, 2], got {flow.shape}")
@@ -90,5 +91,8 @@ def resize_flow(flow: jax.Array, size: tuple[int, int], method: str = "linear") 
     if h <= 0 or w <= 0:
         raise ValueError(f"size must be two positive ints (h, w), got {size!r}")
     in_h, in_w = flow.shape[-3], flow.shape[-2]
-    out = jax.image.resize(flow, flow.shape[:-3] + (h, w, 2), method=method, antialias=True)
+    wh, ww = resize_weights(in_h, h, "linear", True), resize_weights(in_w, w, "linear", True)
+    out = jnp.einsum(
+        "...ywc,yh,wx->...hxc", flow, wh, ww, precision=jax.lax.Precision.HIGHEST
+    ).astype(flow.dtype)
     return out * jnp.asarray([w / in_w, h / in_h], out.dtype)

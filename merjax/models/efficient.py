@@ -74,7 +74,7 @@ class _Family(nn.Module):
         for i in range(self.num_layers):
             x = self.layer(i, x, base * 2**i, 5 if i == 0 else 3, train=train, mask=mask)
         window = (2, 2) if self.num_layers <= 2 else (3, 3)
-        x = nn.max_pool(x, window, strides=(2, 2), padding="VALID")
+        x = nn.max_pool(x, window_shape=window, strides=(2, 2), padding="VALID")
         features = x.reshape(x.shape[0], -1)
         logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits

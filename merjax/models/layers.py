@@ -246,6 +246,24 @@ def batch_norm(x: jax.Array, mask: jax.Array | None, *, train: bool, name: str) 
     )(x, mask=bn_mask)
 
 
+def max_pool(
+    x: jax.Array,
+    window: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str | tuple[tuple[int, int], tuple[int, int]] = "VALID",
+) -> jax.Array:
+    """``nn.max_pool`` with its padding (explicit or "SAME") written as a -inf pad and a VALID
+    pool: the same numbers (flax pads with -inf too), in a form ONNX exporters convert (jax2onnx
+    drops explicit pooling pads)."""
+    if padding == "SAME":
+        padding = tuple(lax.padtype_to_pads(x.shape[-3:-1], window, strides, "SAME"))
+    if padding != "VALID":
+        pads = [(0, 0)] * (x.ndim - 3) + [tuple(padding[0]), tuple(padding[1]), (0, 0)]
+        x = jnp.pad(x, pads, constant_values=-jnp.inf)
+        padding = "VALID"
+    return nn.max_pool(x, window_shape=window, strides=strides, padding=padding)
+
+
 def check_input(x: jax.Array, in_channels: int, name: str) -> None:
     """Raises a clear error for an input that is not ``[N, H, W, in_channels]``."""
     if x.ndim != 4:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from merjax.models.layers import ConvBN, check_input, dense
+from merjax.models.layers import ConvBN, check_input, dense, max_pool
 
 PAPER_PARAMS = {
     1: 91_525, 3: 104_197, 5: 178_309, 7: 398_597, 9: 694_277,
@@ -97,7 +97,7 @@ class ResNetDepth(nn.Module):
         )(x, train=train, mask=mask)
         num_blocks = (self.num_layers - 1) // 2
         if num_blocks:
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+            x = max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
         for i in range(num_blocks):
             stride = 2 if i in (2, 4, 6) else 1
             x = BasicBlock(
@@ -105,7 +105,7 @@ class ResNetDepth(nn.Module):
             )(x, train=train, mask=mask)
         # SAME: identical to VALID on 64x64 inputs (every map before this pool has an even side),
         # and it lets inputs below 48x48 (the quick profile) reach the Dense layer with a 1x1 map.
-        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+        x = max_pool(x, (2, 2), (2, 2), "SAME")
         features = x.reshape(x.shape[0], -1)
         logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits

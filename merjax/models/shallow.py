@@ -84,9 +84,9 @@ class ShallowCNN(nn.Module):
                 name=f"conv{i + 1}",
             )(x, train=train, mask=mask)
         if self.num_layers <= 2:
-            x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+            x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="VALID")
         else:
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+            x = nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding="VALID")
         features = x.reshape(x.shape[0], -1)
         logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits

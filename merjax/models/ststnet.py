@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from merjax.models.layers import Conv, batch_norm, check_input, dense
+from merjax.models.layers import Conv, batch_norm, check_input, dense, max_pool
 
 AUTHORS_PARAMS = 1_683
 """Learnable parameters of the authors' released STSTNet (3 classes)."""
@@ -67,10 +67,10 @@ class STSTNet(nn.Module):
             )(x, train=train)
             y = nn.relu(y)
             y = batch_norm(y, mask, train=train, name=f"bn{i + 1}")
-            y = nn.max_pool(y, (3, 3), strides=(3, 3), padding=((1, 1), (1, 1)))
+            y = max_pool(y, (3, 3), (3, 3), ((1, 1), (1, 1)))
             streams.append(nn.Dropout(self.dropout, deterministic=not train)(y))
         y = jnp.concatenate(streams, axis=-1)
-        y = nn.avg_pool(y, (2, 2), strides=(2, 2), padding="VALID")
+        y = nn.avg_pool(y, window_shape=(2, 2), strides=(2, 2), padding="VALID")
         features = y.reshape(y.shape[0], -1)
         logits = dense(self.num_classes, features.shape[-1], self.weight_init, "fc")(features)
         return (logits, features) if return_features else logits
