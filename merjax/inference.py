@@ -26,6 +26,7 @@ softmax. Frames must already be face-cropped and resized to ``frame_size``
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import logging
@@ -370,11 +371,17 @@ def load(path: str | Path, *, expect_net: str | None = None) -> Model:
 # --------------------------------------------------------------------------- export
 
 
+JAX_EXPORT_WINDOW_DAYS = 180
+"""jax.export's promise: an artifact runs on the jax versions released within about six months of
+the one that wrote it (newer jax refuses older artifacts unless told otherwise)."""
+
+
 def export(model: Model, path: str | Path, *, platforms: Sequence[str] = ("cpu", "cuda")) -> Path:
     """Serializes ``(onset [B, H, W] uint8, apex [B, H, W] uint8) -> probabilities [B, K]`` with
     ``jax.export``: StableHLO with the weights inside and a symbolic batch size, runnable on every
     platform in ``platforms`` by any jax that reads it (no merjax needed). The model's spec goes
-    to ``<path>.json`` beside it."""
+    to ``<path>.json`` beside it, with the jax version and date it was exported on and the model
+    folder it came from: the folder is the durable format, this file lasts jax.export's window."""
     from jax import export as jax_export
 
     path = Path(path)
@@ -382,19 +389,61 @@ def export(model: Model, path: str | Path, *, platforms: Sequence[str] = ("cpu",
     (b,) = jax_export.symbolic_shape("b")
     arg = jax.ShapeDtypeStruct((b, h, w), jnp.uint8)
     exported = jax_export.export(model.jitted(), platforms=tuple(platforms))(arg, arg)
+    meta = model.spec.to_json()
+    meta["jaxexport"] = {
+        "jax": jax.__version__,
+        "exported": datetime.date.today().isoformat(),
+        "platforms": list(platforms),
+        "model_folder": str(model.path) if model.path else None,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     files.commit(
         {
             path: bytes(exported.serialize()),
-            Path(f"{path}.json"): (json.dumps(model.spec.to_json(), indent=1) + "\n").encode(),
+            Path(f"{path}.json"): (json.dumps(meta, indent=1) + "\n").encode(),
         }
     )
     return path
 
 
+def _export_record(path: Path) -> dict:
+    try:
+        return json.loads(Path(f"{path}.json").read_text()).get("jaxexport", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def load_exported(path: str | Path) -> Callable[[np.ndarray, np.ndarray], jax.Array]:
-    """The exported function of :func:`export`; it uses nothing of merjax but this loader."""
+    """The exported function of :func:`export`; it uses nothing of merjax but this loader.
+
+    A file past jax.export's compatibility window (:data:`JAX_EXPORT_WINDOW_DAYS`, from the date
+    and jax version in its ``.json``) gives one line saying how to export it again from its
+    model folder; one this jax cannot read is a DataError saying the same."""
     from jax import export as jax_export
 
-    data = Path(path).read_bytes()
-    return jax_export.deserialize(bytearray(data)).call
+    path = Path(path)
+    rec = _export_record(path)
+    folder = rec.get("model_folder") or "MODEL_FOLDER"
+    how = (
+        "export it again from its model folder: "
+        f"python -m merjax.predict --model={folder} --export={path}"
+    )
+    made = f"exported by jax {rec.get('jax', '?')} on {rec.get('exported', '?')}"
+    try:
+        age = (datetime.date.today() - datetime.date.fromisoformat(rec["exported"])).days
+    except (KeyError, TypeError, ValueError):
+        age = None
+    if age is not None and age > JAX_EXPORT_WINDOW_DAYS and rec.get("jax") != jax.__version__:
+        log.warning(
+            "%s: %s, %d days ago, past jax.export's ~6-month window for jax %s; %s",
+            path, made, age, jax.__version__, how,
+        )  # fmt: skip
+    try:
+        return jax_export.deserialize(bytearray(path.read_bytes())).call
+    except OSError as e:
+        raise DataError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
+    except Exception as e:  # jax raises several kinds for old or damaged artifacts
+        raise DataError(
+            f"{str(path)!r} ({made}) cannot be read by jax {jax.__version__} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {how}"
+        ) from None

@@ -5,6 +5,7 @@
         --onset_frame=46 --apex_frame=59
     python -m merjax.predict --model=M --video=face.mp4 --window=10 --out=probs.csv
     python -m merjax.predict --model=M --export=vy-3cl.jaxexport  # serialized, runs without merjax
+    python -m merjax.predict --model=M --export=vy-3cl.onnx       # ONNX Runtime, no JAX needed
     python -m merjax.predict --model=M --video=long.mp4 --spot --out=spotted.csv  # a stream
     python -m merjax.predict --model=M --camera=0 --spot                          # live
 
@@ -232,7 +233,10 @@ flags.DEFINE_enum(
     "face: the model's face pipeline (alignment or a box); none: frames are face crops.",
 )
 flags.DEFINE_string(
-    "export", None, "Write the model as a jax.export file (runs without merjax) and exit."
+    "export",
+    None,
+    "Write the model to this file and exit; the suffix picks the format: .jaxexport (jax.export, "
+    "runs on jax without merjax) or .onnx (one ONNX graph, flow included, for ONNX Runtime).",
 )
 flags.DEFINE_integer(
     "bit_depth", None, "16-bit frames: their real bit depth (e.g. 12); default: the file's range."
@@ -280,6 +284,10 @@ def _run() -> None:
         raise DataError(f"--batch must be >= 1, got {FLAGS.batch}")
     if FLAGS.bit_depth is not None and FLAGS.bit_depth not in BIT_DEPTHS:
         raise DataError(f"--bit_depth must be one of {BIT_DEPTHS}, got {FLAGS.bit_depth}")
+    if FLAGS.export and Path(FLAGS.export).suffix not in EXPORT_SUFFIXES:
+        raise DataError(
+            f"--export {FLAGS.export!r}: the suffix picks the format, one of {EXPORT_SUFFIXES}"
+        )
     for flag, value in (("--out", FLAGS.out), ("--export", FLAGS.export)):
         if value:
             writable_file(value, flag)
@@ -312,16 +320,34 @@ def _run() -> None:
         _spot(model)
         return
     if FLAGS.export:
-        path = inference.export(model, FLAGS.export)
-        print(
-            f"exported to {path} (+ {path}.json); load with jax.export.deserialize(open(p, "
-            "'rb').read()).call"
-        )
+        _export(model, Path(FLAGS.export))
         return
     if FLAGS.video:
         _classify_video(model)
     else:
         _classify_pair(model)
+
+
+EXPORT_SUFFIXES = (".jaxexport", ".onnx")
+
+
+def _export(model: inference.Model, path: Path) -> None:
+    if path.suffix == ".onnx":
+        from merjax import edge
+
+        print(f"converting {model.spec.net} and its {model.spec.flow.method} flow to ONNX ...")
+        edge.export_onnx(model, path)
+        print(
+            f"exported to {path} (+ {path}.json): inputs onset, apex uint8 [B, "
+            f"{model.spec.frame_size[0]}, {model.spec.frame_size[1]}], output probabilities; run "
+            "with onnxruntime.InferenceSession(path).run(None, {'onset': a, 'apex': b})"
+        )
+    else:
+        inference.export(model, path)
+        print(
+            f"exported to {path} (+ {path}.json); load with jax.export.deserialize(open(p, "
+            "'rb').read()).call"
+        )
 
 
 def _classify_video(model: inference.Model) -> None:
