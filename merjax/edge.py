@@ -23,7 +23,9 @@ import functools
 import importlib
 import importlib.metadata
 import json
+import logging
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,6 +82,9 @@ def _convert(fn, args: Sequence[jax.ShapeDtypeStruct], names, output: str, what:
     # those to the next JAX call (a "no MLIR translation rule" error), and caches filled before
     # it would make the graph depend on what ran earlier. Both sides start clean.
     jax.clear_caches()
+    quiet = logging.getLogger("onnx_ir")  # a warning per untyped constant: noise to a user
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         proto = to_onnx(
             fn, list(args), model_name=what, opset=OPSET, input_names=names, output_names=[output]
@@ -88,6 +93,7 @@ def _convert(fn, args: Sequence[jax.ShapeDtypeStruct], names, output: str, what:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{what} does not convert to ONNX: {first}") from e
     finally:
+        quiet.setLevel(level)
         jax.clear_caches()
     _strip_shapes(proto.graph)
     return proto
@@ -143,7 +149,7 @@ class OnnxModel:
 
     spec: inference.ModelSpec
     session: object
-    path: Path
+    path: Path | None
 
     def classify(self, onset_BxHxW, apex_BxHxW) -> np.ndarray:
         """Probabilities ``[B, K]`` for uint8 frames at ``spec.frame_size`` (as
@@ -153,17 +159,27 @@ class OnnxModel:
         return self.session.run([OUTPUT], feed)[0]
 
 
-def session(path: str | Path, *, threads: int | None = None):
-    """An onnxruntime ``InferenceSession`` on the CPU (``threads``: intra-op threads)."""
+def session(path: str | Path | bytes, *, threads: int | None = None):
+    """An onnxruntime ``InferenceSession`` on the CPU of a file or a serialised graph
+    (``threads``: intra-op threads)."""
     ort = _need("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # its warnings about unused initialisers are noise to a user
     if threads:
         options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        source = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types; the message is the point
-        raise DataError(f"{str(path)!r} is not an ONNX graph onnxruntime runs: {e}") from None
+        what = "the graph" if isinstance(path, bytes) else repr(str(path))
+        raise DataError(f"{what} is not an ONNX graph onnxruntime runs: {e}") from None
+
+
+def runtime(model: inference.Model, *, threads: int | None = None) -> OnnxModel:
+    """``model`` converted and in an onnxruntime session, without a file (for timing, tests)."""
+    return OnnxModel(
+        model.spec, session(onnx_graph(model).SerializeToString(), threads=threads), None
+    )
 
 
 def load_onnx(path: str | Path, *, threads: int | None = None) -> OnnxModel:
@@ -213,34 +229,8 @@ activations uint8 per tensor, calibrated). The flow, its loop, the resize and th
 stay float32: Horn-Schunck's Jacobi sweeps average small differences that 8 bits cannot hold."""
 
 
-def quantize_int8(
-    model: inference.Model,
-    path: str | Path,
-    *,
-    calibration: tuple[np.ndarray, np.ndarray],
-    batch: int = 16,
-) -> Path:
-    """Writes an ONNX graph whose network is statically quantised to int8 (onnxruntime's
-    ``quantize_static``, QDQ format) with activation ranges calibrated on ``calibration``: pairs
-    of frames from the *training* set (uint8 ``[N, H, W]``), never the test subjects."""
-    _need("onnx")
+def _calibrated(maps: np.ndarray, batch: int):
     ort_q = _need("onnxruntime.quantization")
-    import onnx
-    import onnx.compose
-
-    path = Path(path)
-    onset, apex = inference.check_pairs(*calibration, model.spec.frame_size)
-    if len(onset) == 0:
-        raise DataError("int8 calibration needs at least one pair of training frames")
-    maps = np.asarray(
-        jax.jit(
-            lambda a, b: flow.input_maps(
-                inference.flow_of(a, b, model.spec),
-                model.spec.input_size,
-                model.spec.representation,
-            )
-        )(onset, apex)
-    )
 
     class Reader(ort_q.CalibrationDataReader):
         def __init__(self):
@@ -250,6 +240,21 @@ def quantize_int8(
             x = next(self._batches, None)
             return None if x is None else {NETWORK_INPUT: x}
 
+    return Reader()
+
+
+def quantized_network(model: inference.Model, calibration_maps: np.ndarray, *, batch: int = 16):
+    """The network part (``maps [B, s, s, C] -> probabilities``) statically quantised to int8
+    (onnxruntime's ``quantize_static``, QDQ: :data:`QUANTISED_OPS` with int8 weights per channel
+    and uint8 activations), its activation ranges calibrated on ``calibration_maps`` (network
+    inputs of *training* clips, never the test subjects'). Returns the ONNX ModelProto."""
+    _need("onnx")
+    ort_q = _need("onnxruntime.quantization")
+    import onnx
+
+    maps = np.asarray(calibration_maps, np.float32)
+    if len(maps) == 0:
+        raise DataError("int8 calibration needs at least one training clip")
     with tempfile.TemporaryDirectory() as tmp:
         raw, float_net, int8_net = (Path(tmp) / f"net{s}.onnx" for s in ("", ".pre", ".int8"))
         onnx.save(_network_graph(model), raw)
@@ -258,14 +263,45 @@ def quantize_int8(
         ort_q.quantize_static(
             str(float_net),
             str(int8_net),
-            Reader(),
+            _calibrated(maps, batch),
             quant_format=ort_q.QuantFormat.QDQ,
             per_channel=True,
             weight_type=ort_q.QuantType.QInt8,
             activation_type=ort_q.QuantType.QUInt8,
             op_types_to_quantize=list(QUANTISED_OPS),
         )
-        net = onnx.load(int8_net)
+        return onnx.load(int8_net)
+
+
+def network_session(proto, *, threads: int | None = None):
+    """An onnxruntime session of a network graph (:func:`quantized_network`); run it with
+    ``session.run([OUTPUT], {NETWORK_INPUT: maps})``."""
+    return session(proto.SerializeToString(), threads=threads)
+
+
+def quantize_int8(
+    model: inference.Model,
+    path: str | Path,
+    *,
+    calibration: tuple[np.ndarray, np.ndarray],
+    batch: int = 16,
+) -> Path:
+    """Writes an ONNX graph of the whole pipeline whose network is :func:`quantized_network`,
+    calibrated on ``calibration``: pairs of frames from the *training* set (uint8 ``[N, H, W]``),
+    never the test subjects; the flow in front of it stays float32."""
+    import onnx.compose
+
+    path = Path(path)
+    onset, apex = inference.check_pairs(*calibration, model.spec.frame_size)
+    if len(onset) == 0:
+        raise DataError("int8 calibration needs at least one pair of training frames")
+    spec = model.spec
+    maps = jax.jit(
+        lambda a, b: flow.input_maps(
+            inference.flow_of(a, b, spec), spec.input_size, spec.representation
+        )
+    )(onset, apex)
+    net = quantized_network(model, np.asarray(maps), batch=batch)
     flow_part = _flow_graph(model)
     net.ir_version = flow_part.ir_version = min(net.ir_version, flow_part.ir_version)
     merged = onnx.compose.merge_models(
@@ -283,3 +319,19 @@ def quantize_int8(
         {path: merged.SerializeToString(), Path(f"{path}.json"): _sidecar(model, path, **extra)}
     )
     return path
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def latency_ms(fn, *args, repeats: int = 50, min_seconds: float = 0.0) -> float:
+    """Median milliseconds of ``fn(*args)`` (after one warm-up call; JAX results are waited
+    for), over ``repeats`` calls or ``min_seconds``, whichever is longer."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -81,6 +81,16 @@ class NetResult:
         return out
 
 
+def _per_seed(preds_SxN: np.ndarray, data: Data) -> list[dict]:
+    """metrics.by_group of each seed's held-out predictions (-1: in no held-out group)."""
+    out = []
+    for preds in preds_SxN:
+        held = preds >= 0
+        datasets = np.asarray(data.datasets)[held]
+        out.append(metrics.by_group(data.labels[held], preds[held], datasets, data.num_classes))
+    return out
+
+
 def network_inputs(data: Data, representation: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Network inputs ``[N, size, size, C]`` of the onset->apex and onset->apex+1 flows."""
     prepare = jax.jit(functools.partial(flow.input_maps, size=size, kind=representation))
@@ -136,13 +146,7 @@ def train_and_score(
         features=features,
         eval_every=eval_every,
     )
-    per_seed = []
-    for s in range(len(loso.seeds)):
-        held = loso.preds[s] >= 0
-        datasets = np.asarray(data.datasets)[held]
-        per_seed.append(
-            metrics.by_group(data.labels[held], loso.preds[s][held], datasets, num_classes)
-        )
+    per_seed = _per_seed(loso.preds, data)
     result = NetResult(
         net,
         representation,
@@ -213,6 +217,115 @@ def best_test_epoch(result: NetResult, data: Data) -> dict:
     return {k: float(np.mean([p[k] for p in per_seed])) for k in ("uf1", "uar", "accuracy")} | {
         "epochs": chosen_epochs
     }
+
+
+def train_together(
+    nets: Sequence[str],
+    data: Data,
+    cfg: Config,
+    workdir: str | Path,
+    *,
+    name: str,
+    progress: Callable[[str], None] | None = None,
+    keep_states: bool = False,
+) -> list[NetResult]:
+    """Networks of one architecture on different representations (e.g. ``vy-3cl`` and
+    ``vx-3cl``: the same parameters, other inputs) trained as one program: every (network,
+    fold, seed) run side by side, each network's runs on its own inputs only (``pools``). The
+    results are those of :func:`train_and_score` for each, from one compilation instead of one
+    per network. The trainer's log is ``runs/<name>/metrics.jsonl``; each network's held-out
+    lines are in ``runs/<net>/metrics.jsonl``. ``keep_states`` keeps every run's trained
+    state (each result's ``loso.states``, its runs in its plan's order)."""
+    say = progress or (lambda _: None)
+    num_classes = data.num_classes
+    built = [models.by_name(n, num_classes=num_classes, conv_impl=cfg.conv_impl) for n in nets]
+    shapes = {}
+    tables = []
+    for net, (module, representation) in zip(nets, built, strict=True):
+        x, augmented = network_inputs(data, representation, cfg.size)
+        tables.append((x, augmented))
+        shapes.setdefault((module, x.shape[1:]), []).append(net)
+    if len(shapes) != 1:
+        raise ValueError(
+            f"train_together needs one architecture and input shape, got {list(shapes.values())}"
+        )
+    module = built[0][0]
+    n = len(data.labels)
+    groups = train.subject_groups(data.subjects, cfg.num_folds)
+    tagged = [[f"{k}|{s}" for s in g] for k in range(len(nets)) for g in groups]
+    subjects = [f"{k}|{s}" for k in range(len(nets)) for s in data.subjects]
+    say(
+        f"{name}: {len(nets)} networks x {len(groups)} fold(s) x {len(cfg.train.seeds)} seed(s) "
+        f"as one program, {cfg.train.epochs} epochs"
+    )
+    loso = train.train_loso(
+        module,
+        np.concatenate([x for x, _ in tables]),
+        np.concatenate([a for _, a in tables]),
+        np.tile(data.labels, len(nets)),
+        subjects,
+        cfg.train,
+        cfg.execution,
+        groups=tagged,
+        workdir=Path(workdir) / "runs" / name,
+        progress=progress,
+        pools=np.repeat(np.arange(len(nets)), n),
+        keep_states=keep_states,
+    )
+    params = models.count_params(module, tables[0][0].shape[1:])
+    out = []
+    for k, (net, (_, representation)) in enumerate(zip(nets, built, strict=True)):
+        part = _pool_result(loso, k, n)
+        per_seed = _per_seed(part.preds, data)
+        result = NetResult(
+            net,
+            representation,
+            params,
+            per_seed,
+            part,
+            intervals(part.preds, data, num_classes),
+        )
+        folder = Path(workdir) / "runs" / net
+        hosts.main_only(
+            lambda: train.MetricsLog(folder / "metrics.jsonl").append(_result_lines(result, data)),
+            f"writing {folder / 'metrics.jsonl'}",
+        )
+        out.append(result)
+    return out
+
+
+def _pool_result(loso: train.LosoResult, k: int, n: int) -> train.LosoResult:
+    """Pool ``k``'s part of a :func:`train_together` result, as its own LOSO result: its
+    samples ``k*n .. k*n + n - 1`` renumbered from 0, its runs, their held-out subjects untagged."""
+    tag = f"{k}|"
+    runs = [r for r in range(loso.plan.num_real) if loso.plan.held_out[r][0].startswith(tag)]
+    plan = loso.plan
+    total = len(loso.labels)  # samples of every pool
+    copies = plan.train_mask.shape[1] // total  # 2 with the onset->apex+1 items after them
+    item_cols = np.concatenate([c * total + np.arange(k * n, (k + 1) * n) for c in range(copies)])
+    part_plan = train.Plan(
+        plan.train_mask[runs][:, item_cols],
+        plan.test_idx[runs] - k * n,
+        plan.test_valid[runs],
+        plan.seeds[runs],
+        tuple(tuple(s[len(tag) :] for s in plan.held_out[r]) for r in runs),
+        len(runs),
+    )
+    return dataclasses.replace(
+        loso,
+        logits=loso.logits[:, k * n : (k + 1) * n],
+        preds=loso.preds[:, k * n : (k + 1) * n],
+        labels=loso.labels[k * n : (k + 1) * n],
+        plan=part_plan,
+        losses=loso.losses[runs],
+        train_accuracy=None if loso.train_accuracy is None else loso.train_accuracy[runs],
+        features=None,
+        states=None
+        if loso.states is None
+        else jax.tree.map(lambda a: a[np.array(runs)], loso.states),
+        eval_epochs=(),
+        eval_logits=None,
+    )
 
 
 def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> Path:

@@ -347,3 +347,52 @@ def sweep_figure(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def pareto_figure(
+    rows: Sequence[dict],
+    costs: Sequence[str],
+    labels: Sequence[str],
+    *,
+    marked: Sequence[str] = (),
+    score: str = "uf1",
+):
+    """``score`` against each cost in ``costs`` (one panel each, log x): every candidate as a
+    point coloured by its ``family``, the front (no point cheaper and better) as a step line,
+    the ``marked`` networks as labelled stars; one legend outside the axes."""
+    from matplotlib.lines import Line2D
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(costs), figsize=(5.0 * len(costs) + 1.8, 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    families = sorted({r["family"] for r in rows})
+    colours = dict(zip(families, plt.get_cmap("tab10").colors, strict=False))
+    for ax, cost, label in zip(axes, costs, labels, strict=True):
+        for r in rows:
+            star = r["net"] in marked
+            ax.plot(
+                r[cost], r[score], "*" if star else "o", color=colours[r["family"]],
+                ms=13 if star else 5, mec="black" if star else "none", zorder=4 if star else 3,
+            )  # fmt: skip
+            if star:
+                ax.annotate(r["net"], (r[cost], r[score]), xytext=(6, -10),
+                            textcoords="offset points", fontsize=8)  # fmt: skip
+        front = sorted((r[cost], r[score]) for r in rows if r.get(f"front_{cost}"))
+        if front:
+            xs, ys = zip(*front, strict=True)
+            ax.step(xs, ys, where="post", color="black", lw=1.2, zorder=2)
+            ax.plot(xs, ys, "o", mfc="none", mec="black", ms=9, zorder=5)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"held-out {score.upper()}")
+    handles = [Line2D([], [], color=colours[f], marker="o", ls="", label=f) for f in families]
+    handles += [
+        Line2D([], [], color="black", lw=1.2, marker="o", mfc="none", ms=8, label="front"),
+        Line2D([], [], color="grey", marker="*", mec="black", ms=12, ls="", label="the paper's"),
+    ]
+    axes[-1].legend(
+        handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0
+    )
+    fig.suptitle("The search's fronts: score against cost", fontsize=10)
+    return fig

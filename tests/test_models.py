@@ -422,3 +422,13 @@ def test_max_pool_with_its_padding_written_out_is_flax_max_pool(padding):
         layers.max_pool(x, (3, 3), (2, 2), padding),
         nn.max_pool(x, window_shape=(3, 3), strides=(2, 2), padding=padding),
     )
+
+
+def test_width_suffix_sets_the_first_conv_filters():
+    plain, _ = models.by_name("vy-3cl")
+    half, rep = models.by_name("vy-3cl-sep-w8")
+    assert rep == "vy" and half.base_filters == 8 and plain.base_filters is None
+    with pytest.raises(ValueError, match="even for shuffle"):
+        models.by_name("vy-2cl-shuffle-w7")
+    with pytest.raises(ValueError, match="shallow CNNs only"):
+        models.by_name("resnet8-w8")

@@ -786,3 +786,35 @@ def test_batchnorm_statistics_are_the_training_sets_after_training():
     assert not np.allclose(
         moving.states.batch_stats["conv1"]["bn"]["var"], r.states.batch_stats["conv1"]["bn"]["var"]
     )
+
+
+def test_pools_train_independent_problems_as_one_program():
+    """Two problems (the toy task and its negated inputs) side by side: each run trains on its
+    own pool only, and with full batches (no order to shuffle) each pool's held-out logits are
+    those of training it alone, up to summation order."""
+    from toy import SUBJ, TOY, X, Y
+
+    config = train.TrainConfig(epochs=3, batch_size=1000, seeds=(0,), augment=False)
+    vmap = train.Execution(strategy="vmap")
+    alone = [train.train_loso(TOY, x, None, Y, SUBJ, config, vmap, progress=None) for x in (X, -X)]
+    both = train.train_loso(
+        TOY,
+        np.concatenate([X, -X]),
+        None,
+        np.tile(Y, 2),
+        [f"{k}|{s}" for k in range(2) for s in SUBJ],
+        config,
+        vmap,
+        groups=[[f"{k}|s{i}"] for k in range(2) for i in range(4)],
+        pools=np.repeat([0, 1], len(Y)),
+        progress=None,
+    )
+    n = len(Y)
+    for r in range(both.plan.num_real):
+        pool = int(both.plan.held_out[r][0][0])
+        trained = np.flatnonzero(both.plan.train_mask[r])
+        assert ((trained // n) == pool).all() and len(trained) == n - 6
+    for k in range(2):
+        np.testing.assert_allclose(both.logits[:, k * n : (k + 1) * n], alone[k].logits, atol=1e-4)
+    with pytest.raises(ValueError, match="spans pools"):
+        train.fold_plan(["a", "b"], [["a", "b"]], (0,), augment=False, pools=[0, 1])

@@ -42,7 +42,13 @@ FAMILIES = {"sep": "separable", "shuffle": "shuffle"}
 
 
 def build(
-    arch: str, num_layers: int, in_channels: int, num_classes: int = 5, *, conv_impl: str = "auto"
+    arch: str,
+    num_layers: int,
+    in_channels: int,
+    num_classes: int = 5,
+    *,
+    conv_impl: str = "auto",
+    base_filters: int | None = None,
 ) -> nn.Module:
     """A network of the paper.
 
@@ -57,6 +63,8 @@ def build(
       conv_impl: how convolutions compute: ``"lax"`` (lax.conv), ``"im2col"`` (one matrix
         product) or ``"auto"`` (per backend, :func:`merjax.models.layers.resolve_conv_impl`); the
         parameters are the same either way.
+      base_filters: the shallow families' width, the first conv's filters (doubling per layer);
+        None is the paper's 16 per input channel.
     """
     resolve_conv_impl(conv_impl)  # a clear error for an unknown formulation
     if arch not in ARCHS:
@@ -86,12 +94,24 @@ def build(
             f"the shallow CNNs have 1 to {shallow.MAX_LAYERS} conv layers, got "
             f"num_layers={num_layers}"
         )
+    if base_filters is not None and (
+        not isinstance(base_filters, (int, np.integer))
+        or base_filters < 1
+        or (arch == "shuffle" and base_filters % 2)
+    ):
+        raise ValueError(
+            f"base_filters must be a positive int (even for shuffle: its units split the "
+            f"channels in two), got {base_filters!r}"
+        )
     cls = {
         "shallow": ShallowCNN,
         "separable": efficient.SeparableCNN,
         "shuffle": efficient.ShuffleCNN,
     }[arch]
-    return cls(int(num_layers), int(in_channels), int(num_classes), conv_impl=conv_impl)
+    width = None if base_filters is None else int(base_filters)
+    return cls(
+        int(num_layers), int(in_channels), int(num_classes), base_filters=width, conv_impl=conv_impl
+    )
 
 
 def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tuple[nn.Module, str]:
@@ -99,11 +119,18 @@ def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tupl
 
     ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL),
     ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``), with
-    ``-sep`` or ``-shuffle`` for their lighter families (``vy-3cl-sep``), or
+    ``-sep`` or ``-shuffle`` for their lighter families (``vy-3cl-sep``) and ``-wN`` for a
+    width other than the paper's (the first conv's filters: ``vy-3cl-sep-w8``), or
     ``ststnet`` (Liong et al. 2019, on Vx, Vy and optical strain).
     """
     key = name.lower().strip()
     arch = "shallow"
+    width = None
+    stem, _, suffix = key.rpartition("-")
+    if stem and suffix[:1] == "w" and suffix[1:].isdigit():
+        key, width = stem, int(suffix[1:])
+        if key == "ststnet" or key.startswith("resnet"):
+            raise ValueError(f"{name!r}: -w{width} sets the width of the shallow CNNs only")
     stem, _, suffix = key.rpartition("-")
     if suffix in FAMILIES and stem:
         key, arch = stem, FAMILIES[suffix]
@@ -118,7 +145,12 @@ def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tupl
     rep, _, depth = key.rpartition("-")
     if rep in REPRESENTATIONS and depth.endswith("cl") and depth[:-2].isdigit():
         return build(
-            arch, int(depth[:-2]), REPRESENTATIONS[rep], num_classes, conv_impl=conv_impl
+            arch,
+            int(depth[:-2]),
+            REPRESENTATIONS[rep],
+            num_classes,
+            conv_impl=conv_impl,
+            base_filters=width,
         ), rep
     raise ValueError(
         f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or "

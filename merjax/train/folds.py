@@ -61,9 +61,14 @@ def fold_plan(
     *,
     augment: bool = True,
     train_final: bool = False,
+    pools: Sequence[int] | None = None,
 ) -> Plan:
     """Masks for every (seed, group) run. Items ``0..N-1`` are the onset->apex flows and, with
     ``augment``, items ``N..2N-1`` the onset->apex+1 flows of the same samples.
+
+    ``pools`` (one int per sample) splits the table into independent problems that train side
+    by side in one program, e.g. the same clips in two representations: a run trains only on
+    the pool its held-out group is in, never on another pool's samples.
 
     Subjects and group members are compared as strings (:func:`subject_ids`). A group that
     holds out no sample is an error: it is a typo or a type mismatch, and its run would train
@@ -76,13 +81,27 @@ def fold_plan(
         if not np.isin(subjects, g).any():
             known = ", ".join(sorted(set(subjects.tolist()))[:8])
             raise ValueError(f"subject group {g} holds out no sample (subjects: {known}, ...)")
+    pool_of = np.zeros(len(subjects), int) if pools is None else np.asarray(pools, int)
+    if pool_of.shape != subjects.shape:
+        raise ValueError(
+            f"pools must give one int per sample, got {pool_of.shape} for {subjects.shape}"
+        )
+    if pools is not None and train_final:
+        raise ValueError("train_final trains on every subject: not with pools (whose?)")
+    group_pool = []
+    for g in groups:
+        found = np.unique(pool_of[np.isin(subjects, g)])
+        if len(found) != 1:
+            raise ValueError(f"subject group {g} spans pools {found.tolist()}: one pool per group")
+        group_pool.append(int(found[0]))
     runs = [g for g in groups] + ([[]] if train_final else [])
+    run_pool = group_pool + ([0] if train_final else [])
     tmax = max(1, max(int(np.isin(subjects, g).sum()) for g in runs))
     masks, idx, valid, run_seeds, held = [], [], [], [], []
     for seed in seeds:
-        for g in runs:
+        for g, pool in zip(runs, run_pool, strict=True):
             test = np.isin(subjects, g)
-            train = ~test
+            train = ~test & (pool_of == pool)
             masks.append(np.concatenate([train, train]) if augment else train)
             t = np.flatnonzero(test)
             idx.append(np.pad(t, (0, tmax - len(t))))

@@ -107,6 +107,7 @@ def train_loso(
     keep_states: bool = False,
     features: bool = False,
     eval_every: int = 0,
+    pools: Sequence[int] | None = None,
 ) -> LosoResult:
     """Trains every (seed, held-out group) run and pools the held-out predictions.
 
@@ -119,7 +120,9 @@ def train_loso(
     ``execution.checkpoint_every`` it checkpoints the run stack with orbax so that a rerun
     resumes from the last checkpoint. ``eval_every=k`` also records the held-out logits every k
     epochs (``LosoResult.eval_logits``) -- cheap when every run trains at once, and only for
-    analysing what choosing epochs by test results would do.
+    analysing what choosing epochs by test results would do. ``pools`` (one int per sample:
+    :func:`merjax.train.folds.fold_plan`) trains independent problems of one shape as one
+    program, each run on its own pool.
     """
     t0 = time.perf_counter()
     inputs = np.asarray(inputs, np.float32)
@@ -140,6 +143,7 @@ def train_loso(
         config.seeds,
         augment=use_aug,
         train_final=config.train_final,
+        pools=pools,
     )
     untested = np.setdiff1d(np.arange(len(labels)), plan.test_idx[plan.test_valid])
     if not groups and len(untested):
