@@ -213,14 +213,18 @@ def _network_graph(model: inference.Model):
     return _convert(net, [arg], [NETWORK_INPUT], OUTPUT, f"{model.spec.net} network")
 
 
+def _maps(spec: inference.ModelSpec):
+    """``(onset, apex) -> maps``: the flow, resize and representation (what the network reads
+    before the normalisation)."""
+    return lambda a, b: flow.input_maps(
+        inference.flow_of(a, b, spec), spec.input_size, spec.representation
+    )
+
+
 def _flow_graph(model: inference.Model):
-    """``(onset, apex) -> maps``: the flow, resize and representation, kept in float32."""
+    """The ONNX graph of :func:`_maps`, kept in float32."""
     spec = model.spec
-
-    def maps(a, b):
-        return flow.input_maps(inference.flow_of(a, b, spec), spec.input_size, spec.representation)
-
-    return _convert(maps, _frames_spec(spec), list(INPUTS), NETWORK_INPUT, _describe(model))
+    return _convert(_maps(spec), _frames_spec(spec), list(INPUTS), NETWORK_INPUT, _describe(model))
 
 
 QUANTISED_OPS = ("Conv", "MatMul", "Gemm")
@@ -295,12 +299,7 @@ def quantize_int8(
     onset, apex = inference.check_pairs(*calibration, model.spec.frame_size)
     if len(onset) == 0:
         raise DataError("int8 calibration needs at least one pair of training frames")
-    spec = model.spec
-    maps = jax.jit(
-        lambda a, b: flow.input_maps(
-            inference.flow_of(a, b, spec), spec.input_size, spec.representation
-        )
-    )(onset, apex)
+    maps = jax.jit(_maps(model.spec))(onset, apex)
     net = quantized_network(model, np.asarray(maps), batch=batch)
     flow_part = _flow_graph(model)
     net.ir_version = flow_part.ir_version = min(net.ir_version, flow_part.ir_version)
