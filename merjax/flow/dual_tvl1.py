@@ -108,17 +108,25 @@ def _warp(images: list[jax.Array], u1: jax.Array, u2: jax.Array) -> list[jax.Arr
 
 def _forward_gradient(u: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Forward differences, zero on the last column (x) and row (y)."""
-    ux = jnp.pad(u[..., :, 1:] - u[..., :, :-1], [(0, 0)] * (u.ndim - 1) + [(0, 1)])
-    uy = jnp.pad(u[..., 1:, :] - u[..., :-1, :], [(0, 0)] * (u.ndim - 2) + [(0, 1), (0, 0)])
+    h, w = u.shape[-2:]
+    win = functools.partial(stencils.window, u)  # lax.slice: one ONNX Slice in the loop
+    ux = jnp.pad(win(0, 1, h, w - 1) - win(0, 0, h, w - 1), [(0, 0)] * (u.ndim - 1) + [(0, 1)])
+    uy = jnp.pad(
+        win(1, 0, h - 1, w) - win(0, 0, h - 1, w), [(0, 0)] * (u.ndim - 2) + [(0, 1), (0, 0)]
+    )
     return ux, uy
 
 
 def _divergence(p1: jax.Array, p2: jax.Array) -> jax.Array:
     """Minus the adjoint of :func:`_forward_gradient` (backward differences, IPOL's borders)."""
-    p1 = p1.at[..., :, -1].set(0.0)
-    p2 = p2.at[..., -1, :].set(0.0)
-    d1 = p1 - jnp.pad(p1[..., :, :-1], [(0, 0)] * (p1.ndim - 1) + [(1, 0)])
-    d2 = p2 - jnp.pad(p2[..., :-1, :], [(0, 0)] * (p2.ndim - 2) + [(1, 0), (0, 0)])
+    h, w = p1.shape[-2:]
+    last_col, last_row = np.arange(w) == w - 1, (np.arange(h) == h - 1)[:, None]
+    p1 = jnp.where(last_col, 0.0, p1)  # a select, not a scatter: one ONNX Where in the loop
+    p2 = jnp.where(last_row, 0.0, p2)
+    d1 = p1 - jnp.pad(stencils.window(p1, 0, 0, h, w - 1), [(0, 0)] * (p1.ndim - 1) + [(1, 0)])
+    d2 = p2 - jnp.pad(
+        stencils.window(p2, 0, 0, h - 1, w), [(0, 0)] * (p2.ndim - 2) + [(1, 0), (0, 0)]
+    )
     return d1 + d2
 
 

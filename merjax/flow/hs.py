@@ -49,9 +49,7 @@ def _neighbours(p: jax.Array) -> dict[tuple[int, int], jax.Array]:
     """The 3x3 neighbourhood of every pixel of a 1-padded ``[..., H+2, W+2]`` array."""
     h, w = p.shape[-2] - 2, p.shape[-1] - 2
     return {
-        (dy, dx): p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
+        (dy, dx): stencils.window(p, 1 + dy, 1 + dx, h, w) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
     }
 
 
@@ -107,7 +105,9 @@ def _cube_derivatives(f0: jax.Array, f1: jax.Array) -> tuple[jax.Array, jax.Arra
     def up_left(x):  # returns x[i, j], x[i, j-1], x[i-1, j], x[i-1, j-1]
         p = _pad_hw(x, ((1, 0), (1, 0)), "constant")
         h, w = x.shape[-2:]
-        return p[..., 1:, 1:], p[..., 1:, :w], p[..., :h, 1:], p[..., :h, :w]
+        return tuple(
+            stencils.window(p, t, left, h, w) for t, left in ((1, 1), (1, 0), (0, 1), (0, 0))
+        )
 
     a, a_l, a_u, a_ul = up_left(f0 + f1)
     ix = 0.25 * ((a + a_u) - (a_l + a_ul))
@@ -155,7 +155,8 @@ def _horn_schunck(
         return _zero_pad1(u_bar - ix * d), _zero_pad1(v_bar - iy * d)
 
     def unpad_stack(u_p: jax.Array, v_p: jax.Array) -> jax.Array:
-        return jnp.stack([u_p[..., 1:-1, 1:-1], v_p[..., 1:-1, 1:-1]], axis=-1)
+        h, w = u_p.shape[-2] - 2, u_p.shape[-1] - 2
+        return jnp.stack([stencils.window(x, 1, 1, h, w) for x in (u_p, v_p)], axis=-1)
 
     zeros = _zero_pad1(jnp.zeros_like(f0))
     if not stop_rule:

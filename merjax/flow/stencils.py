@@ -11,6 +11,16 @@ import numpy as np
 from jax import lax
 
 
+def window(x: jax.Array, top: int, left: int, height: int, width: int) -> jax.Array:
+    """``x[..., top : top + height, left : left + width]`` as one ``lax.slice``: the same values;
+    inside a loop, jax2onnx converts ``x[..., a:b]`` on a symbolic batch to index arithmetic and
+    a GatherND per read, and a ``lax.slice`` to one ONNX Slice."""
+    lead = x.ndim - 2
+    return lax.slice(
+        x, (0,) * lead + (top, left), tuple(x.shape[:lead]) + (top + height, left + width)
+    )
+
+
 def gradient(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(d/dx, d/dy)`` of ``[..., H, W]``: central differences inside, one-sided at the borders,
     as ``np.gradient``."""
