@@ -17,6 +17,7 @@ model's spec and how the file was made. Needs the ``export`` extra (``pip instal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -42,9 +43,25 @@ OPSET = 21  # ONNX Runtime 1.17+ and most edge runtimes read it; jax2onnx target
 NETWORK_INPUT = "maps"  # the int8 graph's seam between the float flow and the quantised network
 
 
+@contextlib.contextmanager
+def _quiet():
+    """onnx_ir warns per untyped constant; jax2onnx logs each conversion and its optional
+    plugins at INFO on the root logger (shown wherever absl sets that level): noise to a user."""
+    loggers = [logging.getLogger(), logging.getLogger("onnx_ir")]
+    levels = [q.level for q in loggers]
+    for q, level in zip(loggers, (logging.WARNING, logging.ERROR), strict=True):
+        q.setLevel(max(q.getEffectiveLevel(), level))
+    try:
+        yield
+    finally:
+        for q, level in zip(loggers, levels, strict=True):
+            q.setLevel(level)
+
+
 def _need(module: str):
     try:
-        return importlib.import_module(module)
+        with _quiet():
+            return importlib.import_module(module)
     except ImportError:
         raise DataError(
             f"ONNX export needs {module}: pip install 'merjax[export]' (jax2onnx, onnx, "
@@ -82,18 +99,20 @@ def _convert(fn, args: Sequence[jax.ShapeDtypeStruct], names, output: str, what:
     # those to the next JAX call (a "no MLIR translation rule" error), and caches filled before
     # it would make the graph depend on what ran earlier. Both sides start clean.
     jax.clear_caches()
-    quiet = logging.getLogger("onnx_ir")  # a warning per untyped constant: noise to a user
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        proto = to_onnx(
-            fn, list(args), model_name=what, opset=OPSET, input_names=names, output_names=[output]
-        )
+        with _quiet():
+            proto = to_onnx(
+                fn,
+                list(args),
+                model_name=what,
+                opset=OPSET,
+                input_names=names,
+                output_names=[output],
+            )
     except (NotImplementedError, TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{what} does not convert to ONNX: {first}") from e
     finally:
-        quiet.setLevel(level)
         jax.clear_caches()
     _strip_shapes(proto.graph)
     return proto
@@ -108,10 +127,17 @@ def _describe(model: inference.Model) -> str:
     return f"{model.spec.net} with {model.spec.flow.describe()}"
 
 
+def _onnx_module(model: inference.Model):
+    """The network with its convolutions as ``lax.conv`` (the same parameters): ONNX ``Conv``
+    nodes, grouped ones included, which edge runtimes optimise; im2col's slices and products
+    would reach them as many small nodes."""
+    return model.module.clone(conv_impl="lax")
+
+
 def onnx_graph(model: inference.Model):
     """The ONNX ``ModelProto`` of ``(onset, apex) -> probabilities`` for ``model``."""
     fn = functools.partial(
-        inference.probabilities, model.variables, module=model.module, spec=model.spec
+        inference.probabilities, model.variables, module=_onnx_module(model), spec=model.spec
     )
     return _convert(
         lambda a, b: fn(a, b), _frames_spec(model.spec), list(INPUTS), OUTPUT, _describe(model)
@@ -198,33 +224,29 @@ def load_onnx(path: str | Path, *, threads: int | None = None) -> OnnxModel:
 # --------------------------------------------------------------------------- int8
 
 
-def _network_graph(model: inference.Model):
-    """``maps [B, s, s, C] -> probabilities``: the network part, the one that is quantised."""
+def network_graph(model: inference.Model):
+    """The ONNX graph of the network part, ``maps [B, s, s, C] -> probabilities``
+    (:func:`merjax.inference.maps_probabilities`): the part :func:`quantized_network`
+    quantises, and half of the pipeline when the two are timed apart."""
     s, c = model.spec.input_size, flow.REPRESENTATIONS[model.spec.representation]
-
-    def net(x):
-        logits = model.module.apply(
-            {"params": model.variables["params"], "batch_stats": model.variables["batch_stats"]},
-            (x - model.variables["mean"]) / model.variables["scale"],
-        )
-        return jax.nn.softmax(logits, axis=-1)
-
-    arg = jax.ShapeDtypeStruct(("B", s, s, c), jnp.float32)
-    return _convert(net, [arg], [NETWORK_INPUT], OUTPUT, f"{model.spec.net} network")
-
-
-def _maps(spec: inference.ModelSpec):
-    """``(onset, apex) -> maps``: the flow, resize and representation (what the network reads
-    before the normalisation)."""
-    return lambda a, b: flow.input_maps(
-        inference.flow_of(a, b, spec), spec.input_size, spec.representation
+    net = functools.partial(
+        inference.maps_probabilities, model.variables, module=_onnx_module(model)
     )
+    arg = jax.ShapeDtypeStruct(("B", s, s, c), jnp.float32)
+    return _convert(lambda x: net(x), [arg], [NETWORK_INPUT], OUTPUT, f"{model.spec.net} network")
 
 
-def _flow_graph(model: inference.Model):
-    """The ONNX graph of :func:`_maps`, kept in float32."""
+def flow_graph(model: inference.Model):
+    """The ONNX graph of the flow part, ``(onset, apex) -> maps`` (flow, resize, representation),
+    kept in float32: the other half of the pipeline."""
     spec = model.spec
-    return _convert(_maps(spec), _frames_spec(spec), list(INPUTS), NETWORK_INPUT, _describe(model))
+    return _convert(
+        lambda a, b: inference.maps_of(a, b, spec),
+        _frames_spec(spec),
+        list(INPUTS),
+        NETWORK_INPUT,
+        _describe(model),
+    )
 
 
 QUANTISED_OPS = ("Conv", "MatMul", "Gemm")
@@ -261,7 +283,7 @@ def quantized_network(model: inference.Model, calibration_maps: np.ndarray, *, b
         raise DataError("int8 calibration needs at least one training clip")
     with tempfile.TemporaryDirectory() as tmp:
         raw, float_net, int8_net = (Path(tmp) / f"net{s}.onnx" for s in ("", ".pre", ".int8"))
-        onnx.save(_network_graph(model), raw)
+        onnx.save(network_graph(model), raw)
         # Shape inference and graph folding first, as onnxruntime's quantiser asks.
         ort_q.quant_pre_process(str(raw), str(float_net), skip_symbolic_shape=True)
         ort_q.quantize_static(
@@ -299,9 +321,9 @@ def quantize_int8(
     onset, apex = inference.check_pairs(*calibration, model.spec.frame_size)
     if len(onset) == 0:
         raise DataError("int8 calibration needs at least one pair of training frames")
-    maps = jax.jit(_maps(model.spec))(onset, apex)
+    maps = jax.jit(functools.partial(inference.maps_of, spec=model.spec))(onset, apex)
     net = quantized_network(model, np.asarray(maps), batch=batch)
-    flow_part = _flow_graph(model)
+    flow_part = flow_graph(model)
     net.ir_version = flow_part.ir_version = min(net.ir_version, flow_part.ir_version)
     merged = onnx.compose.merge_models(
         flow_part, net, io_map=[(NETWORK_INPUT, NETWORK_INPUT)], prefix2="net_"

@@ -332,7 +332,6 @@ def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> 
     """Saves the first seed's final run (trained on every subject) as a model folder."""
     loso = result.loso
     r = _final_run(loso)
-    state = jax.tree.map(lambda a: np.asarray(a[r]), loso.states)
     spec = inference.ModelSpec(
         net=result.net,
         representation=result.representation,
@@ -347,13 +346,14 @@ def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> 
             "protocol": cfg.protocol,
         },
     )
-    variables = {
-        "params": state.params,
-        "batch_stats": state.batch_stats,
-        "mean": state.mean,
-        "scale": state.scale,
-    }
-    return inference.save(path, spec, variables)
+    return inference.save(path, spec, run_variables(loso.states, r))
+
+
+def run_variables(states: train.RunState, r: int) -> dict:
+    """Run ``r``'s variables out of the runs' stacked states, as :class:`inference.Model` and
+    model folders hold them (weights, batch statistics, the normalisation)."""
+    s = jax.tree.map(lambda a: np.asarray(a[r]), states)
+    return {"params": s.params, "batch_stats": s.batch_stats, "mean": s.mean, "scale": s.scale}
 
 
 def _final_run(loso: train.LosoResult) -> int:

@@ -103,24 +103,42 @@ def flow_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> j
     return flow.compute(onset_BxHxW, apex_BxHxW, spec.flow.method, **spec.flow.params())
 
 
+def maps_of(onset_BxHxW: jax.Array, apex_BxHxW: jax.Array, spec: ModelSpec) -> jax.Array:
+    """The network's input maps ``[B, s, s, C]`` before the normalisation: the flow, resized,
+    in the model's representation."""
+    return flow.input_maps(
+        flow_of(onset_BxHxW, apex_BxHxW, spec), spec.input_size, spec.representation
+    )
+
+
 def network_input(variables: dict, uv_BxHxWx2: jax.Array, spec: ModelSpec) -> jax.Array:
     """What the network reads ``[B, s, s, C]``: the flow resized to its input, its representation,
     the training normalisation -- the steps training took from the cached flows."""
-    return (
-        flow.input_maps(uv_BxHxWx2, spec.input_size, spec.representation) - variables["mean"]
-    ) / variables["scale"]
+    return normalised(variables, flow.input_maps(uv_BxHxWx2, spec.input_size, spec.representation))
+
+
+def normalised(variables: dict, maps_BxSxSxC: jax.Array) -> jax.Array:
+    """The training normalisation (the training set's mean and scale, stored with the weights)."""
+    return (maps_BxSxSxC - variables["mean"]) / variables["scale"]
+
+
+def maps_probabilities(variables: dict, maps_BxSxSxC: jax.Array, *, module: nn.Module) -> jax.Array:
+    """Class probabilities ``[B, K]`` from input maps (before the normalisation): the network in
+    eval mode, softmax. The part of the pipeline edge runtimes quantise."""
+    logits = module.apply(
+        {"params": variables["params"], "batch_stats": variables["batch_stats"]},
+        normalised(variables, maps_BxSxSxC),
+    )
+    return jax.nn.softmax(logits, axis=-1)
 
 
 def network_probabilities(
     variables: dict, uv_BxHxWx2: jax.Array, *, module: nn.Module, spec: ModelSpec
 ) -> jax.Array:
-    """Class probabilities ``[B, K]`` from flows: :func:`network_input`, the network in eval mode,
-    softmax."""
-    x = network_input(variables, uv_BxHxWx2, spec)
-    logits = module.apply(
-        {"params": variables["params"], "batch_stats": variables["batch_stats"]}, x
-    )
-    return jax.nn.softmax(logits, axis=-1)
+    """Class probabilities ``[B, K]`` from flows: the input maps, then
+    :func:`maps_probabilities`."""
+    maps = flow.input_maps(uv_BxHxWx2, spec.input_size, spec.representation)
+    return maps_probabilities(variables, maps, module=module)
 
 
 def probabilities(

@@ -67,6 +67,7 @@ def _frames(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         ("ststnet", "horn_schunck"),
         ("vy-2cl-sep", "horn_schunck"),
         ("vy-2cl-shuffle", "horn_schunck"),
+        ("vy-3cl-shuffle-g4", "horn_schunck"),
         ("vy-1cl", "tvl1"),
     ],
 )

@@ -369,6 +369,49 @@ def test_the_lighter_families_have_their_hand_counted_parameters():
         models.by_name("resnet8-sep")
 
 
+def test_a_pointwise_group_conv_is_laxs_grouped_conv_and_counts_by_hand():
+    """GroupPointwise in both formulations equals lax's 1x1 conv with feature_group_count on the
+    same kernel; and ShuffleNet v1's grouping divides the units'
+    pointwise weights by the groups: Vy-2CL-shuffle-g4, counted by hand."""
+    from jax import lax
+
+    from merjax.models.layers import GroupPointwise
+
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 12))
+    v = GroupPointwise(8, 4).init(jax.random.key(1), x)
+    want = lax.conv_general_dilated(
+        x,
+        v["params"]["kernel"],
+        (1, 1),
+        "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=4,
+    )
+    for impl in ("im2col", "lax"):
+        got = GroupPointwise(8, 4, conv_impl=impl).apply(v, x)
+        np.testing.assert_allclose(got, want + v["params"]["bias"], atol=1e-5)
+    with pytest.raises(ValueError, match="do not split into 5 groups"):
+        GroupPointwise(10, 5).init(jax.random.key(1), x)
+    head = 32 * 32 * 32 * 5 + 5
+    grouped = (
+        (5 * 5 * 1 * 16 + 16)
+        + 2 * 16  # the plain first conv
+        + (3 * 3 * 16 + 16)
+        + 2 * 16
+        + (16 // 4 * 16 + 16)
+        + 2 * 16  # branch a: dw, grouped pw to 16 (4 inputs per output)
+        + 2 * ((16 // 4 * 16 + 16) + 2 * 16)
+        + (3 * 3 * 16 + 16)
+        + 2 * 16  # branch b: grouped pw, dw, grouped pw
+    )
+    net, rep = models.by_name("vy-2cl-shuffle-g4")
+    assert rep == "vy" and models.count_params(net, (64, 64, 1)) == grouped + head
+    with pytest.raises(ValueError, match="of -shuffle only"):
+        models.by_name("vy-2cl-sep-g4")
+    with pytest.raises(ValueError, match="do not split into 3 groups"):
+        models.by_name("vy-2cl-shuffle-g3")
+
+
 def test_the_channel_shuffle_is_a_permutation_inverted_by_its_inverse():
     """channel_shuffle with g groups reads the channels as [g, C/g] and transposes them: every
     channel once, and shuffling with C/g groups undoes it."""
@@ -379,9 +422,10 @@ def test_the_channel_shuffle_is_a_permutation_inverted_by_its_inverse():
     assert sorted(np.asarray(y).ravel().tolist()) == list(range(12))
     np.testing.assert_array_equal(np.asarray(y).ravel(), [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
     np.testing.assert_array_equal(channel_shuffle(y, 4), x)
+    np.testing.assert_array_equal(channel_shuffle(x, 3, as_gather=True), y)
 
 
-@pytest.mark.parametrize("name", ["vy-3cl-sep", "vxvy-4cl-shuffle"])
+@pytest.mark.parametrize("name", ["vy-3cl-sep", "vxvy-4cl-shuffle", "vy-3cl-shuffle-g2"])
 def test_the_lighter_families_train_a_step_in_both_formulations(name):
     """Both convolution formulations give the same logits (tolerance: float rounding of two
     programs) and a training pass updates the BatchNorm statistics."""

@@ -49,6 +49,7 @@ def build(
     *,
     conv_impl: str = "auto",
     base_filters: int | None = None,
+    groups: int = 1,
 ) -> nn.Module:
     """A network of the paper.
 
@@ -65,6 +66,8 @@ def build(
         parameters are the same either way.
       base_filters: the shallow families' width, the first conv's filters (doubling per layer);
         None is the paper's 16 per input channel.
+      groups: ``"shuffle"`` only: the units' pointwise convs in this many groups (ShuffleNet v1's
+        pointwise group convolution); 1 is ShuffleNet v2's plain pointwise convs.
     """
     resolve_conv_impl(conv_impl)  # a clear error for an unknown formulation
     if arch not in ARCHS:
@@ -103,6 +106,22 @@ def build(
             f"base_filters must be a positive int (even for shuffle: its units split the "
             f"channels in two), got {base_filters!r}"
         )
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    if groups > 1:
+        base = base_filters or 16 * in_channels
+        if arch != "shuffle":
+            raise ValueError(f"groups sets the pointwise convs of the shuffle family, not {arch}")
+        if base % groups:
+            raise ValueError(f"{base} first-layer filters do not split into {groups} groups")
+        return efficient.ShuffleCNN(
+            int(num_layers),
+            int(in_channels),
+            int(num_classes),
+            base_filters=None if base_filters is None else int(base_filters),
+            conv_impl=conv_impl,
+            groups=int(groups),
+        )
     cls = {
         "shallow": ShallowCNN,
         "separable": efficient.SeparableCNN,
@@ -119,7 +138,8 @@ def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tupl
 
     ``resnet2`` ... ``resnet18`` (ResNet(CL+1) on Vx-Vy-M, e.g. ``resnet8`` = 7 CL),
     ``{vx,vy,mag,vxvy,...}-{1..4}cl`` for the shallow CNNs (e.g. ``vy-3cl``, ``vxvy-3cl``), with
-    ``-sep`` or ``-shuffle`` for their lighter families (``vy-3cl-sep``) and ``-wN`` for a
+    ``-sep`` or ``-shuffle`` for their lighter families (``vy-3cl-sep``), ``-gN`` after
+    ``-shuffle`` for pointwise group convs in N groups (``vy-3cl-shuffle-g4``) and ``-wN`` for a
     width other than the paper's (the first conv's filters: ``vy-3cl-sep-w8``), or
     ``ststnet`` (Liong et al. 2019, on Vx, Vy and optical strain).
     """
@@ -131,6 +151,12 @@ def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tupl
         key, width = stem, int(suffix[1:])
         if key == "ststnet" or key.startswith("resnet"):
             raise ValueError(f"{name!r}: -w{width} sets the width of the shallow CNNs only")
+    groups = 1
+    stem, _, suffix = key.rpartition("-")
+    if stem.endswith("-shuffle") and suffix[:1] == "g" and suffix[1:].isdigit():
+        key, groups = stem, int(suffix[1:])
+    elif suffix[:1] == "g" and suffix[1:].isdigit():
+        raise ValueError(f"{name!r}: -{suffix} groups the pointwise convs of -shuffle only")
     stem, _, suffix = key.rpartition("-")
     if suffix in FAMILIES and stem:
         key, arch = stem, FAMILIES[suffix]
@@ -151,6 +177,7 @@ def by_name(name: str, num_classes: int = 5, *, conv_impl: str = "auto") -> tupl
             num_classes,
             conv_impl=conv_impl,
             base_filters=width,
+            groups=groups,
         ), rep
     raise ValueError(
         f"unknown network name {name!r}; expected e.g. 'resnet8' (resnet2..resnet18, even) or "

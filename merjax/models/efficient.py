@@ -11,6 +11,9 @@ Dense head, so each cell compares with the paper's at the same input; only the b
   branches of half the output width -- depthwise 3x3 + BN, pointwise + BN + ReLU; and pointwise
   + BN + ReLU, depthwise 3x3 + BN, pointwise + BN + ReLU -- concatenated, then a channel shuffle
   of two groups. (Without stride: the paper's family keeps the resolution until its one pool.)
+  With ``groups`` > 1 (``vy-3cl-shuffle-g4``) the units' pointwise convs are ShuffleNet v1's
+  (Zhang et al. 2018) pointwise group convolutions, each followed by a shuffle of that many
+  groups; v2 dropped them for their memory traffic, which the search can now weigh.
 
 The Dense head holds most parameters in every cell (filters x 32 x 32 inputs on 64x64 frames),
 as in the paper's own networks.
@@ -20,16 +23,28 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import numpy as np
 
-from merjax.models.layers import ConvBN, DepthwiseConv, batch_norm, check_input, dense
+from merjax.models.layers import (
+    ConvBN,
+    DepthwiseConv,
+    GroupPointwise,
+    batch_norm,
+    check_input,
+    dense,
+)
 
 
-def channel_shuffle(x_NHWC: jax.Array, groups: int) -> jax.Array:
+def channel_shuffle(x_NHWC: jax.Array, groups: int, *, as_gather: bool = False) -> jax.Array:
     """ShuffleNet's channel shuffle: channels seen as ``[groups, C / groups]``, transposed. A
-    permutation; ``channel_shuffle(channel_shuffle(x, g), C // g)`` is ``x``."""
+    permutation; ``channel_shuffle(channel_shuffle(x, g), C // g)`` is ``x``. ``as_gather``: the
+    same permutation as one gather of channels, which ONNX runtimes run faster than the
+    reshape-transpose (and XLA:CPU slower)."""
     c = x_NHWC.shape[-1]
     if c % groups:
         raise ValueError(f"{c} channels do not split into {groups} groups")
+    if as_gather:
+        return jax.numpy.take(x_NHWC, np.arange(c).reshape(groups, c // groups).T.ravel(), axis=-1)
     x = x_NHWC.reshape(*x_NHWC.shape[:-1], groups, c // groups)
     return x.swapaxes(-1, -2).reshape(x_NHWC.shape)
 
@@ -49,7 +64,27 @@ class _DepthwiseBN(nn.Module):
         return nn.relu(x) if self.relu else x
 
 
-def _pointwise(features: int, conv_impl: str, weight_init: str, name: str) -> ConvBN:
+class _GroupPointwiseBN(nn.Module):
+    features: int
+    groups: int
+    conv_impl: str
+    weight_init: str
+
+    @nn.compact
+    def __call__(self, x, *, train: bool, mask=None):
+        conv = GroupPointwise(
+            self.features, self.groups, self.conv_impl, self.weight_init, name="conv"
+        )
+        x = conv(x, train=train)
+        x = batch_norm(x, mask, train=train, name="bn")
+        # ShuffleNet v1: a shuffle after each grouped conv, so the next one's groups each read
+        # every group of this one.
+        return channel_shuffle(nn.relu(x), self.groups, as_gather=self.conv_impl == "lax")
+
+
+def _pointwise(features: int, conv_impl: str, weight_init: str, name: str, groups: int = 1):
+    if groups > 1:
+        return _GroupPointwiseBN(features, groups, conv_impl, weight_init, name=name)
     return ConvBN(features, 1, conv_impl=conv_impl, weight_init=weight_init, name=name)
 
 
@@ -92,20 +127,25 @@ class SeparableCNN(_Family):
 
 
 class ShuffleCNN(_Family):
-    """A plain first conv, then ShuffleNet v2's width-doubling unit per layer; max-pool, Dense."""
+    """A plain first conv, then ShuffleNet v2's width-doubling unit per layer; max-pool, Dense.
+    ``groups`` > 1: the units' pointwise convs in that many groups, each followed by a channel
+    shuffle of as many (ShuffleNet v1's pointwise group convolution)."""
+
+    groups: int = 1
 
     def layer(self, i, x, features, kernel_size, *, train, mask):
-        impl, init = self.conv_impl, self.weight_init
+        impl, init, g = self.conv_impl, self.weight_init, self.groups
         if i == 0:
             conv = ConvBN(features, kernel_size, conv_impl=impl, weight_init=init, name="conv1")
             return conv(x, train=train, mask=mask)
         half = features // 2
         a = _DepthwiseBN(3, False, impl, init, name=f"unit{i + 1}_a_dw")(x, train=train, mask=mask)
-        a = _pointwise(half, impl, init, f"unit{i + 1}_a_pw")(a, train=train, mask=mask)
-        b = _pointwise(half, impl, init, f"unit{i + 1}_b_pw1")(x, train=train, mask=mask)
+        a = _pointwise(half, impl, init, f"unit{i + 1}_a_pw", g)(a, train=train, mask=mask)
+        b = _pointwise(half, impl, init, f"unit{i + 1}_b_pw1", g)(x, train=train, mask=mask)
         b = _DepthwiseBN(3, False, impl, init, name=f"unit{i + 1}_b_dw")(b, train=train, mask=mask)
-        b = _pointwise(half, impl, init, f"unit{i + 1}_b_pw2")(b, train=train, mask=mask)
-        return channel_shuffle(jax.numpy.concatenate([a, b], axis=-1), 2)
+        b = _pointwise(half, impl, init, f"unit{i + 1}_b_pw2", g)(b, train=train, mask=mask)
+        # lax, the formulation ONNX export uses (edge), shuffles as a gather.
+        return channel_shuffle(jax.numpy.concatenate([a, b], axis=-1), 2, as_gather=impl == "lax")
 
 
 __all__ = ["SeparableCNN", "ShuffleCNN", "channel_shuffle"]

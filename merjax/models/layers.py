@@ -67,17 +67,24 @@ def dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
 
 
 def resolve_conv_impl(
-    conv_impl: str = "auto", backend: str | None = None, *, training: bool = True
+    conv_impl: str = "auto",
+    backend: str | None = None,
+    *,
+    training: bool = True,
+    grouped: bool = False,
 ) -> str:
     """The formulation ``conv_impl`` runs as on ``backend`` (default: jax's). ``"auto"`` is what
     was measured fastest (benchmarks/RESULTS.md): im2col for training on CPU, where lax.conv is
-    slow in gradient programs; lax.conv for forward passes on CPU, where it is the faster; lax.conv
-    on other backends (benchmarks/gpu_suite.sh times both on a GPU)."""
+    slow in gradient programs; lax.conv for forward passes on CPU, where it is the faster, except
+    for ``grouped`` convolutions (depthwise, pointwise group), whose lax.conv XLA:CPU runs several
+    times slower than their im2col; lax.conv on other backends (benchmarks/gpu_suite.sh times both
+    on a GPU)."""
     if conv_impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
     if conv_impl != "auto":
         return conv_impl
-    return "im2col" if training and (backend or jax.default_backend()) == "cpu" else "lax"
+    cpu = (backend or jax.default_backend()) == "cpu"
+    return "im2col" if cpu and (training or grouped) else "lax"
 
 
 def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
@@ -185,7 +192,7 @@ class DepthwiseConv(nn.Module):
         kernel = self.param("kernel", kernel_init, (k, k, 1, c), jnp.float32)
         bias = self.param("bias", bias_init, (c,), jnp.float32)
         pads = [_same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)]
-        if resolve_conv_impl(self.conv_impl, training=train) == "im2col":
+        if resolve_conv_impl(self.conv_impl, training=train, grouped=True) == "im2col":
             y = im2col_depthwise(x, kernel, s, pads)
         else:
             y = lax.conv_general_dilated(
@@ -197,6 +204,45 @@ class DepthwiseConv(nn.Module):
                 feature_group_count=c,
             )
         return y + bias
+
+
+class GroupPointwise(nn.Module):
+    """A ``1 x 1`` convolution with bias in ``groups`` groups (ShuffleNet v1's pointwise group
+    convolution): each group of ``C / groups`` input channels feeds its own ``features / groups``
+    outputs. ``kernel`` ``[1, 1, C / groups, features]`` as ``nn.Conv(feature_group_count=groups)``
+    holds it; im2col computes it as one batched matrix product, lax as lax's grouped conv (an
+    ONNX ``Conv`` with ``group``, which edge runtimes run fast)."""
+
+    features: int
+    groups: int
+    conv_impl: str = "auto"
+    weight_init: str = "matlab"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+        g, c = self.groups, x.shape[-1]
+        if c % g or self.features % g:
+            raise ValueError(
+                f"{c} input and {self.features} output channels do not split into {g} groups"
+            )
+        kernel_init, bias_init = initializers(self.weight_init, c // g)
+        kernel = self.param("kernel", kernel_init, (1, 1, c // g, self.features), jnp.float32)
+        bias = self.param("bias", bias_init, (self.features,), jnp.float32)
+        if resolve_conv_impl(self.conv_impl, training=train, grouped=True) == "lax":
+            y = lax.conv_general_dilated(
+                x,
+                kernel,
+                (1, 1),
+                "VALID",
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=g,
+            )
+            return y + bias
+        # Output channel o belongs to group o // (features / g), as in lax's grouped conv.
+        w_GxIxO = kernel[0, 0].reshape(c // g, g, self.features // g).transpose(1, 0, 2)
+        x_groups = x.reshape(*x.shape[:-1], g, c // g)
+        y = jnp.einsum("...gi,gio->...go", x_groups, w_GxIxO)
+        return y.reshape(*x.shape[:-1], self.features) + bias
 
 
 # MATLAB's batchNormalizationLayer epsilon 1e-5. Running averages move by 0.1 per step (Flax's
