@@ -19,7 +19,7 @@ def test_the_space_is_declared_and_enumerated(efficiency):
     names = [c["net"] for c in cands]
     assert len(names) == len(set(names))  # no point twice (shuffle at depth 1 is the plain net)
     assert "vy-3cl" in names and "vxvystrain-4cl-shuffle-w24" in names
-    assert not any(n.endswith("1cl-shuffle") for n in names)
+    assert not any("1cl-shuffle" in n for n in names)
     # Vy and strain (one channel each) share a program; Vx-Vy does not.
     programs = {c["net"]: c["program"] for c in cands}
     assert programs["vy-3cl-sep"] == programs["strain-3cl-sep"] != programs["vxvy-3cl-sep"]
