@@ -14,7 +14,8 @@ STSTNet and the new families (depthwise-separable, ShuffleNet v2 units), each wi
 * the network half statically quantised to int8 (:func:`merjax.edge.quantized_network`,
   calibrated on the maps of random textured frames: speed only, no accuracy here).
 
-Both runtimes get the machine's cores (onnxruntime's default intra-op threads, XLA:CPU's).
+Edge runtimes are CPUs here: it is not part of the GPU suite. Both runtimes get the machine's
+cores (onnxruntime's default intra-op threads, XLA:CPU's).
 ``--profile=NET`` also prints onnxruntime's own profile of that network's whole graph: the
 operator types that take the time. Writes ``<out>/edge_benchmark.json``.
 """
@@ -38,7 +39,7 @@ from merjax.flow import FlowSettings
 
 PAPER = ["vy-1cl", "vy-2cl", "vy-3cl", "vy-4cl"] + [f"resnet{d}" for d in range(2, 19, 2)]
 NEW = ["vy-1cl-sep", "vy-2cl-sep", "vy-3cl-sep", "vy-4cl-sep"]
-NEW += ["vy-2cl-shuffle", "vy-3cl-shuffle", "vy-4cl-shuffle"]
+NEW += ["vy-2cl-shuffle", "vy-3cl-shuffle", "vy-4cl-shuffle", "vy-3cl-shuffle-g4"]
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("nets", PAPER + ["ststnet"] + NEW, "Networks by merjax name.")
@@ -131,7 +132,12 @@ def main(argv):
     )
     cpu = model_name[0] if model_name else platform.processor() or platform.machine()
     machine = f"{cpu}, {os.cpu_count()} cores"
-    import onnxruntime
+    try:
+        import jax2onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        print("edge_benchmark: needs the export extra (pip install -e '.[export]'); skipped")
+        return
 
     print(
         f"{machine}; jax {jax.__version__} ({jax.default_backend()}), onnxruntime "
