@@ -196,27 +196,43 @@ def intervals(
 
 
 def best_test_epoch(result: NetResult, data: Data) -> dict:
-    """NOT A VALID RESULT: UF1 / UAR / accuracy if each held-out group's epoch were picked by its
-    test accuracy (:func:`merjax.metrics.best_test_epoch_predictions`), mean over seeds, and the
-    epochs chosen. Needs ``eval_every`` in :func:`train_and_score` (else the scores are None)."""
+    """NOT A VALID RESULT: each score as the papers that pick epochs on test subjects would
+    report it: for each held-out subject, the evaluated epoch where that subject scored best by
+    that same metric (:func:`merjax.metrics.best_test_epoch_predictions`), pooled, mean over
+    seeds; and the epochs chosen by UF1. The fixed final epoch is always among the candidates,
+    so the accuracy can never fall below the valid one. Needs ``eval_every`` in
+    :func:`train_and_score` (else the scores are None)."""
     loso = result.loso
     if loso.eval_logits is None:
         return {"uf1": None, "uar": None, "accuracy": None, "epochs": []}
-    per_seed, chosen_epochs = [], []
+    subjects = np.asarray(data.subjects)
+    per_seed: dict[str, list[float]] = {k: [] for k in ("uf1", "uar", "accuracy")}
+    chosen_epochs: list[int] = []
+    epochs = list(loso.eval_epochs) + [loso.losses.shape[1]]
     for s, seed in enumerate(loso.seeds):
-        preds = train.predictions(loso.eval_logits[:, s])
-        folds = [
-            loso.plan.tested(r)
+        # the evaluated epochs, then the valid (final) predictions
+        preds_ExN = np.concatenate([train.predictions(loso.eval_logits[:, s]), loso.preds[s][None]])
+        held_out = [
+            np.asarray(loso.plan.tested(r), int)
             for r in range(len(loso.losses))
             if int(loso.plan.seeds[r]) == seed and loso.plan.held_out[r] != train.FINAL
         ]
-        picked, chosen = metrics.best_test_epoch_predictions(preds, data.labels, folds)
-        held = picked >= 0
-        per_seed.append(metrics.summarize(data.labels[held], picked[held], data.num_classes))
-        chosen_epochs += [loso.eval_epochs[c] for c in chosen]
-    return {k: float(np.mean([p[k] for p in per_seed])) for k in ("uf1", "uar", "accuracy")} | {
-        "epochs": chosen_epochs
-    }
+        groups = [
+            idx[subjects[idx] == subject]
+            for idx in held_out
+            for subject in dict.fromkeys(subjects[idx].tolist())
+        ]
+        for metric, scores in per_seed.items():
+            picked, chosen = metrics.best_test_epoch_predictions(
+                preds_ExN, data.labels, groups, data.num_classes, metric
+            )
+            held = picked >= 0
+            scores.append(
+                metrics.summarize(data.labels[held], picked[held], data.num_classes)[metric]
+            )
+            if metric == "uf1":
+                chosen_epochs += [epochs[c] for c in chosen]
+    return {k: float(np.mean(v)) for k, v in per_seed.items()} | {"epochs": chosen_epochs}
 
 
 def train_together(

@@ -178,25 +178,39 @@ def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int)
 
 
 def best_test_epoch_predictions(
-    eval_preds_ExN: np.ndarray, labels: np.ndarray, folds: Sequence[Sequence[int]]
+    eval_preds_ExN: np.ndarray,
+    labels: np.ndarray,
+    subjects: Sequence[Sequence[int]],
+    num_classes: int,
+    metric: str = "accuracy",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """NOT A VALID RESULT: the predictions of each fold at the evaluated epoch where that fold's
-    own test samples scored best, pooled; and the epoch index chosen per fold.
+    """NOT A VALID RESULT: for each held-out subject, its predictions at the evaluated epoch where
+    that subject's own test samples scored best by ``metric`` ("accuracy", "uf1" or "uar"),
+    pooled; and the epoch index chosen per subject.
 
-    Picking an epoch per held-out subject by its test accuracy selects on the test set. Several
+    Picking an epoch per held-out subject by its test score selects on the test set. Several
     published micro-expression results were obtained that way; this computes what that practice
     would report, so that the inflation can be shown beside an honest fixed-epoch result.
     ``eval_preds_ExN`` holds the pooled held-out predictions at each evaluated epoch (-1 where a
-    sample was in no fold), ``folds`` the sample indices each fold held out. Ties go to the
-    earliest epoch."""
+    sample was in no fold), ``subjects`` the sample indices of each held-out subject. Ties go to
+    the earliest epoch. By accuracy the pooled score can never fall below that of any one of the
+    epochs (each subject's correct count is at least that epoch's); by UF1 or UAR, which pool
+    counts over subjects, it usually lies above but need not."""
+    if metric not in ("accuracy", "uf1", "uar"):
+        raise ValueError(f"metric must be accuracy, uf1 or uar, not {metric!r}")
+    score = {
+        "accuracy": lambda y, p: accuracy(y, p),
+        "uf1": lambda y, p: uf1(y, p, num_classes),
+        "uar": lambda y, p: uar(y, p, num_classes),
+    }[metric]
     eval_preds_ExN, labels = np.asarray(eval_preds_ExN), np.asarray(labels)
     out = np.full(labels.shape, -1, int)
-    chosen = np.zeros(len(folds), int)
-    for f, idx in enumerate(folds):
+    chosen = np.zeros(len(subjects), int)
+    for f, idx in enumerate(subjects):
         idx = np.asarray(idx, int)
         if not len(idx):
             continue
-        correct = (eval_preds_ExN[:, idx] == labels[idx]).sum(1)
-        chosen[f] = int(np.argmax(correct))
+        scores = [score(labels[idx], e[idx]) for e in eval_preds_ExN]
+        chosen[f] = int(np.argmax(scores))
         out[idx] = eval_preds_ExN[chosen[f], idx]
     return out, chosen

@@ -47,20 +47,38 @@ def test_synthetic_database_has_a_smic_layout(tiny_db):
     ) == 2
 
 
-def test_best_test_epoch_is_chosen_per_fold_on_its_test_samples():
-    """Each fold takes the epoch where its own held-out samples scored best (ties: earliest):
-    fold 0 is right at epoch 1 only, fold 1 at epochs 0 and 2."""
+def test_best_test_epoch_is_chosen_per_subject_on_its_test_samples():
+    """Each subject takes the epoch where its own held-out samples scored best (ties: earliest):
+    subject 0 is right at epoch 1 only, subject 1 at epochs 0 and 2."""
     labels = np.array([0, 1, 2, 0])
     preds = np.array(
         [
-            [1, 1, 2, 0],  # epoch 0: fold 0 (samples 0, 1) 1 right; fold 1 2 right
-            [0, 1, 0, 1],  # epoch 1: fold 0 2 right; fold 1 none
+            [1, 1, 2, 0],  # epoch 0: subject 0 (samples 0, 1) 1 right; subject 1 2 right
+            [0, 1, 0, 1],  # epoch 1: subject 0 2 right; subject 1 none
             [1, 0, 2, 0],
         ]
-    )  # epoch 2: fold 0 none; fold 1 2 right
-    picked, chosen = metrics.best_test_epoch_predictions(preds, labels, [[0, 1], [2, 3]])
+    )  # epoch 2: subject 0 none; subject 1 2 right
+    picked, chosen = metrics.best_test_epoch_predictions(preds, labels, [[0, 1], [2, 3]], 3)
     assert chosen.tolist() == [1, 0]
     assert picked.tolist() == [0, 1, 2, 0]  # every prediction right: the inflation in one line
+    with pytest.raises(ValueError, match="accuracy, uf1 or uar"):
+        metrics.best_test_epoch_predictions(preds, labels, [[0, 1]], 3, "f1")
+
+
+def test_best_test_epoch_by_accuracy_is_never_below_any_fixed_epoch():
+    """Picked by accuracy per subject, the pooled accuracy is at least every single epoch's
+    (each subject's correct count is at least that epoch's); by UF1 the chosen epoch maximises
+    each subject's own UF1."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    preds = rng.integers(0, 3, (7, 60))
+    subjects = np.array_split(rng.permutation(60), 11)
+    picked, _ = metrics.best_test_epoch_predictions(preds, labels, subjects, 3, "accuracy")
+    assert all(metrics.accuracy(labels, picked) >= metrics.accuracy(labels, p) for p in preds)
+    _, chosen = metrics.best_test_epoch_predictions(preds, labels, subjects, 3, "uf1")
+    for idx, c in zip(subjects, chosen, strict=True):
+        own = [metrics.uf1(labels[idx], p[idx], 3) for p in preds]
+        assert own[c] == max(own)
 
 
 @pytest.mark.slow
@@ -76,7 +94,10 @@ def test_the_experiment_end_to_end(megc2019_run):
     assert tuple(s["published"]["all"]) == (0.7353, 0.7605)
     for name, row in s["configs"].items():
         assert set(row["per_dataset"]) == {"smic", "casme2", "samm"}
-        assert 0 <= s["not_valid_best_test_epoch"][name]["uf1"] <= 1
+        not_valid = s["not_valid_best_test_epoch"][name]
+        assert 0 <= not_valid["uf1"] <= 1 and 0 <= not_valid["uar"] <= 1
+        # the fixed final epoch is a candidate: by accuracy the selection never scores lower
+        assert not_valid["accuracy"] >= row["accuracy"] - 1e-9
     rows = list(csv.DictReader(open(w / "megc2019.csv")))
     assert [r["config"] for r in rows][0] == "ststnet-tvl1" and rows[0]["published_uf1"] == "0.7353"
     md = (w / "megc2019.md").read_text()
