@@ -320,7 +320,8 @@ class _Lock:
 
     The lock is an ``fcntl.flock`` on the file, which the kernel releases when its process dies,
     so the file a killed run leaves behind is a stale lock: the next run takes it over and says
-    which process held it. The file records the holder's pid, host and start time."""
+    which process held it. The file records the holder's pid, host and start time; a clean exit
+    removes it."""
 
     busy: type[InUse] = InUse
 
@@ -335,16 +336,26 @@ class _Lock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
+        while True:
+            f = open(self.path, "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                f.close()
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    raise self.busy(self._busy_message(holder)) from None
+                raise
+            # A holder that exited cleanly unlinks the file while it still holds it; a file
+            # opened before that unlink locks an orphan, so take the lock again on the new one.
+            try:
+                same = os.path.samestat(os.fstat(f.fileno()), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             f.close()
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise self.busy(self._busy_message(holder)) from None
-            raise
         f.seek(0)
         previous = f.read().strip()
         if previous and self.progress:
@@ -364,8 +375,7 @@ class _Lock:
     def __exit__(self, *exc) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
-                self._file.seek(0)
-                self._file.truncate()  # a clean exit leaves no stale holder behind
+                self.path.unlink()  # a clean exit leaves no lock file behind (unlinked held)
             self._file.close()  # releases the flock
             self._file = None
 

@@ -193,6 +193,10 @@ def test_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
     with files.WorkdirLock(tmp_path, seen.append):  # the dead holder's lock is stale: taken over
         pass
     assert seen and f"stale lock of process {holder.pid}" in seen[0]
+    assert not (tmp_path / files.WorkdirLock.NAME).exists()  # a clean exit leaves no lock file
+    with files.WorkdirLock(tmp_path), pytest.raises(files.WorkdirBusy):
+        with files.WorkdirLock(tmp_path):  # and the next holder locks the file it creates
+            pass
 
 
 @pytest.fixture(scope="module")
