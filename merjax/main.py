@@ -37,7 +37,11 @@ flags.DEFINE_string(
     f"Experiment name ({', '.join(runner.available()) or 'none found'}) or a .py file.",
 )
 flags.DEFINE_enum(
-    "profile", "quick", PROFILES, "quick: minutes on a CPU; paper: the paper's protocol."
+    "profile",
+    "quick",
+    PROFILES,
+    "quick: minutes on a CPU; paper: the paper's protocol (needs a GPU); tiny: the tests' "
+    "profile, seconds on the tiny synthetic database (checks the plumbing, no science).",
 )
 flags.DEFINE_string("workdir", None, "Output folder (default: runs/<experiment>-<profile>).")
 flags.DEFINE_string(
