@@ -79,6 +79,7 @@ def run(ctx: context.Context) -> dict:
     rows = setups.of(cfg)
     # Per class set, its data (the samples, labels and notes are the same on either flow).
     results, not_valid, trained, data = {}, {}, {}, {}
+    ctx.expect_networks(len(cfg.class_sets) * len(rows))
     for k in cfg.class_sets:
         for setup in rows:
             key = f"{setup.name}-{k}class"

@@ -44,6 +44,7 @@ def run(ctx: context.Context) -> dict:
     on_paper_data = paper.comparable(cfg.composite)
     table3 = paper.TABLE3 if on_paper_data else {}
     rows, csv_rows, results = [], [], {}
+    ctx.expect_networks(len(cfg.nets))
     for net in cfg.nets:
         r = ctx.train_and_score(net).row()
         results[net] = r

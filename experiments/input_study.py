@@ -44,6 +44,7 @@ def run(ctx: context.Context) -> dict:
     cfg, data = ctx.cfg, ctx.data()
     on_paper_data = paper.comparable(cfg.composite)
     rows, csv_rows, results = [], [], {}
+    ctx.expect_networks(len(cfg.nets))
     for net in cfg.nets:
         res = ctx.train_and_score(net)
         r = res.row()

@@ -77,6 +77,7 @@ def run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
     rows = setups.of(cfg)
     results, not_valid, trained, data_by_flow = {}, {}, {}, {}
+    ctx.expect_networks(len(rows))
     for setup in rows:
         save = cfg.save_model and setup.name == cfg.headline
         res, sub = setups.train(ctx, setup, save=save)

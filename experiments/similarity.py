@@ -62,6 +62,7 @@ def run(ctx: context.Context) -> dict:
     if not on_paper_data:
         rep.text(paper.PAPER_DATA_TEXT.format(title=composite.spec(cfg.composite).title))
     results, similarity = {}, {}
+    ctx.expect_networks(len(cfg.nets))
     for net in cfg.nets:
         res = ctx.train_and_score(net, features=True)
         results[net] = res.row()

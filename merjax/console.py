@@ -95,3 +95,59 @@ def refuse_empty_flags(flag_values) -> None:
         flag = flag_values[name]
         if flag.present and isinstance(flag.value, (str, list)) and not flag.value:
             raise app.UsageError(f"--{name} is empty; give a value or leave the flag out")
+
+
+class Transcript:
+    """``<workdir>/console.log``: every progress line of a run, and merjax's warnings, appended
+    with a header per run (what ran, when) and how the run ended, so the console of a run can be
+    read after the terminal is gone. Appended, never replaced: an earlier run's lines stay."""
+
+    NAME = "console.log"
+
+    def __init__(self, workdir, progress: Callable[[str], None] | None, command: str | None = None):
+        from pathlib import Path
+
+        self.path = Path(workdir) / self.NAME
+        self._progress = progress
+        self._command = command
+        self._file = None
+        self._handler: logging.Handler | None = None
+
+    def say(self, line: str) -> None:
+        """The progress sink: the run's own, and the file."""
+        if self._progress is not None:
+            self._progress(line)
+        self._write(line)
+
+    def _write(self, line: str) -> None:
+        if self._file is not None:
+            self._file.write(line.rstrip("\n") + "\n")
+
+    def __enter__(self) -> Transcript:
+        import datetime
+        import shlex
+
+        self._file = open(self.path, "a", buffering=1)  # line-buffered: readable while it runs
+        when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        command = self._command or shlex.join(getattr(sys, "orig_argv", sys.argv))
+        self._write(f"--- {when}: {command}")
+        transcript = self
+
+        class _ToFile(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                transcript._write(_Plain().format(record))
+
+        self._handler = _ToFile(logging.WARNING)
+        logging.getLogger("merjax").addHandler(self._handler)
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        logging.getLogger("merjax").removeHandler(self._handler)
+        if kind is None:
+            self._write("--- finished")
+        elif issubclass(kind, KeyboardInterrupt):
+            self._write(f"--- stopped: {error or 'interrupted'}")
+        else:
+            self._write(f"--- error: {error}")
+        self._file.close()
+        self._file = None

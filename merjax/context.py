@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -72,10 +73,16 @@ class Context:
         )
         self._results: dict[tuple, NetResult] = parent._results if parent else {}
         self.keep_features: set[str] = parent.keep_features if parent else set()
+        self._counter: _Counter = parent._counter if parent else _Counter()
 
     def say(self, message: str) -> None:
         if self.progress:
             self.progress(message)
+
+    def expect_networks(self, total: int) -> None:
+        """Announces how many networks this experiment (or part of one) will train, so each
+        training says ``network k/total`` and an ETA for the rest; without it, ``network k``."""
+        self._counter.start(total)
 
     def derive(self, **changes) -> Context:
         """This run with another config (``cfg.replace(**changes)``: e.g. another flow, input size
@@ -178,9 +185,11 @@ class Context:
         cached = self._results.get(key)
         if cached and cached.covers(features=features, final=final, eval_every=eval_every):
             return cached
+        data = self.data()
+        self.say(self._counter.next(net))
         result = evaluation.train_and_score(
             net,
-            self.data(),
+            data,
             c,
             self.workdir,
             features=features,
@@ -213,3 +222,33 @@ class Context:
     def model_text(self, net: str) -> str:
         """A report paragraph on the saved final model of ``net`` ('' if none)."""
         return report.model_text(self.workdir, net, self.model_dir(net))
+
+
+class _Counter:
+    """Which network of the announced ones trains now, and when the rest should be done (the
+    mean time of those already trained, compilation included, times those left)."""
+
+    def __init__(self):
+        self.total: int | None = None
+        self.done = 0
+        self.t0 = time.perf_counter()
+
+    def start(self, total: int) -> None:
+        self.total, self.done, self.t0 = total, 0, time.perf_counter()
+
+    def next(self, net: str) -> str:
+        if self.done == 0:  # from the first network on: loading the data is not training
+            self.t0 = time.perf_counter()
+        self.done += 1
+        k, total = self.done, self.total
+        if total is None or k > total:
+            return f"network {k}: {net}"
+        line = f"network {k}/{total}: {net}"
+        if k > 1:
+            left = (time.perf_counter() - self.t0) / (k - 1) * (total - k + 1)
+            line += f" (the {total - k + 1} left: about {_duration(left)})"
+        return line
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

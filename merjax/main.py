@@ -155,7 +155,14 @@ def _run(workdir: str, seeds: list[int] | None, progress) -> dict:
         test_root=FLAGS.test_root,
         test_fps=FLAGS.test_fps,
         progress=progress,
+        command=command_line(),
     )
+
+
+def command_line() -> str:
+    """The command as given, for console.log's header (the flags the user set, in order)."""
+    given = dict.fromkeys(FLAGS[n] for n in FLAGS if FLAGS[n].present)
+    return " ".join(["python -m merjax.main", *(f.serialize() for f in given)])
 
 
 def result_line(summary: dict) -> str:

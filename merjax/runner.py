@@ -22,6 +22,7 @@ file's path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import importlib.util
@@ -35,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from merjax import config as config_lib
-from merjax import environment, files, hosts
+from merjax import console, environment, files, hosts
 from merjax.context import Context, RunOptions
 from merjax.data import composite
 from merjax.data.databases import DatabaseSet
@@ -187,11 +188,14 @@ def run(
     test_fps: float | None = None,
     progress: Callable[[str], None] | None = log.info,
     parent: Context | None = None,
+    command: str | None = None,
 ) -> dict:
     """Runs ``experiment`` end to end into ``workdir``; returns its summary.json.
 
     With ``parent`` (an experiment that runs others, as ``paper`` does), the options and the
     progress sink are the parent's, and the data and trained networks are shared with it.
+    Progress lines also go to ``workdir/console.log`` (headed by ``command``, or this process's
+    command line).
     """
     if parent is not None:
         options, progress = parent.options, parent.progress
@@ -231,7 +235,11 @@ def run(
         if folder is not None and parent is None:
             hosts.check_shared(folder, flag)
     lock = files.WorkdirLock(workdir, progress)  # one run per workdir
-    with environment.float32(), hosts.on_main(lock, f"locking {workdir}"):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(environment.float32())
+        stack.enter_context(hosts.on_main(lock, f"locking {workdir}"))
+        if parent is None and hosts.is_main():  # a run inside another writes to the parent's
+            progress = stack.enter_context(console.Transcript(workdir, progress, command)).say
         t0 = time.perf_counter()
         doc, line = describe_config(name, Path(module.__file__), cfg)
         # config.json is written with the results it describes (by the report and again with

@@ -448,6 +448,17 @@ def test_main_runs_an_experiment_from_any_folder(tmp_path, cache_dir, main_in_pr
     assert code == 0, err
     assert "class_average_flow (nearest-class-mean-vy): accuracy" in out
     assert (tmp_path / "w" / "report.md").is_file()
+    # the console is kept in the workdir, a header and an ending per run, appended by a rerun
+    code, _, err = main_in_process(
+        "--experiment=class_average_flow",
+        "--profile=tiny",
+        f"--workdir={tmp_path / 'w'}",
+        f"--cache_dir={cache_dir}",
+    )
+    log = (tmp_path / "w" / "console.log").read_text().splitlines()
+    assert code == 0 and log[0].startswith("--- ") and "--experiment=class_average_flow" in log[0]
+    assert "total: 18 samples, 6 subjects" in log and log.count("--- finished") == 2
+    assert not (tmp_path / "w" / ".merjax.lock").exists()
 
 
 @pytest.mark.parametrize(

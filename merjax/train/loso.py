@@ -363,16 +363,20 @@ def _fit(job: _Job, strategy: Strategy, states, workdir: Path | None, evals: _Ev
             if progress:
                 now = time.perf_counter()
                 if first_call is None:
+                    # The first call compiled: its time says nothing of the pace that follows.
                     first_call = (now, epoch)
-                    eta = spent / max(epoch - start, 1) * (end - epoch)
+                    eta = (
+                        "ETA after the next call (this one compiled)" if epoch < end else "ETA 0 s"
+                    )
                 else:  # this process's own pace, after compiling
-                    eta = (now - first_call[0]) / (epoch - first_call[1]) * (end - epoch)
+                    pace = (now - first_call[0]) / (epoch - first_call[1])
+                    eta = f"ETA {pace * (end - epoch):.0f} s"
                 loss = np.nanmean(history["loss"][: plan.num_real, epoch - 1])
                 accuracy = np.nanmean(history["accuracy"][: plan.num_real, epoch - 1])
                 progress(
                     f"epoch {epoch}/{config.epochs}: loss {loss:.4f}, train accuracy "
                     f"{accuracy:.1%} ({plan.num_real} runs, {strategy.name}), {spent:.0f} s, "
-                    f"ETA {eta:.0f} s"
+                    f"{eta}"
                 )
     except KeyboardInterrupt:
         if ckpts is None:
