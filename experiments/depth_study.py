@@ -17,7 +17,7 @@ from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.data import composite
 from merjax.figures import series_figure
-from merjax.report import num, pct
+from merjax.report import pct
 
 DEPTHS = (17, 15, 13, 11, 9, 7, 5, 3, 1)
 
@@ -55,10 +55,10 @@ def run(ctx: context.Context) -> dict:
                 f"{cl}",
                 f"{r['params']:,}",
                 f"{ref_params:,}" if ref_params else "-",
-                pct(r["accuracy"], r["accuracy_std"]),
+                pct(r["accuracy"], r["accuracy_std"]) + report.pct_interval(r["accuracy_ci"]),
                 pct(ref_acc),
-                num(r["uf1"], 3),
-                num(r["uar"], 3),
+                report.cell(r["uf1"], None, r["uf1_ci"]),
+                report.cell(r["uar"], None, r["uar_ci"]),
                 pct(r["majority"]),
             ]
         )
@@ -69,9 +69,12 @@ def run(ctx: context.Context) -> dict:
                 ref_params,
                 r["accuracy"],
                 r["accuracy_std"],
+                *(r["accuracy_ci"] or (None, None)),
                 ref_acc,
                 r["uf1"],
+                *(r["uf1_ci"] or (None, None)),
                 r["uar"],
+                *(r["uar_ci"] or (None, None)),
                 r["majority"],
             ]
         )
@@ -84,10 +87,10 @@ def run(ctx: context.Context) -> dict:
             "CL",
             f"params ({cfg.size}x{cfg.size})",
             "paper params (64x64)",
-            "accuracy",
+            "accuracy [95% CI]",
             "paper",
-            "UF1",
-            "UAR",
+            "UF1 [95% CI]",
+            "UAR [95% CI]",
             "majority class",
         ],
         rows,
@@ -99,9 +102,15 @@ def run(ctx: context.Context) -> dict:
             "paper_params",
             "accuracy",
             "accuracy_std",
+            "accuracy_ci_low",
+            "accuracy_ci_high",
             "paper",
             "uf1",
+            "uf1_ci_low",
+            "uf1_ci_high",
             "uar",
+            "uar_ci_low",
+            "uar_ci_high",
             "majority",
         ],
     )
@@ -109,6 +118,8 @@ def run(ctx: context.Context) -> dict:
         "Parameters for 1-13 CL match the paper exactly; for 15 and 17 CL the paper's counts do "
         "not follow from its architecture (docs/networks.md), so both are shown."
     )
+    if warning := report.near_majority_text(results, cfg.train.epochs):
+        rep.text(warning)
     nets = list(results)
     cls = [int(n[6:]) - 1 for n in nets]
     params64 = [models.count_params(models.by_name(n)[0], (64, 64, 3)) for n in nets]

@@ -16,7 +16,7 @@ from merjax import paper_numbers as paper
 from merjax.config import Config, base
 from merjax.data import composite
 from merjax.figures import confusion_figure, series_figure
-from merjax.report import num, pct
+from merjax.report import pct
 
 REPRESENTATIONS = ("vx", "vy", "vxvy", "mag")
 DEPTHS = (1, 2, 3, 4)
@@ -61,10 +61,10 @@ def run(ctx: context.Context) -> dict:
             [
                 name,
                 f"{d} CL",
-                pct(r["accuracy"], r["accuracy_std"]),
+                pct(r["accuracy"], r["accuracy_std"]) + report.pct_interval(r["accuracy_ci"]),
                 pct(ref),
-                num(r["uf1"], 3),
-                num(r["uar"], 3),
+                report.cell(r["uf1"], None, r["uf1_ci"]),
+                report.cell(r["uar"], None, r["uar_ci"]),
                 f"{r['params']:,}",
                 pct(r["majority"]),
             ]
@@ -75,9 +75,12 @@ def run(ctx: context.Context) -> dict:
                 d,
                 r["accuracy"],
                 r["accuracy_std"],
+                *(r["accuracy_ci"] or (None, None)),
                 ref,
                 r["uf1"],
+                *(r["uf1_ci"] or (None, None)),
                 r["uar"],
+                *(r["uar_ci"] or (None, None)),
                 r["params"],
                 r["majority"],
             ]
@@ -90,10 +93,10 @@ def run(ctx: context.Context) -> dict:
         [
             "input",
             "CL",
-            "accuracy",
+            "accuracy [95% CI]",
             "paper",
-            "UF1",
-            "UAR",
+            "UF1 [95% CI]",
+            "UAR [95% CI]",
             f"params ({cfg.size}x{cfg.size})",
             "majority class",
         ],
@@ -105,14 +108,22 @@ def run(ctx: context.Context) -> dict:
             "CL",
             "accuracy",
             "accuracy_std",
+            "accuracy_ci_low",
+            "accuracy_ci_high",
             "paper",
             "uf1",
+            "uf1_ci_low",
+            "uf1_ci_high",
             "uar",
+            "uar_ci_low",
+            "uar_ci_high",
             "params",
             "majority",
         ],
     )
     rep.text(_grid(results, on_paper_data))
+    if warning := report.near_majority_text(results, cfg.train.epochs):
+        rep.text(warning)
     rep.figure(
         "accuracy_vs_params",
         _params_figure(results, on_paper_data),

@@ -36,6 +36,18 @@ def num(x: float | int | None, digits: int = 4) -> str:
     return f"{x:,}" if isinstance(x, (int, np.integer)) else f"{x:.{digits}f}"
 
 
+SYNTHETIC_TEXT = (
+    "**Synthetic data: every number below checks the pipeline; none is comparable with the "
+    "paper's or any published result on real faces.**"
+)
+
+
+def on_synthetic_data(source: str) -> bool:
+    """Whether a report's data (its ``Data:`` line, as :mod:`merjax.data.loading` words it) is
+    merjax's synthetic databases or videos rather than a user's real ones."""
+    return source.split(": ", 1)[-1].startswith(("the synthetic database", "the synthetic long"))
+
+
 class Report:
     """Collects one experiment's report.md, tables, figures and files, and writes them together.
 
@@ -50,6 +62,7 @@ class Report:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.lines = (
             [f"# {title}", ""]
+            + ([SYNTHETIC_TEXT, ""] if on_synthetic_data(source) else [])
             + [f"**{w}**\n" for w in warnings]
             + [f"Data: {source}.", "", f"Protocol: {protocol}.", ""]
         )
@@ -150,6 +163,33 @@ def cell(value: float | None, std: float | None = None, ci=(), digits: int = 3) 
     if ci is not None and len(ci) == 2:
         text += f" [{num(ci[0], digits)}, {num(ci[1], digits)}]"
     return text
+
+
+def pct_interval(ci) -> str:
+    """`` [81.2%, 93.0%]``: a 95% interval of an accuracy ('' without one)."""
+    return f" [{pct(ci[0])}, {pct(ci[1])}]" if ci is not None and len(ci) == 2 else ""
+
+
+def near_majority_text(results: dict[str, dict], epochs: int) -> str:
+    """A warning for the networks whose held-out accuracy interval contains the majority class's
+    accuracy ('' if none): after ``epochs`` epochs they are not distinguishable from always
+    predicting one class, which says they did not train in this budget, not how depth or input
+    matter."""
+    flat = [
+        n
+        for n, r in results.items()
+        if len(r.get("accuracy_ci") or ()) == 2
+        and r["accuracy_ci"][0] <= r["majority"] <= r["accuracy_ci"][1]
+    ]
+    if not flat:
+        return ""
+    return (
+        f"**Not distinguishable from the majority class** ({pct(results[flat[0]]['majority'])} "
+        f"accuracy; its value lies inside their 95% interval): {', '.join(flat)}. After {epochs} "
+        "epochs these networks have not learned enough to be told apart from always predicting "
+        "the most frequent class; read their rows as an effect of this profile's training budget, "
+        "not as a finding about depth or input."
+    )
 
 
 SCORE_HEADER = ["UF1 [95% CI]", "UAR [95% CI]", "accuracy"]

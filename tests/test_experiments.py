@@ -237,16 +237,26 @@ def test_tables_have_the_papers_layout(paper_run):
         "CL",
         "accuracy",
         "accuracy_std",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
         "paper",
         "uf1",
+        "uf1_ci_low",
+        "uf1_ci_high",
         "uar",
+        "uar_ci_low",
+        "uar_ci_high",
         "params",
         "majority",
     ]
-    assert {row[0] for row in t4[1:]} == {"Vy"} and [row[4] for row in t4[1:]] == [
+    assert {row[0] for row in t4[1:]} == {"Vy"} and [row[6] for row in t4[1:]] == [
         "0.5809",
         "0.6017",
     ]
+    for row in t4[1:]:  # each score with its interval, as summary.json has them
+        cells = dict(zip(t4[0], row, strict=True))
+        for key in ("accuracy", "uf1", "uar"):
+            assert 0 <= float(cells[f"{key}_ci_low"]) <= float(cells[f"{key}_ci_high"]) <= 1
     report4 = (workdir / "input_study" / "report.md").read_text()
     assert (
         "| | 1 CL | 2 CL | 3 CL | 4 CL |" in report4
@@ -378,7 +388,7 @@ def test_scores_recompute_from_the_pooled_predictions(paper_run):
         rep, depth = net.rsplit("-", 1)
         csv_row = table[("Vy", depth[:-2])] if rep == "vy" else None
         assert csv_row is not None and float(csv_row[2]) == pytest.approx(row["accuracy"], abs=1e-9)
-        assert float(csv_row[5]) == pytest.approx(row["uf1"], abs=1e-9)
+        assert float(csv_row[7]) == pytest.approx(row["uf1"], abs=1e-9)
     assert summary["parts"]["input_study"]["accuracy"] == s["accuracy"]
 
 
@@ -507,6 +517,11 @@ def test_final_model_is_saved_and_loads(paper_run):
     frames = np.random.default_rng(0).integers(0, 255, (2, *model.spec.frame_size), np.uint8)
     probs = model.classify(frames[:1], frames[1:])
     assert probs.shape == (1, 5) and probs.sum() == pytest.approx(1, abs=1e-5)
+    # calibrated on the held-out LOSO logits of its seed: every clip, once
+    c = model.spec.calibration
+    assert c["clips"] == 18 and 0.01 < model.spec.temperature < 100
+    assert all(0 <= c[k] <= 1 for k in ("ece_before", "ece_after"))
+    assert model.spec.flow_range["clips"] == 18 and model.spec.flow_range["magnitude_p99"] > 0
 
 
 def test_an_experiment_on_tvl1_flows(tmp_path, cache_dir):
@@ -551,3 +566,17 @@ def test_paper_experiments_on_another_composite_name_its_classes(tmp_path, cache
     assert all(r[table4[0].index("paper")] == "" for r in table4[1:])
     for part in ("input_study", "similarity", "performance", "depth_study"):
         assert "The paper's columns are blank" in (tmp_path / part / "report.md").read_text()
+
+
+def test_a_network_whose_interval_holds_the_majority_score_is_named():
+    """Before: a deep network that had not trained in the quick profile's few epochs (Vx-4CL,
+    near the majority class) read as a finding about depth."""
+    from merjax import report
+
+    rows = {
+        "vx-4cl": {"accuracy_ci": [0.44, 0.61], "majority": 0.47},
+        "vy-3cl": {"accuracy_ci": [0.85, 0.95], "majority": 0.47},
+    }
+    text = report.near_majority_text(rows, 6)
+    assert "vx-4cl" in text and "vy-3cl" not in text and "After 6 epochs" in text
+    assert report.near_majority_text({"vy-3cl": rows["vy-3cl"]}, 6) == ""
