@@ -101,7 +101,9 @@ def measure(net: str, onset: np.ndarray, apex: np.ndarray) -> dict:
     maps_fn = jax.jit(functools.partial(inference.maps_of, spec=model.spec))
     maps = np.asarray(maps_fn(onset, apex))
     net_fn = jax.jit(
-        lambda x: inference.maps_probabilities(model.variables, x, module=model.module)
+        lambda x: inference.maps_probabilities(
+            model.variables, x, module=model.module, temperature=model.spec.temperature
+        )
     )
     row["jax_flow_ms"], row["jax_net_ms"] = ms(maps_fn, onset, apex), ms(net_fn, maps)
     flow_sess = edge.session(edge.flow_graph(model).SerializeToString())

@@ -230,7 +230,10 @@ def network_graph(model: inference.Model):
     quantises, and half of the pipeline when the two are timed apart."""
     s, c = model.spec.input_size, flow.REPRESENTATIONS[model.spec.representation]
     net = functools.partial(
-        inference.maps_probabilities, model.variables, module=_onnx_module(model)
+        inference.maps_probabilities,
+        model.variables,
+        module=_onnx_module(model),
+        temperature=model.spec.temperature,
     )
     arg = jax.ShapeDtypeStruct(("B", s, s, c), jnp.float32)
     return _convert(lambda x: net(x), [arg], [NETWORK_INPUT], OUTPUT, f"{model.spec.net} network")

@@ -361,8 +361,43 @@ def save_final_model(result: NetResult, data: Data, cfg: Config, path: Path) -> 
             "seed": int(loso.plan.seeds[r]),
             "protocol": cfg.protocol,
         },
+        **calibration(loso, int(loso.plan.seeds[r])),
+        flow_range=flow_range(data.flows.apex),
     )
     return inference.save(path, spec, run_variables(loso.states, r))
+
+
+def calibration(loso: train.LosoResult, seed: int) -> dict:
+    """Temperature scaling for a final model of ``seed``, fitted on that seed's pooled held-out
+    LOSO logits: the only predictions of this protocol on clips the network did not train on
+    (the final model itself trained on every subject, so it has none). Returns
+    :class:`merjax.inference.ModelSpec`'s ``temperature`` and ``calibration`` (ECE before and
+    after on those clips: fitted and measured on the same clips, so the after is optimistic)."""
+    s = loso.seeds.index(seed)
+    held = loso.preds[s] >= 0
+    logits, labels = loso.logits[s][held], loso.labels[held]
+    t = metrics.fit_temperature(logits, labels)
+    return {
+        "temperature": t,
+        "calibration": {
+            "method": "temperature scaling on the held-out LOSO logits",
+            "clips": int(held.sum()),
+            "seed": seed,
+            "ece_before": metrics.expected_calibration_error(metrics.softmax(logits), labels),
+            "ece_after": metrics.expected_calibration_error(metrics.softmax(logits, t), labels),
+        },
+    }
+
+
+def flow_range(flows_NxHxWx2: np.ndarray) -> dict:
+    """What the training clips' flow looks like, for flagging a new clip outside it: the 99th
+    percentile over clips of each clip's largest flow magnitude (pixels, at the frame size)."""
+    peak = (
+        np.sqrt((np.asarray(flows_NxHxWx2, np.float64) ** 2).sum(-1))
+        .reshape(len(flows_NxHxWx2), -1)
+        .max(1)
+    )
+    return {"magnitude_p99": float(np.percentile(peak, 99)), "clips": int(len(peak))}
 
 
 def run_variables(states: train.RunState, r: int) -> dict:

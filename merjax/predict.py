@@ -76,12 +76,25 @@ def predict_pair(
         "class": model.spec.class_names[k],
         "index": k,
         "probabilities": probs.tolist(),
+        "outside_training": model.outside_training(frames[:1], frames[1:])[0],
         "face_box": box,
         "note": note,
         "prepare_ms": 1e3 * (t1 - t0),
         "first_call_s": t2 - t1,
         "classify_ms": 1e3 * (t3 - t2),
     }
+
+
+def calibration_line(spec: inference.ModelSpec) -> str:
+    """What the probabilities a model prints are: calibrated or not, and how well."""
+    c = spec.calibration
+    if not c:
+        return "probabilities: not calibrated (a model saved before merjax calibrated them)"
+    return (
+        f"probabilities: calibrated by temperature {spec.temperature:.2f} on {c['clips']} "
+        f"held-out clips (expected calibration error {c['ece_before']:.3f} -> "
+        f"{c['ece_after']:.3f} there)"
+    )
 
 
 def read_clip(
@@ -298,6 +311,7 @@ def _run() -> None:
         f"{spec.frame_size[0]}x{spec.frame_size[1]}, "
         f"trained on {spec.trained_on.get('data', '?')}"
     )
+    print(calibration_line(spec))
     modes = [
         m
         for m, on in (
@@ -409,6 +423,8 @@ def _classify_pair(model: inference.Model) -> None:
         print(f"note: {res['note']} (--crop=none: the frames are face crops already)")
     print(f"class: {res['class']}")
     print(format_probabilities(spec.class_names, res["probabilities"]))
+    if res["outside_training"]:
+        print(f"warning: {res['outside_training']}")
     print(
         f"time: {res['classify_ms']:.2f} ms flow + network (compiled; first call "
         f"{res['first_call_s']:.2f} s "
