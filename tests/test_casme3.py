@@ -222,6 +222,10 @@ def test_holdout_experiment_end_to_end(tmp_path, cache_dir, tiny_db):
     assert set(matrix["all others"]) == set(names)
     report = (tmp_path / "report.md").read_text()
     assert "0.6988" in report and "training samples only" in report
+    assert "| majority class of the training database |" in report
+    assert "leave-one-database-out: " in report.split("Data: ", 1)[1].split("\n", 1)[0]
+    uar = s["uar_casme2_to_samm"]
+    assert s["line"].startswith(f"UAR CASME II → SAMM {uar:.3f}, UAR SAMM → CASME II")
     assert (tmp_path / "lodo_uf1.png").stat().st_size > 1000
     rows = list(csv.DictReader(open(tmp_path / "lodo.csv")))
     assert len(rows) == 4 * 3 + 4
