@@ -133,12 +133,15 @@ def bar_figure(
     hollow: Sequence[str] = (),
     markers: dict[str, Sequence[float | None]] | None = None,
     intervals: dict[str, Sequence[Sequence[float]]] | None = None,
+    bar_markers: dict[str, tuple[str, Sequence[float | None], str]] | None = None,
 ):
     """Grouped bars: one group per name, one bar per series (``hollow`` series drawn as outlines,
     e.g. numbers that are not valid results); ``errors``: symmetric error bars (e.g. std),
     ``intervals``: (low, high) error bars (e.g. a 95% interval; empty draws none);
     ``markers``: values drawn as a black bar across their group (e.g. published numbers; None
-    draws nothing); the legend outside the axes."""
+    draws nothing); ``bar_markers``: ``{label: (series, values, linestyle)}``, values drawn
+    across that series' bar only (a published number of one class set, a baseline that differs
+    by series); the legend outside the axes."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 3), 4.0))
     colours = plt.get_cmap("tab10").colors
@@ -161,6 +164,21 @@ def bar_figure(
             label=name,
             **kw,
         )
+    names = list(series)
+    for label, (name, values, style) in (bar_markers or {}).items():
+        offset = (names.index(name) - (len(series) - 1) / 2) * width
+        at = [(i + offset, float(a)) for i, a in enumerate(values) if a is not None]
+        if at:
+            ax.hlines(
+                [a for _, a in at],
+                [c - width / 2 for c, _ in at],
+                [c + width / 2 for c, _ in at],
+                colors="black",
+                linestyles=style,
+                linewidth=2,
+                zorder=3,
+                label=label,
+            )
     for name, values in (markers or {}).items():
         at = [(i, float(a)) for i, a in enumerate(values) if a is not None]
         if at:

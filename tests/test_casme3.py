@@ -196,6 +196,15 @@ def test_casme3_experiment_end_to_end(casme3_run):
     report = (w / "report.md").read_text()
     assert "**The NOT VALID column is not a valid result.**" in report
     assert "Micron-BERT" in report and "no 3-class results there" in report
+    # each published number in its own metric's column: 3 classes has only an accuracy
+    md = (w / "casme3.md").read_text().splitlines()
+    head = [c.strip() for c in md[2].strip("|").split("|")]
+    three = next(
+        [c.strip() for c in r.strip("|").split("|")] for r in md[4:] if r.startswith("| 3 ")
+    )
+    cells = dict(zip(head, three, strict=True))
+    assert cells["Micron-BERT UF1 (published)"] == ""
+    assert cells["Micron-BERT 'test accuracy' as listed (published; not a UF1)"] == "0.6125"
     published = list(csv.DictReader(open(w / "casme3_published.csv")))
     assert {r["classes"] for r in published} == {"7"}  # the run's sets that the source has
     assert any(r["method"].startswith("AlexNet (Li et al.)") for r in published)
