@@ -124,7 +124,7 @@ def run(ctx: context.Context) -> dict:
     floors = _noise_table(rep, runs, cfg.spotters, cfg.spot.noise_margin)
     regions = _regions_text(rep, runs)
     _published_table(rep)
-    rep.text(*_discussion(info, cfg.spotters))
+    rep.text(*_discussion(info, cfg.spotters, report.on_synthetic_data(data.source)))
     _figures(rep, runs, cfg.headline)
     _spotted_csv(rep, runs)
     head, head_strs = scores[(cfg.headline, "all")], strs[(cfg.headline, "all")]
@@ -237,19 +237,30 @@ def _strs_table(rep: report.Report, runs: dict, names) -> dict:
             if not pairs:
                 continue
             r = out[(spotter, db)] = metrics.strs(pairs)
+            sp = r["spotting"]
+            # the analysis scores are over the true-positive pairs only: their count says how
+            # much an analysis F1 of 1.000 weighs
+            matched = sp["tp"]
             shown.append(
                 [
                     spotter,
                     "all databases" if db == "all" else longvideo.NAMES[db],
-                    f"{r['spotting']['f1']:.3f}",
-                    f"{r['analysis']['f1']:.3f}",
-                    f"{r['analysis']['uf1']:.3f}",
+                    f"{sp['f1']:.3f} ({sp['tp']}/{sp['fp']}/{sp['fn']})",
+                    f"{r['analysis']['f1']:.3f} (n = {matched})",
+                    f"{r['analysis']['uf1']:.3f} (n = {matched})",
                     f"{r['strs']:.3f}",
                 ]
             )
     rep.table(
         "strs",
-        ["spotter", "database", "micro spotting F1", "analysis F1", "analysis UF1", "STRS"],
+        [
+            "spotter",
+            "database",
+            "micro spotting F1 (TP/FP/FN)",
+            "analysis F1 (n: true-positive pairs)",
+            "analysis UF1 (n)",
+            "STRS",
+        ],
         shown,
         title="Spot-then-recognize on micro-expressions (Vy-3CL on each spotted interval, MEGC "
         "2019's three classes)",
@@ -345,21 +356,52 @@ def _published_table(rep: report.Report) -> None:
     )
 
 
-def _discussion(info: dict, names) -> list[str]:
+def _trained_text(i: dict) -> str:
+    """What a spotter's or the recogniser's training did, in words (its info dict)."""
+    if not isinstance(i, dict):
+        return str(i)
+    parts = []
+    if "items" in i:
+        parts.append(f"{i['items']:,} items")
+    if "positives" in i:
+        parts.append(
+            "positives " + ", ".join(f"{n:,} {kind}" for kind, n in i["positives"].items())
+        )
+    if "training_items" in i and i["training_items"] != i.get("items"):
+        parts.append(f"{i['training_items']:,} training items")
+    if "final_train_loss" in i:
+        parts.append(f"final training loss {i['final_train_loss']:.3f}")
+    if "held_out_accuracy_on_ground_truth" in i:
+        parts.append(
+            "held-out accuracy on the ground-truth intervals "
+            f"{report.pct(i['held_out_accuracy_on_ground_truth'])}"
+        )
+    if "seconds" in i:
+        parts.append(f"{i['seconds']:.0f} s")
+    if i.get("trained") is False:
+        parts.insert(0, "not trained")
+    known = {"items", "positives", "training_items", "final_train_loss", "seconds", "trained"}
+    known.add("held_out_accuracy_on_ground_truth")
+    parts += [f"{k} {v}" for k, v in i.items() if k not in known]
+    return ", ".join(parts) or "nothing to report"
+
+
+def _discussion(info: dict, names, synthetic: bool) -> list[str]:
+    what = "merjax's synthetic long videos" if synthetic else "the databases given by their roots"
     lines = [
         "Published results (table `published`) were read from their authors' own result tables: "
         f"{paper.SPOTTING_SOURCES}. Only the MEGC 2022 rows were measured on unseen "
         "test videos; the others, like ours, validate subject-wise over the whole database. "
-        "They are real data, ours here may be synthetic. Our STRS uses MEGC 2019's three "
+        f"They are real data; ours here are {what}. Our STRS uses MEGC 2019's three "
         "classes; SFAMNet's table four; MEAN's table does not say.",
         "The threshold p and k are fixed beforehand for both spotters (p "
         "= mean + p (max - mean) of each video's own signal), never tuned on test subjects.",
     ]
     for db, i in info.items():
-        trained = "; ".join(f"{n} spotter {i[n]}" for n in names if n in i)
+        trained = "; ".join(f"{n} spotter: {_trained_text(i[n])}" for n in names if n in i)
         lines.append(
-            f"{longvideo.NAMES[db]}: {trained + '; ' if trained else ''}recognition "
-            f"{i.get('recognition')}."
+            f"{longvideo.NAMES[db]}: {trained + '; ' if trained else ''}recognition: "
+            f"{_trained_text(i.get('recognition'))}."
         )
     return lines
 

@@ -322,9 +322,14 @@ def spotting_figure(
     handles += [
         Patch(color=colours["micro"], alpha=0.15, label="micro (ground truth)"),
         Patch(color=colours["macro"], alpha=0.15, label="macro (ground truth)"),
-        plt.Line2D([], [], color="k", lw=4, label="spotted (bars above: micro, higher: macro)"),
+        plt.Line2D([], [], color=colours["micro"], lw=4, label="spotted micro (bars above)"),
+        plt.Line2D([], [], color=colours["macro"], lw=4, label="spotted macro (higher bars)"),
         plt.Line2D([], [], color="0.3", lw=4, label="blinks"),
     ]
+    if levels:
+        handles.append(
+            plt.Line2D([], [], color="0.3", ls="--", lw=0.7, label="threshold (curve's colour)")
+        )
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_ylim(-0.12, 1.24)
     ax.set_xlim(seconds_T[0], seconds_T[-1])
