@@ -74,8 +74,14 @@ def compute(
     if not samples:
         raise ValueError("no samples to compute flows for")
     t0 = time.perf_counter()
+    loaded, said = [], t0
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # cv2 releases the GIL
-        loaded = list(pool.map(lambda s: sample_frames(s, settings), samples))
+        for i, got in enumerate(pool.map(lambda s: sample_frames(s, settings), samples), 1):
+            loaded.append(got)
+            # reading and face alignment can take minutes: a line every 5 s
+            if progress and time.perf_counter() - said > 5 and i < len(samples):
+                said = time.perf_counter()
+                progress(f"reading clips {i}/{len(samples)}, {said - t0:.0f} s")
     frames = np.stack([f for f, _ in loaded])  # [N, 3, H, W] uint8: onset, apex, augment
     notes = _notes(
         [(f"{s.source} ({s.clip})", n) for s, (_, n) in zip(samples, loaded, strict=True)]

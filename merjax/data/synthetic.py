@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 
 import cv2
@@ -487,11 +488,19 @@ def _writer(size: str, seed: int):
     spec = SPECS[size]
 
     def write_into(folder: Path) -> None:
-        for name, writer in writers.items():
+        t0 = time.perf_counter()
+        for k, (name, writer) in enumerate(writers.items(), start=1):
             root = folder / FOLDERS[name]
             root.mkdir(parents=True)
             writer(root, spec, np.random.default_rng(streams[name]))
-            log.debug("wrote synthetic %s to %s", name, root)
+            # one line per database: writing the full set takes tens of seconds (SMIC's BMPs)
+            log.info(
+                "wrote synthetic %s (%d/%d databases), %.0f s",
+                FOLDERS[name],
+                k,
+                len(writers),
+                time.perf_counter() - t0,
+            )
 
     streams = {
         "casme2": [seed, 6],
