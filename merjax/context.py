@@ -74,6 +74,8 @@ class Context:
         self._results: dict[tuple, NetResult] = parent._results if parent else {}
         self.keep_features: set[str] = parent.keep_features if parent else set()
         self._counter: _Counter = parent._counter if parent else _Counter()
+        # What loading the data said (skips, notes): said once per run, not once per class set
+        self._said: set[str] = parent._said if parent else set()
 
     def say(self, message: str) -> None:
         if self.progress:
@@ -104,22 +106,69 @@ class Context:
         if key not in self._datasets:
             # Process 0 builds the synthetic database and the flow cache; the others read them.
             self._datasets[key] = hosts.first(
-                lambda: loading.load(
-                    c.composite,
-                    self.options.roots,
-                    c.flow,
-                    self.cache_dir,
-                    synthetic_size=c.synthetic,
-                    synthetic_seed=c.synthetic_seed,
-                    apex_policy=c.apex_policy,
-                    on_error=c.on_error,
-                    bit_depth=c.bit_depth,
-                    num_folds=c.num_folds,
-                    progress=self.progress,
+                lambda: self._saying_once(
+                    lambda say: loading.load(
+                        c.composite,
+                        self.options.roots,
+                        c.flow,
+                        self.cache_dir,
+                        synthetic_size=c.synthetic,
+                        synthetic_seed=c.synthetic_seed,
+                        apex_policy=c.apex_policy,
+                        on_error=c.on_error,
+                        bit_depth=c.bit_depth,
+                        num_folds=c.num_folds,
+                        progress=say,
+                    )
                 ),
                 "loading the data",
             )
         return self._datasets[key]
+
+    def _saying_once(self, load):
+        """Runs ``load(progress)`` with a progress sink, and the loaders' skip warnings, that leave
+        out the skip and note lines this run has said already (a database read for three class
+        sets lists its skipped rows once, and not again in the summary after the warnings)."""
+        said = self._said
+
+        def key(line: str) -> str:
+            return line.strip().removeprefix("warning: ").removeprefix("skipped ")
+
+        def say(text: str) -> None:
+            lines, out = text.split("\n"), []
+            for i, line in enumerate(lines):
+                k = key(line)
+                if line.startswith(("skipped ", "note: ", "  ", "warning: ")) and k in said:
+                    continue
+                if line.endswith("sample(s):") and all(
+                    key(x) in said for x in lines[i + 1 :] if x.startswith("  ")
+                ):
+                    continue  # a header whose every item was said
+                if line.startswith(("note: ", "  ", "warning: ")):
+                    said.add(k)
+                out.append(line)
+            if out and self.progress:
+                self.progress("\n".join(out))
+
+        class _Once(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                k = key(record.getMessage())
+                if not record.getMessage().startswith("skipped "):
+                    return True
+                if k in said:
+                    return False
+                said.add(k)
+                return True
+
+        loggers = [logging.getLogger("merjax.data.frames")]  # where the loaders warn of skips
+        once = _Once()
+        for lg in loggers:
+            lg.addFilter(once)
+        try:
+            return load(say)
+        finally:
+            for lg in loggers:
+                lg.removeFilter(once)
 
     def long_videos(self, names: Sequence[str], faces: str = "drawn") -> loading.LongVideos:
         """The long videos of every database whose root was given, or without roots the
@@ -186,7 +235,7 @@ class Context:
         if cached and cached.covers(features=features, final=final, eval_every=eval_every):
             return cached
         data = self.data()
-        self.say(self._counter.next(net))
+        self.say(self._counter.next(name or net))
         result = evaluation.train_and_score(
             net,
             data,

@@ -127,8 +127,9 @@ def train_and_score(
     run_dir = Path(workdir) / "runs" / (name or net)
     groups = groups or train.subject_groups(data.subjects, cfg.num_folds)
     shape = "x".join(str(d) for d in x.shape[1:])
+    label = name or net  # e.g. resnet8-tvl1: which of several runs of one network this is
     say(
-        f"{net}: {len(groups)} fold(s) x {len(cfg.train.seeds)} seed(s), "
+        f"{label}: {len(groups)} fold(s) x {len(cfg.train.seeds)} seed(s), "
         f"{cfg.train.epochs} epochs, {shape} inputs"
     )
     loso = train.train_loso(
@@ -167,7 +168,7 @@ def train_and_score(
         say(f"{net}: final model (every subject, seed {seed}) saved to {result.model_dir}")
     row = result.row()
     say(
-        f"{net}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
+        f"{label}: accuracy {row['accuracy']:.2%} (majority {row['majority']:.2%}), "
         f"UF1 {row['uf1']:.3f}, UAR {row['uar']:.3f}, {loso.seconds:.0f} s"
     )
     return result

@@ -239,3 +239,30 @@ def test_holdout_experiment_end_to_end(tmp_path, cache_dir, tiny_db):
     rows = list(csv.DictReader(open(tmp_path / "lodo.csv")))
     assert len(rows) == 4 * 3 + 4
     assert np.isfinite([float(r["uf1"]) for r in rows]).all()
+
+
+def test_a_run_lists_the_skipped_rows_once_over_its_class_sets(tmp_path, cache_dir, tiny_db):
+    """Before: reading CAS(ME)^3 for 3 and 7 classes printed each skipped row four times (the
+    loader's warning and the summary's list, per class set); a note new to a class set stays."""
+    import logging
+
+    from merjax import context
+
+    seen: list[str] = []
+    cfg = runner.make_config("casme3", "tiny")
+    ctx = context.Context(
+        cfg, tmp_path, options=context.RunOptions(cache_dir=cache_dir), progress=seen.append
+    )
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    logging.getLogger("merjax").addHandler(handler)
+    try:
+        for k in (3, 7):
+            ctx.derive(composite=f"casme3-{k}").data()
+    finally:
+        logging.getLogger("merjax").removeHandler(handler)
+    lines = "\n".join(seen).splitlines()
+    skipped = [x for x in lines if "row 8 (c)" in x]
+    assert len(skipped) == 1, skipped
+    assert sum("samples, 3 subjects" in x and x.startswith("casme3:") for x in lines) == 2
+    assert any("row 6 (spNO.194/b/913)" in x for x in lines)  # only in the 7-class set
