@@ -61,6 +61,12 @@ flags.DEFINE_string(
     "casme_sq_root", None, "CAS(ME)^2 folder (CAS(ME)^2code_final.xlsx, rawpic/): spotting."
 )
 flags.DEFINE_string(
+    "csv_root",
+    None,
+    "Your own clips: a CSV of subject, clip, onset, apex, offset, label (or a folder holding "
+    "clips.csv), read with --set=composite=csv (merjax.data.clip_table).",
+)
+flags.DEFINE_string(
     "test_root",
     None,
     "Unlabelled test videos (video files, or folders of frames): challenge writes their "
@@ -151,6 +157,7 @@ def _run(workdir: str, seeds: list[int] | None, progress) -> dict:
         casme3_root=FLAGS.casme3_root,
         samm_lv_root=FLAGS.samm_lv_root,
         casme_sq_root=FLAGS.casme_sq_root,
+        csv_root=FLAGS.csv_root,
         cache_dir=cache_dir,
         test_root=FLAGS.test_root,
         test_fps=FLAGS.test_fps,

@@ -183,6 +183,7 @@ def run(
     casme3_root: str | Path | None = None,
     samm_lv_root: str | Path | None = None,
     casme_sq_root: str | Path | None = None,
+    csv_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     test_root: str | Path | None = None,
     test_fps: float | None = None,
@@ -205,7 +206,13 @@ def run(
             overrides=tuple(overrides),
             seeds=tuple(int(s) for s in seeds) if seeds else None,
             roots=Roots(
-                casme2_root, samm_root, smic_root, casme3_root, samm_lv_root, casme_sq_root
+                casme2_root,
+                samm_root,
+                smic_root,
+                casme3_root,
+                samm_lv_root,
+                casme_sq_root,
+                csv_root,
             ),
             cache_dir=cache_dir,
             test_root=test_root,

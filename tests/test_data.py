@@ -12,7 +12,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from merjax import baselines, flow
+from merjax import baselines, flow, runner
 from merjax.data import (
     cache,
     casme2,
@@ -479,3 +479,82 @@ def test_emotion_words_have_one_megc2019_class_each():
     assert emotions.megc2019_class("casme2", "fear") is None
     assert emotions.megc2019_class("casme3", "others") is None
     assert casme3.CLASS_SETS[3] == emotions.megc2019("casme3")
+
+
+def _clips_csv(tmp_path: Path, tiny_db: Path) -> tuple[Path, list]:
+    """The tiny MEGC 2018 clips written as one's own CSV: CASME II's folders relative to the
+    CSV (through a link), SAMM's absolute."""
+    samples = composite.megc2018(tiny_db / "CASME2", tiny_db / "SAMM")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "casme2").symlink_to(tiny_db / "CASME2" / "Cropped")
+    lines = ["Subject,Clip,Onset,Apex,Offset,Label,Cropped,Dataset"]
+    for s in samples:
+        folder = Path(s.folder)
+        clip = f"casme2/{folder.parent.name}/{folder.name}" if s.dataset == "casme2" else folder
+        lines.append(
+            f"{s.subject.split('/')[1]},{clip},{s.onset},{s.apex},{s.offset},"
+            f"{s.class_name},{int(s.cropped)},{s.dataset}"
+        )
+    path = tmp_path / "mine" / "clips.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path, samples
+
+
+def test_ones_own_clips_load_from_a_csv_as_the_databases_do(tmp_path, tiny_db):
+    """A CSV of (subject, clip, onset, apex, offset, label) gives the clips the official
+    spreadsheets give, in any folder layout; bad rows are errors naming the file and row."""
+    from merjax.data import clip_table
+
+    path, official = _clips_csv(tmp_path, tiny_db)
+    mine = composite.load("csv", {"csv": path.parent})  # a folder holding clips.csv
+    assert [(s.subject, s.onset, s.apex, s.offset, s.class_name) for s in mine] == [
+        (s.subject, s.onset, s.apex, s.offset, s.class_name) for s in official
+    ]
+    def frames(samples):
+        return [[(n, Path(p).resolve()) for n, p in s.frames] for s in samples]
+
+    assert frames(mine) == frames(official)  # the same files, through the link
+    assert clip_table.class_names(mine) == tuple(sorted({s.class_name for s in official}))
+    text = path.read_text().splitlines()
+    for bad, message in [
+        (["Subject,Clip,Onset,Apex,Label"] + text[1:], r"clips.csv': no column offset"),
+        ([text[0], text[1].replace(",casme2/", ",nowhere/", 1)], r"clips.csv row 2: clip folder"),
+        (
+            [text[0], ",".join(text[1].split(",")[:2] + ["x"] + text[1].split(",")[3:])],
+            "row 2: onset is 'x'",
+        ),
+        ([text[0], text[1].replace(",1,casme2", ",maybe,casme2")], "row 2: cropped is 'maybe'"),
+    ]:
+        path.write_text("\n".join(bad) + "\n")
+        with pytest.raises(DataError, match=message):
+            clip_table.load(path)
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError, match=r"row 2: label '\w+' is not one of the classes \['z'\]"):
+        clip_table.load(path, classes=["z"])
+    with pytest.raises(DataError, match="holds no clips.csv"):
+        clip_table.load(tmp_path)
+
+
+def test_an_experiment_runs_on_ones_own_csv(tmp_path, tiny_db, cache_dir):
+    """--csv_root with --set=composite=csv: the experiment trains on the CSV's clips, with its
+    labels as the classes; without the root, one line says what to give."""
+    path, official = _clips_csv(tmp_path, tiny_db)
+    s = runner.run(
+        "class_average_flow",
+        tmp_path / "w",
+        profile="tiny",
+        overrides=["composite=csv"],
+        csv_root=path,
+        cache_dir=cache_dir,
+        progress=None,
+    )
+    assert s["samples"] == len(official) and str(path.parent) in s["data"]
+    with pytest.raises(ValueError, match="give --csv_root"):
+        runner.run(
+            "class_average_flow",
+            tmp_path / "w2",
+            profile="tiny",
+            overrides=["composite=csv"],
+            cache_dir=cache_dir,
+            progress=None,
+        )

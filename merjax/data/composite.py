@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from merjax.data import casme2, casme3, emotions, samm, smic
+from merjax.data import casme2, casme3, clip_table, emotions, samm, smic
 from merjax.data.databases import DatabaseSet
 from merjax.data.emotions import MEGC2019_CLASSES
 from merjax.data.frames import replace
@@ -57,6 +57,7 @@ COMPOSITES: dict[str, Composite] = {
         f"casme3-{k}": Composite(f"CAS(ME)^3 Part A ({k} classes)", ("casme3",), classes=names)
         for k, names in casme3.CLASS_NAMES.items()
     },
+    "csv": Composite("clips of a CSV (--csv_root)", ("csv",)),  # classes: its labels
     "three-class": Composite(
         "MEGC 2019 classes over every database given",
         ("smic", "casme2", "samm", "casme3"),
@@ -164,6 +165,10 @@ def load(name: str, roots: Mapping[str, str | Path], **options) -> SampleList:
         return megc2019(roots["smic"], roots["casme2"], roots["samm"], **options)
     if name == "three-class":
         return three_class(roots, **options)
+    if name == "csv":
+        options = _DEFAULTS | options
+        common = {k: options[k] for k in ("on_error", "check", "bit_depth")}
+        return clip_table.load(roots["csv"], **common)
     k = int(name.rpartition("-")[2])
     return relabel(
         database("casme3", roots["casme3"], **options), casme3.CLASS_SETS[k], casme3.CLASS_NAMES[k]

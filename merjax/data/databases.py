@@ -16,6 +16,7 @@ NAMES = {
     "casme3": "CAS(ME)^3",
     "samm_lv": "SAMM Long Videos",
     "casme_sq": "CAS(ME)^2",
+    "csv": "the clips of a CSV",
 }
 """The databases merjax reads, by the name of their ``--<name>_root`` flag and in reports."""
 

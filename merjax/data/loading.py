@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from merjax.data import cache, casme3, composite, databases, longvideo, synthetic, synthetic_long
+from merjax.data import (
+    cache,
+    casme3,
+    clip_table,
+    composite,
+    databases,
+    longvideo,
+    synthetic,
+    synthetic_long,
+)
 from merjax.data.databases import DatabaseSet
 from merjax.data.sample import SampleList
 from merjax.flow import FlowSettings
@@ -36,6 +45,7 @@ class Roots:
     casme3: str | Path | None = None
     samm_lv: str | Path | None = None
     casme_sq: str | Path | None = None
+    csv: str | Path | None = None  # your own clips (merjax.data.clip_table)
 
     def __post_init__(self):
         seen: dict[Path, str] = {}
@@ -137,6 +147,11 @@ def load(
     spec = composite.spec(name)
     options = dict(apex_policy=apex_policy, on_error=on_error, bit_depth=bit_depth)
     given = roots.given()
+    if not given and "csv" in spec.needs:
+        raise ValueError(
+            f"the {spec.title} are your own: give --csv_root (a CSV of subject, clip, onset, "
+            "apex, offset, label; merjax.data.clip_table)"
+        )
     if not given:
         written = synthetic.ensure(cache_dir, size=synthetic_size, seed=synthetic_seed)
         given = {d: written[d] for d in spec.needs}
@@ -186,7 +201,7 @@ def load(
         labels=np.array([s.label for s in samples], np.int32),
         subjects=[s.subject for s in samples],
         datasets=[s.dataset for s in samples],
-        class_names=spec.classes,
+        class_names=spec.classes or clip_table.class_names(samples),
     )
 
 
