@@ -122,7 +122,9 @@ def train_loso(
     epochs (``LosoResult.eval_logits``) -- cheap when every run trains at once, and only for
     analysing what choosing epochs by test results would do. ``pools`` (one int per sample:
     :func:`merjax.train.folds.fold_plan`) trains independent problems of one shape as one
-    program, each run on its own pool.
+    program, each run on its own pool. ``progress`` receives a line per epoch (loss, accuracy,
+    ETA): pass ``progress=print`` in a notebook or script to see them (the default hands them to
+    the ``merjax`` logger, silent until logging is configured).
     """
     t0 = time.perf_counter()
     inputs = np.asarray(inputs, np.float32)
