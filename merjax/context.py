@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from merjax import evaluation, hosts, report
+from merjax import evaluation, hosts, report, reuse
 from merjax.config import Config
 from merjax.data import loading
 from merjax.evaluation import NetResult
@@ -236,18 +236,47 @@ class Context:
             return cached
         data = self.data()
         self.say(self._counter.next(name or net))
-        result = evaluation.train_and_score(
-            net,
-            data,
-            c,
-            self.workdir,
-            features=features,
-            final=final,
+        label = name or net
+        kept = self.workdir / "runs" / label / reuse.FILE  # beside its metrics.jsonl
+        stamp = reuse.key(
+            net=net,
+            name=label,
+            size=c.size,
+            folds=folds,
+            train=c.train,
+            conv_impl=c.conv_impl,
+            data=self._data_key(),
+            samples=[s.key for s in data.samples],
             eval_every=eval_every,
-            name=name,
-            groups=groups,
-            progress=self.progress,
+            features=features,
         )
+        # A finished network of an earlier run in this workdir (one stopped by Ctrl-C, say) is
+        # reused; one whose trained weights are needed (the saved final model) trains again.
+        result, why = (None, "") if final else reuse.load(kept, stamp)
+        if why:
+            self.say(f"{label}: the kept result {str(kept)!r} is {why}: training again")
+        if result is not None and result.covers(
+            features=features, final=False, eval_every=eval_every
+        ):
+            row = result.row()
+            self.say(
+                f"{label}: reusing the network this workdir finished before ({kept}; same data, "
+                f"protocol and code): accuracy {row['accuracy']:.2%}, UF1 {row['uf1']:.3f}"
+            )
+        else:
+            result = evaluation.train_and_score(
+                net,
+                data,
+                c,
+                self.workdir,
+                features=features,
+                final=final,
+                eval_every=eval_every,
+                name=name,
+                groups=groups,
+                progress=self.progress,
+            )
+            hosts.main_only(lambda: reuse.save(kept, result, stamp), f"writing {kept}")
         self._results[key] = result
         return result
 

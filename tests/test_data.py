@@ -510,6 +510,7 @@ def test_ones_own_clips_load_from_a_csv_as_the_databases_do(tmp_path, tiny_db):
     assert [(s.subject, s.onset, s.apex, s.offset, s.class_name) for s in mine] == [
         (s.subject, s.onset, s.apex, s.offset, s.class_name) for s in official
     ]
+
     def frames(samples):
         return [[(n, Path(p).resolve()) for n, p in s.frames] for s in samples]
 

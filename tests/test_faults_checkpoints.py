@@ -411,3 +411,35 @@ def test_temporaries_of_a_killed_run_are_cleaned_by_the_rerun(tmp_path, tiny_db)
     assert not (workdir / f".db.partial-{dead}-0a1b2c3d").exists()
     assert all(p.read_text() == "keep" for p in kept)
     assert any("removed 3 temporary file(s)" in m and "killed" in m for m in said), said
+
+
+def test_a_rerun_reuses_the_networks_it_finished_and_retrains_what_changed(tmp_path, cache_dir):
+    """Before: a rerun after Ctrl-C trained every network from the first. A finished network is
+    kept (runs/<net>/result.npz) and reused under the same data, protocol and code; the saved
+    final model trains again (its weights are not kept); a corrupt file or another protocol
+    trains again, and says why."""
+    seen: list[str] = []
+
+    def run(*overrides):
+        seen.clear()
+        return runner.run(
+            "input_study",
+            tmp_path,
+            profile="tiny",
+            overrides=list(overrides),
+            cache_dir=cache_dir,
+            progress=seen.append,
+        )
+
+    first = run()
+    second = run()
+    assert any(x.startswith("vy-1cl: reusing the network this workdir finished") for x in seen)
+    assert not any(x.startswith("vy-3cl: reusing") for x in seen)  # the final model's network
+    for k in ("accuracy", "uf1", "uar"):
+        assert second["configs"]["vy-1cl"][k] == first["configs"]["vy-1cl"][k]
+    kept = tmp_path / "runs" / "vy-1cl" / "result.npz"
+    kept.write_bytes(kept.read_bytes()[:100])  # a file cut short
+    run()
+    assert any("result.npz' is unreadable" in x and "training again" in x for x in seen), seen
+    run("train.epochs=3")
+    assert any("saved for other data, settings or code: training again" in x for x in seen)
