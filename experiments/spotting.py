@@ -103,6 +103,12 @@ def validate(cfg: SpottingConfig) -> None:
 
 
 def run(ctx: context.Context) -> dict:
+    # the long videos' motion is cached as clip flows are: a rerun reads it back
+    with signal.cached_motion(ctx.cache_dir / "motion"):
+        return _run(ctx)
+
+
+def _run(ctx: context.Context) -> dict:
     cfg = ctx.cfg
     data = ctx.long_videos(cfg.databases, faces=cfg.faces)
     chosen = [

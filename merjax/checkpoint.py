@@ -16,6 +16,7 @@ orbax is imported on first use: it is slow to import and most commands never che
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -42,6 +43,18 @@ def digest(obj: Any) -> str:
     """A short stable hash of a JSON-able object (``default=str`` for the rest)."""
     blob = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def code_digest() -> str:
+    """A hash of merjax's own source, for caches of results that other code would compute
+    differently (finished networks, long-video motion)."""
+    top = Path(__file__).parent
+    h = hashlib.sha256()
+    for p in sorted(top.rglob("*.py")):
+        h.update(p.relative_to(top).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _this_process_only():

@@ -13,8 +13,6 @@ weights are needed, the saved final model, trains again).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -27,20 +25,10 @@ from merjax.evaluation import NetResult
 FILE = "result.npz"  # in runs/<name>/, beside metrics.jsonl
 
 
-@functools.cache
-def code_digest() -> str:
-    """A hash of merjax's source: results of other code are not reused."""
-    h = hashlib.sha256()
-    for p in sorted(Path(__file__).parent.rglob("*.py")):
-        h.update(p.relative_to(Path(__file__).parent).as_posix().encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def key(**parts) -> str:
     """The digest of everything a result depends on (JSON-able values, ``str`` for the rest),
     with merjax's code."""
-    return checkpoint.digest([parts, code_digest()])
+    return checkpoint.digest([parts, checkpoint.code_digest()])
 
 
 def save(path: str | Path, result: NetResult, key: str) -> Path:

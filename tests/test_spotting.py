@@ -280,3 +280,27 @@ def test_spotters_are_values_the_pipeline_loops_over(long_db):
     alone = signal.spot(frames, video.fps, video.numbers, spot)
     assert run.results["training-free"].intervals == alone.intervals
     assert run.spotted["training-free"] == alone.intervals  # not recognised: as spotted
+
+
+def test_long_video_motion_is_cached_and_recomputed_when_it_changes(tmp_path):
+    """Before: a long video's flows were computed again by every run. Within cached_motion the
+    second call reads the file back (the same arrays); other frames, another k or a file that
+    does not read back are computed again."""
+    from merjax.spotting import signal
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (12, 32, 32), np.uint8)
+    settings = signal.SpotSettings()
+    with signal.cached_motion(tmp_path):
+        m1, _ = signal.motion(frames, 2, settings)
+        (path,) = tmp_path.glob("motion-*.npz")
+        m2, _ = signal.motion(frames, 2, settings)
+        assert np.array_equal(m1, m2)
+        signal.motion(frames, 3, settings)
+        signal.motion(frames[::-1].copy(), 2, settings)
+        assert len(list(tmp_path.glob("motion-*.npz"))) == 3
+        path.write_bytes(b"not an npz")
+        m3, _ = signal.motion(frames, 2, settings)
+        assert np.allclose(m3, m1, atol=1e-6) and np.load(path)["motion"].shape == m1.shape
+    signal.motion(frames, 2, settings)  # outside: nothing cached, nothing written
+    assert len(list(tmp_path.glob("motion-*.npz"))) == 3

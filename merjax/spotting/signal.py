@@ -34,16 +34,22 @@ frame pairs, so their differences hold the noise and little of an expression's s
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import dataclasses
 import functools
+import hashlib
+import logging
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from merjax import batches, faces
+from merjax import batches, checkpoint, faces, files
 from merjax import flow as flow_lib
 from merjax.data.frames import read_gray
 from merjax.data.intervals import KINDS, Interval
@@ -317,6 +323,24 @@ def motion_pairs(
     return np.asarray(m), (None if f is None else np.asarray(f))
 
 
+_MOTION_CACHE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "motion_cache", default=None
+)
+
+
+@contextlib.contextmanager
+def cached_motion(folder: str | Path):
+    """Within it, :func:`motion` keeps what it computes in ``folder`` and reads it back on a
+    rerun: a long video's flows cost minutes, its motion and features a few kilobytes. Keyed on
+    the frames' bytes, k, the settings, the feature size, the regions and merjax's code, so a
+    changed input is computed again; a file that does not read back is computed again too."""
+    token = _MOTION_CACHE.set(Path(folder))
+    try:
+        yield
+    finally:
+        _MOTION_CACHE.reset(token)
+
+
 def motion(
     frames_FxHxW: np.ndarray,
     k: int,
@@ -333,6 +357,31 @@ def motion(
     n = len(frames)
     if n <= k:
         raise DataError(f"a video of {n} frames is too short for k = {k} (it needs more than k)")
+    folder = _MOTION_CACHE.get()
+    if folder is None:
+        return _motion(frames, k, settings, feature_size, regions)
+    content = hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+    key = checkpoint.digest(
+        [content, frames.shape, str(frames.dtype), k, repr(settings), feature_size, regions]
+        + [checkpoint.code_digest()]
+    )
+    path = folder / f"motion-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z["motion"], (z["features"] if feature_size else None)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            logging.getLogger(__name__).warning(
+                "motion cache %s does not read back (%s): computing it again", path, e
+            )
+    m, f = _motion(frames, k, settings, feature_size, regions)
+    folder.mkdir(parents=True, exist_ok=True)
+    files.savez(path, motion=m, **({"features": f} if f is not None else {}))
+    return m, f
+
+
+def _motion(frames, k, settings, feature_size, regions):
+    n = len(frames)
     out = np.zeros((n, len(MEASURED)), np.float32)
     feats = np.zeros((n, feature_size, feature_size, 3), np.float32) if feature_size else None
     targets = np.arange(k, n)
