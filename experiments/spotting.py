@@ -202,33 +202,39 @@ def _scores_table(rep: report.Report, runs: dict, names) -> dict:
             if not pairs:
                 continue
             s = out[(spotter, db)] = metrics.scores(pairs)
+            for k in (*KINDS, "overall"):
+                s[k]["f1_ci"] = list(metrics.f1_interval(pairs, k))
             name = "all databases" if db == "all" else longvideo.NAMES[db]
             shown.append(
-                [spotter, name]
+                [spotter, name, str(len(pairs))]
                 + [
-                    f"{s[k]['precision']:.3f} / {s[k]['recall']:.3f} / {s[k]['f1']:.3f} "
+                    f"{s[k]['precision']:.3f} / {s[k]['recall']:.3f} / "
+                    f"{report.cell(s[k]['f1'], None, s[k]['f1_ci'])} "
                     f"({s[k]['tp']}/{s[k]['fp']}/{s[k]['fn']})"
                     for k in (*KINDS, "overall")
                 ]
             )
             raw.append(
-                [spotter, db]
+                [spotter, db, len(pairs)]
                 + [
-                    s[k][m]
+                    v
                     for k in (*KINDS, "overall")
-                    for m in ("tp", "fp", "fn", "precision", "recall", "f1")
+                    for v in [s[k][m] for m in ("tp", "fp", "fn", "precision", "recall", "f1")]
+                    + s[k]["f1_ci"]
                 ]
             )
     rep.table(
         "spotting",
-        ["spotter", "database"] + [f"{k}: P / R / F1 (TP/FP/FN)" for k in (*KINDS, "overall")],
+        ["spotter", "database", "videos"]
+        + [f"{k}: P / R / F1 [95% CI] (TP/FP/FN)" for k in (*KINDS, "overall")],
         shown,
-        title="Spotting as MEGC scores it (IoU >= 0.5, one to one, counts pooled over videos)",
-        csv_header=["spotter", "database"]
+        title="Spotting as MEGC scores it (IoU >= 0.5, one to one, counts pooled over videos; "
+        "F1 intervals by resampling videos)",
+        csv_header=["spotter", "database", "videos"]
         + [
             f"{k}_{m}"
             for k in (*KINDS, "overall")
-            for m in ("tp", "fp", "fn", "precision", "recall", "f1")
+            for m in ("tp", "fp", "fn", "precision", "recall", "f1", "f1_ci_low", "f1_ci_high")
         ],
         csv_rows=raw,
     )

@@ -242,6 +242,9 @@ def test_spotting_experiment_end_to_end(tmp_path, cache_dir, long_db):
         assert o["f1"] == pytest.approx(
             2 * o["tp"] / (2 * o["tp"] + o["fp"] + o["fn"]) if o["tp"] else 0.0
         )
+        for k in ("micro", "macro", "overall"):  # an interval by resampling videos
+            low, high = v[k]["f1_ci"]
+            assert 0 <= low <= high <= 1
     spotted = list(csv.DictReader(open(tmp_path / "spotted.csv")))
     assert {r["spotter"] for r in spotted} == {"training-free", "learned"}
     pngs = sorted(tmp_path.glob("video_*.png"))
@@ -249,6 +252,9 @@ def test_spotting_experiment_end_to_end(tmp_path, cache_dir, long_db):
     assert all(p.stat().st_size > 5000 for p in pngs)
     report = (tmp_path / "report.md").read_text()
     assert "STRS" in report and "MEGC 2022 unseen test set" in report and "noise floor" in report
+    assert "{'" not in report  # no Python dict pasted into the prose
+    assert "ours here are merjax's synthetic long videos" in report
+    assert "(n = " in report  # the analysis scores say how many pairs they are over
     floors = list(csv.DictReader(open(tmp_path / "noise_floor.csv")))
     assert {r["kind"] for r in floors} == {"micro", "macro"}
     assert all(float(r["floor"]) > 0 for r in floors)

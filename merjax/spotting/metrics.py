@@ -166,3 +166,32 @@ def strs(
         "spotting": total.as_dict(),
         "analysis": analysis,
     }
+
+
+def f1_interval(
+    videos: Sequence[tuple[Sequence[Interval], Sequence[Interval]]],
+    kind: str = "overall",
+    *,
+    threshold: float = IOU_THRESHOLD,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A 95% interval of the pooled F1 of ``kind`` ("micro", "macro" or "overall") by resampling
+    the videos with replacement (the counts of each video are matched once, then pooled per
+    resample). Videos, not intervals, are resampled: the intervals of one video share its
+    face, lighting and spotter threshold. (nan, nan) without videos."""
+    if not videos:
+        return float("nan"), float("nan")
+    per_video = []
+    for spotted, truth in videos:
+        c = video_counts(spotted, truth, threshold)
+        got = sum(c.values(), Counts()) if kind == "overall" else c[kind]
+        per_video.append((got.tp, got.fp, got.fn))
+    counts = np.array(per_video, float)  # [V, 3]
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(counts), (resamples, len(counts)))
+    tp, fp, fn = counts[pick].sum(1).T
+    denom = 2 * tp + fp + fn
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    low, high = np.percentile(f1, [2.5, 97.5])
+    return float(low), float(high)
