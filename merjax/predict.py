@@ -192,8 +192,11 @@ def predict_video(
     targets = np.arange(window, len(frames))
     probs = np.empty((len(targets), len(model.spec.class_names)), np.float32)
     size = min(batch, len(targets))
+    outside = 0  # pairs whose flow exceeds the training clips' range
     for i, b in enumerate(batches.padded(targets, size)):
-        probs[b.real] = model.classify(frames[b.index - window], frames[b.index])[: b.count]
+        first, second = frames[b.index - window], frames[b.index]
+        probs[b.real] = model.classify(first, second)[: b.count]
+        outside += sum(w is not None for w in model.outside_training(first, second)[: b.count])
         if progress and i % 10 == 0:
             progress(f"{b.stop}/{len(targets)} frames classified")
     t2 = time.perf_counter()
@@ -210,6 +213,7 @@ def predict_video(
         "read_s": t1 - t0,
         "classify_s": t2 - t1,
         "num_frames": len(frames),
+        "outside_training": outside,
     }
 
 
@@ -394,6 +398,12 @@ def _classify_video(model: inference.Model) -> None:
         print(f"note: {res['note']} (--crop=none: the frames are face crops already)")
     if res["truncated"]:
         print(f"note: {res['truncated']}")
+    if res["outside_training"]:
+        limit = spec.flow_range["magnitude_p99"]
+        print(
+            f"warning: {res['outside_training']} of {n} frames have flow beyond the {limit:.2f} px "
+            "that 99% of the training clips stay under: their probabilities are extrapolations"
+        )
     print(
         f"{res['num_frames']} frames at {res['fps']:.1f} fps, window {res['window']}: "
         f"read + crop {res['read_s']:.2f} s, classify {res['classify_s']:.2f} s "

@@ -280,6 +280,14 @@ def test_video_sliding_window(tmp_path, model):
         res["probabilities"][4], model.classify(frames[4], frames[7])[0], atol=1e-5
     )
     assert predict_video(model, video, crop="none")["window"] == 3  # 0.15 s at 20 fps
+    assert res["outside_training"] == 0  # the fixture model states no flow range
+    narrow = inference.Model(
+        dataclasses.replace(model.spec, flow_range={"magnitude_p99": 0.0}),
+        model.module,
+        model.variables,
+    )
+    moved = predict_video(narrow, video, window=3, crop="none", batch=4)["outside_training"]
+    assert 0 < moved <= 9  # every pair that moves at all is beyond a range of 0 px
     (tmp_path / "bad.avi").write_text("not a video")
     with pytest.raises(DataError, match="bad.avi"):
         predict_video(model, tmp_path / "bad.avi", crop="none")
