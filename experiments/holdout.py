@@ -103,7 +103,8 @@ def run(ctx: context.Context) -> dict:
         both,
         setups.protocol(cfg, "whole databases", "trained on some, tested on another"),
     )
-    _holdout_table(rep, rows, results, _majority(data))
+    majority = _majority(data)
+    _holdout_table(rep, rows, results, majority)
     rep.text(*_holdout_text())
     _lodo_table(rep, matrix, lodo_setup)
     rep.figure(
@@ -137,7 +138,7 @@ def run(ctx: context.Context) -> dict:
             f"UAR {DATABASES[a]} → {DATABASES[b]} {per[b]['uar']:.3f}" for a, b in DIRECTIONS
         )
         + " (always the training database's majority class: "
-        + ", ".join(f"{_majority(data)[b]['uar']:.3f}" for _, b in DIRECTIONS)
+        + ", ".join(f"{majority[b]['uar']:.3f}" for _, b in DIRECTIONS)
         + ")",
     )
     return rep.write(summary)
