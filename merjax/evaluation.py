@@ -393,11 +393,7 @@ def calibration(loso: train.LosoResult, seed: int) -> dict:
 def flow_range(flows_NxHxWx2: np.ndarray) -> dict:
     """What the training clips' flow looks like, for flagging a new clip outside it: the 99th
     percentile over clips of each clip's largest flow magnitude (pixels, at the frame size)."""
-    peak = (
-        np.sqrt((np.asarray(flows_NxHxWx2, np.float64) ** 2).sum(-1))
-        .reshape(len(flows_NxHxWx2), -1)
-        .max(1)
-    )
+    peak = inference.peak_magnitude(flows_NxHxWx2)
     return {"magnitude_p99": float(np.percentile(peak, 99)), "clips": int(len(peak))}
 
 

@@ -194,6 +194,13 @@ class Model:
         self._jitted = jax.jit(fn)
         self._flow = jax.jit(functools.partial(flow_of, spec=self.spec))
 
+        def with_flow(variables, onset, apex):  # one flow for both the network and its range
+            uv = flow_of(onset, apex, self.spec)
+            probs = network_probabilities(variables, uv, module=self.module, spec=self.spec)
+            return probs, uv
+
+        self._with_flow = jax.jit(with_flow)
+
     def classify(self, onset_BxHxW, apex_BxHxW) -> np.ndarray:
         """Probabilities ``[B, K]``; one compilation per batch size."""
         onset, apex = check_pairs(onset_BxHxW, apex_BxHxW, self.spec.frame_size)
@@ -204,12 +211,20 @@ class Model:
         magnitude beyond the 99th percentile of the training clips'), or None. Probabilities
         there are an extrapolation, however confident: a model fitted to sub-pixel facial
         motion says little about a head turn or another scene."""
-        limit = self.spec.flow_range.get("magnitude_p99")
         onset, apex = check_pairs(onset_BxHxW, apex_BxHxW, self.spec.frame_size)
+        return self._beyond_range(self._flow(onset, apex))
+
+    def classify_checked(self, onset_BxHxW, apex_BxHxW) -> tuple[np.ndarray, list[str | None]]:
+        """:meth:`classify` and :meth:`outside_training` from one flow computation."""
+        onset, apex = check_pairs(onset_BxHxW, apex_BxHxW, self.spec.frame_size)
+        probs, uv = self._with_flow(self.variables, onset, apex)
+        return np.asarray(probs), self._beyond_range(uv)
+
+    def _beyond_range(self, uv_BxHxWx2) -> list[str | None]:
+        limit = self.spec.flow_range.get("magnitude_p99")
         if limit is None:
-            return [None] * len(onset)
-        uv = np.asarray(self._flow(onset, apex))
-        peak = np.sqrt((uv.astype(np.float64) ** 2).sum(-1)).reshape(len(uv), -1).max(1)
+            return [None] * len(uv_BxHxWx2)
+        peak = peak_magnitude(np.asarray(uv_BxHxWx2))
         return [
             f"its flow reaches {p:.2f} px, beyond the {limit:.2f} px that 99% of the training "
             "clips stay under: the probabilities are an extrapolation"
@@ -221,6 +236,13 @@ class Model:
     def jitted(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
         """``(onset, apex) -> probabilities`` with the weights bound: what :func:`export` saves."""
         return jax.jit(lambda a, b: self._jitted(self.variables, a, b))
+
+
+def peak_magnitude(flows_NxHxWx2: np.ndarray) -> np.ndarray:
+    """Each flow's largest vector length ``[N]`` (pixels, float64): what a model's flow range
+    is measured in."""
+    uv = np.asarray(flows_NxHxWx2, np.float64)
+    return np.sqrt((uv**2).sum(-1)).reshape(len(uv), -1).max(1)
 
 
 def untrained(

@@ -194,9 +194,9 @@ def predict_video(
     size = min(batch, len(targets))
     outside = 0  # pairs whose flow exceeds the training clips' range
     for i, b in enumerate(batches.padded(targets, size)):
-        first, second = frames[b.index - window], frames[b.index]
-        probs[b.real] = model.classify(first, second)[: b.count]
-        outside += sum(w is not None for w in model.outside_training(first, second)[: b.count])
+        got, beyond = model.classify_checked(frames[b.index - window], frames[b.index])
+        probs[b.real] = got[: b.count]
+        outside += sum(w is not None for w in beyond[: b.count])
         if progress and i % 10 == 0:
             progress(f"{b.stop}/{len(targets)} frames classified")
     t2 = time.perf_counter()
